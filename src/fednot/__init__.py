@@ -1,0 +1,66 @@
+"""fednot: federated unlearning, with NoT (weight negation) and its baselines in one harness.
+
+The small public API::
+
+    from fednot import Experiment, ForgetRequest, RunConfig
+
+    exp = Experiment(RunConfig(), seed=0)      # embedded MNIST-5k, 10 IID clients, the paper's CNN
+    original = exp.pretrain()                  # FedAvg (cached)
+    request = ForgetRequest(clients=(0,))      # client 0 asks to be forgotten
+    outcome = exp.unlearn(original.state, request, "not")
+    print(exp.evaluate(outcome.state, request))
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("fednot")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = "0.0.0+unknown"
+
+from fednot.config import DataConfig, EvalConfig, ModelConfig, RunConfig, TrainConfig, UnlearnConfig
+from fednot.configio import load_config, to_toml
+from fednot.evaluation import Metrics
+from fednot.experiment import Experiment, Trained, UnlearnOutcome
+from fednot.types import ForgetRequest
+from fednot.unlearning import (
+    FT,
+    NoT,
+    Requirements,
+    Retrain,
+    UnlearnContext,
+    Unlearner,
+    UnlearnResult,
+    create_unlearner,
+    negate,
+    register_unlearner,
+    unlearner_names,
+)
+
+__all__ = [
+    "FT",
+    "DataConfig",
+    "EvalConfig",
+    "Experiment",
+    "ForgetRequest",
+    "Metrics",
+    "ModelConfig",
+    "NoT",
+    "Requirements",
+    "Retrain",
+    "RunConfig",
+    "Trained",
+    "TrainConfig",
+    "UnlearnConfig",
+    "UnlearnContext",
+    "UnlearnOutcome",
+    "UnlearnResult",
+    "Unlearner",
+    "__version__",
+    "create_unlearner",
+    "load_config",
+    "negate",
+    "register_unlearner",
+    "to_toml",
+    "unlearner_names",
+]

@@ -115,6 +115,13 @@ class EvalConfig:
     mia_folds: int = 5  # StratifiedKFold splits of the loss attack (ours, metrics.md §3)
     mia_max_iter: int = 1000  # LogisticRegression iterations (ours)
     curve_subset: int = 2000  # per-round curves use at most this many samples of each set (ours)
+    curve_every: int = 5  # recovery rounds between curve points (test and forget accuracy); 0 = off
+
+    def __post_init__(self) -> None:
+        _require(self.batch_size >= 1, "eval.batch_size must be >= 1.")
+        _require(self.mia_folds >= 2, "eval.mia_folds must be >= 2.")
+        _require(self.curve_subset >= 1, "eval.curve_subset must be >= 1.")
+        _require(self.curve_every >= 0, "eval.curve_every must be >= 0.")
 
 
 @dataclass(frozen=True)
@@ -132,6 +139,7 @@ class RunConfig:
     threads: int | None = None  # torch threads; None = torch's default
     out_dir: str = "runs"
     cache_dir: str = ".fednot-cache"  # trained and retrained models, keyed by what determines them
+    save_models: bool = True  # write each final global model into the run directory
 
     def __post_init__(self) -> None:
         _require(len(self.seeds) > 0, "seeds must name at least one seed.")

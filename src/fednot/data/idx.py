@@ -178,8 +178,8 @@ def _locate(root: Path) -> dict[str, Path]:
     searched = ", ".join(str(folder) for folder in _candidate_dirs(root))
     layout = ", ".join(f"{stem}[.gz]" for stem in _FILES.values())
     raise DataError(
-        f"Missing IDX file {missing[0]}[.gz] in {best_dir} (also missing: "
-        f"{', '.join(missing[1:]) or 'nothing else'}). Searched: {searched}. Expected layout: "
+        f"Missing IDX file {', '.join(f'{stem}[.gz]' for stem in missing)} in {best_dir}. "
+        f"Searched: {searched}. Expected layout: "
         f"<root>/{{{layout}}} (.gz optional), directly or under raw/, MNIST/raw/ or "
         "FashionMNIST/raw/. Download the four files and place them there."
     )

@@ -43,7 +43,7 @@ def _class_dirs(root: Path, exclude: Collection[str]) -> list[Path]:
         (
             entry
             for entry in root.iterdir()
-            if entry.is_dir() and _visible(entry) 
+            if entry.is_dir() and _visible(entry) and entry.name not in exclude
         ),
         key=lambda entry: entry.name,
     )

@@ -120,6 +120,7 @@ class FedAvg:
         streams: SeedStreams,
         *,
         phase: str,
+        label: str | None = None,
         participation: float = 1.0,
         device: torch.device | str = "cpu",
         flops: FlopMeter | None = None,
@@ -131,6 +132,7 @@ class FedAvg:
         self.recipe = recipe
         self.streams = streams
         self.phase = phase
+        self.label = label or phase
         self.participation = participation
         self.device = device
         self.flops = flops or FlopMeter(model)
@@ -209,6 +211,6 @@ class FedAvg:
             if checkpoint is not None:
                 checkpoint(state, log)
             if self.progress is not None:
-                self.progress.round(self.phase, record, stop.rounds)
+                self.progress.round(self.label, record, stop.rounds)
         log.stop_reason = reason
         return state, log

@@ -84,7 +84,7 @@ def local_train(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total_loss += float(loss) * len(labels)
+            total_loss += float(loss.detach()) * len(labels)
             seen += len(labels)
             cost += flops.train_step(tuple(x.shape))
     return LocalUpdate(clone_state(model.state_dict()), len(data), total_loss / max(seen, 1), cost)

@@ -1,0 +1,86 @@
+"""The ``fednot`` command: wiring of the subcommands only."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from fednot import __version__
+from fednot.cli import commands
+from fednot.errors import FedNotError
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-c", "--config", help="TOML configuration file (default: built-in defaults)")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a configuration value, e.g. --set train.rounds=30 (repeatable)",
+    )  # fmt: skip
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``fednot``."""
+    parser = argparse.ArgumentParser(
+        prog="fednot",
+        description="Federated unlearning with NoT (weight negation) and its baselines.",
+    )
+    parser.add_argument("--version", action="version", version=f"fednot {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="the whole pipeline: pre-train, unlearn with each method, evaluate")
+    _common(p)
+    p.add_argument("--out", help="run directory (default: <out_dir>/<dataset>-<model>-<time>)")
+    p.set_defaults(handler=commands.run)
+
+    p = sub.add_parser("train", help="FedAvg pre-training to a checkpoint")
+    _common(p)
+    p.add_argument("--seed", type=int, default=None, help="run seed (default: the first of `seeds`)")
+    p.add_argument("--out", required=True, help="checkpoint file to write (.pt)")
+    p.set_defaults(handler=commands.train)
+
+    p = sub.add_parser("unlearn", help="apply a method to a checkpoint for a forget request")
+    _common(p)
+    p.add_argument("--checkpoint", required=True, help="checkpoint written by `fednot train`")
+    p.add_argument("--method", default="not", help="method name (see `fednot methods`)")
+    p.add_argument("--forget-clients", help="comma-separated client ids (default: from the config)")
+    p.add_argument("--weights-only", action="store_true", help="NoT: negate weights, not biases")
+    p.add_argument("--out", required=True, help="checkpoint file to write (.pt)")
+    p.set_defaults(handler=commands.unlearn)
+
+    p = sub.add_parser("eval", help="retain/forget/test accuracy and MIA of a checkpoint")
+    _common(p)
+    p.add_argument("--checkpoint", required=True, help="checkpoint written by fednot")
+    p.add_argument("--forget-clients", help="comma-separated client ids (default: the checkpoint's)")
+    p.set_defaults(handler=commands.evaluate)
+
+    p = sub.add_parser("config", help="print the resolved configuration as TOML")
+    _common(p)
+    p.set_defaults(handler=commands.show_config)
+
+    p = sub.add_parser("methods", help="list the unlearning methods and what each needs")
+    p.set_defaults(handler=commands.methods)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``fednot`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except FedNotError as e:
+        print(f"fednot: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "\nfednot: interrupted. Finished rounds and cells are saved; run the same command "
+            "again to resume.",
+            file=sys.stderr,
+        )
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

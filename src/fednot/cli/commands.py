@@ -1,0 +1,121 @@
+"""Implementations of the ``fednot`` subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from fednot.checkpoint import load_checkpoint, save_checkpoint
+from fednot.config import RunConfig
+from fednot.configio import load_config, to_toml
+from fednot.errors import ConfigError
+from fednot.experiment import Experiment
+from fednot.progress import Progress, Silent
+from fednot.runner import Run, default_run_dir
+from fednot.results import markdown_table
+from fednot.types import ForgetRequest
+from fednot.unlearning.registry import unlearner_class, unlearner_names
+
+
+def _setup(args: argparse.Namespace, config: RunConfig) -> Progress:
+    threads = args.threads or config.threads
+    if threads:
+        torch.set_num_threads(threads)
+    quiet = args.quiet or os.environ.get("CI", "").lower() in ("1", "true")
+    return Silent() if quiet else Progress()
+
+
+def _clients(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError as e:
+        raise ConfigError(f"Expected comma-separated client ids, got {text!r}.") from e
+
+
+def run(args: argparse.Namespace) -> int:
+    """``fednot run``."""
+    config = load_config(args.config, args.overrides)
+    progress = _setup(args, config)
+    run_dir = Path(args.out) if args.out else default_run_dir(config)
+    summary = Run(config, run_dir, progress=progress).execute()
+    print(markdown_table(summary))
+    print(f"\nResults written to {run_dir}/ (results.json, results.md, config.toml, partitions)")
+    return 0
+
+
+def train(args: argparse.Namespace) -> int:
+    """``fednot train``."""
+    config = load_config(args.config, args.overrides)
+    progress = _setup(args, config)
+    seed = config.seeds[0] if args.seed is None else args.seed
+    exp = Experiment(config, seed, progress=progress)
+    trained = exp.pretrain()
+    save_checkpoint(Path(args.out), trained.state, config, seed, "pretrain", log=trained.log.to_dict())
+    print(f"Pre-trained model written to {args.out} (final val. acc. {trained.log.rounds[-1].val_acc:.2f}%)")
+    return 0
+
+
+def unlearn(args: argparse.Namespace) -> int:
+    """``fednot unlearn``."""
+    overrides = list(args.overrides)
+    clients = _clients(args.forget_clients)
+    if clients is not None:
+        overrides.append(f"unlearn.forget_clients={list(clients)}")
+    if args.weights_only:
+        overrides.append(f"options.{args.method}.negate_bias=false")
+    if args.method not in unlearner_names():
+        unlearner_class(args.method)  # raises with the list of known methods
+    overrides.append(f"unlearn.methods={json.dumps([args.method])}")
+    payload, config = load_checkpoint(Path(args.checkpoint), overrides)
+    progress = _setup(args, config)
+    seed = int(payload["seed"])
+    exp = Experiment(config, seed, progress=progress)
+    request = ForgetRequest(clients=config.unlearn.forget_clients)
+    outcome = exp.unlearn(payload["state"], request, args.method)
+    save_checkpoint(
+        Path(args.out), outcome.state, config, seed, "unlearned", method=args.method,
+        request=request.to_dict(), log=outcome.log.to_dict(),
+        comm_bytes=outcome.costs.comm_bytes, flops=outcome.costs.flops,
+    )  # fmt: skip
+    print(
+        f"{args.method}: {len(outcome.log.rounds)} recovery rounds, {outcome.costs.comm_bytes:.3e} "
+        f"bytes, {outcome.costs.flops:.3e} FLOPs; model written to {args.out}"
+    )
+    return 0
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """``fednot eval``."""
+    payload, config = load_checkpoint(Path(args.checkpoint), args.overrides)
+    _setup(args, config)
+    clients = _clients(args.forget_clients)
+    if clients is None:
+        stored = payload.get("request") or {}
+        clients = tuple(stored.get("clients", config.unlearn.forget_clients))
+    exp = Experiment(config, int(payload["seed"]))
+    metrics = exp.evaluate(payload["state"], ForgetRequest(clients=clients))
+    print(json.dumps({"checkpoint": args.checkpoint, "forget_clients": list(clients), **metrics.to_dict()}, indent=2))
+    return 0
+
+
+def show_config(args: argparse.Namespace) -> int:
+    """``fednot config``."""
+    print(to_toml(load_config(args.config, args.overrides)), end="")
+    return 0
+
+
+def methods(args: argparse.Namespace) -> int:
+    """``fednot methods``."""
+    for name in unlearner_names():
+        cls = unlearner_class(name)
+        print(f"{name:10s} {cls.title or name:10s} needs: {cls.requirements.describe()}")
+    return 0
+
+
+__all__ = ["default_run_dir", "evaluate", "methods", "run", "show_config", "train", "unlearn"]

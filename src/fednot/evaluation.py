@@ -1,0 +1,93 @@
+"""Evaluate a global model on a forget request: the NoT paper's four metrics (`metrics.md`)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from fednot.config import EvalConfig
+from fednot.data.federated import Federation, Samples
+from fednot.data.forget import ForgetSplit
+from fednot.federation.local import predict
+from fednot.metrics.mia import loss_mia
+from fednot.seeding import SeedStreams
+from fednot.types import StateDict
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Accuracies and MIA in percent.
+
+    Attributes:
+        retain_acc: accuracy on D_r, every retained training sample.
+        forget_acc: accuracy on D_u, the forgotten training samples.
+        test_acc: accuracy on the server's test set.
+        mia: the balanced loss attack (50 = D_u indistinguishable from unseen data).
+        mia_std: the attack's standard deviation over its folds.
+        val_acc: accuracy on the retained clients' pooled validation splits.
+    """
+
+    retain_acc: float
+    forget_acc: float
+    test_acc: float
+    mia: float
+    mia_std: float
+    val_acc: float
+
+    def to_dict(self) -> dict[str, float]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+def evaluate(
+    model: nn.Module,
+    state: StateDict,
+    split: ForgetSplit,
+    test_federation: Federation,
+    streams: SeedStreams,
+    config: EvalConfig,
+    *,
+    device: torch.device | str = "cpu",
+) -> Metrics:
+    """Evaluate ``state`` on the retain, forget, test and validation sets of ``split``.
+
+    Args:
+        model: a model of the right architecture (its weights are replaced by ``state``).
+        state: the global state to evaluate.
+        split: the request's retained federation and forget set.
+        test_federation: supplies the test set and preprocessing.
+        streams: the run's streams; the MIA draws from ``("mia",)``.
+        config: evaluation settings.
+        device: where to run.
+    """
+    model.load_state_dict(state)
+    preprocess = test_federation.preprocess
+
+    def run(samples: Samples) -> tuple[torch.Tensor, torch.Tensor]:
+        return predict(model, samples, preprocess, batch_size=config.batch_size, device=device)
+
+    _, retain_correct = run(split.retain)
+    forget_losses, forget_correct = run(split.forget)
+    test_losses, test_correct = run(test_federation.test)
+    _, val_correct = run(split.retained.pooled_val())
+    mia = loss_mia(
+        forget_losses.numpy(),
+        test_losses.numpy(),
+        seed=streams.seed_for("mia"),
+        folds=config.mia_folds,
+        max_iter=config.mia_max_iter,
+    )
+    return Metrics(
+        retain_acc=_pct(retain_correct),
+        forget_acc=_pct(forget_correct),
+        test_acc=_pct(test_correct),
+        mia=mia.mean,
+        mia_std=mia.std,
+        val_acc=_pct(val_correct),
+    )
+
+
+def _pct(correct: torch.Tensor) -> float:
+    return float(correct.double().mean() * 100) if len(correct) else float("nan")

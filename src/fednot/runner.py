@@ -1,0 +1,189 @@
+"""The whole pipeline behind ``fednot run``: for each seed, pre-train, unlearn with each method,
+evaluate, and write the run directory.
+
+Run directory::
+
+    config.toml            the resolved configuration
+    partition-seed<S>.json which training samples each client holds (and the test hold-out)
+    results.json           records (one per method and seed), summary, per-round logs
+    results.md             the table in the NoT paper's Table 1 layout
+    models/<method>-seed<S>.pt   final global models (``save_models = true``)
+
+``results.json`` is rewritten after every (method, seed) cell, so an interrupted run loses at
+most the cell in progress; running the same command on the same directory again skips the cells
+already done (pre-training and Retrain also resume from the model cache).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fednot import __version__
+from fednot.cache import atomic_save, atomic_write_text
+from fednot.config import RunConfig
+from fednot.configio import to_dict, to_toml
+from fednot.errors import ConfigError
+from fednot.experiment import Experiment, UnlearnOutcome
+from fednot.federation.aggregate import clone_state
+from fednot.progress import Progress, Silent
+from fednot.results import (
+    ORIGINAL,
+    REFERENCE,
+    Record,
+    markdown_table,
+    rounds_to_target,
+    summarize,
+    with_gaps,
+)
+from fednot.types import ForgetRequest
+from fednot.unlearning.registry import create_unlearner
+
+
+def default_run_dir(config: RunConfig) -> Path:
+    """``<out_dir>/<dataset>-<model>-<timestamp>``."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path(config.out_dir) / f"{config.data.dataset}-{config.model.name}-{stamp}"
+
+
+def methods_of(config: RunConfig) -> list[str]:
+    """The configured methods, with Retrain first (it is every gap's reference)."""
+    return [REFERENCE, *(m for m in config.unlearn.methods if m != REFERENCE)]
+
+
+class Run:
+    """Executes a `RunConfig` into a run directory; see the module docstring."""
+
+    def __init__(self, config: RunConfig, run_dir: Path, *, progress: Progress | None = None):
+        self.config = config
+        self.run_dir = run_dir
+        self.progress = progress or Silent()
+        self.request = ForgetRequest(clients=config.unlearn.forget_clients)
+        self.records: list[Record] = []
+        self.logs: dict[str, Any] = {}
+        self._resume()
+
+    def _resume(self) -> None:
+        path = self.run_dir / "results.json"
+        if not path.exists():
+            return
+        try:
+            previous = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"{path} exists but cannot be read ({e}); choose another --out.") from e
+        if previous.get("config") != to_dict(self.config):
+            raise ConfigError(
+                f"{self.run_dir} holds a run with another configuration; choose another --out "
+                "(or delete the folder) to start a new run."
+            )
+        self.records = [Record(**r) for r in previous.get("records", [])]
+        self.logs = previous.get("logs", {})
+        if self.records:
+            self.progress.phase(f"resuming {self.run_dir}: {len(self.records)} cells already done")
+
+    def _done(self, method: str, seed: int) -> Record | None:
+        return next((r for r in self.records if r.method == method and r.seed == seed), None)
+
+    def execute(self) -> list[dict[str, Any]]:
+        """Run every (method, seed) cell not yet done; return the summary."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(to_toml(self.config), self.run_dir / "config.toml")
+        methods = {name: create_unlearner(name, self.config.options.get(name)) for name in methods_of(self.config)}
+        for seed in self.config.seeds:
+            if all(self._done(m, seed) for m in [ORIGINAL, *methods]):
+                continue
+            exp = Experiment(self.config, seed, progress=self.progress)
+            for method in methods.values():
+                method.validate(exp.model)  # fail before any training
+            if exp.partition is not None:
+                exp.partition.save(self.run_dir / f"partition-seed{seed}.json")
+            trained = exp.pretrain()
+            if not self._done(ORIGINAL, seed):
+                self._add(exp, ORIGINAL, "original (before unlearning)", trained.state, None, "none")
+            for name, method in methods.items():
+                if self._done(name, seed):
+                    continue
+                outcome = exp.unlearn(trained.state, self.request, method)
+                title = type(method).title or name
+                self._add(exp, name, title, outcome.state, outcome, method.requirements.describe())
+        summary = summarize(self.records)
+        self._write(summary)
+        return summary
+
+    def _add(
+        self, exp: Experiment, name: str, title: str, state: dict[str, Any],
+        outcome: UnlearnOutcome | None, requirements: str,
+    ) -> None:  # fmt: skip
+        metrics = exp.evaluate(state, self.request)
+        reference = self._done(REFERENCE, exp.seed)
+        val_accs = [] if outcome is None else [r.val_acc for r in outcome.log.rounds]
+        reached = None if reference is None or outcome is None else rounds_to_target(val_accs, reference.val_acc)
+        costs = outcome.costs if outcome is not None else None
+        rounds = [] if outcome is None else outcome.log.rounds
+        record = Record(
+            method=name, title=title, seed=exp.seed, **metrics.to_dict(), avg_gap=None,
+            comm_bytes=costs.comm_bytes if costs else 0, flops=costs.flops if costs else 0,
+            step_comm_bytes=outcome.step_costs.comm_bytes if outcome else 0,
+            step_flops=outcome.step_costs.flops if outcome else 0,
+            rounds=len(rounds), stop_reason=outcome.log.stop_reason if outcome else "",
+            rounds_to_target=reached,
+            comm_to_target=None if reached is None else outcome.step_costs.comm_bytes  # type: ignore[union-attr]
+            + sum(r.comm_bytes for r in rounds[:reached]),
+            seconds=costs.seconds if costs else 0.0, requirements=requirements,
+            cached=bool(outcome and outcome.cached), notes=outcome.notes if outcome else {},
+        )  # fmt: skip
+        self.records = with_gaps([*self.records, record])
+        if outcome is not None:
+            self.logs[f"{name}/seed{exp.seed}"] = {"start": outcome.start, **outcome.log.to_dict()}
+            if self.config.save_models:
+                atomic_save(clone_state(state), self.run_dir / "models" / f"{name}-seed{exp.seed}.pt")
+        self.progress.info(
+            f"{title}: retain {metrics.retain_acc:.2f}  forget {metrics.forget_acc:.2f}  "
+            f"test {metrics.test_acc:.2f}  MIA {metrics.mia:.2f}"
+        )
+        self._write(summarize(self.records))
+
+    def _write(self, summary: list[dict[str, Any]]) -> None:
+        data = {
+            "fednot_version": __version__,
+            "config": to_dict(self.config),
+            "request": self.request.to_dict(),
+            "records": [r.to_dict() for r in self.records],
+            "summary": summary,
+            "logs": self.logs,
+        }
+        atomic_write_text(json.dumps(data, indent=1), self.run_dir / "results.json")
+        atomic_write_text(report_markdown(self.config, summary), self.run_dir / "results.md")
+
+
+def report_markdown(config: RunConfig, summary: list[dict[str, Any]]) -> str:
+    """``results.md``: a heading, the setup in one paragraph, and the table."""
+    d, t, u = config.data, config.train, config.unlearn
+    setup = (
+        f"{d.dataset}, {config.model.name}, {d.num_clients} clients ({d.partition}"
+        f"{f', alpha={d.alpha}' if d.partition == 'dirichlet' else ''}), clients "
+        f"{list(u.forget_clients)} forgotten (client-wise). FedAvg: {t.rounds} rounds, "
+        f"{t.local_epochs} local epoch(s), batch {t.batch_size}, {t.optimizer} lr {t.lr}. "
+        f"Recovery budget: {u.recovery_rounds} rounds at lr {u.recovery_lr or t.lr}"
+        f"{f', stop at val. acc. {u.target_val_acc}%' if u.target_val_acc else ''}. "
+        f"Seeds: {list(config.seeds)}."
+    )
+    notes = (
+        "Cells: mean ± std over seeds (Δ = |mean − Retrain's mean|). Avg. Gap = mean of the four "
+        "Δ (lower is better). MIA: balanced loss attack, 50 = indistinguishable. Comm.: bytes "
+        "down + up of every tensor that travels, unlearning step plus recovery. Comp.: training "
+        "FLOPs (torch.utils.flop_counter). Rounds to Retrain's val. acc.: first recovery round "
+        "whose pooled retained-validation accuracy reaches Retrain's final one, per seed (— = not "
+        "within the budget)."
+    )
+    return f"# fednot results\n\n{setup}\n\n{markdown_table(summary)}\n\n{notes}\n"
+
+
+def run(config: RunConfig, run_dir: Path | None = None, *, progress: Progress | None = None) -> Path:
+    """Run the whole pipeline; return the run directory."""
+    target = run_dir or default_run_dir(config)
+    Run(replace(config), target, progress=progress).execute()
+    return target

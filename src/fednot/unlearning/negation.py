@@ -1,0 +1,146 @@
+"""NoT: federated unlearning via weight negation.
+
+Y. H. Khalil, L. Brunswic, S. Lamghari, X. Li, M. Beitollahi, X. Chen, "NoT: Federated
+Unlearning via Weight Negation", CVPR 2025 (arXiv 2503.05657).
+
+On a request the server negates the parameters of chosen layers of the converged global model,
+θ' = (−θ*_ℓ)_{ℓ∈L_neg} ⊕ (θ*_ℓ)_{ℓ∉L_neg} (paper Eq. 3), then fine-tunes θ' with FedAvg on the
+retained data (the engine's recovery phase). Negation breaks the co-adaptation between layers,
+which forgets, while keeping each layer's weights in a state from which training recovers fast.
+The method needs no stored history, never sees the forget data, and sends nothing beyond the
+request: its `requirements` declare nothing, so the engine hands it no forget sample.
+
+Defaults: ``layers="first"`` (the paper: "we only negate the weights of the first layer", §5.3).
+``negate_bias=True`` is ours: negating weight and bias maps the layer's pre-activation Y to −Y
+exactly, whereas negating the weight alone gives −Y + 2b; ``negate_bias=False`` matches the
+public ports, which negate the weight tensor only.
+
+Checks (paper Thm 4, §5.3, footnote 4), on the model's computation graph:
+- the output layer is refused (negating it breaks layer-wise optimality); ``strict=False`` turns
+  this into a warning, for ablations;
+- two negated layers on one path are allowed with a warning (recovery slows down);
+- a layer negated together with the normalisation that directly follows it warns: the two
+  negations cancel, (−N)(−C)(x) = NC(x).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+
+from torch import nn
+
+from fednot.errors import ConfigError, NegationWarning
+from fednot.models.layers import Layer, LayerGraph, layer_graph, resolve_layers
+from fednot.types import StateDict
+from fednot.unlearning.base import Requirements, UnlearnContext, Unlearner, UnlearnResult
+from fednot.unlearning.registry import register_unlearner
+
+
+def negate(state: StateDict, targets: Iterable[str]) -> StateDict:
+    """Return a new state dict with the tensors named in ``targets`` negated.
+
+    Untouched tensors are the same objects as in ``state`` (states are treated as immutable);
+    ``negate(negate(s, t), t)`` equals ``s`` exactly.
+    """
+    targets = list(targets)
+    unknown = [t for t in targets if t not in state]
+    if unknown:
+        raise ConfigError(f"Cannot negate {unknown}: not in the state dict.")
+    return {k: (-v if k in targets else v) for k, v in state.items()}
+
+
+def negation_targets(layers: Iterable[Layer], *, negate_bias: bool) -> tuple[str, ...]:
+    """Parameter names to negate for ``layers``; biases only if ``negate_bias``."""
+    names = [p for layer in layers for p in layer.parameters]
+    return tuple(p for p in names if negate_bias or not p.rsplit(".", 1)[-1].endswith("bias"))
+
+
+def check_layers(graph: LayerGraph, layers: tuple[Layer, ...], *, strict: bool) -> list[str]:
+    """Apply the theory's checks; return the warnings issued (raises for refusals)."""
+    names = {layer.name for layer in layers}
+    issued: list[str] = []
+
+    def warn(message: str) -> None:
+        warnings.warn(message, NegationWarning, stacklevel=3)
+        issued.append(message)
+
+    outputs = [n for n in names if graph.is_output(n)]
+    if outputs:
+        message = (
+            f"NoT cannot negate {', '.join(sorted(outputs))} (the output layer): negating a "
+            "maximal layer breaks layer-wise optimality (NoT paper, Thm 4)."
+        )
+        if strict:
+            raise ConfigError(f"{message} Choose an earlier layer, or pass strict=False for an ablation.")
+        warn(message)
+    for layer in layers:
+        cancelled = sorted(graph.direct_norms.get(layer.name, frozenset()) & names)
+        if cancelled:
+            warn(
+                f"Negating {layer.name} together with {', '.join(cancelled)}, the normalisation "
+                "that directly follows it, cancels out: (-N)(-C)(x) = NC(x) (NoT paper, "
+                "footnote 4). Negate only one of them."
+            )
+        downstream = sorted((graph.downstream[layer.name] & names) - set(cancelled))
+        if downstream:
+            warn(
+                f"{layer.name} and {', '.join(downstream)} lie on one path of the computation "
+                "graph; negating both slows recovery (NoT paper §5.3, Thm 4 asks for an antichain)."
+            )
+    return issued
+
+
+@register_unlearner
+class NoT(Unlearner):
+    """Negate chosen layers of the global model; the engine then fine-tunes on retained data."""
+
+    name = "not"
+    title = "NoT"
+    requirements = Requirements()
+
+    def __init__(
+        self,
+        *,
+        layers: str | tuple[str, ...] = "first",
+        negate_bias: bool = True,
+        strict: bool = True,
+    ) -> None:
+        if isinstance(layers, list):
+            layers = tuple(layers)
+        if not isinstance(layers, str | tuple) or not layers:
+            raise ConfigError(f"Expected `layers` to be 'first', 'last', 'all' or layer names, got {layers!r}.")
+        self.layers = layers
+        self.negate_bias = negate_bias
+        self.strict = strict
+
+    def resolve(self, model: nn.Module) -> tuple[LayerGraph, tuple[Layer, ...]]:
+        """The model's layer graph and the layers this NoT negates."""
+        graph = layer_graph(model)
+        return graph, resolve_layers(graph, self.layers)
+
+    def validate(self, model: nn.Module) -> None:
+        """Resolve the layers on ``model`` and apply the checks, before any training."""
+        graph, layers = self.resolve(model)
+        check_layers(graph, layers, strict=self.strict)
+        if not negation_targets(layers, negate_bias=self.negate_bias):
+            raise ConfigError(
+                f"Layers {[layer.name for layer in layers]} have no weight to negate with "
+                "negate_bias=False."
+            )
+
+    def unlearn(self, state: StateDict, ctx: UnlearnContext) -> UnlearnResult:
+        """Negate the chosen layers of ``state``; recovery follows in the engine."""
+        graph, layers = self.resolve(ctx.model)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NegationWarning)  # validate() has shown them
+            issued = check_layers(graph, layers, strict=self.strict)
+        targets = negation_targets(layers, negate_bias=self.negate_bias)
+        return UnlearnResult(
+            negate(state, targets),
+            notes={
+                "negated_layers": [layer.name for layer in layers],
+                "negated_parameters": list(targets),
+                "warnings": issued,
+            },
+        )
