@@ -33,7 +33,9 @@ def save_checkpoint(
     atomic_save(payload, path)
 
 
-def load_checkpoint(path: Path, overrides: list[str] | None = None) -> tuple[dict[str, Any], RunConfig]:
+def load_checkpoint(
+    path: Path, overrides: list[str] | None = None
+) -> tuple[dict[str, Any], RunConfig]:
     """Read a checkpoint; return its payload and its configuration with ``overrides`` applied.
 
     Overrides may change the unlearning and evaluation settings but not what determines the
@@ -49,7 +51,7 @@ def load_checkpoint(path: Path, overrides: list[str] | None = None) -> tuple[dic
     for section in ("data", "model", "train"):
         if merged.get(section) != base.get(section):
             raise ConfigError(
-                f"--set cannot change [{section}] of a checkpoint: it determines the trained model. "
-                "Train a new checkpoint instead."
+                f"--set cannot change [{section}] of a checkpoint: it determines the trained "
+                "model. Train a new checkpoint instead."
             )
     return payload, from_dict(RunConfig, merged)

@@ -24,7 +24,9 @@ def _require(condition: bool, message: str) -> None:
 class DataConfig:
     """Which data set, and how it is split among clients."""
 
-    dataset: str = "mnist5k"  # mnist5k (embedded) | mnist | fashion_mnist | cifar10 | cifar100 | caltech101
+    dataset: str = (
+        "mnist5k"  # mnist5k (embedded) | mnist | fashion_mnist | cifar10 | cifar100 | caltech101
+    )
     root: str | None = None  # folder holding the data set's files; unused for mnist5k
     image_size: int | None = None  # resize to this size (caltech101 only; None = 224)
     test_fraction: float = 0.2  # seeded hold-out where the format has no test split (paper: 20 %)
@@ -100,7 +102,9 @@ class UnlearnConfig:
         )
         _require(len(self.methods) > 0, "unlearn.methods must name at least one method.")
         _require(self.recovery_rounds >= 0, "unlearn.recovery_rounds must be >= 0.")
-        _require(self.recovery_lr is None or self.recovery_lr > 0, "unlearn.recovery_lr must be > 0.")
+        _require(
+            self.recovery_lr is None or self.recovery_lr > 0, "unlearn.recovery_lr must be > 0."
+        )
         _require(
             self.target_val_acc is None or 0 < self.target_val_acc <= 100,
             f"unlearn.target_val_acc is a percentage in (0, 100], got {self.target_val_acc}.",
@@ -148,13 +152,13 @@ class RunConfig:
         bad = [c for c in self.unlearn.forget_clients if not 0 <= c < self.data.num_clients]
         _require(
             not bad,
-            f"unlearn.forget_clients {bad} out of range: client ids are 0..{self.data.num_clients - 1}"
-            f" (data.num_clients = {self.data.num_clients}).",
+            f"unlearn.forget_clients {bad} out of range: client ids are "
+            f"0..{self.data.num_clients - 1} (data.num_clients = {self.data.num_clients}).",
         )
         _require(
             len(self.unlearn.forget_clients) < self.data.num_clients,
-            f"Forgetting all {self.data.num_clients} clients leaves no retained data to recover on; "
-            "keep at least one client.",
+            f"Forgetting all {self.data.num_clients} clients leaves no retained data to recover "
+            "on; keep at least one client.",
         )
         unused = sorted(set(self.options) - set(self.unlearn.methods))
         _require(

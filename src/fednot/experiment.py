@@ -205,7 +205,9 @@ class Experiment:
             checkpoint=lambda s, lg: self.cache.save(key, _payload(s, lg), partial=True),
         )  # fmt: skip
         self.cache.save(key, _payload(state, log))
-        self.progress.info(f"{label}: {log.stop_reason}; final val acc {log.rounds[-1].val_acc:.2f}%")
+        self.progress.info(
+            f"{label}: {log.stop_reason}; final val acc {log.rounds[-1].val_acc:.2f}%"
+        )
         return state, log, False
 
     def _retrain(self, split: ForgetSplit) -> UnlearnOutcome:
@@ -257,5 +259,7 @@ def _fingerprint(federation: Federation) -> str:
         digest.update(client.val.indices.numpy().tobytes())
     digest.update(federation.test.indices.numpy().tobytes())
     source = federation.clients[0].train.source
-    digest.update(str((tuple(source.images.shape), int(source.images.sum(dtype=torch.int64)))).encode())
+    digest.update(
+        str((tuple(source.images.shape), int(source.images.sum(dtype=torch.int64)))).encode()
+    )
     return digest.hexdigest()[:24]

@@ -84,7 +84,11 @@ def summarize(records: Sequence[Record]) -> list[dict[str, Any]]:
     }
     rows = []
     for method, rs in by_method.items():
-        row: dict[str, Any] = {"method": method, "title": rs[0].title, "seeds": [r.seed for r in rs]}
+        row: dict[str, Any] = {
+            "method": method,
+            "title": rs[0].title,
+            "seeds": [r.seed for r in rs],
+        }
         for metric in (*GAP_METRICS, "val_acc"):
             mean, std = mean_std([getattr(r, metric) for r in rs])
             row[metric] = {"mean": mean, "std": std}
@@ -110,10 +114,10 @@ def _cell(stat: dict[str, float], with_delta: bool) -> str:
 
 
 def markdown_table(summary: Sequence[dict[str, Any]]) -> str:
-    """The summary in the layout of the NoT paper's Table 1, plus rounds and rounds-to-target."""
+    """The summary in the NoT paper's Table 1 layout, plus rounds and rounds-to-target."""
     lines = [
-        "| Method | Retain (Δ↓) | Forget (Δ↓) | Test (Δ↓) | MIA (Δ↓) | Avg. Gap ↓ | Comm. (bytes) ↓ "
-        "| Comp. (FLOPs) ↓ | Rounds | Rounds to Retrain's val. acc. |",
+        "| Method | Retain (Δ↓) | Forget (Δ↓) | Test (Δ↓) | MIA (Δ↓) | Avg. Gap ↓ "
+        "| Comm. (bytes) ↓ | Comp. (FLOPs) ↓ | Rounds | Rounds to Retrain's val. acc. |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in summary:

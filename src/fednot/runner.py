@@ -1,5 +1,6 @@
-"""The whole pipeline behind ``fednot run``: for each seed, pre-train, unlearn with each method,
-evaluate, and write the run directory.
+"""The whole pipeline behind ``fednot run``.
+
+For each seed: pre-train, unlearn with each method, evaluate, and write the run directory.
 
 Run directory::
 
@@ -73,7 +74,9 @@ class Run:
         try:
             previous = json.loads(path.read_text())
         except (OSError, ValueError) as e:
-            raise ConfigError(f"{path} exists but cannot be read ({e}); choose another --out.") from e
+            raise ConfigError(
+                f"{path} exists but cannot be read ({e}); choose another --out."
+            ) from e
         if previous.get("config") != to_dict(self.config):
             raise ConfigError(
                 f"{self.run_dir} holds a run with another configuration; choose another --out "
@@ -91,7 +94,10 @@ class Run:
         """Run every (method, seed) cell not yet done; return the summary."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(to_toml(self.config), self.run_dir / "config.toml")
-        methods = {name: create_unlearner(name, self.config.options.get(name)) for name in methods_of(self.config)}
+        methods = {
+            name: create_unlearner(name, self.config.options.get(name))
+            for name in methods_of(self.config)
+        }
         for seed in self.config.seeds:
             if all(self._done(m, seed) for m in [ORIGINAL, *methods]):
                 continue
@@ -102,7 +108,9 @@ class Run:
                 exp.partition.save(self.run_dir / f"partition-seed{seed}.json")
             trained = exp.pretrain()
             if not self._done(ORIGINAL, seed):
-                self._add(exp, ORIGINAL, "original (before unlearning)", trained.state, None, "none")
+                self._add(
+                    exp, ORIGINAL, "original (before unlearning)", trained.state, None, "none"
+                )
             for name, method in methods.items():
                 if self._done(name, seed):
                     continue
@@ -120,7 +128,11 @@ class Run:
         metrics = exp.evaluate(state, self.request)
         reference = self._done(REFERENCE, exp.seed)
         val_accs = [] if outcome is None else [r.val_acc for r in outcome.log.rounds]
-        reached = None if reference is None or outcome is None else rounds_to_target(val_accs, reference.val_acc)
+        reached = (
+            None
+            if reference is None or outcome is None
+            else rounds_to_target(val_accs, reference.val_acc)
+        )
         costs = outcome.costs if outcome is not None else None
         rounds = [] if outcome is None else outcome.log.rounds
         record = Record(
@@ -139,7 +151,9 @@ class Run:
         if outcome is not None:
             self.logs[f"{name}/seed{exp.seed}"] = {"start": outcome.start, **outcome.log.to_dict()}
             if self.config.save_models:
-                atomic_save(clone_state(state), self.run_dir / "models" / f"{name}-seed{exp.seed}.pt")
+                atomic_save(
+                    clone_state(state), self.run_dir / "models" / f"{name}-seed{exp.seed}.pt"
+                )
         self.progress.info(
             f"{title}: retain {metrics.retain_acc:.2f}  forget {metrics.forget_acc:.2f}  "
             f"test {metrics.test_acc:.2f}  MIA {metrics.mia:.2f}"
@@ -182,7 +196,9 @@ def report_markdown(config: RunConfig, summary: list[dict[str, Any]]) -> str:
     return f"# fednot results\n\n{setup}\n\n{markdown_table(summary)}\n\n{notes}\n"
 
 
-def run(config: RunConfig, run_dir: Path | None = None, *, progress: Progress | None = None) -> Path:
+def run(
+    config: RunConfig, run_dir: Path | None = None, *, progress: Progress | None = None
+) -> Path:
     """Run the whole pipeline; return the run directory."""
     target = run_dir or default_run_dir(config)
     Run(replace(config), target, progress=progress).execute()

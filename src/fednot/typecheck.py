@@ -86,7 +86,11 @@ def _check_scalar(value: Any, annotation: Any, where: str) -> Any:
 
 
 def check_options(
-    factory: Callable[..., Any], options: Mapping[str, Any], what: str, *, skip: tuple[str, ...] = ()
+    factory: Callable[..., Any],
+    options: Mapping[str, Any],
+    what: str,
+    *,
+    skip: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Check ``options`` against the keyword parameters of ``factory``.
 
@@ -99,7 +103,7 @@ def check_options(
     Returns:
         The options with values converted as in `check_value`.
     """
-    target = factory.__init__ if inspect.isclass(factory) else factory  # type: ignore[misc]
+    target = factory.__init__ if inspect.isclass(factory) else factory
     signature = inspect.signature(target)
     hints = typing.get_type_hints(target)
     known = {

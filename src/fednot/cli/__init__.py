@@ -1,0 +1,1 @@
+"""The ``fednot`` command line."""

@@ -12,7 +12,9 @@ from fednot.errors import FedNotError
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-c", "--config", help="TOML configuration file (default: built-in defaults)")
+    parser.add_argument(
+        "-c", "--config", help="TOML configuration file (default: built-in defaults)"
+    )
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a configuration value, e.g. --set train.rounds=30 (repeatable)",
@@ -30,14 +32,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fednot {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("run", help="the whole pipeline: pre-train, unlearn with each method, evaluate")
+    p = sub.add_parser(
+        "run", help="the whole pipeline: pre-train, unlearn with each method, evaluate"
+    )
     _common(p)
     p.add_argument("--out", help="run directory (default: <out_dir>/<dataset>-<model>-<time>)")
     p.set_defaults(handler=commands.run)
 
     p = sub.add_parser("train", help="FedAvg pre-training to a checkpoint")
     _common(p)
-    p.add_argument("--seed", type=int, default=None, help="run seed (default: the first of `seeds`)")
+    p.add_argument(
+        "--seed", type=int, default=None, help="run seed (default: the first of `seeds`)"
+    )
     p.add_argument("--out", required=True, help="checkpoint file to write (.pt)")
     p.set_defaults(handler=commands.train)
 
@@ -53,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="retain/forget/test accuracy and MIA of a checkpoint")
     _common(p)
     p.add_argument("--checkpoint", required=True, help="checkpoint written by fednot")
-    p.add_argument("--forget-clients", help="comma-separated client ids (default: the checkpoint's)")
+    p.add_argument(
+        "--forget-clients", help="comma-separated client ids (default: the checkpoint's)"
+    )
     p.set_defaults(handler=commands.evaluate)
 
     p = sub.add_parser("config", help="print the resolved configuration as TOML")

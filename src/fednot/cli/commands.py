@@ -15,8 +15,8 @@ from fednot.configio import load_config, to_toml
 from fednot.errors import ConfigError
 from fednot.experiment import Experiment
 from fednot.progress import Progress, Silent
-from fednot.runner import Run, default_run_dir
 from fednot.results import markdown_table
+from fednot.runner import Run, default_run_dir
 from fednot.types import ForgetRequest
 from fednot.unlearning.registry import unlearner_class, unlearner_names
 
@@ -56,8 +56,11 @@ def train(args: argparse.Namespace) -> int:
     seed = config.seeds[0] if args.seed is None else args.seed
     exp = Experiment(config, seed, progress=progress)
     trained = exp.pretrain()
-    save_checkpoint(Path(args.out), trained.state, config, seed, "pretrain", log=trained.log.to_dict())
-    print(f"Pre-trained model written to {args.out} (final val. acc. {trained.log.rounds[-1].val_acc:.2f}%)")
+    save_checkpoint(
+        Path(args.out), trained.state, config, seed, "pretrain", log=trained.log.to_dict()
+    )
+    final = trained.log.rounds[-1].val_acc
+    print(f"Pre-trained model written to {args.out} (final val. acc. {final:.2f}%)")
     return 0
 
 
@@ -100,7 +103,12 @@ def evaluate(args: argparse.Namespace) -> int:
         clients = tuple(stored.get("clients", config.unlearn.forget_clients))
     exp = Experiment(config, int(payload["seed"]))
     metrics = exp.evaluate(payload["state"], ForgetRequest(clients=clients))
-    print(json.dumps({"checkpoint": args.checkpoint, "forget_clients": list(clients), **metrics.to_dict()}, indent=2))
+    print(
+        json.dumps(
+            {"checkpoint": args.checkpoint, "forget_clients": list(clients), **metrics.to_dict()},
+            indent=2,
+        )
+    )
     return 0
 
 

@@ -1,0 +1,1 @@
+"""Data: readers of the standard on-disk formats, partitioners, client views, forget splits."""

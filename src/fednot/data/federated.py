@@ -37,7 +37,9 @@ class Samples:
         rows = self.indices[positions]
         return self.source.images[rows], self.source.labels[rows]
 
-    def batches(self, batch_size: int, order: Tensor | None = None) -> Iterator[tuple[Tensor, Tensor]]:
+    def batches(
+        self, batch_size: int, order: Tensor | None = None
+    ) -> Iterator[tuple[Tensor, Tensor]]:
         """Yield (images, labels) batches in ``order`` (default: view order)."""
         positions = torch.arange(len(self)) if order is None else order
         for start in range(0, len(self), batch_size):
@@ -131,7 +133,7 @@ class Preprocess:
         """Per-channel mean and std of ``uint8`` images (N, C, H, W), scaled to [0, 1]."""
         total = torch.zeros(images.shape[1], dtype=torch.float64)
         squares = torch.zeros_like(total)
-        for chunk in images.split(4096):
+        for chunk in torch.split(images, 4096):
             x = chunk.to(torch.float64) / 255.0
             total += x.sum(dim=(0, 2, 3))
             squares += (x * x).sum(dim=(0, 2, 3))

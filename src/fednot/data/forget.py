@@ -52,7 +52,8 @@ def split_request(federation: Federation, request: ForgetRequest) -> ForgetSplit
         missing = sorted(set(request.indices) - set(forget.indices.tolist()))
         raise ConfigError(
             f"Samples {missing[:10]}{' ...' if len(missing) > 10 else ''} are not in the training "
-            f"split of clients {list(request.clients)}; a client can only ask to forget its own data."
+            f"split of clients {list(request.clients)}; a client can only ask to forget its own "
+            "data."
         )
     kept = [
         ClientData(c.id, c.train.select(~masks[c.id]), c.val) if c.id in masks else c

@@ -129,9 +129,7 @@ def make_partition(config: DataConfig, splits: DatasetSplits, streams: SeedStrea
     )
 
 
-def build_federation(
-    config: DataConfig, splits: DatasetSplits, partition: Partition
-) -> Federation:
+def build_federation(config: DataConfig, splits: DatasetSplits, partition: Partition) -> Federation:
     """Build the clients' views and the server's test view from a partition."""
     info = dataset_info(config.dataset)
     train = splits.train

@@ -1,0 +1,1 @@
+"""The federated engine: FedAvg rounds, local training, aggregation, cost meters."""

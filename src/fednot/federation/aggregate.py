@@ -27,7 +27,9 @@ def weighted_average(states: Sequence[StateDict], weights: Sequence[float]) -> S
         )
     total = float(sum(weights))
     if total <= 0 or any(w < 0 for w in weights):
-        raise ConfigError(f"Aggregation weights must be non-negative with a positive sum: {weights}.")
+        raise ConfigError(
+            f"Aggregation weights must be non-negative with a positive sum: {weights}."
+        )
     result: StateDict = {}
     for key, first in states[0].items():
         if first.is_floating_point():

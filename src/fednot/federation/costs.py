@@ -66,7 +66,7 @@ class FlopMeter:
                 if mode == "train":
                     out = model(x)
                     loss = nn.functional.cross_entropy(out, torch.zeros(shape[0], dtype=torch.long))
-                    loss.backward()
+                    loss.backward()  # type: ignore[no-untyped-call]
                 else:
                     with torch.no_grad():
                         model(x)

@@ -82,7 +82,7 @@ def local_train(
             x = preprocess(images, generator).to(device)
             loss = nn.functional.cross_entropy(model(x), labels.to(device))
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
             total_loss += float(loss.detach()) * len(labels)
             seen += len(labels)

@@ -1,0 +1,1 @@
+"""Metrics as pure functions: the loss MIA and the gaps to Retrain."""

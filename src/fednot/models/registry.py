@@ -58,7 +58,9 @@ def create_model(
     if name not in _MODELS:
         raise ConfigError(f"Unknown model {name!r}. Known models: {', '.join(model_names())}.")
     factory = _MODELS[name]
-    kwargs = check_options(factory, options or {}, f"model {name!r}", skip=("input_shape", "num_classes"))
+    kwargs = check_options(
+        factory, options or {}, f"model {name!r}", skip=("input_shape", "num_classes")
+    )
     if generator is None:
         return factory(input_shape=input_shape, num_classes=num_classes, **kwargs)
     seed = int(torch.randint(0, 2**62, (1,), generator=generator))

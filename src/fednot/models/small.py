@@ -79,7 +79,7 @@ class MLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Return logits of shape (N, num_classes)."""
-        out = self.flatten(x)
+        out: Tensor = self.flatten(x)
         for i in range(1, self.layers + 1):
             layer: nn.Module = getattr(self, f"fc{i}")
             out = layer(out)

@@ -67,9 +67,11 @@ class UnlearnResult:
 
 
 class UnlearnContext:
-    """What the engine hands a method: always the request, the retained federation, a scratch
-    model of the architecture, the run's initial weights and an ``unlearn`` random stream; the
-    forget data, stored history and server data only if the method declared them.
+    """What the engine hands a method.
+
+    Always: the request, the retained federation, a scratch model of the architecture, the
+    run's initial weights and an ``unlearn`` random stream. The forget data, stored history and
+    server data only if the method declared them.
     """
 
     def __init__(

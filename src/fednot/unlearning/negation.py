@@ -72,7 +72,9 @@ def check_layers(graph: LayerGraph, layers: tuple[Layer, ...], *, strict: bool) 
             "maximal layer breaks layer-wise optimality (NoT paper, Thm 4)."
         )
         if strict:
-            raise ConfigError(f"{message} Choose an earlier layer, or pass strict=False for an ablation.")
+            raise ConfigError(
+                f"{message} Choose an earlier layer, or pass strict=False for an ablation."
+            )
         warn(message)
     for layer in layers:
         cancelled = sorted(graph.direct_norms.get(layer.name, frozenset()) & names)
@@ -109,7 +111,9 @@ class NoT(Unlearner):
         if isinstance(layers, list):
             layers = tuple(layers)
         if not isinstance(layers, str | tuple) or not layers:
-            raise ConfigError(f"Expected `layers` to be 'first', 'last', 'all' or layer names, got {layers!r}.")
+            raise ConfigError(
+                f"Expected `layers` to be 'first', 'last', 'all' or layer names, got {layers!r}."
+            )
         self.layers = layers
         self.negate_bias = negate_bias
         self.strict = strict

@@ -1,5 +1,6 @@
-"""Unlearning methods by name: used by the configuration and the CLI; library users may pass
-instances instead.
+"""Unlearning methods by name.
+
+The configuration and the CLI use names; library users may pass instances instead.
 """
 
 from __future__ import annotations

@@ -1,0 +1,90 @@
+"""Helpers for testing fednot and methods built on it.
+
+Tiny synthetic federations, and a tripwire that proves a method never reads the forget data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+
+from fednot.config import DataConfig, EvalConfig, ModelConfig, RunConfig, TrainConfig, UnlearnConfig
+from fednot.data.federated import ClientData, Federation, ForbiddenSamples, Preprocess, Samples
+from fednot.data.source import ImageSet
+
+
+def synthetic_images(
+    num_samples: int,
+    *,
+    shape: tuple[int, int, int] = (1, 8, 8),
+    num_classes: int = 4,
+    noise: float = 40.0,
+    seed: int = 0,
+) -> ImageSet:
+    """Learnable synthetic images: one random prototype per class plus Gaussian pixel noise."""
+    generator = torch.Generator().manual_seed(seed)
+    prototypes = torch.rand((num_classes, *shape), generator=generator) * 255
+    labels = torch.arange(num_samples) % num_classes
+    labels = labels[torch.randperm(num_samples, generator=generator)]
+    pixels = prototypes[labels] + noise * torch.randn((num_samples, *shape), generator=generator)
+    images = pixels.clamp(0, 255).round().to(torch.uint8)
+    return ImageSet(images, labels, tuple(str(c) for c in range(num_classes)))
+
+
+def tiny_federation(
+    num_clients: int = 3,
+    *,
+    train_per_client: int = 32,
+    val_per_client: int = 8,
+    test_size: int = 64,
+    shape: tuple[int, int, int] = (1, 8, 8),
+    num_classes: int = 4,
+    seed: int = 0,
+) -> Federation:
+    """A federation of synthetic images with contiguous, equal client shares."""
+    per_client = train_per_client + val_per_client
+    pool = synthetic_images(
+        num_clients * per_client + test_size, shape=shape, num_classes=num_classes, seed=seed
+    )
+    clients = []
+    for k in range(num_clients):
+        start = k * per_client
+        train = torch.arange(start, start + train_per_client)
+        val = torch.arange(start + train_per_client, start + per_client)
+        clients.append(ClientData(k, Samples(pool, train), Samples(pool, val)))
+    test = Samples(pool, torch.arange(num_clients * per_client, len(pool)))
+    preprocess = Preprocess.fit(pool.images, augment=False, flip=False)
+    return Federation(tuple(clients), test, preprocess, num_classes, shape)
+
+
+def tiny_config(num_clients: int = 3, **sections: object) -> RunConfig:
+    """A `RunConfig` for a `tiny_federation`: a small MLP, 2 rounds, no cache.
+
+    Keyword arguments replace whole sections (``train=TrainConfig(...)``) or top-level fields.
+    """
+    config = RunConfig(
+        data=DataConfig(num_clients=num_clients),
+        model=ModelConfig(name="mlp", options={"hidden": (16,)}),
+        train=TrainConfig(rounds=2, batch_size=8, lr=0.05),
+        unlearn=UnlearnConfig(forget_clients=(0,), recovery_rounds=2),
+        eval=EvalConfig(curve_every=0, mia_folds=2),
+        seeds=(0,),
+        cache_dir="",
+        save_models=False,
+    )
+    return replace(config, **sections)  # type: ignore[arg-type]
+
+
+def forbid_clients(federation: Federation, client_ids: tuple[int, ...]) -> Federation:
+    """Replace the training data of ``client_ids`` by views that raise on any read.
+
+    Running a method on the result proves it never reads those samples: any read raises
+    `fednot.errors.MissingRequirementError`.
+    """
+    reason = f"the training data of clients {list(client_ids)} was read"
+    clients = [
+        ClientData(c.id, ForbiddenSamples(c.train, reason), c.val) if c.id in client_ids else c
+        for c in federation.clients
+    ]
+    return federation.replace(clients)

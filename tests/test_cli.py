@@ -1,0 +1,121 @@
+"""End to end through the command line, on the embedded MNIST-5k with a small MLP."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fednot.cli.app import main
+
+FAST = [
+    "--set", "data.num_clients=3",
+    "--set", "model.name=mlp",
+    "--set", "model.options.hidden=[32]",
+    "--set", "train.rounds=2",
+    "--set", "train.batch_size=64",
+    "--set", "unlearn.recovery_rounds=2",
+    "--set", "eval.curve_every=1",
+]  # fmt: skip
+KEYS = {
+    "method",
+    "seed",
+    "retain_acc",
+    "forget_acc",
+    "test_acc",
+    "mia",
+    "avg_gap",
+    "comm_bytes",
+    "flops",
+}
+
+
+def test_run_writes_a_complete_run_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    cache = ["--set", f"cache_dir={tmp_path / 'cache'}"]
+    assert main(["run", *FAST, *cache, "--set", "seeds=[0, 1]", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| NoT |" in printed and "| Retrain |" in printed and "| FT |" in printed
+
+    results = json.loads((out / "results.json").read_text())
+    records = results["records"]
+    assert {(r["method"], r["seed"]) for r in records} == {
+        (m, s) for m in ("original", "retrain", "ft", "not") for s in (0, 1)
+    }
+    for record in records:
+        assert KEYS <= set(record)
+        assert 0 <= record["retain_acc"] <= 100 and 0 <= record["mia"] <= 100
+    retrain = [r for r in records if r["method"] == "retrain"]
+    assert all(r["avg_gap"] == 0 for r in retrain)
+    not_ = [r for r in records if r["method"] == "not"]
+    assert all(r["comm_bytes"] > 0 and r["flops"] > 0 and r["rounds"] == 2 for r in not_)
+    assert all(r["notes"]["negated_layers"] == ["fc1"] for r in not_)
+    assert results["logs"]["not/seed0"]["rounds"][0]["extra"]["forget_acc"] >= 0
+    assert (out / "results.md").read_text().count("\n|") >= 5
+    assert (out / "partition-seed0.json").exists() and (out / "partition-seed1.json").exists()
+    assert "[train]" in (out / "config.toml").read_text()
+    assert (out / "models" / "not-seed1.pt").exists()
+
+    # The same command again resumes: every cell is already done.
+    assert main(["run", *FAST, *cache, "--set", "seeds=[0, 1]", "--out", str(out)]) == 0
+    assert json.loads((out / "results.json").read_text())["records"] == records
+
+    # A new run directory reuses the cached pre-trained and retrained models.
+    again = tmp_path / "again"
+    assert main(["run", *FAST, *cache, "--set", "seeds=[0]", "--out", str(again)]) == 0
+    records2 = json.loads((again / "results.json").read_text())["records"]
+    assert [r["cached"] for r in records2 if r["method"] == "retrain"] == [True]
+    for method in ("not", "retrain"):
+        a = next(r for r in records if r["method"] == method and r["seed"] == 0)
+        b = next(r for r in records2 if r["method"] == method and r["seed"] == 0)
+        assert a["test_acc"] == b["test_acc"] and a["forget_acc"] == b["forget_acc"]
+
+
+def test_run_refuses_a_directory_of_another_configuration(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "results.json").write_text(json.dumps({"config": {"seeds": [9]}, "records": []}))
+    assert main(["run", *FAST, "--set", "cache_dir=", "--out", str(out)]) == 2
+
+
+def test_train_unlearn_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = [*FAST, "--set", "cache_dir="]
+    model = tmp_path / "model.pt"
+    unlearned = tmp_path / "unlearned.pt"
+    assert main(["train", *base, "--out", str(model)]) == 0
+    assert main([
+        "unlearn", "--checkpoint", str(model), "--method", "not", "--forget-clients", "1",
+        "--weights-only", "--out", str(unlearned),
+    ]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(unlearned)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["forget_clients"] == [1]
+    assert {"retain_acc", "forget_acc", "test_acc", "mia"} <= set(report)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "--set", "train.lr=fast"], "Expected `train.lr` to be float"),
+        (["run", "--set", 'unlearn.methods=["nto"]'], "Unknown unlearner 'nto'"),
+        (["run", "--set", "data.dataset=cifar10"], "set data.root"),
+        (["unlearn", "--checkpoint", "missing.pt", "--out", "x.pt"], "does not exist"),
+    ],
+)
+def test_errors_are_one_clear_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_methods_and_config_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["methods"]) == 0
+    assert "not" in capsys.readouterr().out
+    assert main(["config", "--set", "train.rounds=5"]) == 0
+    assert "rounds = 5" in capsys.readouterr().out
