@@ -108,8 +108,8 @@ def summarize(records: Sequence[Record]) -> list[dict[str, Any]]:
     return rows
 
 
-def _cell(stat: dict[str, float], with_delta: bool) -> str:
-    text = f"{stat['mean']:.2f} ± {stat['std']:.2f}"
+def _cell(stat: dict[str, float], with_delta: bool, single: bool) -> str:
+    text = f"{stat['mean']:.2f}" if single else f"{stat['mean']:.2f} ± {stat['std']:.2f}"
     return f"{text} ({stat['delta']:.2f})" if with_delta and "delta" in stat else text
 
 
@@ -130,7 +130,7 @@ def markdown_table(summary: Sequence[dict[str, Any]]) -> str:
             else ("—", "—", "—")
         )
         reached = ", ".join("—" if r is None else str(r) for r in row["rounds_to_target"])
-        cells = [_cell(row[m], True) for m in GAP_METRICS]
+        cells = [_cell(row[m], True, len(row["seeds"]) == 1) for m in GAP_METRICS]
         label = row["title"]
         lines.append(
             f"| {label} | {' | '.join(cells)} | {gap} | {' | '.join(cost)} | "

@@ -28,6 +28,7 @@ from fednot.cache import atomic_save, atomic_write_text
 from fednot.config import RunConfig
 from fednot.configio import to_dict, to_toml
 from fednot.errors import ConfigError
+from fednot.evaluation import Metrics
 from fednot.experiment import Experiment, UnlearnOutcome
 from fednot.federation.aggregate import clone_state
 from fednot.progress import Progress, Silent
@@ -126,34 +127,16 @@ class Run:
         outcome: UnlearnOutcome | None, requirements: str,
     ) -> None:  # fmt: skip
         metrics = exp.evaluate(state, self.request)
+        # Retrain's own target is its final validation accuracy: rounds from scratch to get there.
         reference = self._done(REFERENCE, exp.seed)
-        val_accs = [] if outcome is None else [r.val_acc for r in outcome.log.rounds]
-        reached = (
-            None
-            if reference is None or outcome is None
-            else rounds_to_target(val_accs, reference.val_acc)
-        )
-        costs = outcome.costs if outcome is not None else None
-        rounds = [] if outcome is None else outcome.log.rounds
-        record = Record(
-            method=name, title=title, seed=exp.seed, **metrics.to_dict(), avg_gap=None,
-            comm_bytes=costs.comm_bytes if costs else 0, flops=costs.flops if costs else 0,
-            step_comm_bytes=outcome.step_costs.comm_bytes if outcome else 0,
-            step_flops=outcome.step_costs.flops if outcome else 0,
-            rounds=len(rounds), stop_reason=outcome.log.stop_reason if outcome else "",
-            rounds_to_target=reached,
-            comm_to_target=None if reached is None else outcome.step_costs.comm_bytes  # type: ignore[union-attr]
-            + sum(r.comm_bytes for r in rounds[:reached]),
-            seconds=costs.seconds if costs else 0.0, requirements=requirements,
-            cached=bool(outcome and outcome.cached), notes=outcome.notes if outcome else {},
-        )  # fmt: skip
+        target = metrics.val_acc if name == REFERENCE else getattr(reference, "val_acc", None)
+        record = make_record(name, title, exp.seed, metrics, outcome, target, requirements)
         self.records = with_gaps([*self.records, record])
         if outcome is not None:
             self.logs[f"{name}/seed{exp.seed}"] = {"start": outcome.start, **outcome.log.to_dict()}
             if self.config.save_models:
-                atomic_save(
-                    clone_state(state), self.run_dir / "models" / f"{name}-seed{exp.seed}.pt"
-                )
+                path = self.run_dir / "models" / f"{name}-seed{exp.seed}.pt"
+                atomic_save(clone_state(state), path)
         self.progress.info(
             f"{title}: retain {metrics.retain_acc:.2f}  forget {metrics.forget_acc:.2f}  "
             f"test {metrics.test_acc:.2f}  MIA {metrics.mia:.2f}"
@@ -173,6 +156,41 @@ class Run:
         atomic_write_text(report_markdown(self.config, summary), self.run_dir / "results.md")
 
 
+def make_record(
+    name: str,
+    title: str,
+    seed: int,
+    metrics: Metrics,
+    outcome: UnlearnOutcome | None,
+    target_val_acc: float | None,
+    requirements: str,
+) -> Record:
+    """One table cell's record; ``outcome`` is ``None`` for the original (not unlearned) model."""
+    measured: dict[str, Any] = dict(metrics.to_dict())
+    if outcome is None:
+        return Record(
+            method=name, title=title, seed=seed, **measured, avg_gap=None, comm_bytes=0,
+            flops=0, step_comm_bytes=0, step_flops=0, rounds=0, stop_reason="",
+            rounds_to_target=None, comm_to_target=None, seconds=0.0, requirements=requirements,
+        )  # fmt: skip
+    rounds = outcome.log.rounds
+    reached = None
+    if target_val_acc is not None:
+        reached = rounds_to_target([r.val_acc for r in rounds], target_val_acc)
+    comm_to_target = None
+    if reached is not None:
+        comm_to_target = outcome.step_costs.comm_bytes + sum(r.comm_bytes for r in rounds[:reached])
+    costs = outcome.costs
+    return Record(
+        method=name, title=title, seed=seed, **measured, avg_gap=None,
+        comm_bytes=costs.comm_bytes, flops=costs.flops,
+        step_comm_bytes=outcome.step_costs.comm_bytes, step_flops=outcome.step_costs.flops,
+        rounds=len(rounds), stop_reason=outcome.log.stop_reason, rounds_to_target=reached,
+        comm_to_target=comm_to_target, seconds=costs.seconds, requirements=requirements,
+        cached=outcome.cached, notes=outcome.notes,
+    )  # fmt: skip
+
+
 def report_markdown(config: RunConfig, summary: list[dict[str, Any]]) -> str:
     """``results.md``: a heading, the setup in one paragraph, and the table."""
     d, t, u = config.data, config.train, config.unlearn
@@ -186,7 +204,8 @@ def report_markdown(config: RunConfig, summary: list[dict[str, Any]]) -> str:
         f"Seeds: {list(config.seeds)}."
     )
     notes = (
-        "Cells: mean ± std over seeds (Δ = |mean − Retrain's mean|). Avg. Gap = mean of the four "
+        "Cells: mean ± sample std over seeds (Δ = |mean − Retrain's mean|; no std for one "
+        "seed). Avg. Gap = mean of the four "
         "Δ (lower is better). MIA: balanced loss attack, 50 = indistinguishable. Comm.: bytes "
         "down + up of every tensor that travels, unlearning step plus recovery. Comp.: training "
         "FLOPs (torch.utils.flop_counter). Rounds to Retrain's val. acc.: first recovery round "
