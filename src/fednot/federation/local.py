@@ -22,7 +22,7 @@ class LocalRecipe:
     epochs: int = 1
     batch_size: int = 32
     optimizer: str = "sgd"
-    lr: float = 0.05
+    lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 5e-4
 
