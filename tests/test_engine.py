@@ -13,7 +13,8 @@ from fednot.federation.fedavg import FedAvg, StopRule
 from fednot.federation.local import LocalRecipe
 from fednot.testing import forbid_clients, tiny_config, tiny_federation
 from fednot.types import ForgetRequest, StateDict
-from fednot.unlearning.base import Requirements, UnlearnContext, Unlearner, UnlearnResult
+from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
+from fednot.unlearning.context import UnlearnContext
 
 REQUEST = ForgetRequest(clients=(0,))
 

@@ -69,7 +69,8 @@ def test_not_negates_weight_and_bias_by_default() -> None:
     from fednot.seeding import SeedStreams
     from fednot.testing import tiny_federation
     from fednot.types import ForgetRequest
-    from fednot.unlearning.base import Requirements, UnlearnContext
+    from fednot.unlearning.base import Requirements
+    from fednot.unlearning.context import UnlearnContext
 
     state = model.state_dict()
     ctx = UnlearnContext(

@@ -37,6 +37,9 @@ class DataConfig:
     min_client_samples: int = 10  # Dirichlet draws are repeated until each client has this many
     val_fraction: float = 0.2  # each client's validation share (paper: train/val = 80:20)
     augment: bool | None = None  # None = the data set's default (CIFAR: crop + flip; else none)
+    server_samples: int = (
+        0  # unlabeled slice held by the server, reserved before partitioning (FUKD)
+    )
 
     def __post_init__(self) -> None:
         _require(self.num_clients >= 1, f"data.num_clients must be >= 1, got {self.num_clients}.")
@@ -46,6 +49,7 @@ class DataConfig:
         _require(self.alpha > 0, f"data.alpha must be > 0, got {self.alpha}.")
         _require(self.shards_per_client >= 1, "data.shards_per_client must be >= 1.")
         _require(self.image_size is None or self.image_size >= 8, "data.image_size must be >= 8.")
+        _require(self.server_samples >= 0, "data.server_samples must be >= 0.")
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,8 @@ class UnlearnConfig:
     methods: tuple[str, ...] = ("retrain", "ft", "not")
     recovery_rounds: int = 30  # fine-tuning budget of FT, NoT and every baseline (ours)
     recovery_lr: float | None = None  # None = train.lr
-    target_val_acc: float | None = None  # stop recovery at this retained-validation accuracy (%)
+    # stop recovery at this retained-validation accuracy (%), or at Retrain's final one ("retrain")
+    target_val_acc: float | Literal["retrain"] | None = None
     recovery_patience: int | None = None  # stop recovery when validation accuracy stalls
 
     def __post_init__(self) -> None:
@@ -109,7 +114,7 @@ class UnlearnConfig:
             self.recovery_lr is None or self.recovery_lr > 0, "unlearn.recovery_lr must be > 0."
         )
         _require(
-            self.target_val_acc is None or 0 < self.target_val_acc <= 100,
+            self.target_val_acc in (None, "retrain") or 0 < float(self.target_val_acc) <= 100,
             f"unlearn.target_val_acc is a percentage in (0, 100], got {self.target_val_acc}.",
         )
 

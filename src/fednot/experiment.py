@@ -18,30 +18,34 @@ import torch
 from fednot.cache import ModelCache, cache_key
 from fednot.config import RunConfig
 from fednot.configio import to_dict
-from fednot.data.federated import Federation
+from fednot.data.federated import Federation, Samples, UnlabeledSamples
 from fednot.data.forget import ForgetSplit, split_request
 from fednot.data.partition import Partition
 from fednot.data.registry import load_federation
+from fednot.errors import ConfigError
 from fednot.evaluation import Metrics, evaluate
 from fednot.federation.aggregate import clone_state
 from fednot.federation.costs import Costs, FlopMeter
 from fednot.federation.fedavg import FedAvg, StopRule, TrainLog
+from fednot.federation.history import HistorySpec, TrainingHistory
 from fednot.federation.local import LocalRecipe, accuracy
 from fednot.models.registry import create_model
 from fednot.progress import Progress, Silent
 from fednot.seeding import SeedStreams
 from fednot.types import ForgetRequest, StateDict
-from fednot.unlearning.base import UnlearnContext, Unlearner
+from fednot.unlearning.base import Unlearner
+from fednot.unlearning.context import UnlearnContext
 from fednot.unlearning.registry import create_unlearner
 
 
 @dataclass(frozen=True)
 class Trained:
-    """A pre-trained global model and the rounds that produced it."""
+    """A pre-trained global model, the rounds that produced it, and the recorded history."""
 
     state: StateDict
     log: TrainLog
     cached: bool = False
+    history: TrainingHistory | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,7 @@ class UnlearnOutcome:
         notes: what the method recorded (e.g. the negated layers).
         start: metrics right after the method's step, before recovery (round 0 of the curves).
         cached: whether the result came from the cache.
+        storage_bytes: the history the server had to keep for this method.
     """
 
     method: str
@@ -65,6 +70,7 @@ class UnlearnOutcome:
     notes: dict[str, Any] = field(default_factory=dict)
     start: dict[str, float] = field(default_factory=dict)
     cached: bool = False
+    storage_bytes: int = 0
 
     @property
     def costs(self) -> Costs:
@@ -116,43 +122,67 @@ class Experiment:
 
     # -- stages ---------------------------------------------------------------------------
 
-    def pretrain(self) -> Trained:
-        """FedAvg from the initial weights on every client (cached)."""
-        key = cache_key("pretrain", self._key_parts())
-        state, log, cached = self._train_cached(key, self.federation, "pretrain")
-        return Trained(state, log, cached)
+    def pretrain(self, history: HistorySpec | None = None) -> Trained:
+        """FedAvg from the initial weights on every client (cached).
+
+        Args:
+            history: what to record for methods that need a training history (their
+                `Unlearner.history_spec`); ``None`` records nothing.
+        """
+        spec = None if history is None or history.empty else history
+        key = cache_key("pretrain", self._key_parts(history=spec and spec.to_dict()))
+        state, log, cached, recorded = self._train_cached(key, self.federation, "pretrain", spec)
+        return Trained(state, log, cached, recorded)
 
     def split(self, request: ForgetRequest) -> ForgetSplit:
         """The retained federation and the forget set of ``request``."""
         return split_request(self.federation, request)
 
     def unlearn(
-        self, state: StateDict, request: ForgetRequest, method: Unlearner | str
+        self,
+        original: Trained | StateDict,
+        request: ForgetRequest,
+        method: Unlearner | str,
+        *,
+        reference_val_acc: float | None = None,
     ) -> UnlearnOutcome:
-        """Apply ``method`` to the trained ``state`` for ``request``, then recover."""
+        """Apply ``method`` to the trained model for ``request``, then recover.
+
+        Args:
+            original: the pre-trained model (a `Trained`, whose recorded history methods that
+                declare one receive, or a bare state).
+            request: what to forget.
+            method: an `Unlearner` or a registered name (options from ``config.options``).
+            reference_val_acc: Retrain's final retained-validation accuracy, needed when
+                ``unlearn.target_val_acc = "retrain"``.
+        """
         if isinstance(method, str):
             method = create_unlearner(method, self.config.options.get(method))
         method.validate(self.model)
         split = self.split(request)
         if method.name == "retrain":
             return self._retrain(split)
+        trained = original if isinstance(original, Trained) else Trained(original, TrainLog())
+        history = self._history_for(method, trained)
         ctx = UnlearnContext(
-            method=method.name,
-            requirements=method.requirements,
-            request=request,
-            retained=split.retained,
-            model=self.model,
-            initial_state=self.initial_state,
-            streams=self.streams,
-            forget=split.forget,
-        )
+            method=method.name, requirements=method.requirements, request=request,
+            retained=split.retained, model=self.model, initial_state=self.initial_state,
+            streams=self.streams, recipe=LocalRecipe.from_config(self.config.train),
+            flops=self.flops, device=self.device, model_name=self.config.model.name,
+            model_options=self.config.model.options, forget=split.forget, history=history,
+            server_data=self._server_data(method),
+        )  # fmt: skip
         start = time.perf_counter()
-        result = method.unlearn(state, ctx)
-        step_costs = result.costs + Costs(seconds=time.perf_counter() - start)
+        result = method.unlearn(trained.state, ctx)
+        step_costs = ctx.costs + result.costs + Costs(seconds=time.perf_counter() - start)
         self.progress.phase(f"seed {self.seed}: {method.name}: recovery on {_who(split)}")
         first = self._curve_point(result.state, split) if self.config.eval.curve_every else {}
-        state_out, log = self._recover(result.state, split, method.name)
-        return UnlearnOutcome(method.name, state_out, step_costs, log, result.notes, first)
+        target = self._target_val_acc(reference_val_acc)
+        state_out, log = self._recover(result.state, split, method.name, target)
+        storage = history.storage_bytes() if history is not None else 0
+        return UnlearnOutcome(
+            method.name, state_out, step_costs, log, result.notes, first, storage_bytes=storage
+        )
 
     def evaluate(self, state: StateDict, request: ForgetRequest) -> Metrics:
         """The four metrics (plus validation accuracy) of ``state`` on ``request``'s split."""
@@ -183,43 +213,79 @@ class Experiment:
             **extra,
         }
 
+    def _history_for(self, method: Unlearner, trained: Trained) -> TrainingHistory | None:
+        spec = method.history_spec()
+        if spec is None or not method.requirements.history:
+            return None
+        if trained.history is None:
+            raise ConfigError(
+                f"Method {method.name!r} needs the training history, but the model was "
+                f"pre-trained without it. Pre-train with `pretrain(history={spec})`."
+            )
+        return trained.history.restrict(spec)
+
+    def _server_data(self, method: Unlearner) -> Samples | None:
+        server = self.federation.server
+        if method.requirements.server_data and server is None:
+            raise ConfigError(
+                f"Method {method.name!r} needs data held by the server. Reserve a slice of the "
+                "training pool for it with data.server_samples (e.g. --set "
+                "data.server_samples=500); no client will hold those samples."
+            )
+        return None if server is None else UnlabeledSamples(server.source, server.indices)
+
+    def _target_val_acc(self, reference: float | None) -> float | None:
+        target = self.config.unlearn.target_val_acc
+        if target != "retrain":
+            return target
+        if reference is None:
+            raise ConfigError(
+                'unlearn.target_val_acc = "retrain" needs Retrain\'s validation accuracy: run '
+                "Retrain first and pass reference_val_acc."
+            )
+        return reference
+
     def _train_cached(
-        self, key: str, federation: Federation, label: str
-    ) -> tuple[StateDict, TrainLog, bool]:
+        self, key: str, federation: Federation, label: str, spec: HistorySpec | None = None
+    ) -> tuple[StateDict, TrainLog, bool, TrainingHistory | None]:
         done = self.cache.load(key)
         if done is not None:
             self.progress.phase(f"seed {self.seed}: {label}: cached")
-            return done["state"], TrainLog.from_dict(done["log"]), True
+            return done["state"], TrainLog.from_dict(done["log"]), True, _history(done, spec)
         partial = self.cache.load(key, partial=True)
         state, log = dict(self.initial_state), TrainLog()
+        history = None if spec is None else TrainingHistory(spec)
         if partial is not None:
             state, log = partial["state"], TrainLog.from_dict(partial["log"])
+            history = _history(partial, spec)
         resumed = f", resuming after round {len(log.rounds)}" if log.rounds else ""
         self.progress.phase(
             f"seed {self.seed}: {label} (FedAvg, {len(federation.clients)} clients, up to "
             f"{self.config.train.rounds} rounds{resumed})"
         )
         stop = StopRule(self.config.train.rounds, patience=self.config.train.patience)
-        state, log = self._fedavg(federation, "pretrain", label).run(
+        fedavg = self._fedavg(federation, "pretrain", label)
+        fedavg.history = history
+        state, log = fedavg.run(
             state, stop, log=log,
-            checkpoint=lambda s, lg: self.cache.save(key, _payload(s, lg), partial=True),
+            checkpoint=lambda s, lg: self.cache.save(key, _payload(s, lg, history), partial=True),
         )  # fmt: skip
-        self.cache.save(key, _payload(state, log))
+        self.cache.save(key, _payload(state, log, history))
         self.progress.info(
             f"{label}: {log.stop_reason}; final val acc {log.rounds[-1].val_acc:.2f}%"
         )
-        return state, log, False
+        return state, log, False, history
 
     def _retrain(self, split: ForgetSplit) -> UnlearnOutcome:
         key = cache_key("retrain", self._key_parts(request=split.request.to_dict()))
-        state, log, cached = self._train_cached(key, split.retained, "retrain")
+        state, log, cached, _ = self._train_cached(key, split.retained, "retrain")
         return UnlearnOutcome("retrain", state, Costs(), log, cached=cached)
 
     def _recover(
-        self, state: StateDict, split: ForgetSplit, label: str
+        self, state: StateDict, split: ForgetSplit, label: str, target: float | None
     ) -> tuple[StateDict, TrainLog]:
         unlearn = self.config.unlearn
-        stop = StopRule(unlearn.recovery_rounds, unlearn.recovery_patience, unlearn.target_val_acc)
+        stop = StopRule(unlearn.recovery_rounds, unlearn.recovery_patience, target)
         every = self.config.eval.curve_every
 
         def curve(round_: int, new_state: StateDict) -> dict[str, float]:
@@ -242,8 +308,17 @@ class Experiment:
         return point
 
 
-def _payload(state: StateDict, log: TrainLog) -> dict[str, Any]:
-    return {"state": clone_state(state), "log": log.to_dict()}
+def _payload(state: StateDict, log: TrainLog, history: TrainingHistory | None) -> dict[str, Any]:
+    payload = {"state": clone_state(state), "log": log.to_dict()}
+    if history is not None:
+        payload["history"] = history.to_payload()
+    return payload
+
+
+def _history(payload: dict[str, Any], spec: HistorySpec | None) -> TrainingHistory | None:
+    if spec is None:
+        return None
+    return TrainingHistory.from_payload(payload["history"])
 
 
 def _who(split: ForgetSplit) -> str:

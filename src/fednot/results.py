@@ -47,6 +47,7 @@ class Record:
     comm_to_target: int | None
     seconds: float
     requirements: str
+    storage_bytes: int = 0
     cached: bool = False
     notes: dict[str, Any] = field(default_factory=dict)
 
@@ -100,7 +101,7 @@ def summarize(records: Sequence[Record]) -> list[dict[str, Any]]:
         )
         gaps = [r.avg_gap for r in rs if r.avg_gap is not None]
         row["avg_gap_per_seed"] = mean_std(gaps)[0] if gaps else None
-        for cost in ("comm_bytes", "flops", "rounds", "seconds"):
+        for cost in ("comm_bytes", "flops", "storage_bytes", "rounds", "seconds"):
             row[cost] = mean_std([float(getattr(r, cost)) for r in rs])[0]
         row["rounds_to_target"] = [r.rounds_to_target for r in rs]
         row["requirements"] = rs[0].requirements

@@ -18,6 +18,7 @@ already done (pre-training and Retrain also resume from the model cache).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +32,7 @@ from fednot.errors import ConfigError
 from fednot.evaluation import Metrics
 from fednot.experiment import Experiment, UnlearnOutcome
 from fednot.federation.aggregate import clone_state
+from fednot.federation.history import HistorySpec
 from fednot.progress import Progress, Silent
 from fednot.results import (
     ORIGINAL,
@@ -42,6 +44,7 @@ from fednot.results import (
     with_gaps,
 )
 from fednot.types import ForgetRequest
+from fednot.unlearning.base import Unlearner
 from fednot.unlearning.registry import create_unlearner
 
 
@@ -49,6 +52,16 @@ def default_run_dir(config: RunConfig) -> Path:
     """``<out_dir>/<dataset>-<model>-<timestamp>``."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path(config.out_dir) / f"{config.data.dataset}-{config.model.name}-{stamp}"
+
+
+def history_union(methods: Iterable[Unlearner]) -> HistorySpec | None:
+    """What pre-training must record for ``methods`` (``None``: nothing)."""
+    spec = HistorySpec()
+    for method in methods:
+        wanted = method.history_spec()
+        if wanted is not None and method.requirements.history:
+            spec = spec.union(wanted)
+    return None if spec.empty else spec
 
 
 def methods_of(config: RunConfig) -> list[str]:
@@ -107,7 +120,7 @@ class Run:
                 method.validate(exp.model)  # fail before any training
             if exp.partition is not None:
                 exp.partition.save(self.run_dir / f"partition-seed{seed}.json")
-            trained = exp.pretrain()
+            trained = exp.pretrain(history=history_union(methods.values()))
             if not self._done(ORIGINAL, seed):
                 self._add(
                     exp, ORIGINAL, "original (before unlearning)", trained.state, None, "none"
@@ -115,7 +128,11 @@ class Run:
             for name, method in methods.items():
                 if self._done(name, seed):
                     continue
-                outcome = exp.unlearn(trained.state, self.request, method)
+                reference = self._done(REFERENCE, seed)
+                outcome = exp.unlearn(
+                    trained, self.request, method,
+                    reference_val_acc=reference.val_acc if reference else None,
+                )  # fmt: skip
                 title = type(method).title or name
                 self._add(exp, name, title, outcome.state, outcome, method.requirements.describe())
         summary = summarize(self.records)
@@ -172,6 +189,7 @@ def make_record(
             method=name, title=title, seed=seed, **measured, avg_gap=None, comm_bytes=0,
             flops=0, step_comm_bytes=0, step_flops=0, rounds=0, stop_reason="",
             rounds_to_target=None, comm_to_target=None, seconds=0.0, requirements=requirements,
+            storage_bytes=0,
         )  # fmt: skip
     rounds = outcome.log.rounds
     reached = None
@@ -187,7 +205,7 @@ def make_record(
         step_comm_bytes=outcome.step_costs.comm_bytes, step_flops=outcome.step_costs.flops,
         rounds=len(rounds), stop_reason=outcome.log.stop_reason, rounds_to_target=reached,
         comm_to_target=comm_to_target, seconds=costs.seconds, requirements=requirements,
-        cached=outcome.cached, notes=outcome.notes,
+        storage_bytes=outcome.storage_bytes, cached=outcome.cached, notes=outcome.notes,
     )  # fmt: skip
 
 

@@ -93,6 +93,24 @@ class ForbiddenSamples(Samples):
         raise MissingRequirementError(self.reason)
 
 
+class UnlabeledSamples(Samples):
+    """A view whose labels are withheld: `fetch` returns -1 labels and `labels` raises."""
+
+    @property
+    def labels(self) -> Tensor:
+        """Refuse: this data is unlabeled."""
+        raise MissingRequirementError("This data is unlabeled: its labels are not available.")
+
+    def fetch(self, positions: Tensor) -> tuple[Tensor, Tensor]:
+        """Images at ``positions`` and labels of -1."""
+        images, _ = super().fetch(positions)
+        return images, torch.full((len(images),), -1, dtype=torch.int64)
+
+    def view(self, indices: Tensor) -> Samples:
+        """An unlabeled view over other ``indices``."""
+        return UnlabeledSamples(self.source, indices)
+
+
 @dataclass(frozen=True, eq=False)
 class Preprocess:
     """Per-batch conversion to normalised floats, with optional augmentation.
@@ -161,6 +179,7 @@ class Federation:
     preprocess: Preprocess
     num_classes: int
     input_shape: tuple[int, int, int]
+    server: Samples | None = None  # the server's unlabeled slice, if any
 
     @property
     def ids(self) -> tuple[int, ...]:
@@ -182,6 +201,7 @@ class Federation:
             self.preprocess,
             self.num_classes,
             self.input_shape,
+            self.server,
         )
 
     def without(self, client_ids: Iterable[int]) -> Federation:

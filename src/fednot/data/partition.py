@@ -7,7 +7,7 @@ split. Each client's share is then split into train and validation (80:20 in the
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -100,13 +100,16 @@ class Partition:
     """Which samples each client holds, and which samples form the server's test set.
 
     All indices refer to the reader's *training* split. ``test`` is ``None`` when the data set
-    has its own test split, or the indices of the seeded hold-out otherwise.
+    has its own test split, or the indices of the seeded hold-out otherwise. ``server`` is the
+    unlabeled slice the server holds (empty unless ``data.server_samples`` is set); it is
+    reserved before the clients' split, so no client ever holds it.
     """
 
     scheme: str
     train: tuple[np.ndarray, ...]
     val: tuple[np.ndarray, ...]
     test: np.ndarray | None
+    server: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def num_clients(self) -> int:
@@ -119,6 +122,7 @@ class Partition:
             "scheme": self.scheme,
             "indices_refer_to": "the data set's training split",
             "test": None if self.test is None else self.test.tolist(),
+            "server": self.server.tolist(),
             "clients": [
                 {"id": k, "train": t.tolist(), "val": v.tolist()}
                 for k, (t, v) in enumerate(zip(self.train, self.val, strict=True))
@@ -141,6 +145,7 @@ class Partition:
                 train=tuple(np.asarray(c["train"], dtype=np.int64) for c in clients),
                 val=tuple(np.asarray(c["val"], dtype=np.int64) for c in clients),
                 test=test,
+                server=np.asarray(data.get("server", []), dtype=np.int64),
             )
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise DataError(

@@ -105,6 +105,18 @@ def make_partition(config: DataConfig, splits: DatasetSplits, streams: SeedStrea
         pool, test = partitioners.stratified_holdout(
             labels, config.test_fraction, streams.numpy("split")
         )
+    server = np.zeros(0, dtype=np.int64)
+    if config.server_samples:
+        if config.server_samples >= len(pool):
+            raise ConfigError(
+                f"data.server_samples={config.server_samples} leaves no data for the clients "
+                f"({len(pool)} training samples)."
+            )
+        shuffled = streams.numpy("server").permutation(pool)
+        server, pool = (
+            np.sort(shuffled[: config.server_samples]),
+            np.sort(shuffled[config.server_samples :]),
+        )
     rng = streams.numpy("partition")
     schemes: dict[str, Callable[[], list[np.ndarray]]] = {
         "iid": lambda: partitioners.iid(len(pool), config.num_clients, rng),
@@ -126,6 +138,7 @@ def make_partition(config: DataConfig, splits: DatasetSplits, streams: SeedStrea
         train=tuple(t for t, _ in pairs),
         val=tuple(v for _, v in pairs),
         test=test,
+        server=server,
     )
 
 
@@ -153,7 +166,8 @@ def build_federation(config: DataConfig, splits: DatasetSplits, partition: Parti
         ClientData(k, Samples(train, torch.from_numpy(t)), Samples(train, torch.from_numpy(v)))
         for k, (t, v) in enumerate(zip(partition.train, partition.val, strict=True))
     )
-    return Federation(clients, test, preprocess, train.num_classes, train.shape)
+    server = Samples(train, torch.from_numpy(partition.server)) if len(partition.server) else None
+    return Federation(clients, test, preprocess, train.num_classes, train.shape, server)
 
 
 def load_federation(config: DataConfig, streams: SeedStreams) -> tuple[Federation, Partition]:

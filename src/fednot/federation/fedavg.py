@@ -24,6 +24,7 @@ from torch import nn
 from fednot.data.federated import Federation
 from fednot.federation.aggregate import weighted_average
 from fednot.federation.costs import Costs, FlopMeter, state_bytes
+from fednot.federation.history import TrainingHistory
 from fednot.federation.local import LocalRecipe, accuracy, local_train
 from fednot.progress import Progress
 from fednot.seeding import SeedStreams
@@ -126,6 +127,7 @@ class FedAvg:
         flops: FlopMeter | None = None,
         progress: Progress | None = None,
         eval_batch_size: int = 512,
+        history: TrainingHistory | None = None,
     ) -> None:
         self.model = model
         self.federation = federation
@@ -138,6 +140,7 @@ class FedAvg:
         self.flops = flops or FlopMeter(model)
         self.progress = progress
         self.eval_batch_size = eval_batch_size
+        self.history = history
         self._val = federation.pooled_val()
 
     def participants(self, round_: int) -> tuple[int, ...]:
@@ -149,8 +152,13 @@ class FedAvg:
         rng = self.streams.numpy("sample", self.phase, round_)
         return tuple(sorted(int(i) for i in rng.choice(ids, size=count, replace=False)))
 
-    def round(self, state: StateDict, round_: int) -> tuple[StateDict, RoundRecord]:
-        """Run one round from the global ``state``; return the new global state and its record."""
+    def round(
+        self, state: StateDict, round_: int, *, validate: bool = True
+    ) -> tuple[StateDict, RoundRecord]:
+        """Run one round from the global ``state``; return the new global state and its record.
+
+        With ``validate=False`` the record's ``val_acc`` is NaN (no evaluation is run).
+        """
         start = time.perf_counter()
         clients = self.participants(round_)
         updates = [
@@ -162,11 +170,18 @@ class FedAvg:
             for k in clients
         ]  # fmt: skip
         new_state = weighted_average([u.state for u in updates], [u.num_samples for u in updates])
-        self.model.load_state_dict(new_state)
-        val_acc = accuracy(
-            self.model, self._val, self.federation.preprocess,
-            batch_size=self.eval_batch_size, device=self.device,
-        )  # fmt: skip
+        if self.history is not None:
+            self.history.record(
+                round_, state, {k: u.state for k, u in zip(clients, updates, strict=True)},
+                {k: float(u.num_samples) for k, u in zip(clients, updates, strict=True)},
+            )  # fmt: skip
+        val_acc = float("nan")
+        if validate:
+            self.model.load_state_dict(new_state)
+            val_acc = accuracy(
+                self.model, self._val, self.federation.preprocess,
+                batch_size=self.eval_batch_size, device=self.device,
+            )  # fmt: skip
         samples = sum(u.num_samples for u in updates)
         record = RoundRecord(
             round=round_,

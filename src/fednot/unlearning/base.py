@@ -3,24 +3,25 @@
 A method is a class with one abstract hook, `Unlearner.unlearn`, and a class attribute
 `Unlearner.requirements` declaring what it needs. The engine (`fednot.experiment`) owns
 everything else: the forget split, the recovery rounds that follow the method's own step,
-seeding, cost meters and evaluation. The `UnlearnContext` a method receives exposes only what
-its requirements declare; reaching for anything else raises `MissingRequirementError`.
+seeding, cost meters and evaluation. The `fednot.unlearning.context.UnlearnContext` a method
+receives exposes only what its requirements declare; reaching for anything else raises
+`MissingRequirementError`.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import torch
 from torch import nn
 
-from fednot.data.federated import Federation, Samples
-from fednot.errors import MissingRequirementError
 from fednot.federation.costs import Costs
-from fednot.seeding import SeedStreams
-from fednot.types import ForgetRequest, StateDict
+from fednot.federation.history import HistorySpec
+from fednot.types import StateDict
+
+if TYPE_CHECKING:
+    from fednot.unlearning.context import UnlearnContext
 
 
 @dataclass(frozen=True)
@@ -66,72 +67,6 @@ class UnlearnResult:
     notes: dict[str, Any] = field(default_factory=dict)
 
 
-class UnlearnContext:
-    """What the engine hands a method.
-
-    Always: the request, the retained federation, a scratch model of the architecture, the
-    run's initial weights and an ``unlearn`` random stream. The forget data, stored history and
-    server data only if the method declared them.
-    """
-
-    def __init__(
-        self,
-        *,
-        method: str,
-        requirements: Requirements,
-        request: ForgetRequest,
-        retained: Federation,
-        model: nn.Module,
-        initial_state: StateDict,
-        streams: SeedStreams,
-        forget: Samples | None = None,
-        history: object | None = None,
-        server_data: Samples | None = None,
-    ) -> None:
-        self.method = method
-        self.requirements = requirements
-        self.request = request
-        self.retained = retained
-        self.model = model
-        self.initial_state = initial_state
-        self._streams = streams
-        self._forget = forget if requirements.forget_data else None
-        self._history = history if requirements.history else None
-        self._server_data = server_data if requirements.server_data else None
-
-    def generator(self, *key: object) -> torch.Generator:
-        """A generator from the run's ``unlearn`` stream, sub-keyed by ``key``."""
-        return self._streams.torch("unlearn", self.method, *key)
-
-    def _refuse(self, what: str, flag: str) -> MissingRequirementError:
-        return MissingRequirementError(
-            f"Method {self.method!r} asked for {what} but does not declare it "
-            f"(requirements.{flag} is False), so the engine does not hand it over. Declare "
-            f"`requirements = Requirements({flag}=True)` if the method truly needs it."
-        )
-
-    @property
-    def forget_data(self) -> Samples:
-        """D_u, only for methods that declare ``forget_data``."""
-        if self._forget is None:
-            raise self._refuse("the forget data", "forget_data")
-        return self._forget
-
-    @property
-    def history(self) -> object:
-        """The stored training history, only for methods that declare ``history``."""
-        if self._history is None:
-            raise self._refuse("the stored training history", "history")
-        return self._history
-
-    @property
-    def server_data(self) -> Samples:
-        """Server-side data, only for methods that declare ``server_data``."""
-        if self._server_data is None:
-            raise self._refuse("server-side data", "server_data")
-        return self._server_data
-
-
 class Unlearner(ABC):
     """Base class of every unlearning method.
 
@@ -142,6 +77,10 @@ class Unlearner(ABC):
     name: ClassVar[str]
     title: ClassVar[str] = ""  # display name as in its paper (default: ``name``)
     requirements: ClassVar[Requirements] = Requirements()
+
+    def history_spec(self) -> HistorySpec | None:
+        """What the method needs recorded during training (``None``: no history)."""
+        return None
 
     def validate(self, model: nn.Module) -> None:  # noqa: B027 - an optional hook
         """Check the method's options against ``model`` before any training (default: nothing)."""

@@ -7,7 +7,8 @@ and stop rule NoT gets, so the comparison isolates the effect of negating (`base
 from __future__ import annotations
 
 from fednot.types import StateDict
-from fednot.unlearning.base import Requirements, UnlearnContext, Unlearner, UnlearnResult
+from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
+from fednot.unlearning.context import UnlearnContext
 from fednot.unlearning.registry import register_unlearner
 
 

@@ -33,7 +33,8 @@ from torch import nn
 from fednot.errors import ConfigError, NegationWarning
 from fednot.models.layers import Layer, LayerGraph, layer_graph, resolve_layers
 from fednot.types import StateDict
-from fednot.unlearning.base import Requirements, UnlearnContext, Unlearner, UnlearnResult
+from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
+from fednot.unlearning.context import UnlearnContext
 from fednot.unlearning.registry import register_unlearner
 
 

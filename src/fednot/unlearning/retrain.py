@@ -10,7 +10,8 @@ due to the forgotten data alone.
 from __future__ import annotations
 
 from fednot.types import StateDict
-from fednot.unlearning.base import Requirements, UnlearnContext, Unlearner, UnlearnResult
+from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
+from fednot.unlearning.context import UnlearnContext
 from fednot.unlearning.registry import register_unlearner
 
 
