@@ -71,13 +71,30 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
     return result
 
 
-def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> RunConfig:
-    """Load the defaults, then the TOML file at ``path`` (if any), then the overrides."""
+def merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """Return ``base`` updated by ``update``, merging nested tables key by key."""
+    result = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(result.get(key), dict):
+            result[key] = merge(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+def load_config(
+    path: str | Path | None = None, overrides: Iterable[str] = (), *, preset: str | None = None
+) -> RunConfig:
+    """Load the defaults, then a shipped preset, then the TOML file at ``path``, then overrides."""
     data: dict[str, Any] = {}
+    if preset is not None:
+        from fednot.presets import load_preset
+
+        data = load_preset(preset)
     if path is not None:
         file = Path(path)
         try:
-            data = tomllib.loads(file.read_text())
+            data = merge(data, tomllib.loads(file.read_text()))
         except FileNotFoundError as e:
             raise ConfigError(f"Configuration file {file} does not exist.") from e
         except tomllib.TOMLDecodeError as e:

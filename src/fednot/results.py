@@ -114,27 +114,49 @@ def _cell(stat: dict[str, float], with_delta: bool, single: bool) -> str:
     return f"{text} ({stat['delta']:.2f})" if with_delta and "delta" in stat else text
 
 
-def markdown_table(summary: Sequence[dict[str, Any]]) -> str:
-    """The summary in the NoT paper's Table 1 layout, plus rounds and rounds-to-target."""
-    lines = [
-        "| Method | Retain (Δ↓) | Forget (Δ↓) | Test (Δ↓) | MIA (Δ↓) | Avg. Gap ↓ "
-        "| Comm. (bytes) ↓ | Comp. (FLOPs) ↓ | Rounds | Rounds to Retrain's val. acc. |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
+_HEADER = (
+    "Method", "Retain (Δ↓)", "Forget (Δ↓)", "Test (Δ↓)", "MIA (Δ↓)", "Avg. Gap ↓",
+    "Comm. (bytes) ↓", "Comp. (FLOPs) ↓", "Storage (bytes) ↓", "Rounds",
+    "Rounds to Retrain's val. acc.", "Needs",
+)  # fmt: skip
+
+
+def table_rows(summary: Sequence[dict[str, Any]]) -> list[list[str]]:
+    """The summary as text cells under `_HEADER`: mean ± std (Δ), gaps, costs, rounds."""
+    rows = []
     for row in summary:
-        method = row["method"]
-        is_method = method != ORIGINAL
-        gap = "—" if row["avg_gap"] is None else f"{row['avg_gap']:.2f}"
-        cost = (
-            (f"{row['comm_bytes']:.2e}", f"{row['flops']:.2e}", f"{row['rounds']:.0f}")
-            if is_method
-            else ("—", "—", "—")
-        )
-        reached = ", ".join("—" if r is None else str(r) for r in row["rounds_to_target"])
-        cells = [_cell(row[m], True, len(row["seeds"]) == 1) for m in GAP_METRICS]
-        label = row["title"]
-        lines.append(
-            f"| {label} | {' | '.join(cells)} | {gap} | {' | '.join(cost)} | "
-            f"{reached if is_method else '—'} |"
-        )
+        single = len(row["seeds"]) == 1
+        cells = [row["title"], *(_cell(row[m], True, single) for m in GAP_METRICS)]
+        cells.append("—" if row["avg_gap"] is None else f"{row['avg_gap']:.2f}")
+        if row["method"] == ORIGINAL:
+            cells += ["—"] * 6
+        else:
+            reached = ", ".join("—" if r is None else str(r) for r in row["rounds_to_target"])
+            cells += [
+                f"{row['comm_bytes']:.2e}", f"{row['flops']:.2e}", f"{row['storage_bytes']:.2e}",
+                f"{row['rounds']:.0f}", reached, row["requirements"],
+            ]  # fmt: skip
+        rows.append(cells)
+    return rows
+
+
+def markdown_table(summary: Sequence[dict[str, Any]]) -> str:
+    """The summary in the NoT paper's Table 1 layout, plus storage, rounds and requirements."""
+    lines = [f"| {' | '.join(_HEADER)} |", f"|{'---|' * len(_HEADER)}"]
+    lines += [f"| {' | '.join(cells)} |" for cells in table_rows(summary)]
     return "\n".join(lines)
+
+
+def csv_text(records: Sequence[Record]) -> str:
+    """One CSV row per (method, seed) record, with the scalar fields of `Record`."""
+    import csv
+    import io
+
+    fields = [f for f in Record.__dataclass_fields__ if f != "notes"]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for record in records:
+        data = record.to_dict()
+        writer.writerow({f: data[f] for f in fields})
+    return out.getvalue()

@@ -33,11 +33,13 @@ from fednot.evaluation import Metrics
 from fednot.experiment import Experiment, UnlearnOutcome
 from fednot.federation.aggregate import clone_state
 from fednot.federation.history import HistorySpec
+from fednot.plots import comparison_chart
 from fednot.progress import Progress, Silent
 from fednot.results import (
     ORIGINAL,
     REFERENCE,
     Record,
+    csv_text,
     markdown_table,
     rounds_to_target,
     summarize,
@@ -137,6 +139,7 @@ class Run:
                 self._add(exp, name, title, outcome.state, outcome, method.requirements.describe())
         summary = summarize(self.records)
         self._write(summary)
+        self.write_chart(summary)
         return summary
 
     def _add(
@@ -170,7 +173,14 @@ class Run:
             "logs": self.logs,
         }
         atomic_write_text(json.dumps(data, indent=1), self.run_dir / "results.json")
+        atomic_write_text(csv_text(self.records), self.run_dir / "results.csv")
         atomic_write_text(report_markdown(self.config, summary), self.run_dir / "results.md")
+
+    def write_chart(self, summary: list[dict[str, Any]]) -> Path:
+        """Draw ``results.png``: metrics and costs per method next to Retrain."""
+        path = self.run_dir / "results.png"
+        comparison_chart(summary, path, subtitle=describe_setup(self.config, short=True))
+        return path
 
 
 def make_record(
@@ -209,28 +219,43 @@ def make_record(
     )  # fmt: skip
 
 
-def report_markdown(config: RunConfig, summary: list[dict[str, Any]]) -> str:
-    """``results.md``: a heading, the setup in one paragraph, and the table."""
+def describe_setup(config: RunConfig, *, short: bool = False) -> str:
+    """The run's setup in one sentence (``short``: for a figure's subtitle)."""
     d, t, u = config.data, config.train, config.unlearn
-    setup = (
-        f"{d.dataset}, {config.model.name}, {d.num_clients} clients ({d.partition}"
-        f"{f', alpha={d.alpha}' if d.partition == 'dirichlet' else ''}), clients "
-        f"{list(u.forget_clients)} forgotten (client-wise). FedAvg: {t.rounds} rounds, "
-        f"{t.local_epochs} local epoch(s), batch {t.batch_size}, {t.optimizer} lr {t.lr}. "
-        f"Recovery budget: {u.recovery_rounds} rounds at lr {u.recovery_lr or t.lr}"
-        f"{f', stop at val. acc. {u.target_val_acc}%' if u.target_val_acc else ''}. "
-        f"Seeds: {list(config.seeds)}."
+    alpha = f", alpha={d.alpha}" if d.partition == "dirichlet" else ""
+    head = (
+        f"{d.dataset} / {config.model.name}, {d.num_clients} clients ({d.partition}{alpha}), "
+        f"clients {list(u.forget_clients)} forgotten, seeds {list(config.seeds)}"
     )
+    if short:
+        return head
+    target = {None: "", "retrain": ", stop at Retrain's val. acc."}.get(
+        u.target_val_acc,  # type: ignore[arg-type]
+        f", stop at val. acc. {u.target_val_acc}%",
+    )
+    return (
+        f"{head} (client-wise). FedAvg: up to {t.rounds} rounds, {t.local_epochs} local "
+        f"epoch(s), batch {t.batch_size}, {t.optimizer} lr {t.lr}. Recovery budget: "
+        f"{u.recovery_rounds} rounds at lr {u.recovery_lr or t.lr}{target}."
+    )
+
+
+def report_markdown(config: RunConfig, summary: list[dict[str, Any]]) -> str:
+    """``results.md``: a heading, the setup in one paragraph, the table and the chart."""
     notes = (
         "Cells: mean ± sample std over seeds (Δ = |mean − Retrain's mean|; no std for one "
-        "seed). Avg. Gap = mean of the four "
-        "Δ (lower is better). MIA: balanced loss attack, 50 = indistinguishable. Comm.: bytes "
-        "down + up of every tensor that travels, unlearning step plus recovery. Comp.: training "
-        "FLOPs (torch.utils.flop_counter). Rounds to Retrain's val. acc.: first recovery round "
-        "whose pooled retained-validation accuracy reaches Retrain's final one, per seed (— = not "
-        "within the budget)."
+        "seed). Avg. Gap = mean of the four Δ (lower is better). MIA: balanced loss attack, "
+        "50 = indistinguishable. Comm.: bytes down + up of every tensor that travels, unlearning "
+        "step plus recovery. Comp.: training FLOPs (torch.utils.flop_counter). Storage: history "
+        "the server keeps for the method. Rounds to Retrain's val. acc.: first recovery round "
+        "whose pooled retained-validation accuracy reaches Retrain's final one, per seed (— = "
+        "not within the budget; Retrain: rounds from scratch). Needs: what the method requires "
+        "beyond the global model."
     )
-    return f"# fednot results\n\n{setup}\n\n{markdown_table(summary)}\n\n{notes}\n"
+    return (
+        f"# fednot results\n\n{describe_setup(config)}\n\n{markdown_table(summary)}\n\n"
+        f"{notes}\n\n![metrics and costs per method](results.png)\n"
+    )
 
 
 def run(

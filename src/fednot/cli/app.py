@@ -12,9 +12,8 @@ from fednot.errors import FedNotError
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "-c", "--config", help="TOML configuration file (default: built-in defaults)"
-    )
+    parser.add_argument("--preset", help="a shipped preset to start from (see `fednot presets`)")
+    parser.add_argument("-c", "--config", help="TOML configuration file, applied over the preset")
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a configuration value, e.g. --set train.rounds=30 (repeatable)",
@@ -38,6 +37,15 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--out", help="run directory (default: <out_dir>/<dataset>-<model>-<time>)")
     p.set_defaults(handler=commands.run)
+
+    p = sub.add_parser(
+        "bench", help="compare methods over seeds (default preset: mnist5k-cnn, all methods)"
+    )
+    _common(p)
+    p.add_argument("--methods", help="comma-separated method names, or 'all'")
+    p.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2")
+    p.add_argument("--out", help="run directory (default: <out_dir>/<dataset>-<model>-<time>)")
+    p.set_defaults(handler=commands.bench)
 
     p = sub.add_parser("train", help="FedAvg pre-training to a checkpoint")
     _common(p)
@@ -70,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("methods", help="list the unlearning methods and what each needs")
     p.set_defaults(handler=commands.methods)
+
+    p = sub.add_parser("presets", help="list the shipped hyperparameter presets")
+    p.set_defaults(handler=commands.presets)
     return parser
 
 

@@ -14,6 +14,7 @@ from fednot.config import RunConfig
 from fednot.configio import load_config, to_toml
 from fednot.errors import ConfigError
 from fednot.experiment import Experiment
+from fednot.presets import preset_description, preset_names
 from fednot.progress import Progress, Silent
 from fednot.results import markdown_table
 from fednot.runner import Run, default_run_dir
@@ -38,20 +39,47 @@ def _clients(text: str | None) -> tuple[int, ...] | None:
         raise ConfigError(f"Expected comma-separated client ids, got {text!r}.") from e
 
 
+def _config(args: argparse.Namespace, extra: list[str] | None = None) -> RunConfig:
+    return load_config(args.config, [*args.overrides, *(extra or [])], preset=args.preset)
+
+
 def run(args: argparse.Namespace) -> int:
     """``fednot run``."""
-    config = load_config(args.config, args.overrides)
+    config = _config(args)
     progress = _setup(args, config)
     run_dir = Path(args.out) if args.out else default_run_dir(config)
     summary = Run(config, run_dir, progress=progress).execute()
     print(markdown_table(summary))
-    print(f"\nResults written to {run_dir}/ (results.json, results.md, config.toml, partitions)")
+    print(
+        f"\nResults written to {run_dir}/ (results.md, results.json, results.csv, results.png, "
+        "config.toml, partitions)"
+    )
+    return 0
+
+
+def bench(args: argparse.Namespace) -> int:
+    """``fednot bench``: `run` with a preset (default mnist5k-cnn) and method/seed shortcuts."""
+    extra = []
+    if args.methods:
+        names = unlearner_names() if args.methods == "all" else args.methods.split(",")
+        extra.append(f"unlearn.methods={json.dumps([n.strip() for n in names if n.strip()])}")
+    if args.seeds:
+        extra.append(f"seeds=[{args.seeds}]")
+    args.preset = args.preset or "mnist5k-cnn"
+    args.overrides = [*args.overrides, *extra]
+    return run(args)
+
+
+def presets(args: argparse.Namespace) -> int:
+    """``fednot presets``."""
+    for name in preset_names():
+        print(f"{name:20s} {preset_description(name)}")
     return 0
 
 
 def train(args: argparse.Namespace) -> int:
     """``fednot train``."""
-    config = load_config(args.config, args.overrides)
+    config = _config(args)
     progress = _setup(args, config)
     seed = config.seeds[0] if args.seed is None else args.seed
     exp = Experiment(config, seed, progress=progress)
@@ -114,7 +142,7 @@ def evaluate(args: argparse.Namespace) -> int:
 
 def show_config(args: argparse.Namespace) -> int:
     """``fednot config``."""
-    print(to_toml(load_config(args.config, args.overrides)), end="")
+    print(to_toml(_config(args)), end="")
     return 0
 
 
@@ -126,4 +154,7 @@ def methods(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["default_run_dir", "evaluate", "methods", "run", "show_config", "train", "unlearn"]
+__all__ = [
+    "bench", "default_run_dir", "evaluate", "methods", "presets", "run", "show_config", "train",
+    "unlearn",
+]  # fmt: skip

@@ -1,0 +1,42 @@
+"""Shipped hyperparameter presets, one TOML file per (data set, model).
+
+Each value is marked in its file as the NoT paper's ([paper]), fednot's reading of it ([spec]),
+the original code's ([code]) or ours ([ours]).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from typing import Any
+
+from fednot.errors import ConfigError
+
+
+def preset_names() -> list[str]:
+    """Names of the shipped presets."""
+    files = resources.files(__name__).iterdir()
+    return sorted(f.name.removesuffix(".toml") for f in files if f.name.endswith(".toml"))
+
+
+def preset_text(name: str) -> str:
+    """The TOML text of preset ``name``."""
+    if name not in preset_names():
+        raise ConfigError(f"Unknown preset {name!r}. Presets: {', '.join(preset_names())}.")
+    return resources.files(__name__).joinpath(f"{name}.toml").read_text()
+
+
+def preset_description(name: str) -> str:
+    """The first sentence of a preset's leading comment."""
+    lines = []
+    for line in preset_text(name).splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("# ").strip())
+    text = " ".join(lines)
+    return text.split(". ")[0].rstrip(".") + "."
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    """The preset as a nested mapping."""
+    return tomllib.loads(preset_text(name))
