@@ -7,7 +7,6 @@ gets an `UnlearnContext` holding what its requirements declare, and nothing more
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from fednot.federation.costs import Costs, FlopMeter
 from fednot.federation.fedavg import FedAvg, StopRule, TrainLog
 from fednot.federation.history import HistorySpec, TrainingHistory
 from fednot.federation.local import LocalRecipe, accuracy
+from fednot.federation.training import Phase, train_cached
 from fednot.models.registry import create_model
 from fednot.progress import Progress, Silent
 from fednot.seeding import SeedStreams
@@ -118,7 +118,7 @@ class Experiment:
         self.initial_state = clone_state(init.state_dict())
         self.flops = FlopMeter(self.model)
         self.cache = ModelCache(Path(config.cache_dir) if config.cache_dir else None)
-        self._fingerprint = _fingerprint(federation)
+        self._fingerprint = federation.fingerprint()
 
     # -- stages ---------------------------------------------------------------------------
 
@@ -131,8 +131,8 @@ class Experiment:
         """
         spec = None if history is None or history.empty else history
         key = cache_key("pretrain", self._key_parts(history=spec and spec.to_dict()))
-        state, log, cached, recorded = self._train_cached(key, self.federation, "pretrain", spec)
-        return Trained(state, log, cached, recorded)
+        phase = self._train(key, self.federation, "pretrain", spec)
+        return Trained(phase.state, phase.log, phase.cached, phase.history)
 
     def split(self, request: ForgetRequest) -> ForgetSplit:
         """The retained federation and the forget set of ``request``."""
@@ -245,41 +245,21 @@ class Experiment:
             )
         return reference
 
-    def _train_cached(
-        self, key: str, federation: Federation, label: str, spec: HistorySpec | None = None
-    ) -> tuple[StateDict, TrainLog, bool, TrainingHistory | None]:
-        done = self.cache.load(key)
-        if done is not None:
-            self.progress.phase(f"seed {self.seed}: {label}: cached")
-            return done["state"], TrainLog.from_dict(done["log"]), True, _history(done, spec)
-        partial = self.cache.load(key, partial=True)
-        state, log = dict(self.initial_state), TrainLog()
-        history = None if spec is None else TrainingHistory(spec)
-        if partial is not None:
-            state, log = partial["state"], TrainLog.from_dict(partial["log"])
-            history = _history(partial, spec)
-        resumed = f", resuming after round {len(log.rounds)}" if log.rounds else ""
-        self.progress.phase(
-            f"seed {self.seed}: {label} (FedAvg, {len(federation.clients)} clients, up to "
-            f"{self.config.train.rounds} rounds{resumed})"
-        )
-        stop = StopRule(self.config.train.rounds, patience=self.config.train.patience)
-        fedavg = self._fedavg(federation, "pretrain", label)
-        fedavg.history = history
-        state, log = fedavg.run(
-            state, stop, log=log,
-            checkpoint=lambda s, lg: self.cache.save(key, _payload(s, lg, history), partial=True),
-        )  # fmt: skip
-        self.cache.save(key, _payload(state, log, history))
-        self.progress.info(
-            f"{label}: {log.stop_reason}; final val acc {log.rounds[-1].val_acc:.2f}%"
-        )
-        return state, log, False, history
-
     def _retrain(self, split: ForgetSplit) -> UnlearnOutcome:
         key = cache_key("retrain", self._key_parts(request=split.request.to_dict()))
-        state, log, cached, _ = self._train_cached(key, split.retained, "retrain")
-        return UnlearnOutcome("retrain", state, Costs(), log, cached=cached)
+        phase = self._train(key, split.retained, "retrain", None)
+        return UnlearnOutcome("retrain", phase.state, Costs(), phase.log, cached=phase.cached)
+
+    def _train(
+        self, key: str, federation: Federation, label: str, spec: HistorySpec | None
+    ) -> Phase:
+        """Pre-training and Retrain: the pre-training recipe and streams, through the cache."""
+        return train_cached(
+            self._fedavg(federation, "pretrain", label),
+            StopRule(self.config.train.rounds, patience=self.config.train.patience),
+            self.initial_state, cache=self.cache, key=key, history=spec,
+            progress=self.progress, title=f"seed {self.seed}: {label}",
+        )  # fmt: skip
 
     def _recover(
         self, state: StateDict, split: ForgetSplit, label: str, target: float | None
@@ -308,33 +288,5 @@ class Experiment:
         return point
 
 
-def _payload(state: StateDict, log: TrainLog, history: TrainingHistory | None) -> dict[str, Any]:
-    payload = {"state": clone_state(state), "log": log.to_dict()}
-    if history is not None:
-        payload["history"] = history.to_payload()
-    return payload
-
-
-def _history(payload: dict[str, Any], spec: HistorySpec | None) -> TrainingHistory | None:
-    if spec is None:
-        return None
-    return TrainingHistory.from_payload(payload["history"])
-
-
 def _who(split: ForgetSplit) -> str:
     return f"{len(split.retained.clients)} retained clients"
-
-
-def _fingerprint(federation: Federation) -> str:
-    """A hash of which samples each client holds and of the pixels behind them."""
-    digest = hashlib.sha256()
-    for client in federation.clients:
-        digest.update(f"{client.id}:".encode())
-        digest.update(client.train.indices.numpy().tobytes())
-        digest.update(client.val.indices.numpy().tobytes())
-    digest.update(federation.test.indices.numpy().tobytes())
-    source = federation.clients[0].train.source
-    digest.update(
-        str((tuple(source.images.shape), int(source.images.sum(dtype=torch.int64)))).encode()
-    )
-    return digest.hexdigest()[:24]

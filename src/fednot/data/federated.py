@@ -7,6 +7,7 @@ a view only through `Samples.fetch`, so a view can be replaced by one that refus
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -208,6 +209,21 @@ class Federation:
         """Return the federation without the given clients."""
         drop = {self.client(c).id for c in client_ids}
         return self.replace(c for c in self.clients if c.id not in drop)
+
+    def fingerprint(self) -> str:
+        """A hash of which samples the clients and the server hold, and of their pixels."""
+        digest = hashlib.sha256()
+        for client in self.clients:
+            digest.update(f"{client.id}:".encode())
+            digest.update(client.train.indices.numpy().tobytes())
+            digest.update(client.val.indices.numpy().tobytes())
+        digest.update(self.test.indices.numpy().tobytes())
+        if self.server is not None:
+            digest.update(b"server:" + self.server.indices.numpy().tobytes())
+        source = self.clients[0].train.source
+        pixels = int(source.images.sum(dtype=torch.int64))
+        digest.update(str((tuple(source.images.shape), pixels)).encode())
+        return digest.hexdigest()[:24]
 
     def pooled_train(self) -> Samples:
         """All clients' training samples."""
