@@ -25,7 +25,8 @@ class HistorySpec:
         every: store the global model and every client's update at rounds 1, 1+every, 1+2·every,
             ... (FedEraser's Δt); ``None`` stores none.
         last_local_models: keep each client's latest local model, with the global model it
-            started from and its aggregation weight (PGD, negative-gradient subtraction).
+            started from, its sample count and its share p_k of that round's aggregation (PGD,
+            negative-gradient subtraction).
         update_sums: keep, per client k, Σ_t p_k^t (θ_k^t − θ^t), its weighted updates summed
             over rounds (FUKD).
     """
@@ -86,6 +87,7 @@ class TrainingHistory:
     last_local: dict[int, StateDict] = field(default_factory=dict)
     last_start: dict[int, StateDict] = field(default_factory=dict)
     last_weights: dict[int, float] = field(default_factory=dict)
+    last_share: dict[int, float] = field(default_factory=dict)
     update_sums: dict[int, StateDict] = field(default_factory=dict)
     rounds: int = 0
 
@@ -103,10 +105,12 @@ class TrainingHistory:
             updates = {k: _diff(s, global_state) for k, s in locals_.items()}
             self.snapshots.append(Snapshot(round_, dict(global_state), updates, dict(weights)))
         if spec.last_local_models:
+            total = sum(weights.values())
             for k, local in locals_.items():
                 self.last_local[k] = local
                 self.last_start[k] = dict(global_state)
                 self.last_weights[k] = weights[k]
+                self.last_share[k] = weights[k] / total  # p_k in the round it last took part in
         if spec.update_sums:
             total = sum(weights.values())
             for k, local in locals_.items():
@@ -129,6 +133,7 @@ class TrainingHistory:
             last_local=self.last_local if spec.last_local_models else {},
             last_start=self.last_start if spec.last_local_models else {},
             last_weights=self.last_weights if spec.last_local_models else {},
+            last_share=self.last_share if spec.last_local_models else {},
             update_sums=self.update_sums if spec.update_sums else {},
             rounds=self.rounds,
         )
@@ -162,6 +167,7 @@ class TrainingHistory:
             "last_local": _int_keys_out(self.last_local),
             "last_start": _int_keys_out(self.last_start),
             "last_weights": _int_keys_out(self.last_weights),
+            "last_share": _int_keys_out(self.last_share),
             "update_sums": _int_keys_out(self.update_sums),
             "rounds": self.rounds,
         }
@@ -180,6 +186,7 @@ class TrainingHistory:
             last_local=_int_keys_in(data["last_local"]),
             last_start=_int_keys_in(data["last_start"]),
             last_weights=_int_keys_in(data["last_weights"]),
+            last_share=_int_keys_in(data["last_share"]),
             update_sums=_int_keys_in(data["update_sums"]),
             rounds=int(data["rounds"]),
         )

@@ -2,13 +2,27 @@
 
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
+from fednot.unlearning.fcu import FCU
+from fednot.unlearning.federaser import FedEraser
 from fednot.unlearning.fine_tune import FT
+from fednot.unlearning.fukd import FUKD
+from fednot.unlearning.mode import MoDE
+from fednot.unlearning.neg_sub import NegSub
 from fednot.unlearning.negation import NoT, negate
+from fednot.unlearning.pgd import PGD
+from fednot.unlearning.puf import PUF
 from fednot.unlearning.registry import create_unlearner, register_unlearner, unlearner_names
 from fednot.unlearning.retrain import Retrain
 
 __all__ = [
+    "FCU",
     "FT",
+    "FUKD",
+    "FedEraser",
+    "MoDE",
+    "NegSub",
+    "PGD",
+    "PUF",
     "NoT",
     "Requirements",
     "Retrain",

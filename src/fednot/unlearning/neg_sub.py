@@ -1,0 +1,137 @@
+"""NegSub: subtract the departing client's last local model from the global model.
+
+A. Tahir, Z. Tan, K. O. Babaagba, "Can Federated Models be Rectified through Learning Negative
+Gradients?", BDTA 2023, LNICST 555 (`baselines.md` §9, "NegGrad" there). The paper states that
+"subtracting local model parameters can remove the influence of the respective training data on
+the global model", but gives neither the scaling of the subtraction nor code; fednot exposes the
+scaling as a parameter. With θ_u the target's last local model and p_u = n_u / Σ_k n_k its FedAvg
+weight in the last round (every client taking part, the paper's setting):
+
+- ``"renormalize"`` (default, ours): θ' = (θ_T − p_u θ_u) / (1 − p_u), which removes u's term
+  from the last FedAvg average. It equals PGD's reference model w_ref (Halimi et al.), i.e. the
+  average of the other clients' last local models.
+- ``"p_u"``: θ' = θ_T − p_u θ_u.
+- ``"one"``: θ' = θ_T − θ_u, the paper's literal "subtracting local model parameters".
+
+Several targets subtract each of their models (``renormalize`` divides by 1 − Σ p_u). The
+server keeps each client's last local model (`HistorySpec(last_local_models=True)`); the
+subtraction applies to floating-point tensors (parameters and BatchNorm statistics) and leaves
+integer buffers at their trained values. The shared recovery phase follows without the target.
+Only client-wise removal is defined. Costs: no traffic and no training (one subtraction).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Literal, get_args
+
+import torch
+
+from fednot.errors import ConfigError, FedNotWarning, UnsupportedScenarioError
+from fednot.federation.history import HistorySpec, TrainingHistory
+from fednot.types import StateDict
+from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
+from fednot.unlearning.context import UnlearnContext
+from fednot.unlearning.registry import register_unlearner
+
+Scaling = Literal["renormalize", "p_u", "one"]
+
+
+def subtract_local_models(
+    state: StateDict,
+    locals_: Sequence[StateDict],
+    shares: Sequence[float],
+    scaling: Scaling = "renormalize",
+) -> StateDict:
+    """Remove the local models ``locals_``, with aggregation shares p_u, from ``state``.
+
+    Args:
+        state: the global model θ_T.
+        locals_: the targets' last local models θ_u.
+        shares: each target's share p_u of its last FedAvg average.
+        scaling: ``"renormalize"``, ``"p_u"`` or ``"one"`` (see the module docstring).
+    """
+    if scaling not in get_args(Scaling):
+        raise ConfigError(
+            f"Expected `scaling` to be one of {list(get_args(Scaling))}, got {scaling!r}."
+        )
+    coefficients = [1.0] * len(locals_) if scaling == "one" else list(shares)
+    rest = 1.0 - sum(shares)
+    if scaling == "renormalize" and rest <= 1e-12:
+        raise ConfigError(
+            f"Cannot renormalise: the targets held the whole last round (shares {list(shares)}); "
+            "no other client's model remains. Use scaling='p_u' or 'one'."
+        )
+    result = dict(state)
+    for key, value in state.items():
+        if not value.is_floating_point():
+            continue
+        out = value.double()
+        for local, c in zip(locals_, coefficients, strict=True):
+            out = out - c * local[key].double()
+        result[key] = (out / rest if scaling == "renormalize" else out).to(value.dtype)
+    return result
+
+
+def _same(a: StateDict, b: StateDict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def aggregation_share(history: TrainingHistory, client: int) -> float:
+    """p_u: u's FedAvg weight in the last round it took part in.
+
+    Under partial participation the clients' last local models may come from different rounds;
+    the subtraction then removes u from an aggregate it was not part of, and a `FedNotWarning`
+    says so.
+    """
+    start = history.last_start[client]
+    if not all(_same(s, start) for s in history.last_start.values()):
+        warnings.warn(
+            "NegSub: the clients' last local models come from different rounds (partial "
+            f"participation); client {client}'s model is subtracted with its share p_{client} "
+            "of the last round it took part in.",
+            FedNotWarning,
+            stacklevel=2,
+        )
+    return history.last_share[client]
+
+
+@register_unlearner
+class NegSub(Unlearner):
+    """Subtract the target's last local model from the global model; recovery follows."""
+
+    name = "negsub"
+    title = "NegSub"
+    requirements = Requirements(history=True)
+
+    def __init__(self, *, scaling: Scaling = "renormalize") -> None:
+        if scaling not in get_args(Scaling):
+            raise ConfigError(
+                f"Expected `scaling` to be one of {list(get_args(Scaling))}, got {scaling!r}."
+            )
+        self.scaling: Scaling = scaling
+
+    def history_spec(self) -> HistorySpec:
+        """Each client's last local model, its start and its weight."""
+        return HistorySpec(last_local_models=True)
+
+    def unlearn(self, state: StateDict, ctx: UnlearnContext) -> UnlearnResult:
+        """Subtract the targets' last local models; recovery follows in the engine."""
+        if ctx.request.kind != "client":
+            raise UnsupportedScenarioError(
+                f"NegSub defines client removal only, not {ctx.request.kind}-wise forgetting. "
+                "Supported scenarios: client-wise and backdoor (client-wise) forgetting."
+            )
+        history = ctx.history
+        missing = [u for u in ctx.request.clients if u not in history.last_local]
+        if missing:
+            raise ConfigError(
+                f"NegSub needs the last local model of clients {missing}, but the history holds "
+                f"none for them. Pre-train with `pretrain(history={self.history_spec()})`."
+            )
+        targets = ctx.request.clients
+        shares = {u: aggregation_share(history, u) for u in targets}
+        locals_ = [history.last_local[u] for u in targets]
+        result = subtract_local_models(state, locals_, [shares[u] for u in targets], self.scaling)
+        return UnlearnResult(result, notes={"shares": {str(u): p for u, p in shares.items()}})
