@@ -48,7 +48,7 @@ def comparison_chart(summary: Sequence[dict[str, Any]], path: Path, *, subtitle:
     low = min(r[m]["mean"] - r[m]["std"] for r in rows for m in GAP_METRICS)
     top.set_ylim(max(0.0, low - 5), 101)
     top.set_title(f"Accuracy and MIA per method (dashed: Retrain)\n{subtitle}", fontsize=10)
-    top.legend(fontsize=8, ncol=min(len(rows), 5), loc="lower left")
+    top.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
 
     if reference is not None:
         ratios = {
@@ -67,7 +67,7 @@ def comparison_chart(summary: Sequence[dict[str, Any]], path: Path, *, subtitle:
         ]
         note = "stored history: " + ", ".join(stored) if stored else "no method stores history"
         bottom.set_title(f"Unlearning + recovery costs ({note})", fontsize=10)
-        bottom.legend(fontsize=8)
+        bottom.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -10,8 +10,18 @@ from dataclasses import replace
 import torch
 
 from fednot.config import DataConfig, EvalConfig, ModelConfig, RunConfig, TrainConfig, UnlearnConfig
-from fednot.data.federated import ClientData, Federation, ForbiddenSamples, Preprocess, Samples
+from fednot.data.federated import (
+    ClientData,
+    Federation,
+    ForbiddenSamples,
+    Preprocess,
+    Samples,
+    UnlabeledSamples,
+)
 from fednot.data.source import ImageSet
+from fednot.experiment import Experiment
+from fednot.types import ForgetRequest, StateDict
+from fednot.unlearning.base import Unlearner
 
 
 def synthetic_images(
@@ -88,3 +98,56 @@ def forbid_clients(federation: Federation, client_ids: tuple[int, ...]) -> Feder
         for c in federation.clients
     ]
     return federation.replace(clients)
+
+
+def check_unlearner(method: Unlearner, *, seed: int = 0) -> None:
+    """Conformance checks every method must pass; raises `AssertionError` on the first failure.
+
+    On a tiny federation (3 clients, a small MLP, client 0 forgotten), with recovery off so the
+    method's own output is examined:
+
+    - the declared requirements are consistent (a history spec iff ``history`` is declared);
+    - the output keeps every key, shape and dtype of the input state;
+    - the same seed gives a bit-identical output;
+    - a method that does not declare ``forget_data`` runs on a federation whose forgotten
+      client's samples raise on any read, so it provably never reads them.
+    """
+    declared = method.requirements.history
+    assert (method.history_spec() is not None) == declared, (
+        f"{method.name}: history_spec() must be given exactly when requirements.history is True"
+    )
+    request = ForgetRequest(clients=(0,))
+    config = tiny_config(unlearn=UnlearnConfig(recovery_rounds=0), data=_data_with_server())
+
+    def once(federation: Federation) -> StateDict:
+        clean = Experiment(config, seed, federation=_with_server(tiny_federation()))
+        trained = clean.pretrain(history=method.history_spec())
+        exp = Experiment(config, seed, federation=federation)
+        return exp.unlearn(trained, request, method).state
+
+    first = once(_with_server(tiny_federation()))
+    reference = Experiment(config, seed, federation=tiny_federation()).initial_state
+    assert set(first) == set(reference), f"{method.name}: the state's keys changed"
+    for key, value in reference.items():
+        out = first[key]
+        assert out.shape == value.shape and out.dtype == value.dtype, (
+            f"{method.name}: {key} changed from {value.dtype}{tuple(value.shape)} to "
+            f"{out.dtype}{tuple(out.shape)}"
+        )
+    second = once(_with_server(tiny_federation()))
+    assert all(torch.equal(first[k], second[k]) for k in first), (
+        f"{method.name}: the same seed gave different outputs"
+    )
+    if not method.requirements.forget_data:
+        once(_with_server(forbid_clients(tiny_federation(), (0,))))
+
+
+def _data_with_server() -> DataConfig:
+    return DataConfig(num_clients=3, server_samples=16)
+
+
+def _with_server(federation: Federation) -> Federation:
+    """Give a tiny federation a 16-sample server slice taken from its test set."""
+    test = federation.test
+    server = UnlabeledSamples(test.source, test.indices[:16])
+    return replace(federation, test=test.view(test.indices[16:]), server=server)
