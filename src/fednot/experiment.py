@@ -179,6 +179,7 @@ class Experiment:
         first = self._curve_point(result.state, split) if self.config.eval.curve_every else {}
         target = self._target_val_acc(reference_val_acc)
         state_out, log = self._recover(result.state, split, method.name, target)
+        self.progress.info(f"{method.name}: {log.stop_reason} after {len(log.rounds)} rounds")
         storage = history.storage_bytes() if history is not None else 0
         return UnlearnOutcome(
             method.name, state_out, step_costs, log, result.notes, first, storage_bytes=storage
