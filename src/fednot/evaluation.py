@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from fednot.config import EvalConfig
-from fednot.data.federated import Federation, Samples
+from fednot.data.federated import Federation, Preprocess, Samples
 from fednot.data.forget import ForgetSplit
 from fednot.federation.local import predict
 from fednot.metrics.mia import loss_mia
@@ -27,6 +27,10 @@ class Metrics:
         mia: the balanced loss attack (50 = D_u indistinguishable from unseen data).
         mia_std: the attack's standard deviation over its folds.
         val_acc: accuracy on the retained clients' pooled validation splits.
+        asr: backdoor attack success rate: the share of triggered test images (true label not
+            the target label) classified as the target label (backdoor scenario only).
+        forget_class_acc: test accuracy on the forgotten classes (class-wise only).
+        remaining_class_test_acc: test accuracy on the other classes (class-wise only).
     """
 
     retain_acc: float
@@ -35,10 +39,45 @@ class Metrics:
     mia: float
     mia_std: float
     val_acc: float
+    asr: float | None = None
+    forget_class_acc: float | None = None
+    remaining_class_test_acc: float | None = None
 
-    def to_dict(self) -> dict[str, float]:
+    def to_dict(self) -> dict[str, float | None]:
         """JSON-ready form."""
         return asdict(self)
+
+
+def scenario_metrics(
+    model: nn.Module,
+    test: Samples,
+    preprocess: Preprocess,
+    *,
+    triggered: Samples | None,
+    target_label: int | None,
+    classes: tuple[int, ...] | None,
+    batch_size: int,
+    device: torch.device | str,
+) -> dict[str, float]:
+    """The backdoor's attack success rate and the class-wise test accuracies, where they apply.
+
+    ``model`` must already hold the state to evaluate.
+    """
+    out: dict[str, float] = {}
+    if triggered is not None and target_label is not None:
+        logits_hit = []
+        model.to(device).eval()
+        with torch.no_grad():
+            for images, _ in triggered.batches(batch_size):
+                predicted = model(preprocess(images).to(device)).argmax(dim=1).cpu()
+                logits_hit.append(predicted == target_label)
+        out["asr"] = _pct(torch.cat(logits_hit))
+    if classes is not None:
+        _, correct = predict(model, test, preprocess, batch_size=batch_size, device=device)
+        forgotten = torch.isin(test.labels, torch.tensor(classes))
+        out["forget_class_acc"] = _pct(correct[forgotten])
+        out["remaining_class_test_acc"] = _pct(correct[~forgotten])
+    return out
 
 
 def evaluate(

@@ -8,7 +8,7 @@ gets an `UnlearnContext` holding what its requirements declare, and nothing more
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +21,8 @@ from fednot.data.federated import Federation, Samples, UnlabeledSamples
 from fednot.data.forget import ForgetSplit, split_request
 from fednot.data.partition import Partition
 from fednot.data.registry import load_federation
-from fednot.errors import ConfigError
-from fednot.evaluation import Metrics, evaluate
+from fednot.errors import ConfigError, UnsupportedScenarioError
+from fednot.evaluation import Metrics, evaluate, scenario_metrics
 from fednot.federation.aggregate import clone_state
 from fednot.federation.costs import Costs, FlopMeter
 from fednot.federation.fedavg import FedAvg, StopRule, TrainLog
@@ -31,6 +31,7 @@ from fednot.federation.local import LocalRecipe, accuracy
 from fednot.federation.training import Phase, train_cached
 from fednot.models.registry import create_model
 from fednot.progress import Progress, Silent
+from fednot.scenarios import build_scenario
 from fednot.seeding import SeedStreams
 from fednot.types import ForgetRequest, StateDict
 from fednot.unlearning.base import Unlearner
@@ -105,7 +106,8 @@ class Experiment:
         self.progress = progress or Silent()
         if federation is None:
             federation, partition = load_federation(config.data, self.streams)
-        self.federation = federation
+        self.scenario = build_scenario(config, federation, self.streams)
+        self.federation = self.scenario.federation
         self.partition = partition
         self.device = torch.device(config.device)
         make = dict(
@@ -158,6 +160,9 @@ class Experiment:
         """
         if isinstance(method, str):
             method = create_unlearner(method, self.config.options.get(method))
+        reason = method.not_applicable(self.scenario.kind)
+        if reason is not None:
+            raise UnsupportedScenarioError(reason)
         method.validate(self.model)
         split = self.split(request)
         if method.name == "retrain":
@@ -175,22 +180,36 @@ class Experiment:
         start = time.perf_counter()
         result = method.unlearn(trained.state, ctx)
         step_costs = ctx.costs + result.costs + Costs(seconds=time.perf_counter() - start)
-        self.progress.phase(f"seed {self.seed}: {method.name}: recovery on {_who(split)}")
         first = self._curve_point(result.state, split) if self.config.eval.curve_every else {}
-        target = self._target_val_acc(reference_val_acc)
-        state_out, log = self._recover(result.state, split, method.name, target)
-        self.progress.info(f"{method.name}: {log.stop_reason} after {len(log.rounds)} rounds")
+        if result.schedule == "none":
+            state_out, log = result.state, TrainLog(stop_reason="no recovery: the step is complete")
+        else:
+            self.progress.phase(f"seed {self.seed}: {method.name}: recovery on {_who(split)}")
+            target = self._target_val_acc(reference_val_acc)
+            state_out, log = self._recover(result.state, split, method.name, target)
+            self.progress.info(f"{method.name}: {log.stop_reason} after {len(log.rounds)} rounds")
         storage = history.storage_bytes() if history is not None else 0
         return UnlearnOutcome(
             method.name, state_out, step_costs, log, result.notes, first, storage_bytes=storage
         )
 
-    def evaluate(self, state: StateDict, request: ForgetRequest) -> Metrics:
-        """The four metrics (plus validation accuracy) of ``state`` on ``request``'s split."""
-        return evaluate(
-            self.model, state, self.split(request), self.federation, self.streams,
-            self.config.eval, device=self.device,
+    def evaluate(self, state: StateDict, request: ForgetRequest | None = None) -> Metrics:
+        """The metrics of ``state`` on ``request``'s split (default: the scenario's request).
+
+        Besides the four metrics and the validation accuracy: the backdoor's attack success
+        rate and the class-wise test accuracies, where the scenario has them.
+        """
+        metrics = evaluate(
+            self.model, state, self.split(request or self.scenario.request), self.federation,
+            self.streams, self.config.eval, device=self.device,
         )  # fmt: skip
+        extra = scenario_metrics(
+            self.model, self.federation.test, self.federation.preprocess,
+            triggered=self.scenario.triggered_test, target_label=self.scenario.target_label,
+            classes=self.scenario.classes, batch_size=self.config.eval.batch_size,
+            device=self.device,
+        )  # fmt: skip
+        return replace(metrics, **extra)
 
     # -- internals ------------------------------------------------------------------------
 
@@ -202,6 +221,7 @@ class Experiment:
             self.streams, phase=phase, label=label, participation=self.config.train.participation,
             device=self.device, flops=self.flops, progress=self.progress,
             eval_batch_size=self.config.eval.batch_size,
+            communicates=self.scenario.kind != "centralized",
         )  # fmt: skip
 
     def _key_parts(self, **extra: Any) -> dict[str, Any]:

@@ -36,6 +36,10 @@ class Record:
     mia: float
     mia_std: float
     val_acc: float
+    scenario: str
+    asr: float | None
+    forget_class_acc: float | None
+    remaining_class_test_acc: float | None
     avg_gap: float | None
     comm_bytes: int
     flops: int
@@ -101,6 +105,10 @@ def summarize(records: Sequence[Record]) -> list[dict[str, Any]]:
         )
         gaps = [r.avg_gap for r in rs if r.avg_gap is not None]
         row["avg_gap_per_seed"] = mean_std(gaps)[0] if gaps else None
+        for metric in SCENARIO_METRICS:
+            values = [getattr(r, metric) for r in rs if getattr(r, metric) is not None]
+            mean, std = mean_std(values)
+            row[metric] = {"mean": mean, "std": std} if values else None
         for cost in ("comm_bytes", "flops", "storage_bytes", "rounds", "seconds"):
             row[cost] = mean_std([float(getattr(r, cost)) for r in rs])[0]
         row["rounds_to_target"] = [r.rounds_to_target for r in rs]
@@ -114,20 +122,34 @@ def _cell(stat: dict[str, float], with_delta: bool, single: bool) -> str:
     return f"{text} ({stat['delta']:.2f})" if with_delta and "delta" in stat else text
 
 
+SCENARIO_METRICS: tuple[str, ...] = ("asr", "forget_class_acc", "remaining_class_test_acc")
+"""Metrics only some scenarios have (backdoor; class-wise), in percent."""
+
 _HEADER = (
     "Method", "Retain (Δ↓)", "Forget (Δ↓)", "Test (Δ↓)", "MIA (Δ↓)", "Avg. Gap ↓",
     "Comm. (bytes) ↓", "Comp. (FLOPs) ↓", "Storage (bytes) ↓", "Rounds",
     "Rounds to Retrain's val. acc.", "Needs",
 )  # fmt: skip
+_SCENARIO_HEADER = {
+    "asr": "ASR (backdoor)",
+    "forget_class_acc": "Forget-class test acc.",
+    "remaining_class_test_acc": "Remaining-class test acc.",
+}
+
+
+def _extra_metrics(summary: Sequence[dict[str, Any]]) -> list[str]:
+    return [m for m in SCENARIO_METRICS if any(row.get(m) for row in summary)]
 
 
 def table_rows(summary: Sequence[dict[str, Any]]) -> list[list[str]]:
-    """The summary as text cells under `_HEADER`: mean ± std (Δ), gaps, costs, rounds."""
+    """The summary as text cells: mean ± std (Δ), gaps, costs, rounds, scenario metrics."""
     rows = []
+    extra = _extra_metrics(summary)
     for row in summary:
         single = len(row["seeds"]) == 1
         cells = [row["title"], *(_cell(row[m], True, single) for m in GAP_METRICS)]
         cells.append("—" if row["avg_gap"] is None else f"{row['avg_gap']:.2f}")
+        cells += [_cell(row[m], False, single) if row.get(m) else "—" for m in extra]
         if row["method"] == ORIGINAL:
             cells += ["—"] * 6
         else:
@@ -140,10 +162,23 @@ def table_rows(summary: Sequence[dict[str, Any]]) -> list[list[str]]:
     return rows
 
 
-def markdown_table(summary: Sequence[dict[str, Any]]) -> str:
-    """The summary in the NoT paper's Table 1 layout, plus storage, rounds and requirements."""
-    lines = [f"| {' | '.join(_HEADER)} |", f"|{'---|' * len(_HEADER)}"]
+def markdown_table(
+    summary: Sequence[dict[str, Any]], not_applicable: dict[str, str] | None = None
+) -> str:
+    """The summary in the NoT paper's Table 1 layout, plus storage, rounds and requirements.
+
+    Scenario metrics (ASR, class-wise test accuracies) get columns after the average gap when
+    present; methods that cannot serve the scenario get a row saying so.
+    """
+    header = [*_HEADER[:6], *(_SCENARIO_HEADER[m] for m in _extra_metrics(summary)), *_HEADER[6:]]
+    lines = [f"| {' | '.join(header)} |", f"|{'---|' * len(header)}"]
     lines += [f"| {' | '.join(cells)} |" for cells in table_rows(summary)]
+    for name in not_applicable or {}:
+        cells = [name, "not applicable", *["—"] * (len(header) - 2)]
+        lines.append(f"| {' | '.join(cells)} |")
+    if not_applicable:
+        lines.append("")
+        lines += [f"- {name}: {reason}" for name, reason in not_applicable.items()]
     return "\n".join(lines)
 
 

@@ -35,17 +35,16 @@ from fednot.federation.aggregate import clone_state
 from fednot.federation.history import HistorySpec
 from fednot.plots import comparison_chart
 from fednot.progress import Progress, Silent
+from fednot.report import describe_setup, report_markdown
 from fednot.results import (
     ORIGINAL,
     REFERENCE,
     Record,
     csv_text,
-    markdown_table,
     rounds_to_target,
     summarize,
     with_gaps,
 )
-from fednot.types import ForgetRequest
 from fednot.unlearning.base import Unlearner
 from fednot.unlearning.registry import create_unlearner
 
@@ -78,9 +77,10 @@ class Run:
         self.config = config
         self.run_dir = run_dir
         self.progress = progress or Silent()
-        self.request = ForgetRequest(clients=config.unlearn.forget_clients)
         self.records: list[Record] = []
         self.logs: dict[str, Any] = {}
+        self.requests: dict[str, Any] = {}
+        self.not_applicable: dict[str, str] = {}
         self._resume()
 
     def _resume(self) -> None:
@@ -100,6 +100,7 @@ class Run:
             )
         self.records = [Record(**r) for r in previous.get("records", [])]
         self.logs = previous.get("logs", {})
+        self.requests = previous.get("requests", {})
         if self.records:
             self.progress.phase(f"resuming {self.run_dir}: {len(self.records)} cells already done")
 
@@ -114,6 +115,15 @@ class Run:
             name: create_unlearner(name, self.config.options.get(name))
             for name in methods_of(self.config)
         }
+        kind = self.config.scenario.kind
+        self.not_applicable = {
+            name: reason
+            for name, method in methods.items()
+            if (reason := method.not_applicable(kind)) is not None
+        }
+        for name, reason in self.not_applicable.items():
+            self.progress.info(f"skipping {name}: {reason}")
+            del methods[name]
         for seed in self.config.seeds:
             if all(self._done(m, seed) for m in [ORIGINAL, *methods]):
                 continue
@@ -122,6 +132,7 @@ class Run:
                 method.validate(exp.model)  # fail before any training
             if exp.partition is not None:
                 exp.partition.save(self.run_dir / f"partition-seed{seed}.json")
+            self.requests[f"seed{seed}"] = exp.scenario.request.to_dict()
             trained = exp.pretrain(history=history_union(methods.values()))
             if not self._done(ORIGINAL, seed):
                 self._add(
@@ -132,7 +143,7 @@ class Run:
                     continue
                 reference = self._done(REFERENCE, seed)
                 outcome = exp.unlearn(
-                    trained, self.request, method,
+                    trained, exp.scenario.request, method,
                     reference_val_acc=reference.val_acc if reference else None,
                 )  # fmt: skip
                 title = type(method).title or name
@@ -146,11 +157,11 @@ class Run:
         self, exp: Experiment, name: str, title: str, state: dict[str, Any],
         outcome: UnlearnOutcome | None, requirements: str,
     ) -> None:  # fmt: skip
-        metrics = exp.evaluate(state, self.request)
+        metrics = exp.evaluate(state)
         # Retrain's own target is its final validation accuracy: rounds from scratch to get there.
         reference = self._done(REFERENCE, exp.seed)
         target = metrics.val_acc if name == REFERENCE else getattr(reference, "val_acc", None)
-        record = make_record(name, title, exp.seed, metrics, outcome, target, requirements)
+        record = make_record(name, title, exp, metrics, outcome, target, requirements)
         self.records = with_gaps([*self.records, record])
         if outcome is not None:
             self.logs[f"{name}/seed{exp.seed}"] = {"start": outcome.start, **outcome.log.to_dict()}
@@ -167,14 +178,17 @@ class Run:
         data = {
             "fednot_version": __version__,
             "config": to_dict(self.config),
-            "request": self.request.to_dict(),
+            "scenario": self.config.scenario.kind,
+            "requests": self.requests,
+            "not_applicable": self.not_applicable,
             "records": [r.to_dict() for r in self.records],
             "summary": summary,
             "logs": self.logs,
         }
         atomic_write_text(json.dumps(data, indent=1), self.run_dir / "results.json")
         atomic_write_text(csv_text(self.records), self.run_dir / "results.csv")
-        atomic_write_text(report_markdown(self.config, summary), self.run_dir / "results.md")
+        report = report_markdown(self.config, summary, self.not_applicable)
+        atomic_write_text(report, self.run_dir / "results.md")
 
     def write_chart(self, summary: list[dict[str, Any]]) -> Path:
         """Draw ``results.png``: metrics and costs per method next to Retrain."""
@@ -186,7 +200,7 @@ class Run:
 def make_record(
     name: str,
     title: str,
-    seed: int,
+    exp: Experiment,
     metrics: Metrics,
     outcome: UnlearnOutcome | None,
     target_val_acc: float | None,
@@ -194,6 +208,8 @@ def make_record(
 ) -> Record:
     """One table cell's record; ``outcome`` is ``None`` for the original (not unlearned) model."""
     measured: dict[str, Any] = dict(metrics.to_dict())
+    measured["scenario"] = exp.scenario.kind
+    seed = exp.seed
     if outcome is None:
         return Record(
             method=name, title=title, seed=seed, **measured, avg_gap=None, comm_bytes=0,
@@ -217,45 +233,6 @@ def make_record(
         comm_to_target=comm_to_target, seconds=costs.seconds, requirements=requirements,
         storage_bytes=outcome.storage_bytes, cached=outcome.cached, notes=outcome.notes,
     )  # fmt: skip
-
-
-def describe_setup(config: RunConfig, *, short: bool = False) -> str:
-    """The run's setup in one sentence (``short``: for a figure's subtitle)."""
-    d, t, u = config.data, config.train, config.unlearn
-    alpha = f", alpha={d.alpha}" if d.partition == "dirichlet" else ""
-    head = (
-        f"{d.dataset} / {config.model.name}, {d.num_clients} clients ({d.partition}{alpha}), "
-        f"clients {list(u.forget_clients)} forgotten, seeds {list(config.seeds)}"
-    )
-    if short:
-        return head
-    target = {None: "", "retrain": ", stop at Retrain's val. acc."}.get(
-        u.target_val_acc,  # type: ignore[arg-type]
-        f", stop at val. acc. {u.target_val_acc}%",
-    )
-    return (
-        f"{head} (client-wise). FedAvg: up to {t.rounds} rounds, {t.local_epochs} local "
-        f"epoch(s), batch {t.batch_size}, {t.optimizer} lr {t.lr}. Recovery budget: "
-        f"{u.recovery_rounds} rounds at lr {u.recovery_lr or t.lr}{target}."
-    )
-
-
-def report_markdown(config: RunConfig, summary: list[dict[str, Any]]) -> str:
-    """``results.md``: a heading, the setup in one paragraph, the table and the chart."""
-    notes = (
-        "Cells: mean ± sample std over seeds (Δ = |mean − Retrain's mean|; no std for one "
-        "seed). Avg. Gap = mean of the four Δ (lower is better). MIA: balanced loss attack, "
-        "50 = indistinguishable. Comm.: bytes down + up of every tensor that travels, unlearning "
-        "step plus recovery. Comp.: training FLOPs (torch.utils.flop_counter). Storage: history "
-        "the server keeps for the method. Rounds to Retrain's val. acc.: first recovery round "
-        "whose pooled retained-validation accuracy reaches Retrain's final one, per seed (— = "
-        "not within the budget; Retrain: rounds from scratch). Needs: what the method requires "
-        "beyond the global model."
-    )
-    return (
-        f"# fednot results\n\n{describe_setup(config)}\n\n{markdown_table(summary)}\n\n"
-        f"{notes}\n\n![metrics and costs per method](results.png)\n"
-    )
 
 
 def run(

@@ -73,17 +73,17 @@ def tiny_config(num_clients: int = 3, **sections: object) -> RunConfig:
 
     Keyword arguments replace whole sections (``train=TrainConfig(...)``) or top-level fields.
     """
-    config = RunConfig(
-        data=DataConfig(num_clients=num_clients),
-        model=ModelConfig(name="mlp", options={"hidden": (16,)}),
-        train=TrainConfig(rounds=2, batch_size=8, lr=0.05),
-        unlearn=UnlearnConfig(forget_clients=(0,), recovery_rounds=2),
-        eval=EvalConfig(curve_every=0, mia_folds=2),
-        seeds=(0,),
-        cache_dir="",
-        save_models=False,
-    )
-    return replace(config, **sections)  # type: ignore[arg-type]
+    fields: dict[str, object] = {
+        "data": DataConfig(num_clients=num_clients),
+        "model": ModelConfig(name="mlp", options={"hidden": (16,)}),
+        "train": TrainConfig(rounds=2, batch_size=8, lr=0.05),
+        "unlearn": UnlearnConfig(forget_clients=(0,), recovery_rounds=2),
+        "eval": EvalConfig(curve_every=0, mia_folds=2),
+        "seeds": (0,),
+        "cache_dir": "",
+        "save_models": False,
+    }
+    return RunConfig(**{**fields, **sections})  # type: ignore[arg-type]
 
 
 def forbid_clients(federation: Federation, client_ids: tuple[int, ...]) -> Federation:

@@ -48,8 +48,9 @@ def run(args: argparse.Namespace) -> int:
     config = _config(args)
     progress = _setup(args, config)
     run_dir = Path(args.out) if args.out else default_run_dir(config)
-    summary = Run(config, run_dir, progress=progress).execute()
-    print(markdown_table(summary))
+    runner = Run(config, run_dir, progress=progress)
+    summary = runner.execute()
+    print(markdown_table(summary, runner.not_applicable))
     print(
         f"\nResults written to {run_dir}/ (results.md, results.json, results.csv, results.png, "
         "config.toml, partitions)"

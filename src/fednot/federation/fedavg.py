@@ -128,6 +128,7 @@ class FedAvg:
         progress: Progress | None = None,
         eval_batch_size: int = 512,
         history: TrainingHistory | None = None,
+        communicates: bool = True,
     ) -> None:
         self.model = model
         self.federation = federation
@@ -141,6 +142,7 @@ class FedAvg:
         self.progress = progress
         self.eval_batch_size = eval_batch_size
         self.history = history
+        self.communicates = communicates
         self._val = federation.pooled_val()
 
     def participants(self, round_: int) -> tuple[int, ...]:
@@ -188,7 +190,8 @@ class FedAvg:
             clients=clients,
             train_loss=sum(u.loss * u.num_samples for u in updates) / max(samples, 1),
             val_acc=val_acc,
-            comm_bytes=2 * state_bytes(state) * len(clients),  # download + upload per client
+            # download + upload per client; a single data holder (centralized) sends nothing
+            comm_bytes=2 * state_bytes(state) * len(clients) if self.communicates else 0,
             flops=sum(u.flops for u in updates),
             seconds=time.perf_counter() - start,
         )

@@ -46,7 +46,11 @@ class Requirements:
         return ", ".join(needs) or "none"
 
 
-Schedule = Literal["recovery", "train"]
+Schedule = Literal["recovery", "train", "none"]
+
+FEDERATED_SCENARIOS: frozenset[str] = frozenset({"client", "class", "instance", "backdoor"})
+"""Scenarios with a federation of several clients."""
+ALL_SCENARIOS: frozenset[str] = FEDERATED_SCENARIOS | {"centralized"}
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,9 @@ class UnlearnResult:
 
     Attributes:
         state: the global state after the method's step.
-        schedule: ``"recovery"``: the run's fine-tuning budget and stop rule; ``"train"``: the
+        schedule: ``"recovery"``: the run's fine-tuning budget and stop rule; ``"none"``: no
+            recovery, the method's step is the whole unlearning (centralized baselines with
+            their own epochs); ``"train"``: the
             full pre-training recipe with its per-client streams (Retrain).
         costs: communication and computation of the method's own step.
         notes: facts worth recording (e.g. the layers NoT negated).
@@ -77,6 +83,18 @@ class Unlearner(ABC):
     name: ClassVar[str]
     title: ClassVar[str] = ""  # display name as in its paper (default: ``name``)
     requirements: ClassVar[Requirements] = Requirements()
+    scenarios: ClassVar[frozenset[str]] = ALL_SCENARIOS  # the scenarios the method can serve
+    scenario_note: ClassVar[str] = ""  # why it cannot serve the others
+
+    def not_applicable(self, scenario: str) -> str | None:
+        """Why the method cannot serve ``scenario``, or ``None`` if it can."""
+        if scenario in self.scenarios:
+            return None
+        note = f" ({self.scenario_note})" if self.scenario_note else ""
+        return (
+            f"{self.title or self.name} does not apply to the {scenario} scenario{note}; it "
+            f"serves: {', '.join(sorted(self.scenarios))}."
+        )
 
     def history_spec(self) -> HistorySpec | None:
         """What the method needs recorded during training (``None``: no history)."""

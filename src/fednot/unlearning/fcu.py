@@ -44,7 +44,7 @@ from fednot.federation.aggregate import clone_state
 from fednot.federation.costs import state_bytes
 from fednot.models.layers import layer_graph
 from fednot.types import StateDict
-from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
+from fednot.unlearning.base import FEDERATED_SCENARIOS, Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
 from fednot.unlearning.registry import register_unlearner
 
@@ -195,6 +195,8 @@ class FCU(Unlearner):
     name = "fcu"
     title = "FCU"
     requirements = Requirements(forget_data=True, target_participation=True)
+    scenarios = FEDERATED_SCENARIOS
+    scenario_note = "a federated method: the target unlearns inside a federation"
 
     def __init__(
         self,

@@ -194,6 +194,8 @@ class FedEraser(Unlearner):
     name = "federaser"
     title = "FedEraser"
     requirements = Requirements(history=True)
+    scenarios = frozenset({"client", "backdoor"})
+    scenario_note = "it defines the removal of whole clients"
 
     def __init__(
         self, *, delta_t: int = 2, calibration_ratio: float = 0.5,

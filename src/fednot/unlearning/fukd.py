@@ -129,6 +129,8 @@ class FUKD(Unlearner):
     name = "fukd"
     title = "FUKD"
     requirements = Requirements(history=True, server_data=True)
+    scenarios = frozenset({"client", "backdoor"})
+    scenario_note = "it defines the removal of whole clients"
 
     def __init__(
         self, *, temperature: float = 2.0, epochs: int = 10, lr: float = 0.01,

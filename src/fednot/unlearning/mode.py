@@ -43,7 +43,7 @@ from fednot.federation.aggregate import clone_state, weighted_average
 from fednot.federation.costs import FlopMeter
 from fednot.federation.local import LocalRecipe, LocalUpdate
 from fednot.types import StateDict
-from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
+from fednot.unlearning.base import FEDERATED_SCENARIOS, Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
 from fednot.unlearning.registry import register_unlearner
 
@@ -133,6 +133,8 @@ class MoDE(Unlearner):
     name = "mode"
     title = "MoDE"
     requirements = Requirements(forget_data=True, target_participation=True)
+    scenarios = FEDERATED_SCENARIOS
+    scenario_note = "a federated method: the target unlearns inside a federation"
 
     def __init__(
         self,

@@ -104,6 +104,8 @@ class NegSub(Unlearner):
     name = "negsub"
     title = "NegSub"
     requirements = Requirements(history=True)
+    scenarios = frozenset({"client", "backdoor"})
+    scenario_note = "it subtracts a whole client's model"
 
     def __init__(self, *, scaling: Scaling = "renormalize") -> None:
         if scaling not in get_args(Scaling):

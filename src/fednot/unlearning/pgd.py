@@ -41,7 +41,7 @@ from fednot.federation.aggregate import clone_state
 from fednot.federation.history import HistorySpec, TrainingHistory
 from fednot.federation.local import accuracy
 from fednot.types import StateDict
-from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
+from fednot.unlearning.base import FEDERATED_SCENARIOS, Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
 from fednot.unlearning.registry import register_unlearner
 
@@ -139,6 +139,8 @@ class PGD(Unlearner):
     name = "pgd"
     title = "PGD"
     requirements = Requirements(history=True, forget_data=True, target_participation=True)
+    scenarios = FEDERATED_SCENARIOS
+    scenario_note = "a federated method: the target unlearns inside a federation"
 
     def __init__(
         self,

@@ -37,7 +37,7 @@ from typing import Literal
 
 from fednot.errors import ConfigError
 from fednot.types import StateDict
-from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
+from fednot.unlearning.base import FEDERATED_SCENARIOS, Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
 from fednot.unlearning.registry import register_unlearner
 
@@ -114,6 +114,8 @@ class PUF(Unlearner):
     name = "puf"
     title = "PUF"
     requirements = Requirements(forget_data=True, target_participation=True)
+    scenarios = FEDERATED_SCENARIOS
+    scenario_note = "a federated method: the target unlearns inside a federation"
 
     def __init__(
         self, *, variant: Variant = "regular", alpha: float | None = None, epochs: int = 1
