@@ -83,14 +83,20 @@ def merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def load_config(
-    path: str | Path | None = None, overrides: Iterable[str] = (), *, preset: str | None = None
+    path: str | Path | None = None,
+    overrides: Iterable[str] = (),
+    *,
+    preset: str | None = None,
+    scenario: str | None = None,
 ) -> RunConfig:
-    """Load the defaults, then a shipped preset, then the TOML file at ``path``, then overrides."""
+    """Load the defaults, a shipped preset, a scenario fragment, a TOML file, then overrides."""
+    from fednot.presets import load_preset, load_scenario
+
     data: dict[str, Any] = {}
     if preset is not None:
-        from fednot.presets import load_preset
-
         data = load_preset(preset)
+    if scenario is not None:
+        data = merge(data, load_scenario(scenario))
     if path is not None:
         file = Path(path)
         try:

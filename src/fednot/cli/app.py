@@ -42,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
         "bench", help="compare methods over seeds (default preset: mnist5k-cnn, all methods)"
     )
     _common(p)
+    p.add_argument(
+        "--scenario",
+        help="client, class, instance, backdoor, noniid or centralized (default: the preset's)",
+    )
     p.add_argument("--methods", help="comma-separated method names, or 'all'")
     p.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2")
     p.add_argument("--out", help="run directory (default: <out_dir>/<dataset>-<model>-<time>)")

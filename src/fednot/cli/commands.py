@@ -14,7 +14,7 @@ from fednot.config import RunConfig
 from fednot.configio import load_config, to_toml
 from fednot.errors import ConfigError
 from fednot.experiment import Experiment
-from fednot.presets import preset_description, preset_names
+from fednot.presets import preset_description, preset_names, scenario_names
 from fednot.progress import Progress, Silent
 from fednot.results import markdown_table
 from fednot.runner import Run, default_run_dir
@@ -40,7 +40,10 @@ def _clients(text: str | None) -> tuple[int, ...] | None:
 
 
 def _config(args: argparse.Namespace, extra: list[str] | None = None) -> RunConfig:
-    return load_config(args.config, [*args.overrides, *(extra or [])], preset=args.preset)
+    return load_config(
+        args.config, [*args.overrides, *(extra or [])], preset=args.preset,
+        scenario=getattr(args, "scenario", None),
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,6 +78,7 @@ def presets(args: argparse.Namespace) -> int:
     """``fednot presets``."""
     for name in preset_names():
         print(f"{name:20s} {preset_description(name)}")
+    print("\nScenarios (fednot bench --scenario NAME): " + ", ".join(scenario_names()))
     return 0
 
 

@@ -40,3 +40,17 @@ def preset_description(name: str) -> str:
 def load_preset(name: str) -> dict[str, Any]:
     """The preset as a nested mapping."""
     return tomllib.loads(preset_text(name))
+
+
+def scenario_names() -> list[str]:
+    """Names of the shipped scenario fragments (``fednot bench --scenario NAME``)."""
+    files = resources.files(__name__).joinpath("scenarios").iterdir()
+    return sorted(f.name.removesuffix(".toml") for f in files if f.name.endswith(".toml"))
+
+
+def load_scenario(name: str) -> dict[str, Any]:
+    """A scenario fragment: configuration applied over a preset."""
+    if name not in scenario_names():
+        raise ConfigError(f"Unknown scenario {name!r}. Scenarios: {', '.join(scenario_names())}.")
+    text = resources.files(__name__).joinpath("scenarios", f"{name}.toml").read_text()
+    return tomllib.loads(text)
