@@ -67,3 +67,14 @@ def test_invariant_to_input_order() -> None:
 def test_too_few_samples_is_a_clear_error() -> None:
     with pytest.raises(ConfigError, match="at least 5"):
         loss_mia([0.1, 0.2], [0.3, 0.4, 0.5], seed=0)
+
+
+def test_label_matched_nonmembers_follow_the_members_histogram() -> None:
+    from fednot.metrics.mia import label_matched
+
+    members = np.array([0, 0, 0, 2])
+    nonmembers = np.array([0, 1, 2, 0, 1, 2, 0, 1, 0, 1])
+    chosen = label_matched(members, nonmembers, np.random.default_rng(0))
+    assert sorted(nonmembers[chosen].tolist()) == [0, 0, 0, 2]
+    scarce = label_matched(np.array([2, 2, 2, 2, 2]), nonmembers, np.random.default_rng(0))
+    assert nonmembers[scarce].tolist() == [2, 2]  # as far as the test set allows

@@ -163,6 +163,8 @@ class EvalConfig:
     batch_size: int = 512  # evaluation batch size; results do not depend on it
     mia_folds: int = 5  # StratifiedKFold splits of the loss attack (ours, metrics.md §3)
     mia_max_iter: int = 1000  # LogisticRegression iterations (ours)
+    # non-members: "random" test samples (the paper's scale), or "label_matched" to the forget set
+    mia_nonmembers: Literal["random", "label_matched"] = "random"
     curve_subset: int = 2000  # per-round curves use at most this many samples of each set (ours)
     curve_every: int = 5  # recovery rounds between curve points (test and forget accuracy); 0 = off
 

@@ -11,7 +11,7 @@ from fednot.config import EvalConfig
 from fednot.data.federated import Federation, Preprocess, Samples
 from fednot.data.forget import ForgetSplit
 from fednot.federation.local import predict
-from fednot.metrics.mia import loss_mia
+from fednot.metrics.mia import label_matched, loss_mia
 from fednot.seeding import SeedStreams
 from fednot.types import StateDict
 
@@ -65,13 +65,13 @@ def scenario_metrics(
     """
     out: dict[str, float] = {}
     if triggered is not None and target_label is not None:
-        logits_hit = []
+        hits = []
         model.to(device).eval()
         with torch.no_grad():
             for images, _ in triggered.batches(batch_size):
                 predicted = model(preprocess(images).to(device)).argmax(dim=1).cpu()
-                logits_hit.append(predicted == target_label)
-        out["asr"] = _pct(torch.cat(logits_hit))
+                hits.append(predicted == target_label)
+        out["asr"] = _pct(torch.cat(hits))
     if classes is not None:
         _, correct = predict(model, test, preprocess, batch_size=batch_size, device=device)
         forgotten = torch.isin(test.labels, torch.tensor(classes))
@@ -111,9 +111,16 @@ def evaluate(
     forget_losses, forget_correct = run(split.forget)
     test_losses, test_correct = run(test_federation.test)
     _, val_correct = run(split.retained.pooled_val())
+    nonmembers = test_losses.numpy()
+    if config.mia_nonmembers == "label_matched":
+        rng = streams.numpy("mia", "label_matched")
+        chosen = label_matched(
+            split.forget.labels.numpy(), test_federation.test.labels.numpy(), rng
+        )
+        nonmembers = nonmembers[chosen]
     mia = loss_mia(
         forget_losses.numpy(),
-        test_losses.numpy(),
+        nonmembers,
         seed=streams.seed_for("mia"),
         folds=config.mia_folds,
         max_iter=config.mia_max_iter,

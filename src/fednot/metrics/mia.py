@@ -72,3 +72,20 @@ def loss_mia(
         LogisticRegression(max_iter=max_iter), features, labels, cv=splitter, scoring="accuracy"
     )
     return MIAResult(float(scores.mean() * 100), float(scores.std() * 100), n)
+
+
+def label_matched(
+    member_labels: np.ndarray, nonmember_labels: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Indices of non-members whose label histogram matches the members', as far as possible.
+
+    For each class c with m_c members, min(m_c, available) non-members of class c are drawn
+    without replacement. Use it when the forget set's labels are skewed (class-wise or non-IID
+    forgetting), where random non-members differ from the members by class alone, and even
+    Retrain would score above 50 (`metrics.md` §3).
+    """
+    chosen = []
+    for label, count in zip(*np.unique(member_labels, return_counts=True), strict=True):
+        pool = np.flatnonzero(nonmember_labels == label)
+        chosen.append(rng.choice(pool, size=min(int(count), len(pool)), replace=False))
+    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)

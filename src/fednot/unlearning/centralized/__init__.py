@@ -1,0 +1,1 @@
+"""Centralized unlearning baselines: one data holder, the NoT paper's Table 2."""
