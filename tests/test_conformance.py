@@ -14,7 +14,13 @@ from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
 from fednot.unlearning.registry import create_unlearner, unlearner_names
 
-FAST = {"mode": {"rounds": 2, "degradation_rounds": 1}, "fcu": {"iterations": 10}}
+FAST = {
+    "mode": {"rounds": 2, "degradation_rounds": 1},
+    "fcu": {"iterations": 10},
+    "randl": {"epochs": 2},
+    "salun": {"epochs": 2},
+    "l1sparse": {"epochs": 2},
+}
 
 
 @pytest.mark.parametrize("name", unlearner_names())

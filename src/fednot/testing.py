@@ -5,11 +5,20 @@ Tiny synthetic federations, and a tripwire that proves a method never reads the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import torch
 
-from fednot.config import DataConfig, EvalConfig, ModelConfig, RunConfig, TrainConfig, UnlearnConfig
+from fednot.config import (
+    DataConfig,
+    EvalConfig,
+    ModelConfig,
+    RunConfig,
+    ScenarioConfig,
+    TrainConfig,
+    UnlearnConfig,
+)
 from fednot.data.federated import (
     ClientData,
     Federation,
@@ -20,7 +29,7 @@ from fednot.data.federated import (
 )
 from fednot.data.source import ImageSet
 from fednot.experiment import Experiment
-from fednot.types import ForgetRequest, StateDict
+from fednot.types import StateDict
 from fednot.unlearning.base import Unlearner
 
 
@@ -100,33 +109,46 @@ def forbid_clients(federation: Federation, client_ids: tuple[int, ...]) -> Feder
     return federation.replace(clients)
 
 
+def forbid_samples(federation: Federation, sample_ids: tuple[int, ...]) -> Federation:
+    """Make the listed training samples raise on any read, wherever they are held."""
+    forbidden = torch.tensor(sample_ids, dtype=torch.int64)
+    reason = f"forbidden training samples (e.g. {list(sample_ids[:3])}) were read"
+    clients = [
+        ClientData(c.id, ForbiddenSamples(c.train, reason, forbidden), c.val)
+        for c in federation.clients
+    ]
+    return federation.replace(clients)
+
+
 def check_unlearner(method: Unlearner, *, seed: int = 0) -> None:
     """Conformance checks every method must pass; raises `AssertionError` on the first failure.
 
-    On a tiny federation (3 clients, a small MLP, client 0 forgotten), with recovery off so the
-    method's own output is examined:
+    On a tiny federation (3 clients, a small MLP, client 0 forgotten client-wise) or, for a
+    method that serves only the centralized scenario, one data holder forgetting a random
+    quarter of its data, with recovery off so the method's own output is examined:
 
     - the declared requirements are consistent (a history spec iff ``history`` is declared);
     - the output keeps every key, shape and dtype of the input state;
     - the same seed gives a bit-identical output;
-    - a method that does not declare ``forget_data`` runs on a federation whose forgotten
-      client's samples raise on any read, so it provably never reads them.
+    - a method that does not declare ``forget_data`` runs with the forget samples replaced by
+      views that raise on any read, so it provably never reads them.
     """
     declared = method.requirements.history
     assert (method.history_spec() is not None) == declared, (
         f"{method.name}: history_spec() must be given exactly when requirements.history is True"
     )
-    request = ForgetRequest(clients=(0,))
-    config = tiny_config(unlearn=UnlearnConfig(recovery_rounds=0), data=_data_with_server())
+    federated = "client" in method.scenarios
+    config, make = _federated_setup() if federated else _centralized_setup()
 
     def once(federation: Federation) -> StateDict:
-        clean = Experiment(config, seed, federation=_with_server(tiny_federation()))
-        trained = clean.pretrain(history=method.history_spec())
+        trained = Experiment(config, seed, federation=make()).pretrain(
+            history=method.history_spec()
+        )
         exp = Experiment(config, seed, federation=federation)
-        return exp.unlearn(trained, request, method).state
+        return exp.unlearn(trained, exp.scenario.request, method).state
 
-    first = once(_with_server(tiny_federation()))
-    reference = Experiment(config, seed, federation=tiny_federation()).initial_state
+    first = once(make())
+    reference = Experiment(config, seed, federation=make()).initial_state
     assert set(first) == set(reference), f"{method.name}: the state's keys changed"
     for key, value in reference.items():
         out = first[key]
@@ -134,12 +156,30 @@ def check_unlearner(method: Unlearner, *, seed: int = 0) -> None:
             f"{method.name}: {key} changed from {value.dtype}{tuple(value.shape)} to "
             f"{out.dtype}{tuple(out.shape)}"
         )
-    second = once(_with_server(tiny_federation()))
+    second = once(make())
     assert all(torch.equal(first[k], second[k]) for k in first), (
         f"{method.name}: the same seed gave different outputs"
     )
     if not method.requirements.forget_data:
-        once(_with_server(forbid_clients(tiny_federation(), (0,))))
+        request = Experiment(config, seed, federation=make()).scenario.request
+        if federated:
+            once(forbid_clients(make(), request.clients))
+        else:
+            assert request.indices is not None
+            once(forbid_samples(make(), request.indices))
+
+
+def _federated_setup() -> tuple[RunConfig, Callable[[], Federation]]:
+    config = tiny_config(unlearn=UnlearnConfig(recovery_rounds=0), data=_data_with_server())
+    return config, lambda: _with_server(tiny_federation())
+
+
+def _centralized_setup() -> tuple[RunConfig, Callable[[], Federation]]:
+    config = tiny_config(
+        num_clients=1, scenario=ScenarioConfig(kind="centralized", forget_ratio=0.25),
+        unlearn=UnlearnConfig(forget_clients=(0,), recovery_rounds=0),
+    )  # fmt: skip
+    return config, lambda: tiny_federation(num_clients=1)
 
 
 def _data_with_server() -> DataConfig:

@@ -74,24 +74,37 @@ def concat(views: Iterable[Samples]) -> Samples:
 
 
 class ForbiddenSamples(Samples):
-    """A view that raises `MissingRequirementError` on any read of its samples or labels."""
+    """A view that raises `MissingRequirementError` when forbidden samples are read.
 
-    def __init__(self, view: Samples, reason: str) -> None:
+    With ``forbidden=None`` every sample is forbidden; otherwise only the samples whose ids
+    (indices into the source) are listed. Reading the labels of a view that holds any forbidden
+    sample is refused too. Sub-views keep the same rule, so a forbidden sample stays forbidden
+    however the data are sliced.
+    """
+
+    def __init__(self, view: Samples, reason: str, forbidden: Tensor | None = None) -> None:
         super().__init__(view.source, view.indices)
         self.reason = reason
+        self.forbidden = forbidden
+
+    def _check(self, rows: Tensor) -> None:
+        if self.forbidden is None or bool(torch.isin(rows, self.forbidden).any()):
+            raise MissingRequirementError(self.reason)
 
     @property
     def labels(self) -> Tensor:
-        """Refuse."""
-        raise MissingRequirementError(self.reason)
+        """The labels, unless the view holds a forbidden sample."""
+        self._check(self.indices)
+        return super().labels
 
     def view(self, indices: Tensor) -> Samples:
-        """Return a forbidden view over other ``indices``."""
-        return ForbiddenSamples(Samples(self.source, indices), self.reason)
+        """A view over other ``indices`` with the same rule."""
+        return ForbiddenSamples(Samples(self.source, indices), self.reason, self.forbidden)
 
     def fetch(self, positions: Tensor) -> tuple[Tensor, Tensor]:
-        """Refuse."""
-        raise MissingRequirementError(self.reason)
+        """The samples at ``positions``, unless one of them is forbidden."""
+        self._check(self.indices[positions])
+        return super().fetch(positions)
 
 
 class UnlabeledSamples(Samples):

@@ -1,6 +1,12 @@
 """Unlearning methods. Importing this package registers every built-in method."""
 
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
+from fednot.unlearning.centralized.bad_teacher import BadT
+from fednot.unlearning.centralized.gradient_ascent import GA
+from fednot.unlearning.centralized.l1_sparse import L1Sparse
+from fednot.unlearning.centralized.rand_label import RandL
+from fednot.unlearning.centralized.salun import SalUn
+from fednot.unlearning.centralized.ssd import SSD
 from fednot.unlearning.context import UnlearnContext
 from fednot.unlearning.fcu import FCU
 from fednot.unlearning.federaser import FedEraser
@@ -15,6 +21,12 @@ from fednot.unlearning.registry import create_unlearner, register_unlearner, unl
 from fednot.unlearning.retrain import Retrain
 
 __all__ = [
+    "GA",
+    "SSD",
+    "BadT",
+    "L1Sparse",
+    "RandL",
+    "SalUn",
     "FCU",
     "FT",
     "FUKD",

@@ -1,0 +1,139 @@
+"""ℓ1-sparse: fine-tuning on the retained data with a decaying ℓ1 penalty.
+
+J. Jia, J. Liu, P. Ram, Y. Yao, G. Liu, Y. Liu, P. Sharma, S. Liu, "Model Sparsity Can Simplify
+Machine Unlearning", NeurIPS 2023 (arXiv 2304.04934). Official code: ``OPTML-Group/Unlearn-Sparse``
+(``unlearn/FT.py``, ``FT_l1``); `baselines.md` §14.
+
+The model fine-tunes on D_r alone with the loss CE + γ_e·‖θ‖₁, where ‖θ‖₁ sums |θ| over **all**
+parameters, BatchNorm affine weights and biases included (paper; code). The penalty decays
+linearly over the epochs, γ_e = γ·(1 − e/(E − E_no)) for e < E − E_no and 0 afterwards, with e
+counted from 0 and E_no final epochs without the penalty; if E = E_no the penalty stays at γ
+throughout (code: `l1_schedule`). The method never reads the forget set: its requirements declare
+nothing, so the engine never hands D_f over.
+
+Defaults:
+- ``epochs=10``, ``lr=0.01``: the code's README commands for ℓ1-sparse (CIFAR-10);
+- ``no_l1_epochs=0``: the code's default;
+- ``gamma=1e-4``: ours, the top of the typical range 5e-5 to 1e-4 (the code calls it ``alpha``);
+- SGD with ``momentum=0.9``, ``weight_decay=5e-4``, ``batch_size=256``: the code's common setup
+  (its MultiStepLR milestones never fire within 10 epochs, so the learning rate is constant).
+
+Ours: one seeded stream (``ctx.generator("train")``) shuffles every epoch and draws the
+augmentation; "prune first, then unlearn" (the code's OMP masks) is not part of this baseline.
+Cost: E epochs of training steps over D_r; the elementwise ℓ1 term is not counted (`metrics.md`
+§7).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import Tensor, nn
+
+from fednot.errors import ConfigError
+from fednot.federation.aggregate import clone_state
+from fednot.types import StateDict
+from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
+from fednot.unlearning.context import UnlearnContext
+from fednot.unlearning.registry import register_unlearner
+
+
+def l1_schedule(epoch: int, epochs: int, no_l1_epochs: int, gamma: float) -> float:
+    """γ_e, the ℓ1 weight of epoch ``epoch`` (counted from 0), as in the official code.
+
+    γ_e = γ·(1 − e/(E − E_no)) for e < E − E_no, then 0; γ throughout if E = E_no.
+    """
+    active = epochs - no_l1_epochs
+    if active == 0:
+        return gamma
+    if epoch < active:
+        return gamma * (1.0 - epoch / active)
+    return 0.0
+
+
+def l1_norm(params: Iterable[Tensor]) -> Tensor:
+    """‖θ‖₁: the sum of |θ| over every element of ``params`` (differentiable)."""
+    return torch.stack([p.abs().sum() for p in params]).sum()
+
+
+def _check(ok: bool, name: str, expected: str, value: object) -> None:
+    if not ok:
+        raise ConfigError(f"Expected `{name}` to be {expected}, got {value!r}.")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+@register_unlearner
+class L1Sparse(Unlearner):
+    """Fine-tune on D_r with CE + γ_e·‖θ‖₁ (linear decay of γ_e over the epochs)."""
+
+    name = "l1sparse"
+    title = "ℓ1-sparse"
+    requirements = Requirements()
+    scenarios = frozenset({"centralized"})
+    scenario_note = "a centralized method: it needs all retained data in one place"
+
+    def __init__(
+        self,
+        *,
+        epochs: int = 10,
+        no_l1_epochs: int = 0,
+        gamma: float = 1e-4,
+        lr: float = 0.01,
+        momentum: float = 0.9,
+        weight_decay: float = 5e-4,
+        batch_size: int = 256,
+    ) -> None:
+        for name, count in (("epochs", epochs), ("batch_size", batch_size)):
+            _check(_is_int(count) and count > 0, name, "a positive int", count)
+        ok = _is_int(no_l1_epochs) and 0 <= no_l1_epochs <= epochs
+        _check(ok, "no_l1_epochs", f"an int in [0, epochs={epochs}]", no_l1_epochs)
+        _check(_is_number(gamma) and gamma >= 0, "gamma", "a non-negative float", gamma)
+        _check(_is_number(lr) and lr > 0, "lr", "a positive float", lr)
+        _check(_is_number(momentum) and 0 <= momentum < 1, "momentum", "a float in [0, 1)",
+               momentum)  # fmt: skip
+        ok = _is_number(weight_decay) and weight_decay >= 0
+        _check(ok, "weight_decay", "a non-negative float", weight_decay)
+        self.epochs = epochs
+        self.no_l1_epochs = no_l1_epochs
+        self.gamma = float(gamma)
+        self.lr = float(lr)
+        self.momentum = float(momentum)
+        self.weight_decay = float(weight_decay)
+        self.batch_size = batch_size
+
+    def unlearn(self, state: StateDict, ctx: UnlearnContext) -> UnlearnResult:
+        """Fine-tune ``state`` on D_r for ``epochs`` epochs with the ℓ1 penalty; no recovery."""
+        model = ctx.model
+        model.load_state_dict(state)
+        model.to(ctx.device).train()
+        optimizer = torch.optim.SGD(
+            model.parameters(), lr=self.lr, momentum=self.momentum,
+            weight_decay=self.weight_decay,
+        )  # fmt: skip
+        data = ctx.retained.pooled_train()
+        generator = ctx.generator("train")
+        gammas = []
+        for epoch in range(self.epochs):
+            gamma = l1_schedule(epoch, self.epochs, self.no_l1_epochs, self.gamma)
+            gammas.append(gamma)
+            order = torch.randperm(len(data), generator=generator)
+            for images, labels in data.batches(self.batch_size, order):
+                x = ctx.preprocess(images, generator).to(ctx.device)
+                loss = nn.functional.cross_entropy(model(x), labels.to(ctx.device))
+                if gamma:
+                    loss = loss + gamma * l1_norm(model.parameters())
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()  # type: ignore[no-untyped-call]
+                optimizer.step()
+                ctx.add_costs(flops=ctx.flops.train_step(tuple(x.shape)))
+        out = clone_state(model.state_dict())
+        l1 = float(l1_norm(p.detach() for p in model.parameters()))
+        return UnlearnResult(out, schedule="none", notes={"gammas": gammas, "l1_norm": l1})
