@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -137,3 +138,38 @@ def evaluate(
 
 def _pct(correct: torch.Tensor) -> float:
     return float(correct.double().mean() * 100) if len(correct) else float("nan")
+
+
+def curve_point(
+    model: nn.Module,
+    state: StateDict,
+    split: ForgetSplit,
+    federation: Federation,
+    streams: SeedStreams,
+    config: EvalConfig,
+    *,
+    device: torch.device | str = "cpu",
+) -> dict[str, float]:
+    """The four metrics of ``state`` on seeded subsets, for per-round curves (`metrics.md` §11).
+
+    Each set is cut to at most ``config.curve_subset`` samples, always the same ones; the MIA
+    uses the subsets' losses. Final metrics use the full sets (`evaluate`).
+    """
+    model.load_state_dict(state)
+    sets = {"retain_acc": split.retain, "forget_acc": split.forget, "test_acc": federation.test}
+    point: dict[str, float] = {}
+    losses: dict[str, np.ndarray] = {}
+    for name, samples in sets.items():
+        subset = samples.subsample(config.curve_subset, streams.torch("curve", name))
+        loss, correct = predict(
+            model, subset, federation.preprocess, batch_size=config.batch_size, device=device
+        )
+        point[name] = _pct(correct)
+        losses[name] = loss.numpy()
+    folds = min(config.mia_folds, len(losses["forget_acc"]), len(losses["test_acc"]))
+    if folds >= 2:
+        point["mia"] = loss_mia(
+            losses["forget_acc"], losses["test_acc"], seed=streams.seed_for("mia", "curve"),
+            folds=folds, max_iter=config.mia_max_iter,
+        ).mean  # fmt: skip
+    return point

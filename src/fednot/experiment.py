@@ -8,7 +8,7 @@ gets an `UnlearnContext` holding what its requirements declare, and nothing more
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +22,15 @@ from fednot.data.forget import ForgetSplit, split_request
 from fednot.data.partition import Partition
 from fednot.data.registry import load_federation
 from fednot.errors import ConfigError, UnsupportedScenarioError
-from fednot.evaluation import Metrics, evaluate, scenario_metrics
+from fednot.evaluation import Metrics, curve_point, evaluate, scenario_metrics
 from fednot.federation.aggregate import clone_state
 from fednot.federation.costs import Costs, FlopMeter
-from fednot.federation.fedavg import FedAvg, StopRule, TrainLog
+from fednot.federation.fedavg import FedAvg, RoundHook, StopRule, TrainLog
 from fednot.federation.history import HistorySpec, TrainingHistory
-from fednot.federation.local import LocalRecipe, accuracy
+from fednot.federation.local import LocalRecipe
 from fednot.federation.training import Phase, train_cached
 from fednot.models.registry import create_model
+from fednot.outcome import Trained, UnlearnOutcome
 from fednot.progress import Progress, Silent
 from fednot.scenarios import build_scenario
 from fednot.seeding import SeedStreams
@@ -37,46 +38,6 @@ from fednot.types import ForgetRequest, StateDict
 from fednot.unlearning.base import Unlearner
 from fednot.unlearning.context import UnlearnContext
 from fednot.unlearning.registry import create_unlearner
-
-
-@dataclass(frozen=True)
-class Trained:
-    """A pre-trained global model, the rounds that produced it, and the recorded history."""
-
-    state: StateDict
-    log: TrainLog
-    cached: bool = False
-    history: TrainingHistory | None = None
-
-
-@dataclass(frozen=True)
-class UnlearnOutcome:
-    """A method's unlearned model, its costs and its recovery rounds.
-
-    Attributes:
-        method: the method's registry name.
-        state: the final global state.
-        step_costs: the method's own step (before recovery).
-        log: the recovery rounds (Retrain: all its training rounds).
-        notes: what the method recorded (e.g. the negated layers).
-        start: metrics right after the method's step, before recovery (round 0 of the curves).
-        cached: whether the result came from the cache.
-        storage_bytes: the history the server had to keep for this method.
-    """
-
-    method: str
-    state: StateDict
-    step_costs: Costs
-    log: TrainLog
-    notes: dict[str, Any] = field(default_factory=dict)
-    start: dict[str, float] = field(default_factory=dict)
-    cached: bool = False
-    storage_bytes: int = 0
-
-    @property
-    def costs(self) -> Costs:
-        """Unlearning step plus recovery: what the NoT paper's Comm. and Comp. columns count."""
-        return self.step_costs + self.log.costs
 
 
 class Experiment:
@@ -267,19 +228,21 @@ class Experiment:
         return reference
 
     def _retrain(self, split: ForgetSplit) -> UnlearnOutcome:
-        key = cache_key("retrain", self._key_parts(request=split.request.to_dict()))
-        phase = self._train(key, split.retained, "retrain", None)
+        curve = (self.config.eval.curve_every, self.config.eval.curve_subset)
+        key = cache_key("retrain", self._key_parts(request=split.request.to_dict(), curve=curve))
+        phase = self._train(key, split.retained, "retrain", None, self._curve_hook(split))
         return UnlearnOutcome("retrain", phase.state, Costs(), phase.log, cached=phase.cached)
 
     def _train(
-        self, key: str, federation: Federation, label: str, spec: HistorySpec | None
-    ) -> Phase:
+        self, key: str, federation: Federation, label: str, spec: HistorySpec | None,
+        on_round: RoundHook | None = None,
+    ) -> Phase:  # fmt: skip
         """Pre-training and Retrain: the pre-training recipe and streams, through the cache."""
         return train_cached(
             self._fedavg(federation, "pretrain", label),
             StopRule(self.config.train.rounds, patience=self.config.train.patience),
             self.initial_state, cache=self.cache, key=key, history=spec,
-            progress=self.progress, title=f"seed {self.seed}: {label}",
+            progress=self.progress, title=f"seed {self.seed}: {label}", on_round=on_round,
         )  # fmt: skip
 
     def _recover(
@@ -287,26 +250,23 @@ class Experiment:
     ) -> tuple[StateDict, TrainLog]:
         unlearn = self.config.unlearn
         stop = StopRule(unlearn.recovery_rounds, unlearn.recovery_patience, target)
-        every = self.config.eval.curve_every
-
-        def curve(round_: int, new_state: StateDict) -> dict[str, float]:
-            return self._curve_point(new_state, split) if every and round_ % every == 0 else {}
-
         fedavg = self._fedavg(split.retained, "recovery", label, lr=unlearn.recovery_lr)
-        return fedavg.run(dict(state), stop, on_round=curve)
+        return fedavg.run(dict(state), stop, on_round=self._curve_hook(split))
 
     def _curve_point(self, state: StateDict, split: ForgetSplit) -> dict[str, float]:
-        """Test and forget accuracy on seeded subsets (at most ``eval.curve_subset`` samples)."""
-        self.model.load_state_dict(state)
-        limit = self.config.eval.curve_subset
-        point = {}
-        for name, samples in (("test_acc", self.federation.test), ("forget_acc", split.forget)):
-            subset = samples.subsample(limit, self.streams.torch("curve", name))
-            point[name] = accuracy(
-                self.model, subset, self.federation.preprocess,
-                batch_size=self.config.eval.batch_size, device=self.device,
-            )  # fmt: skip
-        return point
+        """The four metrics on seeded subsets (at most ``eval.curve_subset`` samples each)."""
+        return curve_point(
+            self.model, state, split, self.federation, self.streams, self.config.eval,
+            device=self.device,
+        )  # fmt: skip
+
+    def _curve_hook(self, split: ForgetSplit) -> RoundHook:
+        every = self.config.eval.curve_every
+
+        def hook(round_: int, state: StateDict) -> dict[str, float]:
+            return self._curve_point(state, split) if every and round_ % every == 0 else {}
+
+        return hook
 
 
 def _who(split: ForgetSplit) -> str:

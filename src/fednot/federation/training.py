@@ -12,7 +12,7 @@ from typing import Any
 
 from fednot.cache import ModelCache
 from fednot.federation.aggregate import clone_state
-from fednot.federation.fedavg import FedAvg, StopRule, TrainLog
+from fednot.federation.fedavg import FedAvg, RoundHook, StopRule, TrainLog
 from fednot.federation.history import HistorySpec, TrainingHistory
 from fednot.progress import Progress
 from fednot.types import StateDict
@@ -38,6 +38,7 @@ def train_cached(
     history: HistorySpec | None,
     progress: Progress,
     title: str,
+    on_round: RoundHook | None = None,
 ) -> Phase:
     """Run ``fedavg`` from ``initial_state`` until ``stop``, or load the finished run.
 
@@ -50,6 +51,7 @@ def train_cached(
         history: what to record, or ``None``.
         progress: where to report.
         title: the phase's name in progress lines, e.g. ``"seed 0: pretrain"``.
+        on_round: per-round metrics hook (curve points), stored in the rounds' ``extra``.
     """
     done = cache.load(key)
     if done is not None:
@@ -68,7 +70,7 @@ def train_cached(
     )
     fedavg.history = recorder
     state, log = fedavg.run(
-        state, stop, log=log,
+        state, stop, log=log, on_round=on_round,
         checkpoint=lambda s, lg: cache.save(key, _payload(s, lg, recorder), partial=True),
     )  # fmt: skip
     cache.save(key, _payload(state, log, recorder))
