@@ -21,7 +21,8 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 from fednot.config import DataConfig, EvalConfig, ModelConfig, RunConfig, TrainConfig, UnlearnConfig
 from fednot.configio import load_config, to_toml
 from fednot.evaluation import Metrics
-from fednot.experiment import Experiment, Trained, UnlearnOutcome
+from fednot.experiment import Experiment
+from fednot.outcome import Trained, UnlearnOutcome
 from fednot.types import ForgetRequest
 from fednot.unlearning import (
     FT,

@@ -30,9 +30,10 @@ from fednot.config import RunConfig
 from fednot.configio import to_dict, to_toml
 from fednot.errors import ConfigError
 from fednot.evaluation import Metrics
-from fednot.experiment import Experiment, UnlearnOutcome
+from fednot.experiment import Experiment
 from fednot.federation.aggregate import clone_state
 from fednot.federation.history import HistorySpec
+from fednot.outcome import UnlearnOutcome
 from fednot.plots import comparison_chart
 from fednot.progress import Progress, Silent
 from fednot.report import describe_setup, report_markdown
