@@ -10,9 +10,10 @@ import torch
 
 from fednot.config import ScenarioConfig, UnlearnConfig
 from fednot.errors import ConfigError, UnsupportedScenarioError
-from fednot.experiment import Experiment, UnlearnOutcome
+from fednot.experiment import Experiment
 from fednot.federation.costs import state_bytes
 from fednot.federation.local import LocalRecipe
+from fednot.outcome import UnlearnOutcome
 from fednot.testing import tiny_config, tiny_federation
 from fednot.types import StateDict
 from fednot.unlearning.centralized.bad_teacher import (

@@ -9,8 +9,9 @@ import torch
 
 from fednot.config import ScenarioConfig, UnlearnConfig
 from fednot.errors import ConfigError, MissingRequirementError, UnsupportedScenarioError
-from fednot.experiment import Experiment, UnlearnOutcome
+from fednot.experiment import Experiment
 from fednot.federation.local import LocalRecipe, predict
+from fednot.outcome import UnlearnOutcome
 from fednot.testing import forbid_clients, tiny_config, tiny_federation
 from fednot.unlearning.base import Unlearner
 from fednot.unlearning.centralized.gradient_ascent import GA, ascent_loss

@@ -11,8 +11,9 @@ from torch import Tensor, nn
 from fednot.config import ModelConfig, ScenarioConfig, UnlearnConfig
 from fednot.data.federated import ClientData, Samples
 from fednot.errors import ConfigError, MissingRequirementError, UnsupportedScenarioError
-from fednot.experiment import Experiment, Trained
+from fednot.experiment import Experiment
 from fednot.federation.costs import FlopMeter
+from fednot.outcome import Trained
 from fednot.seeding import SeedStreams
 from fednot.testing import tiny_config, tiny_federation
 from fednot.types import StateDict

@@ -9,10 +9,11 @@ from torch import Tensor, nn
 from fednot.data.federated import Samples
 from fednot.data.source import ImageSet
 from fednot.errors import ConfigError
-from fednot.experiment import Experiment, Trained
+from fednot.experiment import Experiment
 from fednot.federation.costs import FlopMeter, state_bytes
 from fednot.federation.local import LocalRecipe, local_train
 from fednot.models.registry import create_model
+from fednot.outcome import Trained
 from fednot.seeding import SeedStreams
 from fednot.testing import tiny_config, tiny_federation
 from fednot.types import ForgetRequest, StateDict

@@ -9,8 +9,9 @@ from fednot.config import ScenarioConfig, UnlearnConfig
 from fednot.data.federated import Samples
 from fednot.data.source import ImageSet
 from fednot.errors import ConfigError, UnsupportedScenarioError
-from fednot.experiment import Experiment, UnlearnOutcome
+from fednot.experiment import Experiment
 from fednot.federation.costs import FlopMeter
+from fednot.outcome import UnlearnOutcome
 from fednot.testing import tiny_config, tiny_federation
 from fednot.types import StateDict
 from fednot.unlearning.centralized.rand_label import (

@@ -10,8 +10,9 @@ from torch import nn
 
 from fednot.config import ModelConfig, ScenarioConfig, UnlearnConfig
 from fednot.errors import ConfigError, UnsupportedScenarioError
-from fednot.experiment import Experiment, Trained
+from fednot.experiment import Experiment
 from fednot.federation.costs import FlopMeter
+from fednot.outcome import Trained
 from fednot.testing import tiny_config, tiny_federation
 from fednot.types import StateDict
 from fednot.unlearning.centralized.rand_label import RandL
