@@ -147,3 +147,18 @@ def test_resume_continues_exactly() -> None:
 )
 def test_stop_rules(rule: StopRule, accs: list[float], stops: bool) -> None:
     assert (rule.reason(accs) is not None) is stops
+
+
+def test_frozen_parameters_do_not_move() -> None:
+    from fednot.federation.local import local_train
+
+    federation = tiny_federation(num_clients=1)
+    model = _model()
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    recipe = LocalRecipe(batch_size=8, lr=0.5, weight_decay=0.1, frozen=frozenset({"fc1.weight"}))
+    update = local_train(
+        model, start, federation.clients[0].train, federation.preprocess, recipe,
+        torch.Generator().manual_seed(0), flops=FlopMeter(model),
+    )  # fmt: skip
+    assert torch.equal(update.state["fc1.weight"], start["fc1.weight"])
+    assert not torch.equal(update.state["fc1.bias"], start["fc1.bias"])

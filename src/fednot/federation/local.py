@@ -17,7 +17,11 @@ from fednot.types import StateDict
 
 @dataclass(frozen=True)
 class LocalRecipe:
-    """How a client trains in one round; a fresh optimiser state every round."""
+    """How a client trains in one round; a fresh optimiser state every round.
+
+    ``frozen`` names parameters that are not trained (the layer-wise optimality check freezes
+    one layer); they get no gradient, so neither the optimiser nor weight decay moves them.
+    """
 
     epochs: int = 1
     batch_size: int = 32
@@ -25,6 +29,7 @@ class LocalRecipe:
     lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 5e-4
+    frozen: frozenset[str] = frozenset()
 
     @classmethod
     def from_config(cls, config: TrainConfig, *, lr: float | None = None) -> LocalRecipe:
@@ -74,7 +79,8 @@ def local_train(
     """
     model.load_state_dict(state)
     model.to(device).train()
-    optimizer = _OPTIMIZERS[recipe.optimizer](model.parameters(), recipe)
+    trainable = [p for n, p in model.named_parameters() if n not in recipe.frozen]
+    optimizer = _OPTIMIZERS[recipe.optimizer](iter(trainable), recipe)
     total_loss, seen, cost = 0.0, 0, 0
     for _ in range(recipe.epochs):
         order = torch.randperm(len(data), generator=generator)
