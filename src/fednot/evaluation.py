@@ -48,6 +48,10 @@ class Metrics:
         """JSON-ready form."""
         return asdict(self)
 
+    def values(self) -> dict[str, float]:
+        """The metrics that apply (those that are not ``None``)."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
 
 def scenario_metrics(
     model: nn.Module,

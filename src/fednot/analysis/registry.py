@@ -12,14 +12,14 @@ from fednot.errors import ConfigError
 Analysis = Callable[[Study], Path]
 
 _ANALYSES: dict[tuple[str, str], Analysis] = {}
-_MODULES = (
-    "fednot.analysis.layers",
-    "fednot.analysis.perturbation",
-    "fednot.analysis.forget_ratio",
-    "fednot.analysis.recovery",
-    "fednot.analysis.cka",
-    "fednot.analysis.lwo",
-)
+_MODULES = {
+    ("ablate", "layers"): "fednot.analysis.layers",
+    ("ablate", "perturbation"): "fednot.analysis.perturbation",
+    ("ablate", "forget-ratio"): "fednot.analysis.forget_ratio",
+    ("analyze", "recovery"): "fednot.analysis.recovery",
+    ("analyze", "cka"): "fednot.analysis.cka",
+    ("analyze", "lwo"): "fednot.analysis.lwo",
+}
 
 
 def register_analysis(group: str, name: str) -> Callable[[Analysis], Analysis]:
@@ -33,10 +33,9 @@ def register_analysis(group: str, name: str) -> Callable[[Analysis], Analysis]:
 
 
 def analysis(group: str, name: str) -> Analysis:
-    """The analysis ``fednot <group> <name>``."""
-    for module in _MODULES:
-        importlib.import_module(module)
-    if (group, name) not in _ANALYSES:
-        known = sorted(n for g, n in _ANALYSES if g == group)
+    """The analysis ``fednot <group> <name>`` (its module is imported on first use)."""
+    if (group, name) not in _MODULES:
+        known = sorted(n for g, n in _MODULES if g == group)
         raise ConfigError(f"Unknown analysis `{group} {name}`. Known: {', '.join(known)}.")
+    importlib.import_module(_MODULES[(group, name)])
     return _ANALYSES[(group, name)]

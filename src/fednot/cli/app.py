@@ -51,6 +51,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run directory (default: <out_dir>/<dataset>-<model>-<time>)")
     p.set_defaults(handler=commands.bench)
 
+    for group, kinds, text in (
+        ("ablate", ("layers", "perturbation", "forget-ratio"), "ablations of NoT, as figures"),
+        ("analyze", ("recovery", "cka", "lwo"), "analyses of why NoT works, as figures"),
+    ):
+        p = sub.add_parser(group, help=text)
+        p.add_argument("kind", choices=kinds)
+        _common(p)
+        p.add_argument("--seeds", help="comma-separated seeds (default: the configuration's)")
+        p.add_argument(
+            "--param", dest="params", action="append", default=[], metavar="KEY=VALUE",
+            help="an option of the analysis, e.g. counts=1,5,9 (forget-ratio), within=1.0 "
+            "(recovery), samples=1000 (cka), rounds=30 (lwo), kinds=negate,noise (perturbation)",
+        )  # fmt: skip
+        p.add_argument("--out", help="output folder (default: <out_dir>/<group>-<kind>-<time>)")
+        p.set_defaults(handler=commands.study, group=group)
+
+    p = sub.add_parser("report", help="one Markdown file (figures embedded) of a folder's results")
+    p.add_argument("run_dir", help="a run or analysis output folder")
+    p.set_defaults(handler=commands.report)
+
     p = sub.add_parser("train", help="FedAvg pre-training to a checkpoint")
     _common(p)
     p.add_argument(

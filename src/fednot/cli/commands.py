@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from datetime import datetime
 from pathlib import Path
 
 import torch
@@ -72,6 +73,37 @@ def bench(args: argparse.Namespace) -> int:
     args.preset = args.preset or "mnist5k-cnn"
     args.overrides = [*args.overrides, *extra]
     return run(args)
+
+
+def study(args: argparse.Namespace) -> int:
+    """``fednot ablate KIND`` and ``fednot analyze KIND``."""
+    from fednot.analysis.common import Study
+    from fednot.analysis.registry import analysis
+
+    extra = [f"seeds=[{args.seeds}]"] if args.seeds else []
+    config = _config(args, extra)
+    progress = _setup(args, config)
+    options = {}
+    for text in args.params:
+        key, sep, value = text.partition("=")
+        if not sep:
+            raise ConfigError(f"Expected --param KEY=VALUE, got {text!r}.")
+        options[key.strip()] = value.strip()
+    function = analysis(args.group, args.kind)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out) if args.out else Path(config.out_dir) / f"{args.group}-{args.kind}-{stamp}"
+    path = function(Study(config, out, progress, options))
+    print(f"Report written to {path} (figures and data beside it)")
+    return 0
+
+
+def report(args: argparse.Namespace) -> int:
+    """``fednot report RUN_DIR``."""
+    from fednot.analysis.report import build_report
+
+    path = build_report(Path(args.run_dir))
+    print(f"Report written to {path}")
+    return 0
 
 
 def presets(args: argparse.Namespace) -> int:
@@ -160,6 +192,6 @@ def methods(args: argparse.Namespace) -> int:
 
 
 __all__ = [
-    "bench", "default_run_dir", "evaluate", "methods", "presets", "run", "show_config", "train",
-    "unlearn",
+    "bench", "default_run_dir", "evaluate", "methods", "presets", "report", "run", "show_config",
+    "study", "train", "unlearn",
 ]  # fmt: skip
