@@ -15,6 +15,7 @@ from fednot.unlearning.fukd import FUKD
 from fednot.unlearning.mode import MoDE
 from fednot.unlearning.neg_sub import NegSub
 from fednot.unlearning.negation import NoT, negate
+from fednot.unlearning.perturbations import Perturb
 from fednot.unlearning.pgd import PGD
 from fednot.unlearning.puf import PUF
 from fednot.unlearning.registry import create_unlearner, register_unlearner, unlearner_names
@@ -34,6 +35,7 @@ __all__ = [
     "MoDE",
     "NegSub",
     "PGD",
+    "Perturb",
     "PUF",
     "NoT",
     "Requirements",
