@@ -43,6 +43,7 @@ from fednot.errors import ConfigError, UnsupportedModelError
 from fednot.federation.aggregate import clone_state
 from fednot.federation.costs import state_bytes
 from fednot.models.layers import layer_graph
+from fednot.typecheck import expect, is_number
 from fednot.types import StateDict
 from fednot.unlearning.base import FEDERATED_SCENARIOS, Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
@@ -179,15 +180,6 @@ def cycle_batches(size: int, batch_size: int, generator: torch.Generator) -> Ite
         buffer = buffer[batch_size:]
 
 
-def _require(ok: bool, key: str, expected: str, value: object) -> None:
-    if not ok:
-        raise ConfigError(f"Expected `{key}` to be {expected}, got {value!r}.")
-
-
-def _is_number(value: object, kind: type | tuple[type, ...] = (int, float)) -> bool:
-    return isinstance(value, kind) and not isinstance(value, bool)
-
-
 @register_unlearner
 class FCU(Unlearner):
     """The target unlearns alone by model-contrastive learning, with frequency-guided fusion."""
@@ -214,18 +206,18 @@ class FCU(Unlearner):
         counts = {"iterations": (iterations, 0), "fusion_interval": (fusion_interval, 1),
                   "batch_size": (batch_size, 1)}  # fmt: skip
         for key, (count, least) in counts.items():
-            _require(_is_number(count, int) and count >= least, key, f"an int >= {least}", count)
+            expect(is_number(count, int) and count >= least, key, f"an int >= {least}", count)
         multiple = f"a multiple of fusion_interval={fusion_interval}"
-        _require(iterations % fusion_interval == 0, "iterations", multiple, iterations)
+        expect(iterations % fusion_interval == 0, "iterations", multiple, iterations)
         for key, rate in {"lr": lr, "temperature": temperature}.items():
-            _require(_is_number(rate) and rate > 0, key, "a positive float", rate)
-        ok_decay = _is_number(weight_decay) and weight_decay >= 0
-        _require(ok_decay, "weight_decay", "a non-negative float", weight_decay)
-        ok_betas = len(betas) == 2 and all(_is_number(b) and 0 <= b < 1 for b in betas)
-        _require(ok_betas, "betas", "two floats in [0, 1)", betas)
-        _require(_is_number(low_freq) and 0 <= low_freq <= 1, "low_freq", "in [0, 1]", low_freq)
+            expect(is_number(rate) and rate > 0, key, "a positive float", rate)
+        ok_decay = is_number(weight_decay) and weight_decay >= 0
+        expect(ok_decay, "weight_decay", "a non-negative float", weight_decay)
+        ok_betas = len(betas) == 2 and all(is_number(b) and 0 <= b < 1 for b in betas)
+        expect(ok_betas, "betas", "two floats in [0, 1)", betas)
+        expect(is_number(low_freq) and 0 <= low_freq <= 1, "low_freq", "in [0, 1]", low_freq)
         ok_from = low_freq_from in ("unlearned", "original")
-        _require(ok_from, "low_freq_from", "'unlearned' or 'original'", low_freq_from)
+        expect(ok_from, "low_freq_from", "'unlearned' or 'original'", low_freq_from)
         self.iterations = iterations
         self.fusion_interval = fusion_interval
         self.batch_size = batch_size

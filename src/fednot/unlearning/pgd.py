@@ -40,6 +40,7 @@ from fednot.errors import ConfigError
 from fednot.federation.aggregate import clone_state
 from fednot.federation.history import HistorySpec, TrainingHistory
 from fednot.federation.local import accuracy
+from fednot.typecheck import expect
 from fednot.types import StateDict
 from fednot.unlearning.base import FEDERATED_SCENARIOS, Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
@@ -119,17 +120,8 @@ def project_to_ball(
     return out
 
 
-def _check(ok: bool, name: str, expected: str, value: object) -> None:
-    if not ok:
-        raise ConfigError(f"Expected `{name}` to be {expected}, got {value!r}.")
-
-
-def _number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def _optional_positive(value: object) -> bool:
-    return value is None or (_number(value) and value > 0)  # type: ignore[operator]
+    return value is None or (is_number(value) and value > 0)  # type: ignore[operator]
 
 
 @register_unlearner
@@ -157,13 +149,13 @@ class PGD(Unlearner):
         for name, count in (("epochs", epochs), ("batch_size", batch_size),
                             ("num_random", num_random)):  # fmt: skip
             ok = isinstance(count, int) and not isinstance(count, bool) and count > 0
-            _check(ok, name, "a positive int", count)
-        _check(_number(lr) and lr > 0, "lr", "a positive float", lr)
-        _check(_number(momentum) and 0 <= momentum < 1, "momentum", "a float in [0, 1)", momentum)
-        _check(_optional_positive(clip_norm), "clip_norm", "a positive float or None", clip_norm)
-        ok = tau is None or (_number(tau) and 0 <= tau <= 1)
-        _check(ok, "tau", "a float in [0, 1] or None", tau)
-        _check(_optional_positive(distance_threshold), "distance_threshold",
+            expect(ok, name, "a positive int", count)
+        expect(is_number(lr) and lr > 0, "lr", "a positive float", lr)
+        expect(is_number(momentum) and 0 <= momentum < 1, "momentum", "a float in [0, 1)", momentum)
+        expect(_optional_positive(clip_norm), "clip_norm", "a positive float or None", clip_norm)
+        ok = tau is None or (is_number(tau) and 0 <= tau <= 1)
+        expect(ok, "tau", "a float in [0, 1] or None", tau)
+        expect(_optional_positive(distance_threshold), "distance_threshold",
                "a positive float or None", distance_threshold)  # fmt: skip
         self.epochs = epochs
         self.lr = float(lr)

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from fednot.errors import ConfigError
 from fednot.federation.aggregate import clone_state
 from fednot.federation.costs import state_bytes
+from fednot.typecheck import expect, is_number
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.centralized.rand_label import fetch_joint
@@ -63,15 +64,6 @@ def retain_subset_size(retained: int, fraction: float) -> int:
     return int(fraction * retained)
 
 
-def _require(ok: bool, key: str, expected: str, value: object) -> None:
-    if not ok:
-        raise ConfigError(f"Expected `{key}` to be {expected}, got {value!r}.")
-
-
-def _is_number(value: object, kind: type | tuple[type, ...] = (int, float)) -> bool:
-    return isinstance(value, kind) and not isinstance(value, bool)
-
-
 @register_unlearner
 class BadT(Unlearner):
     """Distil the original model on retained data and a random model on forget data."""
@@ -92,11 +84,11 @@ class BadT(Unlearner):
         retain_fraction: float = 0.3,
     ) -> None:
         for key, count in {"epochs": epochs, "batch_size": batch_size}.items():
-            _require(_is_number(count, int) and count >= 1, key, "a positive int", count)
+            expect(is_number(count, int) and count >= 1, key, "a positive int", count)
         for key, rate in {"lr": lr, "temperature": temperature}.items():
-            _require(_is_number(rate) and rate > 0, key, "a positive float", rate)
-        ok_fraction = _is_number(retain_fraction) and 0 <= retain_fraction <= 1
-        _require(ok_fraction, "retain_fraction", "a float in [0, 1]", retain_fraction)
+            expect(is_number(rate) and rate > 0, key, "a positive float", rate)
+        ok_fraction = is_number(retain_fraction) and 0 <= retain_fraction <= 1
+        expect(ok_fraction, "retain_fraction", "a float in [0, 1]", retain_fraction)
         self.epochs = epochs
         self.lr = float(lr)
         self.batch_size = batch_size

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from fednot.errors import ConfigError
 from fednot.federation.aggregate import clone_state
+from fednot.typecheck import expect, is_number
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
@@ -29,15 +30,6 @@ from fednot.unlearning.registry import register_unlearner
 def ascent_loss(logits: Tensor, labels: Tensor) -> Tensor:
     """The loss GA minimises: −CE(logits, labels), batch mean."""
     return -nn.functional.cross_entropy(logits, labels)
-
-
-def _require(ok: bool, key: str, expected: str, value: object) -> None:
-    if not ok:
-        raise ConfigError(f"Expected `{key}` to be {expected}, got {value!r}.")
-
-
-def _is_number(value: object, kind: type | tuple[type, ...] = (int, float)) -> bool:
-    return isinstance(value, kind) and not isinstance(value, bool)
 
 
 @register_unlearner
@@ -60,10 +52,10 @@ class GA(Unlearner):
         batch_size: int = 256,
     ) -> None:
         for key, count in {"epochs": epochs, "batch_size": batch_size}.items():
-            _require(_is_number(count, int) and count >= 1, key, "a positive int", count)
-        _require(_is_number(lr) and lr > 0, "lr", "a positive float", lr)
+            expect(is_number(count, int) and count >= 1, key, "a positive int", count)
+        expect(is_number(lr) and lr > 0, "lr", "a positive float", lr)
         for key, rate in {"momentum": momentum, "weight_decay": weight_decay}.items():
-            _require(_is_number(rate) and rate >= 0, key, "a non-negative float", rate)
+            expect(is_number(rate) and rate >= 0, key, "a non-negative float", rate)
         self.epochs = epochs
         self.lr = float(lr)
         self.momentum = float(momentum)

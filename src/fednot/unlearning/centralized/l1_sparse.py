@@ -31,8 +31,8 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor, nn
 
-from fednot.errors import ConfigError
 from fednot.federation.aggregate import clone_state
+from fednot.typecheck import expect, is_number
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
@@ -57,17 +57,8 @@ def l1_norm(params: Iterable[Tensor]) -> Tensor:
     return torch.stack([p.abs().sum() for p in params]).sum()
 
 
-def _check(ok: bool, name: str, expected: str, value: object) -> None:
-    if not ok:
-        raise ConfigError(f"Expected `{name}` to be {expected}, got {value!r}.")
-
-
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 @register_unlearner
@@ -92,15 +83,15 @@ class L1Sparse(Unlearner):
         batch_size: int = 256,
     ) -> None:
         for name, count in (("epochs", epochs), ("batch_size", batch_size)):
-            _check(_is_int(count) and count > 0, name, "a positive int", count)
+            expect(_is_int(count) and count > 0, name, "a positive int", count)
         ok = _is_int(no_l1_epochs) and 0 <= no_l1_epochs <= epochs
-        _check(ok, "no_l1_epochs", f"an int in [0, epochs={epochs}]", no_l1_epochs)
-        _check(_is_number(gamma) and gamma >= 0, "gamma", "a non-negative float", gamma)
-        _check(_is_number(lr) and lr > 0, "lr", "a positive float", lr)
-        _check(_is_number(momentum) and 0 <= momentum < 1, "momentum", "a float in [0, 1)",
+        expect(ok, "no_l1_epochs", f"an int in [0, epochs={epochs}]", no_l1_epochs)
+        expect(is_number(gamma) and gamma >= 0, "gamma", "a non-negative float", gamma)
+        expect(is_number(lr) and lr > 0, "lr", "a positive float", lr)
+        expect(is_number(momentum) and 0 <= momentum < 1, "momentum", "a float in [0, 1)",
                momentum)  # fmt: skip
-        ok = _is_number(weight_decay) and weight_decay >= 0
-        _check(ok, "weight_decay", "a non-negative float", weight_decay)
+        ok = is_number(weight_decay) and weight_decay >= 0
+        expect(ok, "weight_decay", "a non-negative float", weight_decay)
         self.epochs = epochs
         self.no_l1_epochs = no_l1_epochs
         self.gamma = float(gamma)

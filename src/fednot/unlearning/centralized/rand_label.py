@@ -33,6 +33,7 @@ from fednot.data.federated import Preprocess, Samples
 from fednot.errors import ConfigError
 from fednot.federation.aggregate import clone_state
 from fednot.federation.costs import FlopMeter
+from fednot.typecheck import expect, is_number
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
@@ -220,15 +221,6 @@ class _MaskedStep:
             restore_masked(self.model, self.mask, self.start, self.optimizer)
 
 
-def _require(ok: bool, key: str, expected: str, value: object) -> None:
-    if not ok:
-        raise ConfigError(f"Expected `{key}` to be {expected}, got {value!r}.")
-
-
-def _is_number(value: object, kind: type | tuple[type, ...] = (int, float)) -> bool:
-    return isinstance(value, kind) and not isinstance(value, bool)
-
-
 @register_unlearner
 class RandL(Unlearner):
     """Fine-tune on D_r together with D_f under fresh uniform random labels every epoch."""
@@ -250,11 +242,11 @@ class RandL(Unlearner):
         mode: Mode = "merged",
     ) -> None:
         for key, count in {"epochs": epochs, "batch_size": batch_size}.items():
-            _require(_is_number(count, int) and count >= 1, key, "a positive int", count)
-        _require(_is_number(lr) and lr > 0, "lr", "a positive float", lr)
+            expect(is_number(count, int) and count >= 1, key, "a positive int", count)
+        expect(is_number(lr) and lr > 0, "lr", "a positive float", lr)
         for key, rate in {"momentum": momentum, "weight_decay": weight_decay}.items():
-            _require(_is_number(rate) and rate >= 0, key, "a non-negative float", rate)
-        _require(mode in ("merged", "alternating"), "mode", "'merged' or 'alternating'", mode)
+            expect(is_number(rate) and rate >= 0, key, "a non-negative float", rate)
+        expect(mode in ("merged", "alternating"), "mode", "'merged' or 'alternating'", mode)
         self.epochs = epochs
         self.lr = float(lr)
         self.momentum = float(momentum)

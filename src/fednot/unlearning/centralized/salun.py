@@ -37,6 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from fednot.errors import ConfigError
+from fednot.typecheck import expect, is_number
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.centralized.rand_label import Mode, train_random_labels
@@ -84,15 +85,6 @@ def saliency_mask(gradients: Mapping[str, Tensor], ratio: float) -> dict[str, Te
     return masks
 
 
-def _check(ok: bool, name: str, expected: str, value: object) -> None:
-    if not ok:
-        raise ConfigError(f"Expected `{name}` to be {expected}, got {value!r}.")
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 @register_unlearner
 class SalUn(Unlearner):
     """RandL restricted to the weights most salient for the forget set."""
@@ -116,15 +108,15 @@ class SalUn(Unlearner):
     ) -> None:
         for name, count in (("epochs", epochs), ("batch_size", batch_size)):
             ok = isinstance(count, int) and not isinstance(count, bool) and count > 0
-            _check(ok, name, "a positive int", count)
-        _check(_is_number(lr) and lr > 0, "lr", "a positive float", lr)
-        ok = _is_number(mask_ratio) and 0 < mask_ratio <= 1
-        _check(ok, "mask_ratio", "a float in (0, 1]", mask_ratio)
-        _check(_is_number(momentum) and 0 <= momentum < 1, "momentum", "a float in [0, 1)",
+            expect(ok, name, "a positive int", count)
+        expect(is_number(lr) and lr > 0, "lr", "a positive float", lr)
+        ok = is_number(mask_ratio) and 0 < mask_ratio <= 1
+        expect(ok, "mask_ratio", "a float in (0, 1]", mask_ratio)
+        expect(is_number(momentum) and 0 <= momentum < 1, "momentum", "a float in [0, 1)",
                momentum)  # fmt: skip
-        ok = _is_number(weight_decay) and weight_decay >= 0
-        _check(ok, "weight_decay", "a non-negative float", weight_decay)
-        _check(mode in ("merged", "alternating"), "mode", "'merged' or 'alternating'", mode)
+        ok = is_number(weight_decay) and weight_decay >= 0
+        expect(ok, "weight_decay", "a non-negative float", weight_decay)
+        expect(mode in ("merged", "alternating"), "mode", "'merged' or 'alternating'", mode)
         self.epochs = epochs
         self.lr = float(lr)
         self.mask_ratio = float(mask_ratio)

@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from fednot.data.federated import Samples, concat
 from fednot.errors import ConfigError
 from fednot.federation.aggregate import clone_state
+from fednot.typecheck import expect, is_number
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
@@ -99,15 +100,6 @@ def dampen(
     return out
 
 
-def _check(ok: bool, name: str, expected: str, value: object) -> None:
-    if not ok:
-        raise ConfigError(f"Expected `{name}` to be {expected}, got {value!r}.")
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 @register_unlearner
 class SSD(Unlearner):
     """Dampen the parameters far more important to D_f than to D; no training."""
@@ -119,12 +111,12 @@ class SSD(Unlearner):
     scenario_note = "a centralized method: it needs all retained data in one place"
 
     def __init__(self, *, alpha: float = 10.0, lam: float = 1.0, batch_size: int = 128) -> None:
-        ok = _is_number(alpha) and not math.isnan(alpha) and alpha >= 0
-        _check(ok, "alpha", "a non-negative float (inf selects nothing)", alpha)
-        ok = _is_number(lam) and math.isfinite(lam) and lam >= 0
-        _check(ok, "lam", "a non-negative finite float", lam)
+        ok = is_number(alpha) and not math.isnan(alpha) and alpha >= 0
+        expect(ok, "alpha", "a non-negative float (inf selects nothing)", alpha)
+        ok = is_number(lam) and math.isfinite(lam) and lam >= 0
+        expect(ok, "lam", "a non-negative finite float", lam)
         ok = isinstance(batch_size, int) and not isinstance(batch_size, bool) and batch_size > 0
-        _check(ok, "batch_size", "a positive int", batch_size)
+        expect(ok, "batch_size", "a positive int", batch_size)
         self.alpha = float(alpha)
         self.lam = float(lam)
         self.batch_size = batch_size
