@@ -40,7 +40,7 @@ from fednot.errors import ConfigError
 from fednot.federation.aggregate import clone_state
 from fednot.federation.history import HistorySpec, TrainingHistory
 from fednot.federation.local import accuracy
-from fednot.typecheck import expect
+from fednot.typecheck import expect, is_number
 from fednot.types import StateDict
 from fednot.unlearning.base import FEDERATED_SCENARIOS, Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
