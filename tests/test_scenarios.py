@@ -129,3 +129,48 @@ def test_centralized_scenario_needs_one_holder_and_sends_nothing() -> None:
         from fednot.unlearning.pgd import PGD
 
         exp.unlearn(exp.pretrain(), request, PGD())
+
+
+SMOKE = [
+    "--seeds", "0", "--methods", "retrain,ft,not,federaser,ga",
+    "--set", "model.name=mlp", "--set", "model.options.hidden=[16]",
+    "--set", "train.rounds=1", "--set", "train.batch_size=128",
+    "--set", "unlearn.recovery_rounds=1", "--set", "data.server_samples=0",
+    "--set", "cache_dir=", "--set", "save_models=false", "-q",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("scenario", "applicable", "extra"),
+    [
+        ("client", {"retrain", "ft", "not", "federaser"}, []),
+        ("class", {"retrain", "ft", "not"}, []),
+        ("instance", {"retrain", "ft", "not"}, []),
+        ("backdoor", {"retrain", "ft", "not", "federaser"}, []),
+        ("noniid", {"retrain", "ft", "not", "federaser"}, ["--set", "data.min_client_samples=5"]),
+        ("centralized", {"retrain", "ft", "not", "ga"}, []),
+    ],
+)
+def test_bench_serves_every_scenario(
+    tmp_path: Path, scenario: str, applicable: set[str], extra: list[str]
+) -> None:
+    from fednot.cli.app import main
+
+    out = tmp_path / scenario
+    assert main(["bench", "--scenario", scenario, *SMOKE, *extra, "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    methods = {r["method"] for r in results["records"]} - {"original"}
+    assert methods == applicable
+    assert (
+        set(results["not_applicable"]) == {"retrain", "ft", "not", "federaser", "ga"} - applicable
+    )
+    assert all(r["scenario"] == scenario if scenario != "noniid" else r["scenario"] == "client"
+               for r in results["records"])  # fmt: skip
+    table = (out / "results.md").read_text()
+    for name in results["not_applicable"]:
+        assert f"| {name} | not applicable" in table
+    if scenario == "backdoor":
+        assert all(r["asr"] is not None for r in results["records"])
+        assert "ASR (backdoor)" in table
+    if scenario == "class":
+        assert all(r["forget_class_acc"] is not None for r in results["records"])
