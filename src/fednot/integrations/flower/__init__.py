@@ -1,0 +1,60 @@
+"""Run NoT and the baselines on a Flower deployment (``pip install 'fednot[flower]'``).
+
+A thin adapter over the in-process engine's functions, on flwr's Message API:
+
+- `create_server_app` / `create_client_app`: the fednot ServerApp and ClientApp
+  (`fednot.integrations.flower.apps` holds default instances for ``flwr run``);
+- `FedAvgExcluding`: FedAvg with the engine's participants and aggregation, leaving the
+  forgotten clients out;
+- `identify_clients`, `collect_requests`: the QUERY rounds that map node ids to fednot client ids
+  and gather the clients' own forget requests (a request for another client's data is refused);
+- `negate_arrays`: NoT's negation on an `ArrayRecord`;
+- `InProcessGrid`: a Grid that hands messages straight to a ClientApp, for tests;
+- `fednot.integrations.flower.deploy`: a SuperLink and N SuperNodes on this machine.
+
+Importing this package needs flwr; the rest of fednot never imports it.
+"""
+
+from __future__ import annotations
+
+try:
+    import flwr  # noqa: F401
+except ImportError as e:  # pragma: no cover - exercised in a subprocess by the tests
+    raise ImportError(
+        "fednot.integrations.flower needs Flower (flwr), which is not installed: "
+        "pip install 'fednot[flower]' (with the project's pins: pip install -c constraints.txt "
+        "-e '.[flower]')."
+    ) from e
+
+from fednot.integrations.flower.client_app import comm_meter_mod, create_client_app
+from fednot.integrations.flower.identity import (
+    ClientMap,
+    collect_requests,
+    identify_clients,
+    screen_request,
+)
+from fednot.integrations.flower.inprocess import InProcessGrid
+from fednot.integrations.flower.records import negate_arrays, to_arrays, to_state
+from fednot.integrations.flower.server_app import FlowerResult, create_server_app, run_fednot
+from fednot.integrations.flower.settings import RUN_CONFIG_DEFAULTS, FlowerSettings, parse_settings
+from fednot.integrations.flower.strategy import FedAvgExcluding
+
+__all__ = [
+    "RUN_CONFIG_DEFAULTS",
+    "ClientMap",
+    "FedAvgExcluding",
+    "FlowerResult",
+    "FlowerSettings",
+    "InProcessGrid",
+    "collect_requests",
+    "comm_meter_mod",
+    "create_client_app",
+    "create_server_app",
+    "identify_clients",
+    "negate_arrays",
+    "parse_settings",
+    "run_fednot",
+    "screen_request",
+    "to_arrays",
+    "to_state",
+]

@@ -1,0 +1,103 @@
+"""A Grid that counts the bytes of the messages that travel through it.
+
+`MeteredGrid` wraps the Grid a ServerApp receives and delegates everything to it; on the way it
+adds up the content bytes of every message it sends and every reply it receives, per message
+type, as flwr's ``message_size_mod`` counts them on the client (`records.message_bytes`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable
+
+from flwr.app import Message, RecordDict
+from flwr.serverapp import Grid
+from flwr.supercore.run import Run
+
+from fednot.errors import FedNotError
+from fednot.integrations.flower.records import message_bytes
+
+
+class MeteredGrid(Grid):
+    """Delegates to ``grid``; `sent` and `received` count content bytes per message type."""
+
+    def __init__(self, grid: Grid) -> None:
+        self.grid = grid
+        self.sent: Counter[str] = Counter()
+        self.received: Counter[str] = Counter()
+
+    def set_run(self, run: Run) -> None:
+        """Delegate."""
+        self.grid.set_run(run)
+
+    @property
+    def run(self) -> Run:
+        """The wrapped grid's run."""
+        run: Run = self.grid.run
+        return run
+
+    def create_message(
+        self, content: RecordDict, message_type: str, dst_node_id: int, group_id: str,
+        ttl: float | None = None,
+    ) -> Message:  # fmt: skip
+        """Delegate."""
+        return self.grid.create_message(content, message_type, dst_node_id, group_id, ttl)
+
+    def get_node_ids(self) -> Iterable[int]:
+        """Delegate."""
+        ids: Iterable[int] = self.grid.get_node_ids()
+        return ids
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        """Count, then delegate."""
+        messages = list(messages)
+        self._count_sent(messages)
+        ids: Iterable[str] = self.grid.push_messages(messages)
+        return ids
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        """Delegate, then count."""
+        replies = list(self.grid.pull_messages(message_ids))
+        self._count_received(replies)
+        return replies
+
+    def send_and_receive(
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> Iterable[Message]:
+        """Count both ways around the wrapped grid's `send_and_receive`."""
+        messages = list(messages)
+        self._count_sent(messages)
+        replies = list(self.grid.send_and_receive(messages, timeout=timeout))
+        self._count_received(replies)
+        return replies
+
+    def total(self) -> int:
+        """All bytes counted so far, both ways."""
+        return sum(self.sent.values()) + sum(self.received.values())
+
+    def _count_sent(self, messages: list[Message]) -> None:
+        for message in messages:
+            self.sent[message.metadata.message_type] += message_bytes(message)
+
+    def _count_received(self, replies: list[Message]) -> None:
+        for reply in replies:
+            self.received[reply.metadata.message_type] += message_bytes(reply)
+
+
+def wait_for_nodes(grid: Grid, count: int, timeout: float, poll: float = 0.5) -> list[int]:
+    """Wait until ``count`` nodes are connected; return their ids (sorted).
+
+    Raises:
+        FedNotError: if fewer are connected after ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while len(nodes := sorted(grid.get_node_ids())) < count:
+        if time.monotonic() > deadline:
+            raise FedNotError(
+                f"Only {len(nodes)} of {count} SuperNodes connected within {timeout:.0f} s. Start "
+                'one SuperNode per client (--node-config "partition-id=<k> num-partitions='
+                f"{count}\"), or raise the run config's `node-timeout`."
+            )
+        time.sleep(poll)
+    return nodes

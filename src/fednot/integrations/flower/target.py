@@ -1,0 +1,116 @@
+"""Client-side actions of the methods that need the target client.
+
+Two actions run on the target's node, on its own data only:
+
+- `target_step`: a method's whole own step (``Unlearner.unlearn``), for methods whose step is
+  the target's work alone given the global model: FCU (model-contrastive unlearning and
+  frequency fusion) and PGD (the reference model, the ball and the projected ascent; the server
+  sends the target's own last local model and its aggregation share, which it received and
+  computed during training). The method gets an `UnlearnContext` like the engine's, except that
+  its retained federation holds only the target's own retained data.
+- `pseudo_label_step`: MoDE's memory guidance on the target (training on the teacher's
+  pseudo-labels of D_u), with `fednot.unlearning.mode.train_on_pseudo_labels`.
+
+The same seeds reach the same streams as in the engine (``("unlearn", method, ...)``), so a
+single-target request gives the engine's numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fednot.data.forget import split_request
+from fednot.errors import ConfigError
+from fednot.federation.costs import Costs
+from fednot.federation.history import HistorySpec, TrainingHistory
+from fednot.federation.local import LocalRecipe, LocalUpdate
+from fednot.integrations.flower.runtime import ClientRuntime
+from fednot.types import ForgetRequest, StateDict
+from fednot.unlearning.context import UnlearnContext
+from fednot.unlearning.mode import train_on_pseudo_labels
+from fednot.unlearning.registry import create_unlearner
+
+TARGET_STEP_METHODS = frozenset({"fcu", "pgd"})
+"""Methods whose own step runs whole on the target (`target_step`)."""
+
+
+@dataclass(frozen=True)
+class TargetOutcome:
+    """What the target sends back after a method's step."""
+
+    state: StateDict
+    num_samples: int
+    costs: Costs
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+def target_step(
+    rt: ClientRuntime,
+    method_name: str,
+    request: ForgetRequest | None,
+    state: StateDict,
+    last_local: StateDict | None = None,
+    last_share: float = 0.0,
+) -> TargetOutcome:
+    """Run ``method_name``'s own step on this (target) client, from the global ``state``.
+
+    Args:
+        rt: the target's runtime.
+        method_name: a method of `TARGET_STEP_METHODS`.
+        request: the request, naming this client only.
+        state: the global model the step starts from.
+        last_local: the target's last local model of training (PGD).
+        last_share: the target's aggregation share p_u in its last training round (PGD).
+    """
+    if method_name not in TARGET_STEP_METHODS:
+        raise ConfigError(
+            f"{method_name!r} has no target-side step; target steps: {sorted(TARGET_STEP_METHODS)}."
+        )
+    if request is None or request.clients != (rt.client_id,):
+        raise ConfigError(
+            f"Client {rt.client_id} runs a method's step only for its own request, got "
+            f"{None if request is None else request.to_dict()}."
+        )
+    method = create_unlearner(method_name, rt.settings.config.options.get(method_name))
+    split = split_request(rt.federation, rt.own_part(request))
+    own = split.retained.replace(c for c in split.retained.clients if c.id == rt.client_id)
+    config = rt.settings.config
+    ctx = UnlearnContext(
+        method=method.name, requirements=method.requirements, request=split.request,
+        retained=own, model=rt.model, initial_state=rt.initial_state(), streams=rt.streams,
+        recipe=LocalRecipe.from_config(config.train), flops=rt.flops, device=rt.device,
+        model_name=config.model.name, model_options=config.model.options, forget=split.forget,
+        history=_history(rt.client_id, last_local, last_share),
+    )  # fmt: skip
+    result = method.unlearn(state, ctx)
+    return TargetOutcome(result.state, len(split.forget), ctx.costs + result.costs, result.notes)
+
+
+def pseudo_label_step(
+    rt: ClientRuntime,
+    state: StateDict,
+    teacher_state: StateDict,
+    recipe: LocalRecipe,
+    request: ForgetRequest | None,
+    stream: list[str],
+) -> LocalUpdate:
+    """Train from ``state`` on this client's D_u relabelled by the teacher (MoDE's target)."""
+    if request is None:
+        raise ConfigError("Pseudo-label training needs the forget request in the message.")
+    teacher = rt.new_model()
+    teacher.load_state_dict(teacher_state)
+    return train_on_pseudo_labels(
+        rt.model, teacher, state, rt.data("forget", request), rt.federation.preprocess, recipe,
+        rt.streams.torch(*stream), flops=rt.flops, device=rt.device,
+    )  # fmt: skip
+
+
+def _history(client: int, last_local: StateDict | None, share: float) -> TrainingHistory | None:
+    """The part of the training history that concerns the target (PGD's θ_u^T and p_u)."""
+    if last_local is None:
+        return None
+    history = TrainingHistory(HistorySpec(last_local_models=True))
+    history.last_local[client] = last_local
+    history.last_share[client] = share
+    return history

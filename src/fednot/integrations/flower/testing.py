@@ -1,0 +1,60 @@
+"""Helpers for testing fednot on Flower, and for checking a Flower run against the engine.
+
+`app_defaults` and `node_configs` set up the fednot apps on `fednot.testing.tiny_federation`;
+`engine_reference` runs the same configuration through the in-process engine, whose numbers a
+Flower run must reproduce; `quiet_environment` (from `appdir`) is what every Flower process
+needs offline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+
+from fednot.config import RunConfig
+from fednot.configio import to_toml
+from fednot.experiment import Experiment
+from fednot.integrations.flower.appdir import QUIET_ENVIRONMENT, quiet_environment
+from fednot.integrations.flower.settings import ConfigValue
+from fednot.outcome import Trained, UnlearnOutcome
+from fednot.testing import tiny_federation
+from fednot.types import ForgetRequest, StateDict
+from fednot.unlearning.registry import create_unlearner
+
+__all__ = [
+    "QUIET_ENVIRONMENT",
+    "app_defaults",
+    "engine_reference",
+    "node_configs",
+    "quiet_environment",
+    "same_state",
+]
+
+
+def app_defaults(config: RunConfig, **extra: ConfigValue) -> dict[str, ConfigValue]:
+    """Run-config defaults of the fednot apps: ``config`` on the tiny synthetic federation."""
+    return {"fednot-config": to_toml(config), "data-source": "tiny", **extra}
+
+
+def node_configs(
+    count: int, extra: Mapping[int, Mapping[str, ConfigValue]] | None = None
+) -> list[dict[str, ConfigValue]]:
+    """The node configs of ``count`` SuperNodes; ``extra[k]`` adds entries to node ``k``."""
+    extra = extra or {}
+    return [{"partition-id": k, "num-partitions": count, **extra.get(k, {})} for k in range(count)]
+
+
+def engine_reference(
+    config: RunConfig, request: ForgetRequest, method: str = "not", seed: int = 0
+) -> tuple[Experiment, Trained, UnlearnOutcome]:
+    """The in-process engine on the tiny federation: (experiment, pre-trained, unlearned)."""
+    exp = Experiment(config, seed, federation=tiny_federation(config.data.num_clients))
+    unlearner = create_unlearner(method, config.options.get(method))
+    trained = exp.pretrain(history=unlearner.history_spec())
+    return exp, trained, exp.unlearn(trained, request, unlearner)
+
+
+def same_state(a: StateDict, b: StateDict) -> bool:
+    """True if two state dicts are bit-identical."""
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

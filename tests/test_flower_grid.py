@@ -1,0 +1,262 @@
+"""The fednot Flower apps on an in-process Grid: the flow, its numbers, refusals, bytes.
+
+No Ray, processes or sockets: `InProcessGrid` hands each message to the real ClientApp. These
+are the tests to run first when the flwr pin moves.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+pytest.importorskip(
+    "flwr", reason="flwr is not installed: pip install -c constraints.txt -e '.[flower]'"
+)
+
+from flwr.app import ConfigRecord, Context, Message, RecordDict  # noqa: E402
+
+from fednot.config import TrainConfig, UnlearnConfig  # noqa: E402
+from fednot.errors import ConfigError  # noqa: E402
+from fednot.federation.costs import state_bytes  # noqa: E402
+from fednot.integrations.flower import (  # noqa: E402
+    InProcessGrid,
+    create_client_app,
+    parse_settings,
+    run_fednot,
+)
+from fednot.integrations.flower.records import message_bytes, request_to_config  # noqa: E402
+from fednot.integrations.flower.server_app import FlowerResult  # noqa: E402
+from fednot.integrations.flower.testing import (  # noqa: E402
+    app_defaults,
+    engine_reference,
+    node_configs,
+    same_state,
+)
+from fednot.testing import tiny_config  # noqa: E402
+from fednot.types import ForgetRequest  # noqa: E402
+
+pytestmark = pytest.mark.flower
+
+
+def _run(
+    config: Any, *, nodes: Any = None, app: Any = None, **extra: Any
+) -> tuple[FlowerResult, InProcessGrid]:
+    defaults = app_defaults(config, **extra)
+    client_app = app or create_client_app(defaults)
+    grid = InProcessGrid(client_app, nodes or node_configs(config.data.num_clients), defaults)
+    return run_fednot(grid, parse_settings({}, defaults)), grid
+
+
+def test_not_request_end_to_end() -> None:
+    result, _ = _run(tiny_config(), **{"forget-requests": "1:client"})
+
+    assert len(result.requests) == 1 and not result.refused
+    served = result.requests[0]
+    assert served.request["clients"] == [1] and served.excluded == [1]
+    assert served.notes["negated_layers"] == ["fc1"]  # NoT's default: the first layer
+    assert served.test_acc["after_step"] < served.test_acc["before"]  # negation forgets...
+    assert served.test_acc["after"] > served.test_acc["after_step"]  # ...and recovery recovers
+    assert all(1 not in r.clients for r in served.recovery.rounds)  # the target got no model
+
+
+@pytest.mark.parametrize(
+    ("request_text", "forget", "sections"),
+    [
+        ("1:client", ForgetRequest(clients=(1,)), {}),
+        ("2:classes=0", ForgetRequest(clients=(2,), classes=(0,)), {}),
+        ("0:client", ForgetRequest(clients=(0,)), {"participation": 0.5}),
+    ],
+    ids=["client-wise", "class-wise", "sampled-participants"],
+)
+def test_flower_equals_the_in_process_engine(
+    request_text: str, forget: ForgetRequest, sections: dict[str, Any]
+) -> None:
+    config = tiny_config(
+        train=TrainConfig(rounds=2, batch_size=8, lr=0.05, **sections),
+        unlearn=UnlearnConfig(forget_clients=(0,), recovery_rounds=3),
+    )
+    exp, trained, outcome = engine_reference(config, forget)
+    result, _ = _run(config, **{"forget-requests": request_text})
+
+    served = result.requests[0]
+    assert [r.clients for r in result.pretrain.rounds] == [r.clients for r in trained.log.rounds]
+    assert [r.clients for r in served.recovery.rounds] == [r.clients for r in outcome.log.rounds]
+    assert same_state(result.state, outcome.state)  # bit-identical, hence equal accuracies
+    metrics = exp.evaluate(outcome.state, forget)  # the engine's own evaluation
+    assert served.test_acc["after"] == pytest.approx(metrics.test_acc)
+    assert served.forget_acc["after"] == pytest.approx(metrics.forget_acc)
+    assert [r.comm_bytes for r in served.recovery.rounds] == [
+        r.comm_bytes for r in outcome.log.rounds
+    ]
+
+
+def test_class_wise_target_fine_tunes_on_retained_data_only() -> None:
+    result, grid = _run(tiny_config(), **{"forget-requests": "2:classes=0"})
+
+    served = result.requests[0]
+    assert served.excluded == [] and all(r.clients == (0, 1, 2) for r in served.recovery.rounds)
+    node = result.clients[2]
+    recovery = [
+        m for m in grid.delivered
+        if m.metadata.dst_node_id == node and m.metadata.message_type == "train"
+        and m.content["config"].get("phase") == "recovery"
+    ]  # fmt: skip
+    assert recovery and all(m.content["config"]["data"] == "retained" for m in recovery)
+    assert all(m.content["config"]["forget-classes"] == [0] for m in recovery)
+
+
+def _rogue(honest: Any, liar: int, victim: int) -> Any:
+    """A ClientApp whose node ``liar`` files a request for client ``victim``'s data."""
+
+    def app(message: Message, context: Context) -> Message:
+        if message.metadata.message_type == "query.request" and (
+            context.node_config["partition-id"] == liar
+        ):
+            entries = {"client-id": liar, **request_to_config(ForgetRequest(clients=(victim,)))}
+            return Message(RecordDict({"config": ConfigRecord(entries)}), reply_to=message)
+        return honest(message, context)
+
+    return app
+
+
+def test_a_request_naming_another_client_is_refused() -> None:
+    config = tiny_config()
+    honest = create_client_app(app_defaults(config, **{"forget-requests": "0:client"}))
+    result, _ = _run(
+        config, app=_rogue(honest, liar=1, victim=2), **{"forget-requests": "0:client"}
+    )
+
+    assert [r.client for r in result.refused] == [1]
+    assert "may only ask for its own data" in result.refused[0].reason
+    assert result.refused[0].request["clients"] == [2]
+    assert [o.request["clients"] for o in result.requests] == [[0]]  # client 0's own request
+    assert all(2 in r.clients for r in result.requests[0].recovery.rounds)  # 2 stays
+
+
+def test_a_refused_request_alone_leaves_the_model_as_trained() -> None:
+    config = tiny_config()
+    honest = create_client_app(app_defaults(config))
+    result, _ = _run(config, app=_rogue(honest, liar=2, victim=0))
+
+    assert not result.requests and len(result.refused) == 1
+    assert result.refused[0].client == 2
+
+
+def test_a_request_from_the_node_config_is_the_clients_own() -> None:
+    nodes = node_configs(3, {1: {"forget": "client"}})
+    result, _ = _run(tiny_config(), nodes=nodes)
+
+    assert [o.request["clients"] for o in result.requests] == [[1]]
+
+
+def test_bytes_agree_with_flwr_size_mod_and_with_fednots_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO, logger="flwr"):  # flwr's logger propagates to caplog
+        result, grid = _run(tiny_config(), **{"forget-requests": "1:client"})
+
+    logged = [int(n) for n in re.findall(r"(?:Incoming|Outgoing) message size: (\d+) bytes",
+                                         caplog.text)]  # fmt: skip
+    assert sum(logged) == sum(result.bytes_sent.values()) + sum(result.bytes_received.values())
+    state = result.state
+    for record in [*result.pretrain.rounds, *result.requests[0].recovery.rounds]:
+        extra = record.extra
+        assert extra["flower_bytes_down"] == extra["comm_bytes_in"]  # server's count = client's
+        assert extra["flower_bytes_up"] == extra["comm_bytes_out"]
+        fednot_bytes = 2 * state_bytes(state) * len(record.clients)
+        assert record.comm_bytes == fednot_bytes
+        flower_bytes = extra["flower_bytes_down"] + extra["flower_bytes_up"]
+        assert fednot_bytes < flower_bytes < 1.25 * fednot_bytes  # npy headers, keys, config
+    trains = [m for m in grid.delivered if m.metadata.message_type == "train"]
+    assert sum(message_bytes(m) for m in trains) == result.bytes_sent["train"]
+
+
+def test_pretrain_and_unlearn_as_two_runs_through_a_checkpoint(tmp_path: Any) -> None:
+    config = tiny_config()
+    checkpoint = str(tmp_path / "pretrained.pt")
+    both, _ = _run(config, **{"forget-requests": "1:client"})
+    _run(config, stage="pretrain", checkpoint=checkpoint)
+    second, _ = _run(
+        config, stage="unlearn", checkpoint=checkpoint, **{"forget-requests": "1:client"}
+    )
+
+    assert not second.pretrain.rounds and "checkpoint" in second.pretrain.stop_reason
+    assert same_state(second.state, both.state)
+
+
+def test_missing_nodes_are_reported_with_the_fix() -> None:
+    config = tiny_config()
+    defaults = app_defaults(config, **{"node-timeout": 0.1})
+    grid = InProcessGrid(create_client_app(defaults), node_configs(3)[:2], defaults)
+
+    with pytest.raises(Exception, match="Only 2 of 3 SuperNodes connected"):
+        run_fednot(grid, parse_settings({}, defaults))
+
+
+def test_two_nodes_claiming_one_client_id_stop_the_run() -> None:
+    config = tiny_config()
+    nodes = [{"partition-id": 0}, {"partition-id": 0}, {"partition-id": 2}]
+
+    with pytest.raises(Exception, match="claimed by several nodes"):
+        _run(config, nodes=nodes)
+
+
+@pytest.mark.parametrize(
+    ("method", "options", "request_text", "forget"),
+    [
+        ("fcu", {"iterations": 20, "fusion_interval": 10, "batch_size": 16}, "1:client",
+         ForgetRequest(clients=(1,))),
+        ("pgd", {"epochs": 2, "num_random": 2, "batch_size": 16}, "1:client",
+         ForgetRequest(clients=(1,))),
+        ("puf", {"variant": "special"}, "1:client", ForgetRequest(clients=(1,))),
+        ("puf", {"variant": "regular"}, "2:classes=0", ForgetRequest(clients=(2,), classes=(0,))),
+        ("mode", {"rounds": 2, "degradation_rounds": 1}, "1:client", ForgetRequest(clients=(1,))),
+        ("ft", {}, "2:classes=1", ForgetRequest(clients=(2,), classes=(1,))),
+        ("retrain", {}, "1:client", ForgetRequest(clients=(1,))),
+    ],
+    ids=["fcu", "pgd", "puf-special", "puf-regular-class-wise", "mode", "ft-class-wise", "retrain"],
+)  # fmt: skip
+def test_every_method_on_flower_equals_the_engine(
+    method: str, options: dict[str, Any], request_text: str, forget: ForgetRequest
+) -> None:
+    base = tiny_config()
+    config = replace(
+        base, unlearn=replace(base.unlearn, methods=(method,), recovery_rounds=1),
+        options={method: options} if options else {},
+    )  # fmt: skip
+    _, _, outcome = engine_reference(config, forget, method)
+    result, _ = _run(config, method=method, **{"forget-requests": request_text})
+
+    assert len(result.requests) == 1
+    assert same_state(result.state, outcome.state)
+
+
+def test_fedavg_excluding_runs_under_flowers_own_start_loop() -> None:
+    from fednot.integrations.flower import FedAvgExcluding, identify_clients, to_arrays
+    from fednot.models.registry import create_model
+
+    config = tiny_config()
+    defaults = app_defaults(config)
+    grid = InProcessGrid(create_client_app(defaults), node_configs(3), defaults)
+    clients = identify_clients(grid, 3, timeout=5)
+    model = create_model("mlp", input_shape=(1, 8, 8), num_classes=4, options={"hidden": (16,)})
+    strategy = FedAvgExcluding(clients=clients, exclude=[2])
+
+    result = strategy.start(grid, to_arrays(model.state_dict()), num_rounds=2)
+
+    assert len(result.train_metrics_clientapp) == 2 and len(result.evaluate_metrics_clientapp) == 2
+    excluded = clients.node_of[2]
+    assert all(m.metadata.dst_node_id != excluded for m in grid.delivered
+               if m.metadata.message_type in ("train", "evaluate"))  # fmt: skip
+
+
+def test_a_method_flower_cannot_run_is_refused_before_training() -> None:
+    base = tiny_config()
+    config = replace(base, unlearn=replace(base.unlearn, methods=("federaser",)))
+
+    with pytest.raises(ConfigError, match="not available on Flower yet: it needs history"):
+        _run(config, method="federaser")
