@@ -174,3 +174,14 @@ def test_bench_serves_every_scenario(
         assert "ASR (backdoor)" in table
     if scenario == "class":
         assert all(r["forget_class_acc"] is not None for r in results["records"])
+
+
+def test_backdoor_pretraining_never_reuses_a_clean_cached_model(tmp_path: Path) -> None:
+    """The cache key sees the poisoned pixels and labels, not only which samples clients hold."""
+    cache = {"cache_dir": str(tmp_path)}
+    clean = _exp(ScenarioConfig(kind="client"), **cache)
+    assert not clean.pretrain().cached
+    assert _exp(ScenarioConfig(kind="client"), **cache).pretrain().cached  # the cache works
+    backdoor = _exp(ScenarioConfig(kind="backdoor", poison_fraction=0.5, target_label=1), **cache)
+    assert backdoor.federation.fingerprint() != clean.federation.fingerprint()
+    assert not backdoor.pretrain().cached

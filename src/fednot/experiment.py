@@ -81,7 +81,8 @@ class Experiment:
         self.initial_state = clone_state(init.state_dict())
         self.flops = FlopMeter(self.model)
         self.cache = ModelCache(Path(config.cache_dir) if config.cache_dir else None)
-        self._fingerprint = federation.fingerprint()
+        # After the scenario: a backdoor scenario's poisoned pixels and labels must change the key.
+        self._fingerprint = self.federation.fingerprint()
 
     # -- stages ---------------------------------------------------------------------------
 

@@ -233,9 +233,11 @@ class Federation:
         digest.update(self.test.indices.numpy().tobytes())
         if self.server is not None:
             digest.update(b"server:" + self.server.indices.numpy().tobytes())
-        source = self.clients[0].train.source
-        pixels = int(source.images.sum(dtype=torch.int64))
-        digest.update(str((tuple(source.images.shape), pixels)).encode())
+        sources = {id(s): s for s in (self.clients[0].train.source, self.test.source)}
+        for source in sources.values():  # every pixel and label: a poisoned copy is another key
+            digest.update(str(tuple(source.images.shape)).encode())
+            digest.update(source.images.contiguous().numpy().tobytes())
+            digest.update(source.labels.contiguous().numpy().tobytes())
         return digest.hexdigest()[:24]
 
     def pooled_train(self) -> Samples:
