@@ -119,3 +119,10 @@ def test_methods_and_config_commands(capsys: pytest.CaptureFixture[str]) -> None
     assert "not" in capsys.readouterr().out
     assert main(["config", "--set", "train.rounds=5"]) == 0
     assert "rounds = 5" in capsys.readouterr().out
+
+
+def test_flower_up_is_wired_and_rejects_a_bad_request(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("flwr", reason="flwr is not installed (the [flower] extra)")
+    assert main(["flower", "up", "--forget", "client-one"]) == 2
+    err = capsys.readouterr().err
+    assert "Expected --forget CLIENT=REQUEST" in err and "Traceback" not in err

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from fednot import __version__
 from fednot.cli import commands
 from fednot.errors import FedNotError
+from fednot.integrations.flower_cli import register_cli as register_flower
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -105,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("presets", help="list the shipped hyperparameter presets")
     p.set_defaults(handler=commands.presets)
+
+    register_flower(sub)  # `fednot flower up`; imports flwr only when it runs
     return parser
 
 
