@@ -54,24 +54,15 @@ def engine(config: RunConfig) -> dict[str, Any]:
 
 def simulation(config: RunConfig, workdir: Path) -> dict[str, Any]:
     """Rounds under ``run_simulation`` (Ray), timed by the ServerApp."""
-    from flwr.simulation import run_simulation
-
-    from fednot.integrations.flower import create_client_app, create_server_app
     from fednot.integrations.flower.appdir import quiet_environment
+    from fednot.integrations.flower.testing import simulate
 
     os_env(quiet_environment(workdir / "flwr-home"))
     out = workdir / "sim"
     defaults = {"fednot-config": to_toml(config), "stage": "pretrain", "out": str(out),
                 "cache-dir": str(workdir / "cache")}  # fmt: skip
     start = time.perf_counter()
-    run_simulation(
-        server_app=create_server_app(defaults), client_app=create_client_app(defaults),
-        num_supernodes=config.data.num_clients,
-        backend_config={
-            "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-            "init_args": {"num_cpus": 2, "logging_level": "ERROR", "log_to_driver": False},
-        },
-    )  # fmt: skip
+    simulate(defaults, config.data.num_clients)
     return {**_from_result(out), "wall": time.perf_counter() - start}
 
 

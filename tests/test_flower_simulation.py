@@ -15,11 +15,11 @@ pytest.importorskip(
     "constraints.txt -e '.[flower]'",
 )  # fmt: skip
 
-from fednot.integrations.flower import create_client_app, create_server_app  # noqa: E402
 from fednot.integrations.flower.testing import (  # noqa: E402
     app_defaults,
     engine_reference,
     quiet_environment,
+    simulate,
 )
 from fednot.testing import tiny_config  # noqa: E402
 from fednot.types import ForgetRequest  # noqa: E402
@@ -28,22 +28,13 @@ pytestmark = pytest.mark.flower
 
 
 def test_not_request_under_run_simulation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from flwr.simulation import run_simulation
-
     for key, value in quiet_environment(tmp_path / "flwr-home").items():
         monkeypatch.setenv(key, value)
     config = tiny_config()
     out = tmp_path / "out"
     defaults = app_defaults(config, out=str(out), **{"forget-requests": "1:client"})
 
-    run_simulation(
-        server_app=create_server_app(defaults), client_app=create_client_app(defaults),
-        num_supernodes=config.data.num_clients,
-        backend_config={
-            "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-            "init_args": {"num_cpus": 2, "logging_level": "ERROR", "log_to_driver": False},
-        },
-    )  # fmt: skip
+    simulate(defaults, config.data.num_clients)
 
     result = json.loads((out / "result.json").read_text())
     exp, trained, outcome = engine_reference(config, ForgetRequest(clients=(1,)))

@@ -29,6 +29,7 @@ __all__ = [
     "node_configs",
     "quiet_environment",
     "same_state",
+    "simulate",
 ]
 
 
@@ -58,3 +59,22 @@ def engine_reference(
 def same_state(a: StateDict, b: StateDict) -> bool:
     """True if two state dicts are bit-identical."""
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def simulate(defaults: Mapping[str, ConfigValue], num_supernodes: int) -> None:
+    """Run the fednot ServerApp and ClientApp under Flower's simulation engine on this machine.
+
+    One CPU per virtual SuperNode, Ray on two CPUs and quiet logs (set `quiet_environment` first).
+    """
+    from flwr.simulation import run_simulation
+
+    from fednot.integrations.flower import create_client_app, create_server_app
+
+    run_simulation(
+        server_app=create_server_app(dict(defaults)), client_app=create_client_app(dict(defaults)),
+        num_supernodes=num_supernodes,
+        backend_config={
+            "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+            "init_args": {"num_cpus": 2, "logging_level": "ERROR", "log_to_driver": False},
+        },
+    )  # fmt: skip
