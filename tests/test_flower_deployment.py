@@ -7,7 +7,6 @@ minute on two cores (longer on a loaded machine). It runs in the normal suite; d
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -19,26 +18,12 @@ pytest.importorskip(
 from fednot.config import TrainConfig, UnlearnConfig  # noqa: E402
 from fednot.configio import to_toml  # noqa: E402
 from fednot.integrations.flower.deploy import deploy  # noqa: E402
+from fednot.integrations.flower.processes import processes_with  # noqa: E402
 from fednot.integrations.flower.testing import engine_reference  # noqa: E402
 from fednot.testing import tiny_config  # noqa: E402
 from fednot.types import ForgetRequest  # noqa: E402
 
 pytestmark = [pytest.mark.flower, pytest.mark.deployment]
-
-
-def _processes_with(flwr_home: Path) -> list[int]:
-    """Ids of live processes whose environment names ``flwr_home`` (ours, and their children)."""
-    marker = f"FLWR_HOME={flwr_home}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if marker in (entry / "environ").read_bytes().split(b"\0"):
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
 
 
 def test_local_deployment_serves_a_not_request(tmp_path: Path) -> None:
@@ -65,4 +50,4 @@ def test_local_deployment_serves_a_not_request(tmp_path: Path) -> None:
     assert served["test_acc"]["after"] == pytest.approx(metrics.test_acc)
     assert served["forget_acc"]["after"] == pytest.approx(metrics.forget_acc)
     assert result["bytes_sent"]["train"] > 0 and result["bytes_received"]["train"] > 0
-    assert _processes_with(tmp_path / "flwr-home") == []  # nothing left behind
+    assert processes_with(f"FLWR_HOME={tmp_path / 'flwr-home'}".encode()) == []  # none left

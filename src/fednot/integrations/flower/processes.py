@@ -4,7 +4,7 @@
 free loopback ports (``--insecure``: loopback only), with runtime dependency installation off and
 Flower's network calls (telemetry, update checks) disabled, submits runs with ``flwr run <app>
 local-deployment --stream``, and stops every process it started (SIGTERM to each process group,
-then SIGKILL after 5 s).
+then SIGKILL after 5 s, and SIGKILL to any process left that carries its ``FLWR_HOME``).
 """
 
 from __future__ import annotations
@@ -149,6 +149,22 @@ class LocalDeployment:
             if process.poll() is None:
                 process.wait(timeout=_STOP_GRACE_S)
         self.processes.clear()
+        self._kill_stragglers()
+
+    def _kill_stragglers(self) -> None:
+        """SIGKILL what the daemons started outside their process groups, found by FLWR_HOME.
+
+        Waits (up to 5 s) until none is left, so that the caller can remove ``workdir``.
+        """
+        marker = f"FLWR_HOME={self.workdir / 'flwr-home'}".encode()
+        deadline = time.monotonic() + _STOP_GRACE_S
+        while (left := processes_with(marker)) and time.monotonic() < deadline:
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            time.sleep(0.1)
 
     def _spawn(self, name: str, command: list[str], port: int) -> None:
         logs = self.workdir / "logs"
@@ -179,6 +195,27 @@ def _pump(process: subprocess.Popen[bytes], lines: list[str], echo: bool) -> Non
         if echo:
             sys.stdout.write(line)
             sys.stdout.flush()
+
+
+def processes_with(marker: bytes) -> list[int]:
+    """Ids of live processes (not this one) whose environment holds the entry ``marker``.
+
+    Reads ``/proc``; elsewhere (no ``/proc``) it finds nothing. Exited processes whose parent has
+    not reaped them yet have an empty environment and are not listed.
+    """
+    found: list[int] = []
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return found
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
 
 
 def _signal(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
