@@ -61,6 +61,7 @@ def test_analyze_recovery(tmp_path: Path) -> None:
     assert [p["round"] for p in not_curve] == [0, 1, 2]
     assert {"retain_acc", "forget_acc", "test_acc", "mia"} <= set(not_curve[1])
     assert len(data["curves"]["retrain"][0]) == 1 + study.config.train.rounds
+    assert "test_acc" in data["curves"]["retrain"][0][0]  # round 0: Retrain's initial weights
     assert not_curve[2]["comm_bytes"] > not_curve[1]["comm_bytes"] > not_curve[0]["comm_bytes"]
 
 

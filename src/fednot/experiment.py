@@ -232,7 +232,10 @@ class Experiment:
         curve = (self.config.eval.curve_every, self.config.eval.curve_subset)
         key = cache_key("retrain", self._key_parts(request=split.request.to_dict(), curve=curve))
         phase = self._train(key, split.retained, "retrain", None, self._curve_hook(split))
-        return UnlearnOutcome("retrain", phase.state, Costs(), phase.log, cached=phase.cached)
+        start = self._curve_point(self.initial_state, split) if curve[0] else {}  # round 0
+        return UnlearnOutcome(
+            "retrain", phase.state, Costs(), phase.log, start=start, cached=phase.cached
+        )
 
     def _train(
         self, key: str, federation: Federation, label: str, spec: HistorySpec | None,
