@@ -8,17 +8,13 @@ from collections.abc import Sequence
 
 from fednot import __version__
 from fednot.cli import commands
+from fednot.cli.arguments import add_config_arguments
 from fednot.errors import FedNotError
 from fednot.integrations.flower_cli import register_cli as register_flower
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", help="a shipped preset to start from (see `fednot presets`)")
-    parser.add_argument("-c", "--config", help="TOML configuration file, applied over the preset")
-    parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override a configuration value, e.g. --set train.rounds=30 (repeatable)",
-    )  # fmt: skip
+    add_config_arguments(parser)
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from fednot.cli.arguments import add_config_arguments
 from fednot.configio import load_config, to_toml
 from fednot.errors import ConfigError, FedNotError
 
@@ -25,12 +26,7 @@ def register_cli(subparsers: Any) -> None:
         help="start a SuperLink and one SuperNode per client on 127.0.0.1, pre-train, unlearn "
         "the clients' requests, stop everything",
     )
-    up.add_argument("--preset", help="a shipped preset to start from (see `fednot presets`)")
-    up.add_argument("-c", "--config", help="TOML configuration file, applied over the preset")
-    up.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override a configuration value, e.g. --set train.rounds=5 (repeatable)",
-    )  # fmt: skip
+    add_config_arguments(up)
     up.add_argument("--seed", type=int, default=-1, help="run seed (default: the first of seeds)")
     up.add_argument("--method", default="not", help="unlearning method (default: not)")
     up.add_argument(
