@@ -37,6 +37,7 @@ from fednot.typecheck import expect, is_number
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.centralized.rand_label import fetch_joint
+from fednot.unlearning.centralized.scope import CENTRALIZED, CENTRALIZED_NOTE
 from fednot.unlearning.context import UnlearnContext
 from fednot.unlearning.registry import register_unlearner
 
@@ -71,8 +72,8 @@ class BadT(Unlearner):
     name = "badt"
     title = "BadT"
     requirements = Requirements(forget_data=True)
-    scenarios = frozenset({"centralized"})
-    scenario_note = "a centralized method: it needs all retained data in one place"
+    scenarios = CENTRALIZED
+    scenario_note = CENTRALIZED_NOTE
 
     def __init__(
         self,

@@ -23,6 +23,7 @@ from fednot.federation.aggregate import clone_state
 from fednot.typecheck import expect, is_number
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
+from fednot.unlearning.centralized.scope import CENTRALIZED, CENTRALIZED_NOTE
 from fednot.unlearning.context import UnlearnContext
 from fednot.unlearning.registry import register_unlearner
 
@@ -39,8 +40,8 @@ class GA(Unlearner):
     name = "ga"
     title = "GA"
     requirements = Requirements(forget_data=True)
-    scenarios = frozenset({"centralized"})
-    scenario_note = "a centralized method: it needs all retained data in one place"
+    scenarios = CENTRALIZED
+    scenario_note = CENTRALIZED_NOTE
 
     def __init__(
         self,

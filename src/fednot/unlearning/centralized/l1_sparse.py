@@ -35,6 +35,7 @@ from fednot.federation.aggregate import clone_state
 from fednot.typecheck import expect, is_number
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
+from fednot.unlearning.centralized.scope import CENTRALIZED, CENTRALIZED_NOTE
 from fednot.unlearning.context import UnlearnContext
 from fednot.unlearning.registry import register_unlearner
 
@@ -68,8 +69,8 @@ class L1Sparse(Unlearner):
     name = "l1sparse"
     title = "ℓ1-sparse"
     requirements = Requirements()
-    scenarios = frozenset({"centralized"})
-    scenario_note = "a centralized method: it needs all retained data in one place"
+    scenarios = CENTRALIZED
+    scenario_note = CENTRALIZED_NOTE
 
     def __init__(
         self,

@@ -41,6 +41,7 @@ from fednot.typecheck import expect, is_number
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.centralized.rand_label import Mode, train_random_labels
+from fednot.unlearning.centralized.scope import CENTRALIZED, CENTRALIZED_NOTE
 from fednot.unlearning.context import UnlearnContext
 from fednot.unlearning.registry import register_unlearner
 
@@ -92,8 +93,8 @@ class SalUn(Unlearner):
     name = "salun"
     title = "SalUn"
     requirements = Requirements(forget_data=True)
-    scenarios = frozenset({"centralized"})
-    scenario_note = "a centralized method: it needs all retained data in one place"
+    scenarios = CENTRALIZED
+    scenario_note = CENTRALIZED_NOTE
 
     def __init__(
         self,

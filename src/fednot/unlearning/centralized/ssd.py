@@ -37,6 +37,7 @@ from fednot.federation.aggregate import clone_state
 from fednot.typecheck import expect, is_number
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
+from fednot.unlearning.centralized.scope import CENTRALIZED, CENTRALIZED_NOTE
 from fednot.unlearning.context import UnlearnContext
 from fednot.unlearning.registry import register_unlearner
 
@@ -107,8 +108,8 @@ class SSD(Unlearner):
     name = "ssd"
     title = "SSD"
     requirements = Requirements(forget_data=True)
-    scenarios = frozenset({"centralized"})
-    scenario_note = "a centralized method: it needs all retained data in one place"
+    scenarios = CENTRALIZED
+    scenario_note = CENTRALIZED_NOTE
 
     def __init__(self, *, alpha: float = 10.0, lam: float = 1.0, batch_size: int = 128) -> None:
         ok = is_number(alpha) and not math.isnan(alpha) and alpha >= 0
