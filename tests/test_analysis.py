@@ -36,9 +36,15 @@ def test_layer_variants_cover_each_layer_the_first_two_and_all() -> None:
 def test_ablate_layers(tmp_path: Path) -> None:
     path = analysis("ablate", "layers")(_study(tmp_path))
     data = json.loads((tmp_path / "out" / "ablate_layers.json").read_text())
-    assert set(data["summary"]) == {"Retrain", "fc1", "fc2", "fc1 + fc2", "all layers"}
+    labels = {"fc1", "fc2", "fc1 + fc2", "all layers"}
+    assert set(data["summary"]) == labels and set(data["curves"]) == labels
     assert len(data["per_seed"]["fc1"]) == 2  # two seeds
-    assert data["summary"]["Retrain"]["avg_gap"] == 0.0
+    # one point per round (0 = right after negation), pooled over both seeds, cost increasing
+    curve = data["curves"]["fc1"]
+    assert [p["round"] for p in curve] == [0, 1, 2] and all(p["n"] == 2 for p in curve)
+    assert curve[0]["x"] == 0.0 < curve[1]["x"] < curve[2]["x"]
+    assert data["summary"]["fc1"]["avg_gap"]["n"] == 2
+    assert set(data["per_seed"]["fc1"][0]["gap_at"]) == {"comm25", "comm50", "comm100"}
     assert (tmp_path / "out" / "ablate_layers.png").stat().st_size > 10_000
     assert "ablate_layers.png" in path.read_text()
 

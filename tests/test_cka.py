@@ -1,4 +1,4 @@
-"""Linear CKA (metrics.md §10) and `fednot analyze cka` (not.md §7.4)."""
+"""Linear CKA (docs/metrics.md, "CKA") and `fednot analyze cka` (docs/not.md, "CKA analysis")."""
 
 from __future__ import annotations
 
@@ -141,7 +141,8 @@ def test_unknown_form_is_refused() -> None:
 def test_negated_layer_pre_activation_has_cka_one(
     layer: nn.Module, shape: tuple[int, ...], negate_bias: bool
 ) -> None:
-    # not.md §3.4: weight and bias give Y → −Y; the weight alone gives −Y + 2b, an offset
+    # docs/not.md, "Weights or weights and bias": weight and bias give Y → −Y; the weight alone
+    # gives −Y + 2b, an offset
     x = _randn(*shape).float()
     state = layer.state_dict()
     targets = ["weight", "bias"] if negate_bias else ["weight"]

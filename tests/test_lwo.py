@@ -86,7 +86,7 @@ def check(tmp_path_factory: pytest.TempPathFactory) -> tuple[LwoRun, StateDict]:
     study = _study(tmp_path_factory.mktemp("lwo"))
     exp = study.experiment(0)
     trained = exp.pretrain().state
-    return lwo_check(exp, trained, rounds=ROUNDS, negation=NoT()), trained
+    return lwo_check(exp, trained, rounds=ROUNDS, negation=NoT(negate_bias=True)), trained
 
 
 def test_frozen_layer_is_the_first_layer_with_its_bias(check: tuple[LwoRun, StateDict]) -> None:

@@ -7,6 +7,7 @@ from fednot.errors import ConfigError, NegationWarning
 from fednot.models.layers import layer_graph, resolve_layers
 from fednot.models.registry import create_model
 from fednot.unlearning.negation import NoT, negate, negation_targets
+from fednot.unlearning.registry import create_unlearner
 
 
 def _state(name: str = "cnn", shape: tuple[int, int, int] = (1, 28, 28)) -> dict[str, torch.Tensor]:
@@ -64,7 +65,7 @@ def test_weights_only_flag_keeps_the_bias() -> None:
     assert negation_targets(layers, negate_bias=False) == ("block1.conv.weight",)
 
 
-def test_not_negates_weight_and_bias_by_default() -> None:
+def test_not_negates_the_weights_and_not_wb_also_the_bias() -> None:
     model = create_model("cnn", input_shape=(1, 28, 28), num_classes=10)
     from fednot.seeding import SeedStreams
     from fednot.testing import tiny_federation
@@ -83,7 +84,10 @@ def test_not_negates_weight_and_bias_by_default() -> None:
         streams=SeedStreams(0),
     )
     result = NoT().unlearn(state, ctx)
-    assert torch.equal(result.state["block1.conv.bias"], -state["block1.conv.bias"])
+    assert torch.equal(result.state["block1.conv.weight"], -state["block1.conv.weight"])
+    assert torch.equal(result.state["block1.conv.bias"], state["block1.conv.bias"])
+    both = create_unlearner("not_wb").unlearn(state, ctx)
+    assert torch.equal(both.state["block1.conv.bias"], -state["block1.conv.bias"])
     assert torch.equal(result.state["block2.conv.weight"], state["block2.conv.weight"])
     assert result.notes["negated_layers"] == ["block1.conv"]
     assert result.schedule == "recovery"

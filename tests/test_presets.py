@@ -76,7 +76,7 @@ def test_every_preset_loads_and_names_known_methods() -> None:
         config = load_config(preset=name)
         assert isinstance(config, RunConfig)
         assert set(config.unlearn.methods) <= set(unlearner_names())
-        assert config.seeds == (0, 1, 2)
+        assert config.seeds == ((0, 1, 2, 3, 4) if name == "mnist5k-cnn" else (0, 1, 2))
 
 
 def test_the_default_preset_runs_every_method() -> None:
@@ -85,8 +85,8 @@ def test_the_default_preset_runs_every_method() -> None:
     federated = {
         n for n in unlearner_names() if "client" in unlearner_class(n).scenarios and n != "perturb"
     }
-    assert set(config.unlearn.methods) == federated and len(federated) == 10
-    assert config.unlearn.target_val_acc == "retrain" and config.data.server_samples > 0
+    assert set(config.unlearn.methods) == federated and len(federated) == 11  # ten + NoT (w+b)
+    assert config.unlearn.target_val_acc is None and config.data.server_samples > 0
 
 
 def test_a_file_applies_over_a_preset(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from fednot.errors import ConfigError
+from fednot.metrics.mia import DEFAULT_REPEATS
 
 PartitionScheme = Literal["iid", "dirichlet", "shards"]
 
@@ -65,10 +66,10 @@ class TrainConfig:
     """The FedAvg recipe of pre-training, shared by Retrain and (with `UnlearnConfig`) recovery.
 
     The NoT paper's hyperparameters are in an appendix that is not public; the defaults are ours:
-    SGD with lr 0.01, momentum 0.9 and weight decay 5e-4 (`not.md` §8 item 7), batch 32 and 60
-    rounds (our MNIST-5k prototype, `not.md` §10). On MNIST-5k/CNN, lr 0.01 trains the original to
-    100 % training accuracy, so its memorisation of the forgotten client is measurable; the
-    prototype's lr 0.05 stopped short of it (measured in issue 2's note).
+    SGD with lr 0.01, momentum 0.9 and weight decay 5e-4 (docs/not.md, "Local training"), batch
+    32 and 60 rounds (our MNIST-5k prototype, docs/not.md, "MNIST-5k prototype"). On MNIST-5k/CNN,
+    lr 0.01 trains the original to 100 % training accuracy, so its memorisation of the forgotten
+    client is measurable; the prototype's lr 0.05 stopped short of it (measured in issue 2's note).
     """
 
     rounds: int = 60  # maximum rounds ("until convergence" is not defined in the paper)
@@ -92,14 +93,25 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class UnlearnConfig:
-    """The forget request, the methods to run, and the shared recovery phase."""
+    """The forget request, the methods to run, and the recovery rule every method shares.
+
+    Every method's recovery follows the same rule (docs/protocol.md, "Stop rules"): a fixed
+    budget of ``recovery_rounds`` FedAvg rounds by default. Two rules a deployment can use are
+    options: ``recovery_patience`` (stop when the retained-validation accuracy has not improved
+    for that many rounds) and ``target_val_acc`` as a number (an absolute accuracy) or
+    ``"original"`` (the original model's retained-validation accuracy before the request, minus
+    ``target_margin`` points; the server can measure it). ``"retrain"`` stops at Retrain's final
+    validation accuracy: an oracle no deployment knows, kept for analyses and never a default.
+    """
 
     forget_clients: tuple[int, ...] = (0,)  # paper: the first client asks to be forgotten
     methods: tuple[str, ...] = ("retrain", "ft", "not")
-    recovery_rounds: int = 30  # fine-tuning budget of FT, NoT and every baseline (ours)
+    recovery_rounds: int = 30  # the common budget R of FT, NoT and every baseline (ours)
     recovery_lr: float | None = None  # None = train.lr
-    # stop recovery at this retained-validation accuracy (%), or at Retrain's final one ("retrain")
-    target_val_acc: float | Literal["retrain"] | None = None
+    # optional early stop: a retained-validation accuracy (%), "original" (the original model's,
+    # minus target_margin), or the oracle "retrain" (Retrain's final one; analyses only)
+    target_val_acc: float | Literal["original", "retrain"] | None = None
+    target_margin: float = 0.0  # points below the original's accuracy ("original" only)
     recovery_patience: int | None = None  # stop recovery when validation accuracy stalls
 
     def __post_init__(self) -> None:
@@ -114,8 +126,18 @@ class UnlearnConfig:
             self.recovery_lr is None or self.recovery_lr > 0, "unlearn.recovery_lr must be > 0."
         )
         _require(
-            self.target_val_acc in (None, "retrain") or 0 < float(self.target_val_acc) <= 100,
-            f"unlearn.target_val_acc is a percentage in (0, 100], got {self.target_val_acc}.",
+            self.target_val_acc in (None, "retrain", "original")
+            or 0 < float(self.target_val_acc) <= 100,
+            'unlearn.target_val_acc is a percentage in (0, 100], "original" or "retrain", got '
+            f"{self.target_val_acc!r}.",
+        )
+        _require(
+            0 <= self.target_margin < 100,
+            f"unlearn.target_margin is in points, in [0, 100), got {self.target_margin}.",
+        )
+        _require(
+            self.recovery_patience is None or self.recovery_patience >= 1,
+            "unlearn.recovery_patience must be >= 1.",
         )
 
 
@@ -124,7 +146,7 @@ ScenarioKind = Literal["client", "class", "instance", "backdoor", "centralized"]
 
 @dataclass(frozen=True)
 class ScenarioConfig:
-    """The forgetting scenario (`not.md` §5.4); the targets are ``unlearn.forget_clients``.
+    """The forgetting scenario (docs/not.md, "Scenarios"); targets: ``unlearn.forget_clients``.
 
     - ``client``: the targets leave with all their data (the NoT paper's Table 1).
     - ``class``: the targets forget their samples of ``classes`` and stay to recover on the rest;
@@ -158,20 +180,28 @@ class ScenarioConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Evaluation and membership-inference settings (`metrics.md`)."""
+    """Evaluation, trajectories and the membership-inference attack (docs/protocol.md)."""
 
-    batch_size: int = 512  # evaluation batch size; results do not depend on it
-    mia_folds: int = 5  # StratifiedKFold splits of the loss attack (ours, metrics.md §3)
-    mia_max_iter: int = 1000  # LogisticRegression iterations (ours)
-    # non-members: "random" test samples (the paper's scale), or "label_matched" to the forget set
-    mia_nonmembers: Literal["random", "label_matched"] = "random"
-    curve_subset: int = 2000  # per-round curves use at most this many samples of each set (ours)
-    curve_every: int = 5  # recovery rounds between curve points (test and forget accuracy); 0 = off
+    batch_size: int = 128  # evaluation batch size (128 measured fastest on 2 CPU cores)
+    mia_folds: int = 5  # stratified cross-validation folds of the loss attack (ours)
+    mia_repeats: int = DEFAULT_REPEATS  # draws of non-members and folds averaged per MIA (ours)
+    mia_max_iter: int = 100  # Newton iterations of the attack's logistic regression
+    # non-members: drawn with the forget set's label histogram ("label_matched"), or at random
+    mia_nonmembers: Literal["random", "label_matched"] = "label_matched"
+    mia_null_permutations: int = 200  # permutations of the MIA's noise floor; 0 = skip (ours)
+    curve_every: int = 1  # recovery rounds between trajectory points; 0 = off
+    curve_subset: int | None = None  # None: full sets; else at most this many samples per set
 
     def __post_init__(self) -> None:
         _require(self.batch_size >= 1, "eval.batch_size must be >= 1.")
         _require(self.mia_folds >= 2, "eval.mia_folds must be >= 2.")
-        _require(self.curve_subset >= 1, "eval.curve_subset must be >= 1.")
+        _require(self.mia_repeats >= 1, "eval.mia_repeats must be >= 1.")
+        _require(self.mia_max_iter >= 1, "eval.mia_max_iter must be >= 1.")
+        _require(self.mia_null_permutations >= 0, "eval.mia_null_permutations must be >= 0.")
+        _require(
+            self.curve_subset is None or self.curve_subset >= 1,
+            "eval.curve_subset must be >= 1 (or absent for the full sets).",
+        )
         _require(self.curve_every >= 0, "eval.curve_every must be >= 0.")
 
 

@@ -1,10 +1,14 @@
-"""Evaluate a global model on a forget request: the NoT paper's four metrics (`metrics.md`)."""
+"""Evaluate a global model on a forget request: the NoT paper's four metrics (docs/metrics.md).
+
+The same evaluation serves the final table and every trajectory point: the full sets by default,
+and the membership-inference attack averaged over repeated draws (docs/protocol.md, "MIA").
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -12,7 +16,7 @@ from fednot.config import EvalConfig
 from fednot.data.federated import Federation, Preprocess, Samples
 from fednot.data.forget import ForgetSplit
 from fednot.federation.local import predict
-from fednot.metrics.mia import label_matched, loss_mia
+from fednot.metrics.mia import loss_mia, mia_noise_floor
 from fednot.seeding import SeedStreams
 from fednot.types import StateDict
 
@@ -25,8 +29,11 @@ class Metrics:
         retain_acc: accuracy on D_r, every retained training sample.
         forget_acc: accuracy on D_u, the forgotten training samples.
         test_acc: accuracy on the server's test set.
-        mia: the balanced loss attack (50 = D_u indistinguishable from unseen data).
-        mia_std: the attack's standard deviation over its folds.
+        mia: the balanced loss attack (50 = D_u indistinguishable from unseen data), averaged
+            over ``eval.mia_repeats`` draws of non-members and folds.
+        mia_std: the standard deviation of one draw's score over those repeats.
+        mia_floor: the attack's noise floor: 95 % of permutation-null attacks (no signal, same
+            sizes, same averaging) land within 50 ± this many points (``None``: not computed).
         val_acc: accuracy on the retained clients' pooled validation splits.
         asr: backdoor attack success rate: the share of triggered test images (true label not
             the target label) classified as the target label (backdoor scenario only).
@@ -40,6 +47,7 @@ class Metrics:
     mia: float
     mia_std: float
     val_acc: float
+    mia_floor: float | None = None
     asr: float | None = None
     forget_class_acc: float | None = None
     remaining_class_test_acc: float | None = None
@@ -94,6 +102,7 @@ def evaluate(
     config: EvalConfig,
     *,
     device: torch.device | str = "cpu",
+    noise_floor: bool = True,
 ) -> Metrics:
     """Evaluate ``state`` on the retain, forget, test and validation sets of ``split``.
 
@@ -105,6 +114,7 @@ def evaluate(
         streams: the run's streams; the MIA draws from ``("mia",)``.
         config: evaluation settings.
         device: where to run.
+        noise_floor: also compute the MIA's permutation noise floor (``mia_floor``).
     """
     model.load_state_dict(state)
     preprocess = test_federation.preprocess
@@ -116,20 +126,16 @@ def evaluate(
     forget_losses, forget_correct = run(split.forget)
     test_losses, test_correct = run(test_federation.test)
     _, val_correct = run(split.retained.pooled_val())
-    nonmembers = test_losses.numpy()
-    if config.mia_nonmembers == "label_matched":
-        rng = streams.numpy("mia", "label_matched")
-        chosen = label_matched(
-            split.forget.labels.numpy(), test_federation.test.labels.numpy(), rng
-        )
-        nonmembers = nonmembers[chosen]
-    mia = loss_mia(
-        forget_losses.numpy(),
-        nonmembers,
-        seed=streams.seed_for("mia"),
-        folds=config.mia_folds,
-        max_iter=config.mia_max_iter,
-    )
+    sides = _attack_sides(forget_losses, split.forget, test_losses, test_federation.test, config)
+    mia = loss_mia(**sides, seed=streams.seed_for("mia"), **_attack_options(config))
+    floor = None
+    if noise_floor and config.mia_null_permutations:
+        floor = mia_noise_floor(
+            **sides,
+            seed=streams.seed_for("mia"),  # the null of exactly the attack's draws
+            permutations=config.mia_null_permutations,
+            **_attack_options(config),
+        ).half_width
     return Metrics(
         retain_acc=_pct(retain_correct),
         forget_acc=_pct(forget_correct),
@@ -137,7 +143,31 @@ def evaluate(
         mia=mia.mean,
         mia_std=mia.std,
         val_acc=_pct(val_correct),
+        mia_floor=floor,
     )
+
+
+def _attack_sides(
+    forget_losses: torch.Tensor, forget: Samples, test_losses: torch.Tensor, test: Samples,
+    config: EvalConfig,
+) -> dict[str, Any]:  # fmt: skip
+    """The attack's members (D_u) and non-members (test), with labels when label-matched."""
+    sides: dict[str, Any] = {
+        "member_losses": forget_losses.numpy(),
+        "nonmember_losses": test_losses.numpy(),
+    }
+    if config.mia_nonmembers == "label_matched":
+        sides["member_labels"] = forget.labels.numpy()
+        sides["nonmember_labels"] = test.labels.numpy()
+    return sides
+
+
+def _attack_options(config: EvalConfig) -> dict[str, int]:
+    return {
+        "folds": config.mia_folds,
+        "repeats": config.mia_repeats,
+        "max_iter": config.mia_max_iter,
+    }
 
 
 def _pct(correct: torch.Tensor) -> float:
@@ -154,26 +184,32 @@ def curve_point(
     *,
     device: torch.device | str = "cpu",
 ) -> dict[str, float]:
-    """The four metrics of ``state`` on seeded subsets, for per-round curves (`metrics.md` §11).
+    """The four metrics of ``state``, for trajectories (docs/protocol.md, "Trajectories").
 
-    Each set is cut to at most ``config.curve_subset`` samples, always the same ones; the MIA
-    uses the subsets' losses. Final metrics use the full sets (`evaluate`).
+    With ``config.curve_subset = None`` (the default) the point is measured exactly as the final
+    table is: full sets, and the same repeated MIA with the same seed, so the last point of a
+    trajectory equals the final evaluation. Otherwise each set is cut to at most
+    ``curve_subset`` samples, always the same ones, and the MIA uses the subsets.
     """
     model.load_state_dict(state)
     sets = {"retain_acc": split.retain, "forget_acc": split.forget, "test_acc": federation.test}
     point: dict[str, float] = {}
-    losses: dict[str, np.ndarray] = {}
+    losses: dict[str, torch.Tensor] = {}
     for name, samples in sets.items():
-        subset = samples.subsample(config.curve_subset, streams.torch("curve", name))
+        if config.curve_subset is not None:
+            samples = samples.subsample(config.curve_subset, streams.torch("curve", name))
+            sets[name] = samples
         loss, correct = predict(
-            model, subset, federation.preprocess, batch_size=config.batch_size, device=device
+            model, samples, federation.preprocess, batch_size=config.batch_size, device=device
         )
         point[name] = _pct(correct)
-        losses[name] = loss.numpy()
-    folds = min(config.mia_folds, len(losses["forget_acc"]), len(losses["test_acc"]))
+        losses[name] = loss
+    sides = _attack_sides(
+        losses["forget_acc"], sets["forget_acc"], losses["test_acc"], sets["test_acc"], config
+    )
+    key = ("mia",) if config.curve_subset is None else ("mia", "curve")
+    folds = min(config.mia_folds, len(sets["forget_acc"]), len(sets["test_acc"]))
     if folds >= 2:
-        point["mia"] = loss_mia(
-            losses["forget_acc"], losses["test_acc"], seed=streams.seed_for("mia", "curve"),
-            folds=folds, max_iter=config.mia_max_iter,
-        ).mean  # fmt: skip
+        options = {**_attack_options(config), "folds": folds}
+        point["mia"] = loss_mia(**sides, seed=streams.seed_for(*key), **options).mean
     return point

@@ -27,7 +27,7 @@ from fednot.federation.aggregate import clone_state
 from fednot.federation.costs import Costs, FlopMeter
 from fednot.federation.fedavg import FedAvg, RoundHook, StopRule, TrainLog
 from fednot.federation.history import HistorySpec, TrainingHistory
-from fednot.federation.local import LocalRecipe
+from fednot.federation.local import LocalRecipe, accuracy
 from fednot.federation.training import Phase, train_cached
 from fednot.models.registry import create_model
 from fednot.outcome import Trained, UnlearnOutcome
@@ -117,8 +117,8 @@ class Experiment:
                 declare one receive, or a bare state).
             request: what to forget.
             method: an `Unlearner` or a registered name (options from ``config.options``).
-            reference_val_acc: Retrain's final retained-validation accuracy, needed when
-                ``unlearn.target_val_acc = "retrain"``.
+            reference_val_acc: Retrain's final retained-validation accuracy, needed only by the
+                oracle stop rule ``unlearn.target_val_acc = "retrain"``.
         """
         if isinstance(method, str):
             method = create_unlearner(method, self.config.options.get(method))
@@ -147,7 +147,7 @@ class Experiment:
             state_out, log = result.state, TrainLog(stop_reason="no recovery: the step is complete")
         else:
             self.progress.phase(f"seed {self.seed}: {method.name}: recovery on {_who(split)}")
-            target = self._target_val_acc(reference_val_acc)
+            target = self._target_val_acc(reference_val_acc, trained.state, split)
             state_out, log = self._recover(result.state, split, method.name, target)
             self.progress.info(f"{method.name}: {log.stop_reason} after {len(log.rounds)} rounds")
         storage = history.storage_bytes() if history is not None else 0
@@ -217,14 +217,25 @@ class Experiment:
             )
         return None if server is None else UnlabeledSamples(server.source, server.indices)
 
-    def _target_val_acc(self, reference: float | None) -> float | None:
-        target = self.config.unlearn.target_val_acc
+    def _target_val_acc(
+        self, reference: float | None, original: StateDict, split: ForgetSplit
+    ) -> float | None:
+        """The accuracy that ends recovery early, if the configured rule has one."""
+        unlearn = self.config.unlearn
+        target = unlearn.target_val_acc
+        if target == "original":
+            self.model.load_state_dict(original)
+            before = accuracy(
+                self.model, split.retained.pooled_val(), self.federation.preprocess,
+                batch_size=self.config.eval.batch_size, device=self.device,
+            )  # fmt: skip
+            return before - unlearn.target_margin
         if target != "retrain":
             return target
         if reference is None:
             raise ConfigError(
-                'unlearn.target_val_acc = "retrain" needs Retrain\'s validation accuracy: run '
-                "Retrain first and pass reference_val_acc."
+                'unlearn.target_val_acc = "retrain" (an oracle rule) needs Retrain\'s validation '
+                "accuracy: run Retrain first and pass reference_val_acc."
             )
         return reference
 
@@ -258,7 +269,7 @@ class Experiment:
         return fedavg.run(dict(state), stop, on_round=self._curve_hook(split))
 
     def _curve_point(self, state: StateDict, split: ForgetSplit) -> dict[str, float]:
-        """The four metrics on seeded subsets (at most ``eval.curve_subset`` samples each)."""
+        """The four metrics of one trajectory point (`fednot.evaluation.curve_point`)."""
         return curve_point(
             self.model, state, split, self.federation, self.streams, self.config.eval,
             device=self.device,

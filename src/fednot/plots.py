@@ -1,74 +1,145 @@
-"""Figures, drawn with matplotlib's non-interactive Agg backend."""
+"""Figures of a run, drawn with matplotlib's non-interactive Agg backend.
+
+Both show differences, not absolute values: each metric's Δ to Retrain with its 95 % CI
+(`delta_chart`), and the average gap against communication relative to Retrain, one curve per
+method with a band over seeds (`tradeoff_chart`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from fednot.metrics.gaps import GAP_METRICS
 from fednot.results import ORIGINAL, REFERENCE
+from fednot.trajectory import COST_POINTS
 
 _LABELS = {"retain_acc": "Retain acc.", "forget_acc": "Forget acc.", "test_acc": "Test acc.",
            "mia": "MIA"}  # fmt: skip
-_COSTS = (("comm_bytes", "Communication"), ("flops", "Computation"), ("storage_bytes", "Storage"))
+_HIGHLIGHT = ("not", "not_wb", "ft")
 
 
-def comparison_chart(summary: Sequence[dict[str, Any]], path: Path, *, subtitle: str) -> None:
-    """Accuracy metrics and costs per method, next to Retrain (after the NoT paper's Figure 1).
-
-    Top: the four metrics (mean ± std over seeds) per method, Retrain's value as a dashed line.
-    Bottom: communication, computation and storage of each method relative to Retrain's
-    (log scale; 1 = Retrain's cost; storage relative to the model size is shown in the legend).
-    """
+def _pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
-    rows = [r for r in summary if r["method"] != ORIGINAL]
-    reference = next((r for r in rows if r["method"] == REFERENCE), None)
-    titles = [r["title"] for r in rows]
-    x = np.arange(len(GAP_METRICS))
-    width = 0.8 / max(len(rows), 1)
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(max(8.0, 1.1 * len(rows) + 4), 8.5))
-    colors = plt.get_cmap("tab10")
-    for i, row in enumerate(rows):
-        means = [row[m]["mean"] for m in GAP_METRICS]
-        stds = [row[m]["std"] for m in GAP_METRICS]
-        top.bar(x + (i - (len(rows) - 1) / 2) * width, means, width, yerr=stds, capsize=2,
-                label=row["title"], color=colors(i % 10))  # fmt: skip
-    if reference is not None:
-        for j, metric in enumerate(GAP_METRICS):
-            value = reference[metric]["mean"]
-            top.hlines(value, j - 0.45, j + 0.45, colors="black", linestyles="dashed", linewidth=1)
-    top.set_xticks(x, [_LABELS[m] for m in GAP_METRICS])
-    top.set_ylabel("percent (%)")
-    low = min(r[m]["mean"] - r[m]["std"] for r in rows for m in GAP_METRICS)
-    top.set_ylim(max(0.0, low - 5), 101)
-    top.set_title(f"Accuracy and MIA per method (dashed: Retrain)\n{subtitle}", fontsize=10)
-    top.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    return plt
 
-    if reference is not None:
-        ratios = {
-            key: [r[key] / reference[key] if reference[key] else np.nan for r in rows]
-            for key, _ in _COSTS[:2]
-        }
-        xs = np.arange(len(rows))
-        for k, (key, label) in enumerate(_COSTS[:2]):
-            bottom.bar(xs + (k - 0.5) * 0.4, ratios[key], 0.4, label=f"{label} / Retrain's")
-        bottom.axhline(1.0, color="black", linestyle="dashed", linewidth=1)
-        bottom.set_yscale("log")
-        bottom.set_xticks(xs, titles, rotation=30, ha="right")
-        bottom.set_ylabel("cost relative to Retrain (log scale)")
-        stored = [
-            f"{r['title']}: {r['storage_bytes'] / 1e6:.1f} MB" for r in rows if r["storage_bytes"]
-        ]
-        note = "stored history: " + ", ".join(stored) if stored else "no method stores history"
-        bottom.set_title(f"Unlearning + recovery costs ({note})", fontsize=10)
-        bottom.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+
+def _style(index: int, method: str) -> dict[str, Any]:
+    plt = _pyplot()
+    color = plt.get_cmap("tab20")((2 * index) % 20 + (index // 10) % 2)
+    if method == "not":
+        color = "black"
+    return {"color": color, "linewidth": 2.4 if method in _HIGHLIGHT else 1.3}
+
+
+def delta_chart(
+    summary: Sequence[Mapping[str, Any]], path: Path, *, subtitle: str, floor: float | None
+) -> None:
+    """One panel per metric, plus the average gap: each method's Δ to Retrain with its 95 % CI.
+
+    Δ is the mean over seeds of (method − Retrain) on the same seed; 0 is Retrain. The MIA panel
+    shades the attack's noise floor. The last panel is the per-seed average gap (≥ 0).
+    """
+    plt = _pyplot()
+    rows = [r for r in summary if r["method"] != REFERENCE]
+    panels = [*GAP_METRICS, "avg_gap"]
+    height = max(3.2, 0.42 * len(rows) + 1.6)
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), height), sharey=True)
+    ys = list(range(len(rows)))[::-1]
+    for axis, panel in zip(axes, panels, strict=True):
+        for y, (i, row) in zip(ys, enumerate(rows), strict=True):
+            stat = row["avg_gap"] if panel == "avg_gap" else row[panel].get("delta")
+            if stat is None:
+                continue
+            mean, low, high = stat["mean"], stat["low"], stat["high"]
+            err = None if math.isnan(low) else [[mean - low], [high - mean]]
+            style = _style(i, row["method"])
+            marker = "s" if row["method"] == ORIGINAL else "o"
+            axis.errorbar(mean, y, xerr=err, fmt=marker, color=style["color"], capsize=3,
+                          markersize=6 if row["method"] in _HIGHLIGHT else 4)  # fmt: skip
+        axis.axvline(0, color="0.3", linewidth=1)
+        if panel == "mia" and floor is not None:
+            axis.axvspan(-floor, floor, color="0.85", zorder=0, label="noise floor")
+            axis.legend(fontsize=7, loc="lower right")
+        title = "Average gap (per seed)" if panel == "avg_gap" else f"Δ {_LABELS[panel]}"
+        axis.set_title(title, fontsize=10)
+        axis.set_xlabel("points" if panel == "avg_gap" else "method − Retrain (points)")
+        axis.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(ys, [r["title"] for r in rows])
+    fig.suptitle(f"Difference to Retrain, mean and 95 % CI over seeds\n{subtitle}", fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def tradeoff_chart(
+    curves: Mapping[str, Sequence[Mapping[str, float]]],
+    titles: Mapping[str, str],
+    path: Path,
+    *,
+    subtitle: str,
+    references: Sequence[str] = ("not", "ft"),
+) -> None:
+    """Average gap against communication relative to Retrain: one panel per method.
+
+    Each panel shows the method's mean curve over seeds with its 95 % CI band, and the mean
+    curves of the ``references`` (NoT, FT) as thin lines for comparison; panels share both
+    axes. Dotted verticals mark the cost points the table reads (25, 50 and 100 % of Retrain's
+    communication). The y axis is logarithmic when the mean gaps span more than a factor of 20.
+    """
+    plt = _pyplot()
+    labels = [m for m, curve in curves.items() if curve]
+    if not labels:
+        return
+    columns = min(4, len(labels))
+    rows = math.ceil(len(labels) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 2.9 * rows + 0.9),
+                             sharex=True, sharey=True, squeeze=False)  # fmt: skip
+    means = [p["gap"] for m in labels for p in curves[m]]
+    positive = [g for g in means if g > 0]
+    log = bool(positive) and max(positive) / min(positive) > 20
+    floor = min(positive) / 2 if positive else 0.0
+    ref_styles = {"not": {"color": "black", "linestyle": "--"}, "ft": {"color": "0.45"}}
+    for index, method in enumerate(labels):
+        axis = axes[index // columns][index % columns]
+        for ref in references:
+            if ref != method and ref in curves and curves[ref]:
+                style = ref_styles.get(ref, {"color": "0.6"})
+                axis.plot([p["x"] for p in curves[ref]], [p["gap"] for p in curves[ref]],
+                          linewidth=1, label=titles.get(ref, ref), **style)  # fmt: skip
+        curve = curves[method]
+        xs = [p["x"] for p in curve]
+        color = "black" if method == "not" else "tab:blue"
+        axis.plot(xs, [p["gap"] for p in curve], color=color, linewidth=2,
+                  label=f"{titles.get(method, method)} (95 % CI)")  # fmt: skip
+        lows, highs = [p["low"] for p in curve], [p["high"] for p in curve]
+        if not any(math.isnan(v) for v in lows):
+            lows = [max(v, floor) for v in lows] if log else lows
+            axis.fill_between(xs, lows, highs, color=color, alpha=0.2, linewidth=0)
+        for fraction in COST_POINTS:
+            axis.axvline(fraction, color="0.6", linestyle=":", linewidth=1)
+        axis.set_title(titles.get(method, method), fontsize=10)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7, loc="upper right")
+        if log:
+            axis.set_yscale("log")
+    for index in range(len(labels), rows * columns):
+        axes[index // columns][index % columns].set_visible(False)
+    for axis in axes[-1]:
+        axis.set_xlabel("communication / Retrain's")
+    for row in axes:
+        row[0].set_ylabel("average gap (points)")
+    fig.suptitle(
+        "Average gap to Retrain against communication relative to Retrain (lower is better), "
+        f"mean and 95 % CI over seeds\n{subtitle}",
+        fontsize=10,
+    )
+    fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -5,7 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from fednot.config import RunConfig
-from fednot.results import markdown_table
+from fednot.tables import (
+    BELOW_NOISE,
+    BEYOND,
+    NOT_DISTINGUISHABLE,
+    main_table,
+    noise_floor,
+    paired_table,
+    statements,
+)
 
 
 def describe_setup(config: RunConfig, *, short: bool = False) -> str:
@@ -18,15 +26,27 @@ def describe_setup(config: RunConfig, *, short: bool = False) -> str:
     )
     if short:
         return head
-    target = {None: "", "retrain": ", stop at Retrain's val. acc."}.get(
-        u.target_val_acc,  # type: ignore[arg-type]
-        f", stop at val. acc. {u.target_val_acc}%",
-    )
     return (
         f"{head}. FedAvg: up to {t.rounds} rounds, {t.local_epochs} local "
-        f"epoch(s), batch {t.batch_size}, {t.optimizer} lr {t.lr}. Recovery budget: "
-        f"{u.recovery_rounds} rounds at lr {u.recovery_lr or t.lr}{target}."
+        f"epoch(s), batch {t.batch_size}, {t.optimizer} lr {t.lr}. Recovery, the same rule for "
+        f"every method: {stop_rule_text(config)}, lr {u.recovery_lr or t.lr}."
     )
+
+
+def stop_rule_text(config: RunConfig) -> str:
+    """The recovery stop rule in words."""
+    u = config.unlearn
+    text = f"a budget of {u.recovery_rounds} rounds"
+    if u.recovery_patience is not None:
+        text += f", or earlier after {u.recovery_patience} rounds without validation gain"
+    if u.target_val_acc == "original":
+        margin = f" minus {u.target_margin} points" if u.target_margin else ""
+        text += f", or earlier at the original model's retained-validation accuracy{margin}"
+    elif u.target_val_acc == "retrain":
+        text += ", or earlier at Retrain's final validation accuracy (an oracle rule)"
+    elif u.target_val_acc is not None:
+        text += f", or earlier at {u.target_val_acc}% retained-validation accuracy"
+    return text
 
 
 def scenario_text(config: RunConfig) -> str:
@@ -51,19 +71,46 @@ def scenario_text(config: RunConfig) -> str:
 def report_markdown(
     config: RunConfig, summary: list[dict[str, Any]], not_applicable: dict[str, str] | None = None
 ) -> str:
-    """``results.md``: a heading, the setup in one paragraph, the table and the chart."""
+    """``results.md``: the setup, the table, the paired comparisons, statements and figures."""
+    floor = noise_floor(summary)
+    seeds = len(config.seeds)
+    floor_text = (
+        "not computed (eval.mia_null_permutations = 0)"
+        if floor is None
+        else f"a no-signal attack of the same size and averaging lands within 50 ± {floor:.2f} "
+        "points in 95 % of permutations"
+    )
     notes = (
-        "Cells: mean ± sample std over seeds (Δ = |mean − Retrain's mean|; no std for one "
-        "seed). Avg. Gap = mean of the four Δ (lower is better). MIA: balanced loss attack, "
-        "50 = indistinguishable. Comm.: bytes down + up of every tensor that travels, unlearning "
-        "step plus recovery. Comp.: training FLOPs (torch.utils.flop_counter). Storage: history "
-        "the server keeps for the method. Rounds to Retrain's val. acc.: first recovery round "
-        "whose pooled retained-validation accuracy reaches Retrain's final one, per seed (— = "
-        "not within the budget; Retrain: rounds from scratch). Needs: what the method requires "
-        "beyond the global model."
+        f"Cells: mean ± half-width of the 95 % Student-t CI over {seeds} seeds (no interval for "
+        "one seed); in brackets the signed Δ to Retrain, the mean of per-seed differences "
+        "(each seed against its own Retrain). Avg. gap: mean over seeds of the per-seed mean "
+        "of the four |Δ| (lower is better). Gap @x % comm.: the average gap of the last "
+        "evaluated model whose cumulative communication (the method's step included) is at "
+        f"most x % of the same seed's Retrain; {BEYOND}: the method's run ended before that "
+        "cost, so its final model is read; —: the step alone costs more. MIA: balanced loss "
+        f"attack, 50 = indistinguishable, averaged over {config.eval.mia_repeats} draws; "
+        f"noise floor: {floor_text}; {BELOW_NOISE}: |Δ MIA| below that floor. "
+        "Comm./FLOPs / Retrain: the unlearning step plus recovery, relative to the same seed's "
+        "Retrain. Storage: history the server keeps for the method. Oracle column: the first "
+        "recovery round whose retained-validation accuracy reaches Retrain's final one, per "
+        "seed (— = not within the budget; Retrain: rounds from scratch); no method stops on it. "
+        "Needs: what the method requires beyond the global model."
+    )
+    paired = paired_table(summary)
+    paired_part = (
+        "## Paired differences in average gap\n\n"
+        "Per method, its per-seed average gap minus NoT's and minus FT's (negative: closer to "
+        f"Retrain than the reference), mean and 95 % CI over the same seeds; {NOT_DISTINGUISHABLE}"
+        f": the CI contains 0, not distinguishable at this number of seeds.\n\n{paired}\n\n"
+        if paired
+        else ""
     )
     return (
         f"# fednot results\n\n{describe_setup(config)}\n\n"
-        f"{markdown_table(summary, not_applicable)}\n\n"
-        f"{notes}\n\n![metrics and costs per method](results.png)\n"
+        f"{main_table(summary, not_applicable)}\n\n{notes}\n\n{paired_part}"
+        "## What the numbers support\n\n"
+        f"{statements(summary, config.unlearn.recovery_rounds)}\n\n"
+        "## Figures\n\n"
+        "![each metric's difference to Retrain with 95 % CIs](results.png)\n\n"
+        "![average gap against communication relative to Retrain](tradeoff.png)\n"
     )

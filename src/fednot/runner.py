@@ -6,8 +6,11 @@ Run directory::
 
     config.toml            the resolved configuration
     partition-seed<S>.json which training samples each client holds (and the test hold-out)
-    results.json           records (one per method and seed), summary, per-round logs
-    results.md             the table in the NoT paper's Table 1 layout
+    results.json           records (one per method and seed), summary with CIs and paired
+                           comparisons, trade-off curves, per-round logs (trajectories)
+    results.md             the table, paired differences, the statements they support
+    results.png            each metric's Δ to Retrain with 95 % CIs
+    tradeoff.png           average gap against communication relative to Retrain
     models/<method>-seed<S>.pt   final global models (``save_models = true``)
 
 ``results.json`` is rewritten after every (method, seed) cell, so an interrupted run loses at
@@ -26,6 +29,7 @@ from typing import Any
 
 from fednot import __version__
 from fednot.cache import atomic_save, atomic_write_text
+from fednot.comparison import summarize, tradeoff_curves
 from fednot.config import RunConfig
 from fednot.configio import to_dict, to_toml
 from fednot.errors import ConfigError
@@ -34,18 +38,11 @@ from fednot.experiment import Experiment
 from fednot.federation.aggregate import clone_state
 from fednot.federation.history import HistorySpec
 from fednot.outcome import UnlearnOutcome
-from fednot.plots import comparison_chart
+from fednot.plots import delta_chart, tradeoff_chart
 from fednot.progress import Progress, Silent
 from fednot.report import describe_setup, report_markdown
-from fednot.results import (
-    ORIGINAL,
-    REFERENCE,
-    Record,
-    csv_text,
-    rounds_to_target,
-    summarize,
-    with_gaps,
-)
+from fednot.results import ORIGINAL, REFERENCE, Record, csv_text, rounds_to_target, with_gaps
+from fednot.tables import noise_floor
 from fednot.unlearning.base import Unlearner
 from fednot.unlearning.registry import create_unlearner
 
@@ -149,9 +146,9 @@ class Run:
                 )  # fmt: skip
                 title = type(method).title or name
                 self._add(exp, name, title, outcome.state, outcome, method.requirements.describe())
-        summary = summarize(self.records)
+        summary = summarize(self.records, self.logs)
         self._write(summary)
-        self.write_chart(summary)
+        self.write_charts(summary)
         return summary
 
     def _add(
@@ -173,7 +170,7 @@ class Run:
             f"{title}: retain {metrics.retain_acc:.2f}  forget {metrics.forget_acc:.2f}  "
             f"test {metrics.test_acc:.2f}  MIA {metrics.mia:.2f}"
         )
-        self._write(summarize(self.records))
+        self._write(summarize(self.records, self.logs))
 
     def _write(self, summary: list[dict[str, Any]]) -> None:
         data = {
@@ -184,6 +181,7 @@ class Run:
             "not_applicable": self.not_applicable,
             "records": [r.to_dict() for r in self.records],
             "summary": summary,
+            "tradeoff": tradeoff_curves(self.records, self.logs),
             "logs": self.logs,
         }
         atomic_write_text(json.dumps(data, indent=1), self.run_dir / "results.json")
@@ -191,11 +189,15 @@ class Run:
         report = report_markdown(self.config, summary, self.not_applicable)
         atomic_write_text(report, self.run_dir / "results.md")
 
-    def write_chart(self, summary: list[dict[str, Any]]) -> Path:
-        """Draw ``results.png``: metrics and costs per method next to Retrain."""
-        path = self.run_dir / "results.png"
-        comparison_chart(summary, path, subtitle=describe_setup(self.config, short=True))
-        return path
+    def write_charts(self, summary: list[dict[str, Any]]) -> list[Path]:
+        """Draw ``results.png`` (Δ to Retrain with CIs) and ``tradeoff.png`` (gap vs. cost)."""
+        subtitle = describe_setup(self.config, short=True)
+        deltas, tradeoff = self.run_dir / "results.png", self.run_dir / "tradeoff.png"
+        delta_chart(summary, deltas, subtitle=subtitle, floor=noise_floor(summary))
+        titles = {row["method"]: row["title"] for row in summary}
+        curves = tradeoff_curves(self.records, self.logs)
+        tradeoff_chart(curves, titles, tradeoff, subtitle=subtitle)
+        return [deltas, tradeoff]
 
 
 def make_record(

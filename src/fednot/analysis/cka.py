@@ -4,7 +4,8 @@ Per seed, the pre-trained model θ* ("original") is compared layer by layer with
 negation (NoT@τ:0) and after recovery (NoT@τ:-1), with FT after recovery and with Retrain; NoT and
 FT after recovery are also compared with Retrain. The control pair of the paper is
 (−θ_ℓ) ⊕ R against (+θ_ℓ) ⊕ R: the negated layer ℓ taken from θ*, negated or kept, and every
-other tensor from one random initialisation R (one fixed seed for both) (`not.md` §7.4).
+other tensor from one random initialisation R (one fixed seed for both) (docs/not.md,
+"CKA analysis").
 
 Activations are taken on ``--param samples=1000`` seeded test images, preprocessed without
 augmentation, with the model in eval mode, by forward hooks at (rule ours):
@@ -243,9 +244,9 @@ def _report(mean: Table, std: Table, columns: list[str], meta: Meta) -> str:
     return f"""
 ![Linear CKA per layer and model pair](analyze_cka.png)
 
-**What it shows.** Each cell is the linear CKA (Kornblith et al., ICML 2019; `metrics.md` §10)
-between two models' activations at one layer, on the same {meta["samples"]} seeded test images,
-averaged over {meta["seeds"]} seed(s). 1 means the two representations agree up to a rotation, an
+**What it shows.** Each cell is the linear CKA (Kornblith et al., ICML 2019; docs/metrics.md,
+"CKA") between two models' activations at one layer, on the same {meta["samples"]} seeded test
+images, averaged over {meta["seeds"]} seed(s). 1 means the two representations agree up to a rotation, an
 isotropic scaling and an offset; 0 means they are unrelated. Columns: the negated layer's output
 (marked *, its pre-activation) and the output of every top-level module with parameters, in
 computation order. "original" is the pre-trained model θ*; τ:0 is right after NoT's negation,
@@ -255,7 +256,7 @@ or kept, and every other tensor from one random initialisation R (one seed for b
 **How to read it against the paper's Figure 3.**
 - *NoT@τ:0 vs original* is 1 at the negated layer: negating weight and bias maps its
   pre-activation Y to −Y, and weight-only negation to −Y + 2b; CKA ignores the sign and the
-  offset (`not.md` §3.4). Measured: {first}.
+  offset (docs/not.md, "Weights or weights and bias"). Measured: {first}.
   The paper then sees CKA fall with depth: the later layers no longer fit the negated one
   (co-adaptation broken). Lowest value over {later}: {_fmt(lowest)}; this {falls}.
 - After recovery the paper finds NoT similar to Retrain and FT different from it. Mean over
@@ -269,8 +270,9 @@ or kept, and every other tensor from one random initialisation R (one seed for b
   {_fmt(_avg(mean[control], deep))}.
 
 **Notes.** The models run in eval mode: after negating a conv followed by BatchNorm (ResNet-18),
-NoT@τ:0 uses BatchNorm's stale running statistics (`not.md` §3.4). Retrain starts from the
-same initial weights as the original (`not.md` §8 item 9), which keeps their early layers alike.
+NoT@τ:0 uses BatchNorm's stale running statistics (docs/not.md, "BatchNorm after a
+negated layer"). Retrain starts from the same initial weights as the original (docs/not.md,
+"Convergence"), which keeps their early layers alike.
 The control pair is not trained. Each cell is computed in the n×n Gram form, in float64; n/a
 marks a layer whose output is constant over the images (CKA undefined). The numbers per seed are
 in `analyze_cka.json`.

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +14,11 @@ from fednot.config import RunConfig
 from fednot.configio import to_toml
 from fednot.data.federated import Federation
 from fednot.experiment import Experiment
+from fednot.metrics.gaps import GAP_METRICS
+from fednot.outcome import UnlearnOutcome
 from fednot.progress import Progress, Silent
+from fednot.stats import mean_ci
+from fednot.trajectory import COST_POINTS, Point, cost_key, read_at_cost, trajectory
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -100,3 +106,68 @@ class Study:
         path = self.path(f"{name}.md")
         atomic_write_text(text, path)
         return path
+
+
+def with_trajectories(config: RunConfig) -> RunConfig:
+    """``config`` with a trajectory point after every round (if it had none)."""
+    if config.eval.curve_every:
+        return config
+    return replace(config, eval=replace(config.eval, curve_every=1))
+
+
+def outcome_points(outcome: UnlearnOutcome) -> list[Point]:
+    """The evaluated points of an unlearning outcome, step costs included."""
+    log = {"start": outcome.start, **outcome.log.to_dict()}
+    costs = outcome.step_costs
+    return trajectory(log, step_comm_bytes=costs.comm_bytes, step_flops=costs.flops)
+
+
+def gaps_at_cost(
+    points: Sequence[Point], reference: Mapping[str, float], ref_comm: int, run_comm: int
+) -> dict[str, float | None]:
+    """The average gap read at each cost point of `COST_POINTS` (``None``: no model yet)."""
+    out: dict[str, float | None] = {}
+    for fraction in COST_POINTS:
+        reading = read_at_cost(points, fraction * ref_comm, run_comm) if ref_comm > 0 else None
+        out[cost_key(fraction)] = None if reading is None else reading.point.gap(reference)
+    return out
+
+
+def summarize_finals(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Over seeds: each metric, the average gap, gaps at cost, costs: mean and 95 % CI."""
+    out: dict[str, Any] = {}
+    for key in (*GAP_METRICS, "avg_gap", "comm_ratio", "rounds"):
+        out[key] = mean_ci([float(r[key]) for r in rows]).to_dict()
+    for fraction in COST_POINTS:
+        key = cost_key(fraction)
+        values = [float(v) for r in rows if (v := r["gap_at"].get(key)) is not None]
+        out[f"gap_{key}"] = mean_ci(values).to_dict() if values else None
+    return out
+
+
+def finals_table(summary: Mapping[str, Mapping[str, Any]], first: str) -> str:
+    """A Markdown table of `summarize_finals` rows: mean ± 95 % CI half-width."""
+
+    def cell(stat: Mapping[str, Any] | None) -> str:
+        if stat is None:
+            return "—"
+        hw = (stat["high"] - stat["low"]) / 2
+        return f"{stat['mean']:.2f}" if math.isnan(hw) else f"{stat['mean']:.2f} ± {hw:.2f}"
+
+    points = [cost_key(f) for f in COST_POINTS]
+    header = [first, "retain", "forget", "test", "MIA", "avg. gap (end)",
+              *(f"gap @{p.removeprefix('comm')} % comm." for p in points),
+              "comm. / Retrain", "rounds"]  # fmt: skip
+    lines = [f"| {' | '.join(header)} |", f"|{'---|' * len(header)}"]
+    for label, row in summary.items():
+        cells = [label, *(cell(row[m]) for m in GAP_METRICS), cell(row["avg_gap"])]
+        cells += [cell(row[f"gap_{p}"]) for p in points]
+        cells += [cell(row["comm_ratio"]), f"{row['rounds']['mean']:.0f}"]
+        lines.append(f"| {' | '.join(cells)} |")
+    lines.append("")
+    lines.append(
+        "Cells: mean ± half-width of the 95 % Student-t CI over seeds; gaps against the same "
+        "seed's Retrain; gap @x % comm.: the last evaluated model within that communication "
+        "(— : the step alone costs more)."
+    )
+    return "\n".join(lines)

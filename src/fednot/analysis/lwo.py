@@ -1,7 +1,7 @@
 """`fednot analyze lwo`: the NoT paper's direct check of layer-wise optimality (Def. 2, §6.2).
 
 Three models are trained with FedAvg on the retained federation, with the same budget, the same
-fresh initialisation and the same client streams (`not.md` §7.5):
+fresh initialisation and the same client streams (docs/not.md, "Layer-wise optimality check"):
 
 - (a) the NoT layer ℓ set to −θ*_ℓ and frozen, every other tensor re-initialised;
 - (b) the layer set to +θ*_ℓ and frozen, the rest re-initialised with the same weights as (a);
@@ -125,7 +125,8 @@ def lwo_check(exp: Experiment, trained: StateDict, *, rounds: int, negation: NoT
     ).state_dict()  # fmt: skip
     starts = lwo_starts(trained, fresh, negated=negated, frozen=frozen)
     retained = exp.split(exp.scenario.request).retained
-    subset = fed.test.subsample(cfg.eval.curve_subset, exp.streams.torch("lwo", "test"))
+    limit = cfg.eval.curve_subset or len(fed.test)  # None: the full test set
+    subset = fed.test.subsample(limit, exp.streams.torch("lwo", "test"))
 
     def test_acc(state: StateDict, full: bool = False) -> float:
         exp.model.load_state_dict(state)

@@ -77,7 +77,7 @@ def _layer_spec(study: Study) -> tuple[str | tuple[str, ...], bool]:
         layers = [n.strip() for n in study.options["layers"].split(",") if n.strip()]
     if isinstance(layers, list | tuple):
         layers = layers[0] if len(layers) == 1 else tuple(layers)
-    return layers, bool(options.get("negate_bias", True))
+    return layers, bool(options.get("negate_bias", False))
 
 
 @dataclass

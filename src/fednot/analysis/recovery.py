@@ -1,7 +1,8 @@
 """``fednot analyze recovery``: the four metrics per fine-tuning round for NoT, FT and Retrain.
 
 Every method's curve starts at round 0 (right after its own step; Retrain: its initial weights)
-and has a point after every round, on seeded subsets of each set (`metrics.md` §11). The report
+and has a point after every round, measured as in the final table (docs/metrics.md,
+"Trajectories"; full sets unless ``eval.curve_subset`` is set). The report
 also gives the rounds NoT needs to come within ``--param within=1.0`` percentage points of
 Retrain's final test accuracy, and what those rounds cost, next to FT and Retrain itself.
 """

@@ -81,7 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="checkpoint written by `fednot train`")
     p.add_argument("--method", default="not", help="method name (see `fednot methods`)")
     p.add_argument("--forget-clients", help="comma-separated client ids (default: from the config)")
-    p.add_argument("--weights-only", action="store_true", help="NoT: negate weights, not biases")
+    p.add_argument(
+        "--weights-only", action="store_true",
+        help="NoT: negate weights only (what `not` does; makes `not_wb` do the same)",
+    )  # fmt: skip
     p.add_argument("--out", required=True, help="checkpoint file to write (.pt)")
     p.set_defaults(handler=commands.unlearn)
 

@@ -17,8 +17,8 @@ from fednot.errors import ConfigError
 from fednot.experiment import Experiment
 from fednot.presets import preset_description, preset_names, scenario_names
 from fednot.progress import Progress, Silent
-from fednot.results import markdown_table
 from fednot.runner import Run, default_run_dir
+from fednot.tables import main_table, statements
 from fednot.types import ForgetRequest
 from fednot.unlearning.registry import unlearner_class, unlearner_names
 
@@ -54,10 +54,11 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.out) if args.out else default_run_dir(config)
     runner = Run(config, run_dir, progress=progress)
     summary = runner.execute()
-    print(markdown_table(summary, runner.not_applicable))
+    print(main_table(summary, runner.not_applicable))
+    print("\n" + statements(summary, config.unlearn.recovery_rounds))
     print(
         f"\nResults written to {run_dir}/ (results.md, results.json, results.csv, results.png, "
-        "config.toml, partitions)"
+        "tradeoff.png, config.toml, partitions)"
     )
     return 0
 

@@ -3,13 +3,13 @@
 A malicious client stamps a small fixed patch on some of its training images and relabels them
 to a target class. A model trained on them predicts the target class whenever the patch is
 present. Unlearning that client must remove this behaviour; the attack success rate on triggered
-test images measures it (`metrics.md` §9).
+test images measures it (docs/metrics.md, "Backdoor attack success rate").
 
 The trigger is a checkerboard patch of ``size`` × ``size`` pixels (the top-left pixel at full
 intensity), stamped on every channel in pixel space, before normalisation. Its position is the
 patch's top-left corner; negative coordinates count from the bottom and the right, as in Python
 indexing, so the default ``(-4, -4)`` puts a 3 × 3 patch one pixel from the bottom-right corner,
-close to the Adversarial Robustness Toolbox's "pattern" trigger (`not.md` §8 item 14).
+close to the Adversarial Robustness Toolbox's "pattern" trigger (docs/not.md, "Backdoor").
 """
 
 from __future__ import annotations

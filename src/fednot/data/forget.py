@@ -19,7 +19,10 @@ class ForgetSplit:
         request: the request.
         retained: the federation that recovers: without the leaving clients (client-wise), or
             with the targets' training data reduced to what they keep (class- and instance-wise).
-            The targets' validation splits are dropped in client-wise forgetting.
+            The targets' validation splits are dropped in client-wise forgetting; in class-wise
+            forgetting each target also drops its validation samples of the forgotten classes,
+            so a federation-wide class request leaves no such sample in any validation split
+            (recovery, patience and targets never reward knowing the class; docs/protocol.md).
         forget: D_u, the forgotten training samples (for evaluation and for methods that declare
             they need them).
     """
@@ -56,7 +59,9 @@ def split_request(federation: Federation, request: ForgetRequest) -> ForgetSplit
             "data."
         )
     kept = [
-        ClientData(c.id, c.train.select(~masks[c.id]), c.val) if c.id in masks else c
+        ClientData(c.id, c.train.select(~masks[c.id]), _kept_val(c.val, request))
+        if c.id in masks
+        else c
         for c in federation.clients
     ]
     retained = federation.replace(c for c in kept if len(c.train) > 0)
@@ -74,3 +79,14 @@ def _forget_mask(client: ClientData, request: ForgetRequest, num_classes: int) -
     assert request.indices is not None
     wanted = torch.tensor(request.indices, dtype=torch.int64)
     return torch.isin(client.train.indices, wanted)
+
+
+def _kept_val(val: Samples, request: ForgetRequest) -> Samples:
+    """A target's validation split without the classes it asks to forget (class-wise only).
+
+    A class request covers the class, not only the listed training samples: a target that keeps
+    validating on it would steer recovery towards a model that still knows the class.
+    """
+    if request.classes is None:
+        return val
+    return val.select(~torch.isin(val.labels, torch.tensor(request.classes)))

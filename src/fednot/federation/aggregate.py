@@ -14,7 +14,7 @@ def weighted_average(states: Sequence[StateDict], weights: Sequence[float]) -> S
     """FedAvg aggregation: the weighted mean of floating-point tensors.
 
     Integer tensors (e.g. BatchNorm's ``num_batches_tracked``) take the maximum instead, since a
-    mean of counters is meaningless (`not.md` §8 item 8).
+    mean of counters is meaningless (docs/not.md, "Aggregation").
 
     Args:
         states: client states with identical keys and shapes.

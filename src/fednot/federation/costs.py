@@ -1,4 +1,7 @@
-"""Cost accounting: bytes that travel and FLOPs that are computed (`metrics.md` §6-7)."""
+"""Cost accounting: bytes that travel and FLOPs that are computed.
+
+The recipes are in docs/metrics.md, "Communication" and "Computation".
+"""
 
 from __future__ import annotations
 

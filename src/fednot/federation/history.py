@@ -5,7 +5,7 @@ every Δt rounds; FUKD needs each client's accumulated, weighted updates; PGD an
 subtraction need each client's last local model. A method declares what it needs as a
 `HistorySpec`; the engine records the union of the specs of the methods in a run during
 pre-training, hands each method only the parts it declared, and reports their size as the
-method's storage cost (`metrics.md` §8).
+method's storage cost (docs/metrics.md, "Storage").
 """
 
 from __future__ import annotations

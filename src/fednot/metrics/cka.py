@@ -2,7 +2,7 @@
 
 S. Kornblith, M. Norouzi, H. Lee, G. Hinton, "Similarity of Neural Network Representations
 Revisited", ICML 2019. For activations X (n×p) and Y (n×q) of the same n inputs, flattened per
-sample and with columns centred (X_c = HX, H = I − 11ᵀ/n), in float64 (`metrics.md` §10):
+sample and with columns centred (X_c = HX, H = I − 11ᵀ/n), in float64 (docs/metrics.md, "CKA"):
 
     CKA(X, Y) = ‖Y_cᵀ X_c‖_F² / (‖X_cᵀ X_c‖_F · ‖Y_cᵀ Y_c‖_F)        (feature form)
               = ⟨K, L⟩_F / (‖K‖_F · ‖L‖_F),  K = X_c X_cᵀ, L = Y_c Y_cᵀ   (Gram form)

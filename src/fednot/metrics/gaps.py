@@ -1,4 +1,4 @@
-"""Distance to Retrain: Δ per metric and the average gap (`metrics.md` §5)."""
+"""Distance to Retrain: Δ per metric and the average gap (docs/metrics.md, "Average gap")."""
 
 from __future__ import annotations
 

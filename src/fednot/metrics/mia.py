@@ -1,91 +1,336 @@
-"""The primary membership-inference attack: a balanced, loss-based attack (`metrics.md` §3).
+"""The primary membership-inference attack: a balanced, loss-based attack, and its noise floor.
 
-Question: can an attacker tell the forget samples from unseen test samples by the evaluated
-model's per-sample loss? 50 means indistinguishable (the ideal after unlearning, and Retrain's
-score); higher means the forget set is still recognisable, or over-forgotten (losses far above the
-test losses are just as recognisable).
+Can an attacker tell the forget samples (members) from unseen test samples (non-members) by the
+evaluated model's per-sample loss? 50 means indistinguishable (the ideal after unlearning, and
+Retrain's score); higher means the forget set is still recognisable, or over-forgotten (losses
+far above the test losses are just as recognisable).
 
-Recipe (feature and classifier from the NeurIPS 2023 Machine Unlearning Challenge starting kit):
-draw n = min(|D_u|, |Test|) members and as many non-members without replacement, fit
-scikit-learn's ``LogisticRegression`` on the loss (one feature), and score accuracy with a
-shuffled, stratified k-fold cross-validation. MIA = 100 × mean fold accuracy.
+Recipe (loss feature and classifier as in the simple MIA of the NeurIPS 2023 Machine Unlearning
+Challenge starting kit): draw n members and n non-members without replacement, fit a logistic
+regression on the loss alone (scikit-learn's defaults: L2 penalty on the slope, C = 1) and
+score it by shuffled, stratified k-fold cross-validation. One draw is noisy (1 to 2.5 points
+with 300 members), so the attack averages ``repeats`` independent draws: MIA = 100 × the mean
+over the repeats of each repeat's mean fold accuracy.
+
+A draw gives every sample a uniform random key and takes, per side, the n smallest keys in key
+order; the j-th drawn of each side falls in fold j mod k. Label-matched, both sides give, per
+class c, their k_c = min(members of c, non-members of c) smallest-key samples of class c, so
+the two sides cannot differ by class alone (which, for skewed forget sets, would let even
+Retrain score above 50). `mia_noise_floor` permutes which losses are members within each drawn
+sample (and class): chance scores, saying how far from 50 a score must be to mean anything.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 from fednot.errors import ConfigError
+
+DEFAULT_REPEATS: int = 50
+"""Fewest repeats in {10, 20, 50, 100} whose score varies ≤ 0.25 points across seeds on the
+default run (`benchmarks/mia_stability.py`)."""
+
+_CHUNK_ELEMENTS = 1 << 18  # losses fitted at once (scratch arrays of 2 MB)
+_SHUFFLE_ELEMENTS = 1 << 22  # losses permuted at once by the noise floor (32 MB)
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.intp]
+Terms = tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]
 
 
 @dataclass(frozen=True)
 class MIAResult:
-    """Attack accuracy in percent: mean and standard deviation over the folds."""
+    """Attack accuracy in percent: the MIA."""
 
-    mean: float
-    std: float
-    n: int  # members used (= non-members used)
+    mean: float  # 100 × the mean over the repeats of each repeat's mean fold accuracy
+    std: float  # of one repeat's score (ddof=1; 0 for one repeat); mean's own is ~std/√repeats
+    n: int  # members per draw (= non-members per draw)
+    repeats: int
+
+
+@dataclass(frozen=True)
+class NoiseFloor:
+    """The attack's scores under a permutation null (no signal), in percent."""
+
+    mean: float  # about 50
+    std: float  # ddof=1, in points
+    half_width: float  # 95th percentile of |score − 50|: within 50 ± half_width is chance
+    permutations: int
+    n: int  # members per draw
 
 
 def loss_mia(
-    member_losses: ArrayLike,
-    nonmember_losses: ArrayLike,
-    *,
-    seed: int,
-    folds: int = 5,
-    max_iter: int = 1000,
-) -> MIAResult:
-    """Balanced loss attack; see the module docstring.
+    member_losses: ArrayLike, nonmember_losses: ArrayLike, *, seed: int, folds: int = 5,
+    repeats: int = DEFAULT_REPEATS, max_iter: int = 100, member_labels: ArrayLike | None = None,
+    nonmember_labels: ArrayLike | None = None,
+) -> MIAResult:  # fmt: skip
+    """Balanced loss attack averaged over ``repeats`` draws (module docstring).
 
-    Both inputs are sorted first, so the result does not depend on their order.
+    Each side is sorted first (by loss, then label): the result does not depend on input order.
 
     Args:
         member_losses: per-sample losses of the forget set D_u.
         nonmember_losses: per-sample losses of the test set.
-        seed: seeds the draws and the fold assignment (the run's ``mia`` stream).
-        folds: number of stratified folds.
-        max_iter: iterations of the logistic regression.
+        seed: seeds every draw (one generator, draws in a fixed order).
+        folds: stratified cross-validation folds per repeat.
+        repeats: independent draws of samples and folds to average.
+        max_iter: Newton iterations of each logistic regression.
+        member_labels: the members' classes; with ``nonmember_labels``, label-matches the draws.
+        nonmember_labels: the non-members' classes.
     """
-    try:
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.model_selection import StratifiedKFold, cross_val_score
-    except ImportError as e:  # pragma: no cover - scikit-learn is a dependency
-        raise ImportError("scikit-learn is needed for the MIA: pip install scikit-learn") from e
-    members = np.sort(np.asarray(member_losses, dtype=np.float64).ravel())
-    nonmembers = np.sort(np.asarray(nonmember_losses, dtype=np.float64).ravel())
-    n = min(len(members), len(nonmembers))
-    if n < folds:
-        raise ConfigError(
-            f"The MIA needs at least {folds} members and non-members (one per fold), got "
-            f"{len(members)} and {len(nonmembers)}."
-        )
-    rng = np.random.default_rng(seed)
-    members = members[rng.choice(len(members), size=n, replace=False)]
-    nonmembers = nonmembers[rng.choice(len(nonmembers), size=n, replace=False)]
-    features = np.concatenate([members, nonmembers]).reshape(-1, 1)
-    labels = np.concatenate([np.ones(n, dtype=int), np.zeros(n, dtype=int)])
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed % (2**32))
-    scores = cross_val_score(
-        LogisticRegression(max_iter=max_iter), features, labels, cv=splitter, scoring="accuracy"
+    x, _ = _draws(
+        member_losses, nonmember_losses, member_labels, nonmember_labels,
+        np.random.default_rng(seed), folds=folds, repeats=repeats, max_iter=max_iter,
+    )  # fmt: skip
+    scores = fold_accuracies(x, folds=folds, max_iter=max_iter).mean(axis=-1) * 100
+    std = float(scores.std(ddof=1)) if repeats > 1 else 0.0
+    return MIAResult(float(scores.mean()), std, x.shape[1] // 2, repeats)
+
+
+def mia_noise_floor(
+    member_losses: ArrayLike, nonmember_losses: ArrayLike, *, seed: int, folds: int = 5,
+    repeats: int = DEFAULT_REPEATS, permutations: int = 200, max_iter: int = 100,
+    member_labels: ArrayLike | None = None, nonmember_labels: ArrayLike | None = None,
+) -> NoiseFloor:  # fmt: skip
+    """Permutation null of `loss_mia`: arguments as there, plus ``permutations`` null attacks.
+
+    Draws as `loss_mia` with this seed, then each permutation shuffles which losses sit in member
+    and which in non-member slots within every repeat's sample (and class, if label-matched),
+    folds kept stratified, and scores the whole averaged attack. Pass the attack's ``repeats``.
+    """
+    _require(
+        permutations >= 1, f"permutations must be at least 1 (200 is stable), got {permutations}."
     )
-    return MIAResult(float(scores.mean() * 100), float(scores.std() * 100), n)
+    rng = np.random.default_rng(seed)
+    x, groups = _draws(
+        member_losses, nonmember_losses, member_labels, nonmember_labels, rng,
+        folds=folds, repeats=repeats, max_iter=max_iter,
+    )  # fmt: skip
+    chunk = max(1, _SHUFFLE_ELEMENTS // x.size)
+    scores = np.empty(permutations)
+    for start in range(0, permutations, chunk):
+        shuffled = np.repeat(x[None], min(chunk, permutations - start), axis=0)
+        for one in shuffled:
+            for slots in groups:
+                one[:, slots] = rng.permuted(one[:, slots], axis=1)
+        accuracies = fold_accuracies(shuffled, folds=folds, max_iter=max_iter)
+        scores[start : start + len(shuffled)] = accuracies.mean(axis=(-2, -1)) * 100
+    std = float(scores.std(ddof=1)) if permutations > 1 else 0.0
+    half_width = float(np.percentile(np.abs(scores - 50), 95))
+    return NoiseFloor(float(scores.mean()), std, half_width, permutations, x.shape[1] // 2)
 
 
-def label_matched(
-    member_labels: np.ndarray, nonmember_labels: np.ndarray, rng: np.random.Generator
-) -> np.ndarray:
-    """Indices of non-members whose label histogram matches the members', as far as possible.
+def balanced_draws(
+    member_labels: ArrayLike, nonmember_labels: ArrayLike, *, repeats: int, rng: np.random.Generator
+) -> tuple[IntArray, IntArray]:
+    """Indices ``(members, nonmembers)``, each ``(repeats, Σ k_c)``, of label-matched draws.
 
-    For each class c with m_c members, min(m_c, available) non-members of class c are drawn
-    without replacement. Use it when the forget set's labels are skewed (class-wise or non-IID
-    forgetting), where random non-members differ from the members by class alone, and even
-    Retrain would score above 50 (`metrics.md` §3).
+    Per class in ascending order (members' keys drawn first), as in the module docstring; each
+    row's two label histograms are identical. One label for all samples: an unmatched draw.
     """
-    chosen = []
-    for label, count in zip(*np.unique(member_labels, return_counts=True), strict=True):
-        pool = np.flatnonzero(nonmember_labels == label)
-        chosen.append(rng.choice(pool, size=min(int(count), len(pool)), replace=False))
-    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
+    sides = np.asarray(member_labels).ravel(), np.asarray(nonmember_labels).ravel()
+    blocks: tuple[list[IntArray], list[IntArray]] = ([], [])
+    for label in np.intersect1d(*sides):
+        pools = [np.flatnonzero(side == label) for side in sides]
+        size = min(len(pool) for pool in pools)
+        for pool, block in zip(pools, blocks, strict=True):
+            keys = rng.random((repeats, len(pool)))
+            smallest = np.argpartition(keys, size - 1, axis=1)[:, :size]
+            order = np.argsort(np.take_along_axis(keys, smallest, axis=1), axis=1)
+            block.append(pool[np.take_along_axis(smallest, order, axis=1)])
+    members, nonmembers = (
+        np.concatenate(b, axis=1) if b else np.zeros((repeats, 0), np.intp) for b in blocks
+    )
+    return members, nonmembers
+
+
+def fold_accuracies(x: ArrayLike, *, folds: int, max_iter: int = 100) -> FloatArray:
+    """``(..., folds)`` test accuracies of the attack, each fitted on the other folds.
+
+    ``x`` is ``(..., 2n)``: n members' losses, then n non-members'; the j-th of each side is in
+    fold j mod ``folds``. ``max_iter`` bounds the Newton iterations of each fit.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    slots = x.shape[-1]
+    member = np.arange(slots) < slots // 2
+    rows = x.reshape(-1, slots)
+    accuracies = np.empty((len(rows), folds))
+    per_chunk = max(1, _CHUNK_ELEMENTS // (folds * slots))
+    work = np.empty((9, min(per_chunk, len(rows)) * folds * slots))  # reused: no page faults
+    layout = _fold_layout(slots // 2, folds)
+    for start in range(0, len(rows), per_chunk):
+        part = rows[start : start + per_chunk]
+        for chosen, train, test in layout:
+            xs = np.take(part, train, axis=1, out=_view(work[0], (len(part), *train.shape)))
+            y = member[train].astype(np.float64)
+            sy = np.broadcast_to(y.sum(-1), xs.shape[:-1]).ravel()
+            syx = np.einsum("rgt,gt->rg", xs, y).ravel()
+            w, b = _fit(xs.reshape(len(sy), -1), sy, syx, 1.0, max_iter, 1e-10, work[2:])
+            xt = np.take(part, test, axis=1, out=_view(work[1], (len(part), *test.shape)))
+            xt *= w.reshape(*xs.shape[:-1], 1)
+            xt += b.reshape(*xs.shape[:-1], 1)
+            accuracies[start : start + per_chunk, chosen] = ((xt > 0) == member[test]).mean(-1)
+    return accuracies.reshape(*x.shape[:-1], folds)
+
+
+def fit_logistic_1d(
+    x: ArrayLike, y: ArrayLike, *, c: float = 1.0, max_iter: int = 100, tol: float = 1e-10
+) -> tuple[FloatArray, FloatArray]:
+    """Batched 1-D logistic regressions with scikit-learn's ``LogisticRegression(C=c)`` objective.
+
+    Minimises ``c · Σ logloss(y, w·x + b) + w²/2`` (intercept unpenalised; the penalty keeps the
+    optimum finite even on separable data) by Newton's method on (w, b) from (0, 0) with a
+    backtracking line search, until the update is below ``tol`` (relative to 1 + |w|, |b|) or
+    after ``max_iter`` iterations. ``x`` is ``(..., m)``, one problem per leading index; ``y``
+    holds 0/1 labels, broadcastable to ``x``.
+
+    Returns:
+        ``(w, b)``, each of shape ``x.shape[:-1]``; predict class 1 where ``w·x + b > 0``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    batch, y = x.shape[:-1], np.asarray(y, dtype=np.float64)
+    sy = np.broadcast_to(y.sum(-1), batch).ravel()
+    syx = np.broadcast_to(np.einsum("...i,...i->...", y, x), batch).ravel()
+    xs = x.reshape(len(sy), x.shape[-1])
+    w, b = _fit(xs, sy, syx, c, max_iter, tol, np.empty((7, x.size)))
+    return w.reshape(batch), b.reshape(batch)
+
+
+def _fit(
+    x: FloatArray, sy: FloatArray, syx: FloatArray, c: float, max_iter: int, tol: float,
+    work: FloatArray,
+) -> tuple[FloatArray, FloatArray]:  # fmt: skip
+    """`fit_logistic_1d` on ``(B, m)`` features, with ``(7, B·m)`` scratch memory."""
+    m = x.shape[1]
+    terms, current = _newton_terms(x, sy, syx, c, [_view(u, x.shape) for u in work[2:]])
+    active: IntArray = np.arange(len(sy))
+    wa, ba, w, b = (np.zeros(len(sy)) for _ in range(4))
+    done, spare = np.zeros(len(sy), dtype=bool), 0
+    for _ in range(max_iter):
+        f, gw, gb, hww, hwb, hbb = current
+        det = np.maximum(hww * hbb - hwb * hwb, np.finfo(np.float64).tiny)  # ≥ hbb ≥ 0
+        dw = np.where(done, 0.0, (hbb * gw - hwb * gb) / det)
+        db = np.where(done, 0.0, (hww * gb - hwb * gw) / det)
+        small = np.maximum(abs(dw), abs(db)) <= tol * (1 + np.maximum(abs(wa), abs(ba)))
+        last = small & ~done  # take the last, tiny step without a line search
+        w[active[last]], b[active[last]] = (wa - dw)[last], (ba - db)[last]
+        done |= small
+        if done.all():
+            return w, b
+        if done.mean() > 0.25:  # drop the converged problems
+            keep = np.flatnonzero(~done)
+            x = np.take(x, keep, axis=0, out=_view(work[spare], (len(keep), m)), mode="clip")
+            spare = 1 - spare  # x now lives in work[1 - spare]
+            active, sy, syx, done = active[keep], sy[keep], syx[keep], done[keep]
+            wa, ba, dw, db, f = wa[keep], ba[keep], dw[keep], db[keep], f[keep]
+            terms, _ = _newton_terms(x, sy, syx, c, [_view(u, x.shape) for u in work[2:]])
+        step = np.ones(len(wa))
+        trial = terms(wa - dw, ba - db)
+        for _ in range(60):  # halve the steps that raised the objective
+            worse = trial[0] > f + 1e-12 * (1.0 + abs(f))
+            if not worse.any():
+                break
+            step = np.where(worse, step / 2, step)
+            trial = terms(wa - step * dw, ba - step * db)
+        wa, ba, current = wa - step * dw, ba - step * db, trial
+    w[active[~done]], b[active[~done]] = wa[~done], ba[~done]
+    return w, b
+
+
+def _newton_terms(
+    x: FloatArray, sy: FloatArray, syx: FloatArray, c: float, scratch: list[FloatArray]
+) -> tuple[Callable[[FloatArray, FloatArray], Terms], Terms]:
+    """Objective, gradients and Hessian of ``(B, m)`` problems: a function of (w, b), and at 0."""
+    x2, z, e, q, h = scratch
+    np.multiply(x, x, out=x2)
+    m, sx = x.shape[1], x.sum(-1)
+
+    def dot(u: FloatArray, v: FloatArray) -> FloatArray:
+        return np.asarray(np.einsum("ij,ij->i", u, v), dtype=np.float64)
+
+    def terms(w: FloatArray, b: FloatArray) -> Terms:
+        np.add(np.multiply(x, w[:, None], out=z), b[:, None], out=z)
+        half_abs = 0.5 * np.abs(z, out=e).sum(-1)
+        np.exp(np.negative(e, out=e), out=e)  # e = exp(-|z|)
+        np.reciprocal(np.add(e, 1.0, out=q), out=q)  # q = sigmoid(|z|)
+        np.multiply(np.multiply(e, q, out=h), q, out=h)  # sigmoid'(z), exact in both tails
+        hbb, hwb, hww = c * h.sum(-1), c * dot(h, x), c * dot(h, x2) + 1.0
+        np.copysign(np.subtract(q, 0.5, out=q), z, out=q)  # sigmoid(z) - 1/2
+        gb, gw = c * (q.sum(-1) + 0.5 * m - sy), c * (dot(q, x) + 0.5 * sx - syx) + w
+        softplus = np.log1p(e, out=e).sum(-1) + half_abs + 0.5 * (w * sx + b * m)
+        return c * (softplus - w * syx - b * sy) + 0.5 * w * w, gw, gb, hww, hwb, hbb
+
+    ones = np.ones(len(x))
+    at_zero = (c * m * np.log(2.0) * ones, c * (0.5 * sx - syx), c * (0.5 * m - sy) * ones,
+               0.25 * c * x2.sum(-1) + 1.0, 0.25 * c * sx, 0.25 * c * m * ones)  # fmt: skip
+    return terms, at_zero
+
+
+def _fold_layout(n: int, folds: int) -> list[tuple[IntArray, IntArray, IntArray]]:
+    """Folds grouped by training size (at most two groups), with their train and test slots."""
+    side = np.arange(n) % folds
+    fold = np.concatenate([side, side])
+    groups = [g for g in (np.arange(n % folds), np.arange(n % folds, folds)) if len(g)]
+    return [
+        (g, np.stack([np.flatnonzero(fold != f) for f in g]),
+         np.stack([np.flatnonzero(fold == f) for f in g]))
+        for g in groups
+    ]  # fmt: skip
+
+
+def _draws(
+    m_losses: ArrayLike, n_losses: ArrayLike, m_labels: ArrayLike | None,
+    n_labels: ArrayLike | None, rng: np.random.Generator, *, folds: int, repeats: int,
+    max_iter: int,
+) -> tuple[FloatArray, list[IntArray]]:  # fmt: skip
+    """Check, sort and draw: ``(repeats, 2n)`` losses (`fold_accuracies`), each class's slots."""
+    for name, value, least, advice in (
+        ("folds", folds, 2, "test on one, fit on the rest"),
+        ("repeats", repeats, 1, f"{DEFAULT_REPEATS} is stable"),
+        ("max_iter", max_iter, 1, "100 is plenty"),
+    ):
+        _require(value >= least, f"{name} must be at least {least} ({advice}), got {value}.")
+    _require(
+        (m_labels is None) == (n_labels is None),
+        "member_labels and nonmember_labels go together: pass both for a label-matched attack, "
+        "or neither.",
+    )
+    sides = []
+    for name, losses, labels in (("member", m_losses, m_labels), ("nonmember", n_losses, n_labels)):
+        loss = np.asarray(losses, dtype=np.float64).ravel()
+        label = np.zeros(len(loss), np.intp) if labels is None else np.asarray(labels).ravel()
+        bad = int((~np.isfinite(loss)).sum())
+        _require(not bad, f"{name}_losses must be finite, got {bad} NaN/inf; drop those samples.")
+        _require(
+            len(label) == len(loss),
+            f"{name}_labels needs one label per loss, got {len(label)} for {len(loss)} losses.",
+        )
+        order = np.lexsort((label, loss))
+        sides.append((loss[order], label[order]))
+    (m_loss, m_label), (n_loss, n_label) = sides
+    m_index, n_index = balanced_draws(m_label, n_label, repeats=repeats, rng=rng)
+    n = m_index.shape[1]
+    _require(
+        n >= folds,
+        f"The MIA needs at least {folds} members and {folds} non-members (one per fold), got "
+        f"{n}{' label-matched' if m_labels is not None else ''} from {len(m_loss)} members and "
+        f"{len(n_loss)} non-members; pass more samples or fewer folds.",
+    )
+    _, counts = np.unique(m_label[m_index[0]], return_counts=True)
+    ends = np.cumsum(counts)
+    groups = [np.r_[e - k : e, n + e - k : n + e] for e, k in zip(ends, counts, strict=True)]
+    return np.concatenate([m_loss[m_index], n_loss[n_index]], axis=1), groups
+
+
+def _view(buffer: FloatArray, shape: tuple[int, ...]) -> FloatArray:
+    """The first elements of a flat scratch ``buffer``, as an array of ``shape``."""
+    return buffer[: int(np.prod(shape))].reshape(shape)
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)

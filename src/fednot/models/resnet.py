@@ -1,10 +1,10 @@
 """ResNet-18, CIFAR variant (He et al., "Deep Residual Learning for Image Recognition", CVPR 2016).
 
-The NoT paper does not say which variant it used; ours (`not.md` §8 item 4) is the usual one for
-32×32 inputs: a 3×3 stride-1 stem without max-pool, BasicBlocks [2, 2, 2, 2]. Module names follow
-torchvision (``conv1``, ``bn1``, ``layer1.0.conv1``, ..., ``fc``). 11,173,962 parameters for 10
-classes. NoT negates ``conv1`` (it has no bias) and leaves ``bn1`` alone: negating a conv together
-with the norm right after it cancels (NoT paper, footnote 4).
+The NoT paper does not say which variant it used; ours (docs/not.md, "ResNet-18") is the usual
+one for 32×32 inputs: a 3×3 stride-1 stem without max-pool, BasicBlocks [2, 2, 2, 2]. Module
+names follow torchvision (``conv1``, ``bn1``, ``layer1.0.conv1``, ..., ``fc``). 11,173,962
+parameters for 10 classes. NoT negates ``conv1`` (it has no bias) and leaves ``bn1`` alone:
+negating a conv together with the norm right after it cancels (NoT paper, footnote 4).
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
 class CNN(nn.Module):
     """The NoT paper's CNN: "two convolution layers with layer normalization" (§6.1).
 
-    The paper gives only that sentence; the rest is ours (`not.md` §8 item 1): two blocks of
+    The paper gives only that sentence; the rest is ours (docs/not.md, "CNN"): two blocks of
     3×3 conv (padding 1) → ReLU → 2×2 max-pool → LayerNorm over (C, H, W) with a per-channel
     affine, with 32 then 64 channels, then one linear classifier. A ReLU sits between each conv and
     its norm, so negating a conv is not cancelled by the norm (paper footnote 4).

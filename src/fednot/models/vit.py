@@ -7,7 +7,7 @@ self_attention, ln_2, mlp}``, ``encoder.ln`` and the classifier ``heads.head``.
 
 ``ViT()`` defaults to a small model for CPU work (patch 4, width 64, depth 4); ``vit_b16`` in the
 registry is ViT-B/16 (patch 16, width 768, depth 12, 12 heads, MLP 3072), trained from scratch as
-the paper's accuracies suggest (`not.md` §8 item 5).
+the paper's accuracies suggest (docs/not.md, "ViT-B/16").
 """
 
 from __future__ import annotations

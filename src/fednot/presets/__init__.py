@@ -1,7 +1,7 @@
 """Shipped hyperparameter presets, one TOML file per (data set, model).
 
-Each value is marked in its file as the NoT paper's ([paper]), fednot's reading of it ([spec]),
-the original code's ([code]) or ours ([ours]).
+Each value is marked in its file as the NoT paper's ([paper]), fednot's reading of it ([spec],
+described in docs/not.md), the original code's ([code]) or ours ([ours]).
 """
 
 from __future__ import annotations

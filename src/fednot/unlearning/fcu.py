@@ -4,7 +4,7 @@ Z. Deng, L. Luo, H. Chen, "Enable the Right to be Forgotten with Federated Clien
 Medical Imaging", MICCAI 2024 (arXiv 2407.02356). Official code: ``dzp2095/FCU``
 (``src/modules/trainer.py``, ``src/model/net.py``, ``src/fl/server.py``, ``configs/*``).
 
-The target alone unlearns, on its forget data D_u (`baselines.md` §7):
+The target alone unlearns, on its forget data D_u (docs/methods.md, "FCU"):
 
 - *Model-contrastive unlearning (MCU).* Features f(x) are the input to the model's final
   ``Linear``. Each step pulls f_θ(x) towards f_{θ_d}(x) of a "downgraded" model that never saw
@@ -124,7 +124,10 @@ def contrastive_loss(z: Tensor, z_o: Tensor, z_d: Tensor, temperature: float = 0
 
 
 def fft_flops(numel: int) -> int:
-    """FLOPs of one FFT over ``numel`` points, 5·N·log₂N (`metrics.md` §7, ours)."""
+    """FLOPs of one FFT over ``numel`` points, 5·N·log₂N (ours).
+
+    The counting convention is in docs/metrics.md, "Computation".
+    """
     return round(5 * numel * math.log2(numel)) if numel > 1 else 0
 
 
@@ -266,7 +269,8 @@ class FCU(Unlearner):
         ctx.transfer(original, 2 * len(ctx.request.clients))  # θ_o down, the result up
         notes: dict[str, object] = {"fusions": fusions, "classifier": head}
         notes["fused_parameters"] = list(targets)
-        notes["working_bytes"] = 2 * state_bytes(original)  # θ_o and θ_d (`metrics.md` §8)
+        # θ_o and θ_d (docs/metrics.md, "Storage")
+        notes["working_bytes"] = 2 * state_bytes(original)
         return UnlearnResult(fused, notes=notes)
 
     def _step(

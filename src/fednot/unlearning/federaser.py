@@ -1,7 +1,7 @@
 """FedEraser: replay FedAvg without the target, calibrating each stored update.
 
 G. Liu, X. Ma, Y. Yang, C. Wang, J. Liu, "FedEraser: Enabling Efficient Client-Level Data
-Removal from Federated Learning Models", IEEE/ACM IWQoS 2021 (`baselines.md` §3).
+Removal from Federated Learning Models", IEEE/ACM IWQoS 2021 (docs/methods.md, "FedEraser").
 
 During training the server stores, every Δt rounds t_1 = 1, t_2 = 1 + Δt, ..., the global model
 θ^{t_j} and each client's update U_k^{t_j} = θ_k^{t_j} − θ^{t_j} (`HistorySpec(every=Δt)`). To

@@ -1,7 +1,8 @@
 """FT: fine-tune the trained model on the retained data ("natural forgetting").
 
 NoT paper §6.1, baseline ②. FT is NoT without the negation: it runs exactly the recovery budget
-and stop rule NoT gets, so the comparison isolates the effect of negating (`baselines.md` §2).
+and stop rule NoT gets, so the comparison isolates the effect of negating (docs/methods.md,
+"FT").
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """FUKD: subtract the target's accumulated updates, then repair by server-side distillation.
 
 C. Wu, S. Zhu, P. Mitra, "Federated Unlearning with Knowledge Distillation", arXiv 2201.09441
-(2022); `baselines.md` §4. No official code was found.
+(2022); docs/methods.md, "FUKD". No official code was found.
 
 1. Subtraction: M' = M_T − Σ_{t=1..T} p_u^t ΔM_t^u, where p_u^t is the weight with which the
    target's update ΔM_t^u = θ_u^t − θ^t entered round t's FedAvg average. The server keeps the

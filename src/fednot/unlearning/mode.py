@@ -4,7 +4,8 @@ Y. Zhao, P. Wang, H. Qi, J. Huang, Z. Wei, Q. Zhang, "Federated Unlearning with 
 Degradation", IEEE Internet of Things Journal, 2023.
 
 The paper publishes no code. fednot follows the only implementation, a third-party port
-(``alessiomora/puf_unlearning``, ``puf_unlearning/mode_unlearning.py``; `baselines.md` §6).
+(``alessiomora/puf_unlearning``, ``puf_unlearning/mode_unlearning.py``; docs/methods.md,
+"MoDE").
 For rounds r = 1..r_max:
 
 1. *Momentum degradation* (r ≤ r_de): a degradation model θ_de, randomly initialised at the
@@ -25,8 +26,9 @@ target's guidance uses D_u and its retained data trains with the other clients (
 targets are simulated as one participant holding the union D_u (the engine hands D_u as one
 view); each target is charged its own transfers.
 
-Traffic (`metrics.md` §6): degradation rounds move θ_de down and up for the remaining clients;
-guidance rounds move θ down and up for every client, plus θ_de down to the target.
+Traffic (docs/metrics.md, "Communication"): degradation rounds move θ_de down and up for the
+remaining clients; guidance rounds move θ down and up for every client, plus θ_de down to the
+target.
 """
 
 from __future__ import annotations

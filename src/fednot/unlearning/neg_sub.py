@@ -1,11 +1,12 @@
 """NegSub: subtract the departing client's last local model from the global model.
 
 A. Tahir, Z. Tan, K. O. Babaagba, "Can Federated Models be Rectified through Learning Negative
-Gradients?", BDTA 2023, LNICST 555 (`baselines.md` §9, "NegGrad" there). The paper states that
-"subtracting local model parameters can remove the influence of the respective training data on
-the global model", but gives neither the scaling of the subtraction nor code; fednot exposes the
-scaling as a parameter. With θ_u the target's last local model and p_u = n_u / Σ_k n_k its FedAvg
-weight in the last round (every client taking part, the paper's setting):
+Gradients?", BDTA 2023, LNICST 555 (docs/methods.md, "NegSub"; also called "NegGrad"). The
+paper states that "subtracting local model parameters can remove the influence of the respective
+training data on the global model", but gives neither the scaling of the subtraction nor code;
+fednot exposes the scaling as a parameter. With θ_u the target's last local model and
+p_u = n_u / Σ_k n_k its FedAvg weight in the last round (every client taking part, the paper's
+setting):
 
 - ``"renormalize"`` (default, ours): θ' = (θ_T − p_u θ_u) / (1 − p_u), which removes u's term
   from the last FedAvg average. It equals PGD's reference model w_ref (Halimi et al.), i.e. the

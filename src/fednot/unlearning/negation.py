@@ -10,10 +10,11 @@ which forgets, while keeping each layer's weights in a state from which training
 The method needs no stored history, never sees the forget data, and sends nothing beyond the
 request: its `requirements` declare nothing, so the engine hands it no forget sample.
 
-Defaults: ``layers="first"`` (the paper: "we only negate the weights of the first layer", §5.3).
-``negate_bias=True`` is ours: negating weight and bias maps the layer's pre-activation Y to −Y
-exactly, whereas negating the weight alone gives −Y + 2b; ``negate_bias=False`` matches the
-public ports, which negate the weight tensor only.
+Two registered variants (docs/not.md, "Weights or weights and bias"):
+- ``not`` (title "NoT"): the paper as written. ``layers="first"`` and ``negate_bias=False``: "we
+  only negate the weights of the first layer" (§5.3); the public ports negate the weight tensor
+  only. Negating the weight alone maps the layer's pre-activation Y = Wx + b to −Y + 2b.
+- ``not_wb`` (title "NoT (w+b)"): negates weight and bias, which maps Y to −Y exactly (ours).
 
 Checks (paper Thm 4, §5.3, footnote 4), on the model's computation graph:
 - the output layer is refused (negating it breaks layer-wise optimality); ``strict=False`` turns
@@ -96,7 +97,10 @@ def check_layers(graph: LayerGraph, layers: tuple[Layer, ...], *, strict: bool) 
 
 @register_unlearner
 class NoT(Unlearner):
-    """Negate chosen layers of the global model; the engine then fine-tunes on retained data."""
+    """Negate chosen layers of the global model; the engine then fine-tunes on retained data.
+
+    As the paper states it: the weights of the layers, not their biases (module docstring).
+    """
 
     name = "not"
     title = "NoT"
@@ -106,7 +110,7 @@ class NoT(Unlearner):
         self,
         *,
         layers: str | tuple[str, ...] = "first",
-        negate_bias: bool = True,
+        negate_bias: bool = False,
         strict: bool = True,
     ) -> None:
         if isinstance(layers, list):
@@ -149,3 +153,23 @@ class NoT(Unlearner):
                 "warnings": issued,
             },
         )
+
+
+@register_unlearner
+class NoTWeightBias(NoT):
+    """NoT negating each chosen layer's weight and bias, so its pre-activation maps to −Y exactly.
+
+    A fednot variant, listed next to the paper's weights-only `NoT` (module docstring).
+    """
+
+    name = "not_wb"
+    title = "NoT (w+b)"
+
+    def __init__(
+        self,
+        *,
+        layers: str | tuple[str, ...] = "first",
+        negate_bias: bool = True,
+        strict: bool = True,
+    ) -> None:
+        super().__init__(layers=layers, negate_bias=negate_bias, strict=strict)

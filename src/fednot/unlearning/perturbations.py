@@ -3,14 +3,15 @@
 NoT paper §6.2, Fig. 5 (all on ViT ``conv_proj``): negation gives the lowest average gap;
 random re-initialisation and additive noise behave like FT (no perturbation); kernel flips and
 rotations ("likely layer-wise optimality preserving") improve slightly on FT but stay behind
-negation. fednot's set of perturbations (`not.md` §7.2; the definitions are ours):
+negation. fednot's set of perturbations (docs/not.md, "Perturbations"; the definitions are ours):
 
 - ``negate``: θ → −θ (NoT's own step).
 - ``none``: θ unchanged; with the engine's recovery this is FT.
 - ``reinit``: the layer's default initialiser (its ``reset_parameters``), seeded.
 - ``noise``: θ + 2‖θ‖·ε/‖ε‖ per tensor, ε ~ N(0, I): Gaussian noise whose displacement has the
   norm of negation's, ‖−θ − θ‖ = 2‖θ‖ (ours, so that noise and negation move the weights
-  equally far). ``noise_scale=s`` gives the spec's θ + s·std(θ)·ε instead.
+  equally far). ``noise_scale=s`` gives the std-scaled form θ + s·std(θ)·ε of docs/not.md
+  ("Perturbations") instead.
 - ``flip``: each conv kernel mirrored along its width axis; biases unchanged.
 - ``rot90`` / ``rot180``: each square conv kernel rotated in its spatial plane; biases unchanged.
 
@@ -70,7 +71,7 @@ def add_noise(
         targets: the tensors to perturb, each with its own ε, drawn in this order.
         generator: the source of ε.
         scale: ``None``: θ + 2‖θ‖·ε/‖ε‖, a displacement of negation's norm (ours);
-            a number s: θ + s·std(θ)·ε (`not.md` §7.2).
+            a number s: θ + s·std(θ)·ε (docs/not.md, "Perturbations").
     """
     new = {}
     for name in targets:
@@ -188,7 +189,7 @@ def describe(kind: str, *, noise_scale: float | None = None) -> str:
 
 
 def perturbation_targets(
-    model: nn.Module, layers: str | Sequence[str], *, negate_bias: bool = True
+    model: nn.Module, layers: str | Sequence[str], *, negate_bias: bool = False
 ) -> tuple[tuple[Layer, ...], tuple[str, ...]]:
     """The layers a selection resolves to on ``model`` (as NoT resolves them) and their tensors."""
     chosen = resolve_layers(layer_graph(model), layers)
@@ -202,7 +203,7 @@ def perturb(
     kind: str,
     *,
     generator: torch.Generator,
-    negate_bias: bool = True,
+    negate_bias: bool = False,
     noise_scale: float | None = None,
 ) -> StateDict:
     """Apply the perturbation ``kind`` to the ``layers`` of ``state``.
@@ -250,7 +251,7 @@ class Perturb(Unlearner):
         *,
         kind: Kind = "negate",
         layers: str | tuple[str, ...] = "first",
-        negate_bias: bool = True,
+        negate_bias: bool = False,
         noise_scale: float | None = None,
     ) -> None:
         if kind not in PERTURBATIONS:

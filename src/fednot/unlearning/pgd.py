@@ -2,7 +2,7 @@
 
 A. Halimi, S. Kadhe, A. Rawat, N. Baracaldo, "Federated Unlearning: How to Efficiently Erase a
 Client in FL?", arXiv 2207.05521 (2022). Official code: ``IBM/federated-unlearning``
-(``federated_unlearning.ipynb``, ``utils/``); `baselines.md` §5.
+(``federated_unlearning.ipynb``, ``utils/``); docs/methods.md, "PGD".
 
 1. Reference model, the other clients' average: w_ref = (θ_T − p_u θ_u^T) / (1 − p_u), with θ_u^T
    the target's last local model and p_u its aggregation weight (several targets: each removed).

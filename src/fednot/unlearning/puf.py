@@ -3,7 +3,7 @@
 A. Mora, C. Mazzocca, R. Montanari, P. Bellavista, "Federated Unlearning Made Practical: Seamless
 Integration via Negated Pseudo-Gradients", arXiv 2504.05822 (2025). Official code:
 ``alessiomora/puf_unlearning`` (``puf_unlearning/main_puf.py``, ``conf/base.yaml``);
-`baselines.md` §8.
+docs/methods.md, "PUF".
 
 At the unlearning round the target trains normally from θ for ``epochs`` local epochs on D_u with
 the run's FL optimiser; its pseudo-gradient is Δ_u = θ_u − θ. The server negates and scales it:
@@ -25,8 +25,9 @@ on D_u, and in ``regular`` its retained data D_r^u trains with the other clients
 on D_r^u in the engine's recovery. Several targets are simulated as one participant holding the
 union D_u (the engine hands D_u as one view); each target is charged its own transfers.
 
-Traffic (`metrics.md` §6): the unlearning round's transfers, θ down and the update up for the
-target(s) and, in ``regular``, for every remaining client (a client in both roles downloads once).
+Traffic (docs/metrics.md, "Communication"): the unlearning round's transfers, θ down and the
+update up for the target(s) and, in ``regular``, for every remaining client (a client in both
+roles downloads once).
 """
 
 from __future__ import annotations

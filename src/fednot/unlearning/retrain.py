@@ -2,9 +2,9 @@
 
 NoT paper §6.1, baseline ①. Retrain starts from the run's initial weights (the same ones the
 original model started from) and runs the pre-training recipe, stop rule and per-client random
-streams on the retained clients only (ours, `baselines.md` §1). It is therefore exactly FedAvg
-without the forgotten data under the same seed, and every difference from the original model is
-due to the forgotten data alone.
+streams on the retained clients only (ours; docs/methods.md, "Retrain"). It is therefore exactly
+FedAvg without the forgotten data under the same seed, and every difference from the original
+model is due to the forgotten data alone.
 """
 
 from __future__ import annotations

@@ -180,11 +180,14 @@ def _stop(session: ServerSession, phase: str) -> StopRule:
     train, unlearn = session.config.train, session.config.unlearn
     if phase == "pretrain":
         return StopRule(train.rounds, patience=train.patience)
-    if unlearn.target_val_acc == "retrain":
+    target = unlearn.target_val_acc
+    if target == "retrain" or target == "original":
         raise ConfigError(
-            'unlearn.target_val_acc = "retrain" is not supported on Flower: set a number.'
+            f'unlearn.target_val_acc = "{target}" is not supported on Flower yet (the Flower path '
+            "keeps its own recovery loop until the one-engine issue lands): set a number, or "
+            "rely on the budget unlearn.recovery_rounds."
         )
-    return StopRule(unlearn.recovery_rounds, unlearn.recovery_patience, unlearn.target_val_acc)
+    return StopRule(unlearn.recovery_rounds, unlearn.recovery_patience, target)
 
 
 def _load_checkpoint(session: ServerSession) -> StateDict:

@@ -3,7 +3,8 @@
 V. S. Chundawat, A. K. Tarun, M. Mandal, M. Kankanhalli, "Can Bad Teaching Induce Forgetting?
 Unlearning in Deep Networks Using an Incompetent Teacher", AAAI 2023 (arXiv 2205.08096). Code:
 ``vikram2000b/bad-teaching-unlearning/unlearn.py``; ``blindspot`` in
-``if-loops/selective-synaptic-dampening/src/forget_random_strategies.py`` (`baselines.md` §13).
+``if-loops/selective-synaptic-dampening/src/forget_random_strategies.py`` (docs/methods.md,
+"BadT").
 
 The student starts from the original model. It is distilled on D_f (flag "forget") together with
 a random fraction of D_r (flag "retain"), shuffled together. Per sample, the target distribution
@@ -20,7 +21,8 @@ retain samples (`target_distribution`). The loss is KL(target ‖ softmax(z_s/T)
   the batch all three models see.
 
 Cost per batch: two teacher forward passes plus the student's train step. The two teacher copies
-are transient working memory: ``notes["working_bytes"]`` = 2 · bytes(θ) (`metrics.md` §8).
+are transient working memory: ``notes["working_bytes"]`` = 2 · bytes(θ) (docs/metrics.md,
+"Storage").
 """
 
 from __future__ import annotations
@@ -123,7 +125,8 @@ class BadT(Unlearner):
             "steps": steps,
             "forget_samples": len(forget),
             "retain_samples": len(retain),
-            "working_bytes": 2 * state_bytes(state),  # the two teachers (`metrics.md` §8)
+            # the two teachers (docs/metrics.md, "Storage")
+            "working_bytes": 2 * state_bytes(state),
         }
         return UnlearnResult(clone_state(student.state_dict()), schedule="none", notes=notes)
 

@@ -3,8 +3,8 @@
 A. Thudi, G. Deza, V. Chandrasekaran, N. Papernot, "Unrolling SGD: Understanding Factors
 Influencing Machine Unlearning", IEEE EuroS&P 2022 (arXiv 2109.13398). The paper's step adds
 the forget samples' gradients back once; the literature's GA, which fednot ships, is the
-multi-epoch form of ``OPTML-Group/Unlearn-Sparse/unlearn/GA.py`` (`baselines.md` §12): minimise
-−CE on D_f only, in train mode, with SGD. D_r is never read.
+multi-epoch form of ``OPTML-Group/Unlearn-Sparse/unlearn/GA.py`` (docs/methods.md, "GA"):
+minimise −CE on D_f only, in train mode, with SGD. D_r is never read.
 
 Defaults (code: the ``README.md`` command and ``arg_parser.py`` of ``OPTML-Group/Unlearn-Sparse``):
 SGD lr 1e-4 for 5 epochs, momentum 0.9, weight decay 5e-4, batch 256. Ours: a constant learning

@@ -2,7 +2,7 @@
 
 J. Jia, J. Liu, P. Ram, Y. Yao, G. Liu, Y. Liu, P. Sharma, S. Liu, "Model Sparsity Can Simplify
 Machine Unlearning", NeurIPS 2023 (arXiv 2304.04934). Official code: ``OPTML-Group/Unlearn-Sparse``
-(``unlearn/FT.py``, ``FT_l1``); `baselines.md` §14.
+(``unlearn/FT.py``, ``FT_l1``); docs/methods.md, "L1-sparse".
 
 The model fine-tunes on D_r alone with the loss CE + γ_e·‖θ‖₁, where ‖θ‖₁ sums |θ| over **all**
 parameters, BatchNorm affine weights and biases included (paper; code). The penalty decays
@@ -20,8 +20,8 @@ Defaults:
 
 Ours: one seeded stream (``ctx.generator("train")``) shuffles every epoch and draws the
 augmentation; "prune first, then unlearn" (the code's OMP masks) is not part of this baseline.
-Cost: E epochs of training steps over D_r; the elementwise ℓ1 term is not counted (`metrics.md`
-§7).
+Cost: E epochs of training steps over D_r; the elementwise ℓ1 term is not counted
+(docs/metrics.md, "Computation").
 """
 
 from __future__ import annotations

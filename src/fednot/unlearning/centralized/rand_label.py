@@ -3,7 +3,7 @@
 Attributed to A. Golatkar, A. Achille, S. Soatto, "Eternal Sunshine of the Spotless Net:
 Selective Forgetting in Deep Networks", CVPR 2020 (arXiv 1911.04933); called RL in SalUn (Fan et
 al., ICLR 2024). NoT paper §6.2: "the forget set is randomly relabeled, followed by fine-tuning
-the model on the updated dataset" (`baselines.md` §11).
+the model on the updated dataset" (docs/methods.md, "RandL").
 
 Each epoch, every forget sample gets a label drawn uniformly from all classes (it may equal the
 true one) and the model trains with cross-entropy on D_f ∪ D_r, where D_r keeps its true labels.
@@ -13,8 +13,9 @@ true one) and the model trains with cross-entropy on D_f ∪ D_r, where D_r keep
 - ``mode="alternating"`` (code: ``OPTML-Group/Unlearn-Saliency/Classification/unlearn/RL.py``,
   CIFAR-10/SVHN): one pass over D_f with labels drawn per batch, then one pass over D_r.
 
-Defaults: 10 epochs at SGD lr 0.01 (ours, as centralized FT, `baselines.md` §10); momentum 0.9,
-weight decay 5e-4 and batch 256 (code: the common setup of ``OPTML-Group/Unlearn-Sparse``).
+Defaults: 10 epochs at SGD lr 0.01 (ours, as centralized FT in the reference code;
+docs/methods.md, "Retrain and FT (centralized)"); momentum 0.9, weight decay 5e-4 and batch 256
+(code: the common setup of ``OPTML-Group/Unlearn-Sparse``).
 
 `train_random_labels` is the reusable loop; its optional gradient ``mask`` makes it SalUn's
 "masked RandL" (the code's ``_apply_mask_to_grads`` / ``_restore_masked_params``).

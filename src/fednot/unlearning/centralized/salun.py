@@ -3,7 +3,7 @@
 C. Fan, J. Liu, Y. Zhang, D. Wei, E. Wong, S. Liu, "SalUn: Empowering Machine Unlearning via
 Gradient-based Weight Saliency in Both Image Classification and Generation", ICLR 2024 (arXiv
 2310.12508). Official code: ``OPTML-Group/Unlearn-Saliency`` (``Classification/generate_mask.py``,
-``Classification/unlearn/RL.py``, ``README.md``); `baselines.md` §16.
+``Classification/unlearn/RL.py``, ``README.md``); docs/methods.md, "SalUn".
 
 1. Saliency (`forget_gradient`, `saliency_mask`): in eval mode, the gradient of −CE on D_f,
    summed over mini-batches of the batch-mean loss; its magnitude |g| ranks every parameter entry

@@ -3,7 +3,7 @@
 J. Foster, S. Schoepf, A. Brintrup, "Fast Machine Unlearning Without Retraining Through Selective
 Synaptic Dampening", AAAI 2024 (arXiv 2308.07707). Official code:
 ``if-loops/selective-synaptic-dampening`` (``src/ssd.py``, ``src/forget_random_main.py``);
-`baselines.md` §15.
+docs/methods.md, "SSD".
 
 1. Importances are diagonal Fisher estimates from batch gradients, I = mean over mini-batches of
    (∂CE/∂θ)², with the model in eval mode (paper; code): I_f on D_f and I_D on the full training
@@ -20,7 +20,7 @@ Ours too: D is D_r followed by D_f, both passes read their data in view order wi
 augmentation (the code's loaders do not shuffle), so SSD draws no random numbers at all.
 
 Cost: one training step (forward and backward) per batch of each pass; the dampening itself is
-elementwise and not counted (`metrics.md` §7).
+elementwise and not counted (docs/metrics.md, "Computation").
 """
 
 from __future__ import annotations

@@ -1,0 +1,222 @@
+"""The summary of a run: per method, CIs over seeds, gaps at equal cost, paired comparisons.
+
+Metrics and gaps get confidence intervals over seeds, gaps are also read at equal cost, and
+every method is compared seed by seed with NoT and FT (docs/protocol.md, "Statistics").
+
+Every gap is per seed, against the Retrain of the same seed; a method's average gap is the mean
+over seeds of those per-seed gaps, with a Student-t 95 % CI (`fednot.stats`). The NoT paper's
+Table 1 convention (the four Δ of the means over seeds) is kept as ``avg_gap_of_means``.
+
+Reading points: ``end`` is the end of the common recovery budget (the final model); ``comm25``,
+``comm50`` and ``comm100`` read each trajectory at 25, 50 and 100 % of the same seed's Retrain
+communication (`fednot.trajectory`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fednot.metrics.gaps import GAP_METRICS
+from fednot.results import ORIGINAL, REFERENCE, Record
+from fednot.stats import Interval, mean_ci, paired_ci
+from fednot.trajectory import COST_POINTS, Point, cost_key, read_at_cost, trajectory
+
+END = "end"
+PAIRED_WITH: tuple[str, ...] = ("not", "ft")
+"""The methods every other method is compared with, seed by seed."""
+
+SCENARIO_METRICS = ("asr", "forget_class_acc", "remaining_class_test_acc")
+
+
+def reading_points() -> tuple[str, ...]:
+    """``end`` and the cost points' keys, in table order."""
+    return (END, *(cost_key(f) for f in COST_POINTS))
+
+
+def per_seed_gaps(
+    records: Sequence[Record], logs: Mapping[str, Any]
+) -> dict[str, dict[str, dict[int, float]]]:
+    """Method → reading point → seed → average gap to that seed's Retrain.
+
+    Also returns, under the method's ``"_beyond"`` pseudo-point, seeds whose cost-point
+    readings lie beyond the run, as ``{seed: 1.0}`` per point key ``"_beyond:<key>"``.
+    """
+    reference = {r.seed: r for r in records if r.method == REFERENCE}
+    out: dict[str, dict[str, dict[int, float]]] = {}
+    for record in records:
+        ref = reference.get(record.seed)
+        if ref is None or record.avg_gap is None or record.method in (ORIGINAL, REFERENCE):
+            continue
+        gaps = out.setdefault(record.method, {})
+        gaps.setdefault(END, {})[record.seed] = record.avg_gap
+        log = logs.get(f"{record.method}/seed{record.seed}")
+        if log is None or ref.comm_bytes <= 0:
+            continue
+        points = trajectory(
+            log, step_comm_bytes=record.step_comm_bytes, step_flops=record.step_flops
+        )
+        ref_metrics = {m: getattr(ref, m) for m in GAP_METRICS}
+        for fraction in COST_POINTS:
+            key = cost_key(fraction)
+            reading = read_at_cost(points, fraction * ref.comm_bytes, record.comm_bytes)
+            if reading is None:
+                continue
+            gaps.setdefault(key, {})[record.seed] = reading.point.gap(ref_metrics)
+            if reading.beyond_run:
+                gaps.setdefault(f"_beyond:{key}", {})[record.seed] = 1.0
+    return out
+
+
+def summarize(records: Sequence[Record], logs: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per method (the original and Retrain included), in record order."""
+    methods = list(dict.fromkeys(r.method for r in records))
+    by_method = {m: [r for r in records if r.method == m] for m in methods}
+    reference = {r.seed: r for r in by_method.get(REFERENCE, [])}
+    gaps = per_seed_gaps(records, logs)
+    rows = []
+    for method, rs in by_method.items():
+        row: dict[str, Any] = {
+            "method": method, "title": rs[0].title, "seeds": [r.seed for r in rs],
+            "requirements": rs[0].requirements,
+        }  # fmt: skip
+        for metric in (*GAP_METRICS, "val_acc"):
+            row[metric] = _metric(rs, metric, reference)
+        row["avg_gap"] = _interval([r.avg_gap for r in rs if r.avg_gap is not None])
+        if reference and method == REFERENCE:
+            row["avg_gap"] = Interval(0.0, 0.0, 0.0, len(rs)).to_dict()
+        row["avg_gap_of_means"] = (
+            sum(row[m]["delta_of_means"] for m in GAP_METRICS) / len(GAP_METRICS)
+            if reference
+            else None
+        )
+        method_gaps = gaps.get(method, {})
+        row["gap_at"] = {
+            key: _interval(list(method_gaps.get(key, {}).values())) for key in reading_points()
+        }
+        row["beyond_run"] = {
+            key: sorted(method_gaps.get(f"_beyond:{key}", {})) for key in reading_points()[1:]
+        }
+        row["paired"] = {
+            other: {key: _paired(method_gaps, gaps.get(other, {}), key) for key in reading_points()}
+            for other in PAIRED_WITH
+            if other != method and other in gaps and method in gaps
+        }
+        for metric in SCENARIO_METRICS:
+            values = [v for r in rs if (v := getattr(r, metric)) is not None]
+            row[metric] = _interval(values)
+        row.update(_costs(rs, reference))
+        floors = [r.mia_floor for r in rs if r.mia_floor is not None]
+        row["mia_floor"] = sum(floors) / len(floors) if floors else None
+        rows.append(row)
+    return rows
+
+
+def _interval(values: Sequence[float]) -> dict[str, Any] | None:
+    return mean_ci(list(values)).to_dict() if values else None
+
+
+def _metric(rs: Sequence[Record], metric: str, reference: Mapping[int, Record]) -> dict[str, Any]:
+    values = [float(getattr(r, metric)) for r in rs]
+    out: dict[str, Any] = mean_ci(values).to_dict()
+    paired = [(float(getattr(r, metric)), getattr(reference[r.seed], metric))
+              for r in rs if r.seed in reference]  # fmt: skip
+    out["delta"] = (
+        paired_ci([a for a, _ in paired], [b for _, b in paired]).to_dict() if paired else None
+    )
+    if reference:
+        ref_mean = sum(getattr(r, metric) for r in reference.values()) / len(reference)
+        out["delta_of_means"] = abs(out["mean"] - ref_mean)
+    return out
+
+
+def _paired(
+    mine: Mapping[str, Mapping[int, float]], theirs: Mapping[str, Mapping[int, float]], key: str
+) -> dict[str, Any] | None:
+    a, b = mine.get(key, {}), theirs.get(key, {})
+    seeds = sorted(set(a) & set(b))
+    if not seeds:
+        return None
+    return paired_ci([a[s] for s in seeds], [b[s] for s in seeds]).to_dict()
+
+
+def _costs(rs: Sequence[Record], reference: Mapping[int, Record]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for cost in ("comm_bytes", "flops", "storage_bytes", "rounds", "seconds"):
+        out[cost] = sum(float(getattr(r, cost)) for r in rs) / len(rs)
+    for cost in ("comm_bytes", "flops"):
+        ratios = [
+            getattr(r, cost) / getattr(reference[r.seed], cost)
+            for r in rs
+            if r.seed in reference and getattr(reference[r.seed], cost) > 0
+        ]
+        out[f"{cost}_ratio"] = sum(ratios) / len(ratios) if ratios else None
+    out["rounds_to_target"] = [r.rounds_to_target for r in rs]
+    oracle = [
+        r.comm_to_target / reference[r.seed].comm_bytes
+        for r in rs
+        if r.comm_to_target is not None and r.seed in reference and reference[r.seed].comm_bytes
+    ]
+    out["comm_to_target_ratio"] = sum(oracle) / len(oracle) if oracle else None
+    return out
+
+
+def tradeoff_curves(
+    records: Sequence[Record], logs: Mapping[str, Any]
+) -> dict[str, list[dict[str, float]]]:
+    """Method → per evaluated round: communication relative to Retrain and the average gap.
+
+    See `pool_curves`; each (method, seed) run is read against that seed's Retrain.
+    """
+    reference = {r.seed: r for r in records if r.method == REFERENCE}
+    runs = []
+    for record in records:
+        ref = reference.get(record.seed)
+        log = logs.get(f"{record.method}/seed{record.seed}")
+        if record.method in (ORIGINAL, REFERENCE) or ref is None or log is None:
+            continue
+        points = trajectory(
+            log, step_comm_bytes=record.step_comm_bytes, step_flops=record.step_flops
+        )
+        ref_metrics = {m: float(getattr(ref, m)) for m in GAP_METRICS}
+        runs.append(CurveRun(record.method, points, ref_metrics, ref.comm_bytes))
+    return pool_curves(runs)
+
+
+@dataclass(frozen=True)
+class CurveRun:
+    """One run's trajectory with the Retrain it is measured against (its seed's)."""
+
+    label: str
+    points: Sequence[Point]
+    reference: Mapping[str, float]
+    reference_comm_bytes: int
+
+
+def pool_curves(runs: Sequence[CurveRun]) -> dict[str, list[dict[str, float]]]:
+    """Label → per round: the mean over seeds of cost (relative to Retrain) and average gap.
+
+    Points of the same round are pooled over the runs of one label: ``x`` is the mean of the
+    per-run ratios (cumulative bytes over that run's Retrain bytes), ``gap`` the mean average
+    gap with its 95 % CI (``low``, ``high``; NaN for one run), ``n`` the number of runs. Runs
+    whose Retrain sent nothing (centralized) have no curve.
+    """
+    pooled: dict[str, dict[int, list[tuple[float, float]]]] = {}
+    for run in runs:
+        if run.reference_comm_bytes <= 0:
+            continue
+        for point in run.points:
+            pooled.setdefault(run.label, {}).setdefault(point.round, []).append(
+                (point.comm_bytes / run.reference_comm_bytes, point.gap(run.reference))
+            )
+    curves: dict[str, list[dict[str, float]]] = {}
+    for label, by_round in pooled.items():
+        curve = []
+        for round_, values in sorted(by_round.items()):
+            gap = mean_ci([g for _, g in values])
+            x = sum(c for c, _ in values) / len(values)
+            curve.append({"round": round_, "x": x, "gap": gap.mean, "low": gap.low,
+                          "high": gap.high, "n": gap.n})  # fmt: skip
+        curves[label] = curve
+    return curves

@@ -1,0 +1,194 @@
+"""The summary as Markdown: the main table, paired comparisons, and the supported statements.
+
+Statistics: docs/protocol.md, "Statistics".
+
+A statement is generated only from a paired 95 % CI: "lower" or "higher" when the interval
+excludes 0, otherwise "not distinguishable at n seeds". No ranking is stated otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fednot.comparison import END, PAIRED_WITH, SCENARIO_METRICS, reading_points
+from fednot.metrics.gaps import GAP_METRICS
+from fednot.results import ORIGINAL, REFERENCE
+from fednot.stats import Interval
+
+_SCENARIO_HEADER = {
+    "asr": "ASR (backdoor)",
+    "forget_class_acc": "Forget-class test acc.",
+    "remaining_class_test_acc": "Remaining-class test acc.",
+}
+_POINT_HEADER = {"comm25": "@25 % comm.", "comm50": "@50 % comm.", "comm100": "@100 % comm."}
+BEYOND = "†"
+BELOW_NOISE = "‡"
+NOT_DISTINGUISHABLE = "≈"
+
+
+def point_text(key: str, recovery_rounds: int | None = None) -> str:
+    """A reading point in words."""
+    if key == END:
+        budget = f" ({recovery_rounds} recovery rounds)" if recovery_rounds is not None else ""
+        return f"the end of the common budget{budget}"
+    return f"{key.removeprefix('comm')} % of Retrain's communication"
+
+
+def _interval(data: Mapping[str, Any] | None) -> Interval | None:
+    return None if data is None else Interval.from_dict(dict(data))
+
+
+def _pm(data: Mapping[str, Any] | None, digits: int = 2) -> str:
+    value = _interval(data)
+    if value is None:
+        return "—"
+    if value.n < 2 or math.isnan(value.half_width):
+        return f"{value.mean:.{digits}f}"
+    return f"{value.mean:.{digits}f} ± {value.half_width:.{digits}f}"
+
+
+def _ci(data: Mapping[str, Any] | None) -> str:
+    value = _interval(data)
+    if value is None:
+        return "—"
+    if value.n < 2:
+        return f"{value.mean:+.2f} (1 seed)"
+    mark = f" {NOT_DISTINGUISHABLE}" if value.contains_zero else ""
+    return f"{value.mean:+.2f} [{value.low:+.2f}, {value.high:+.2f}]{mark}"
+
+
+def _metric_cell(row: Mapping[str, Any], metric: str, floor: float | None) -> str:
+    stat = row[metric]
+    text = _pm(stat)
+    delta = _interval(stat.get("delta"))
+    if delta is None or row["method"] == REFERENCE:
+        return text
+    mark = BELOW_NOISE if metric == "mia" and floor is not None and abs(delta.mean) < floor else ""
+    return f"{text} ({delta.mean:+.2f}{mark})"
+
+
+def noise_floor(summary: Sequence[Mapping[str, Any]]) -> float | None:
+    """Retrain's MIA noise floor (mean over seeds), else any method's."""
+    floors = {row["method"]: row.get("mia_floor") for row in summary}
+    value = floors.get(REFERENCE)
+    if value is None:
+        value = next((f for f in floors.values() if f is not None), None)
+    return value
+
+
+def _extra(summary: Sequence[Mapping[str, Any]]) -> list[str]:
+    return [m for m in SCENARIO_METRICS if any(row.get(m) for row in summary)]
+
+
+def main_table(
+    summary: Sequence[Mapping[str, Any]], not_applicable: Mapping[str, str] | None = None
+) -> str:
+    """Metrics, gaps at the end of the budget and at equal cost, costs, and the oracle column."""
+    extra = _extra(summary)
+    floor = noise_floor(summary)
+    header = [
+        "Method", "Retain (Δ)", "Forget (Δ)", "Test (Δ)", "MIA (Δ)", "Avg. gap ↓",
+        *(f"Gap {_POINT_HEADER[k]}" for k in reading_points()[1:]),
+        *(_SCENARIO_HEADER[m] for m in extra),
+        "Comm. / Retrain", "FLOPs / Retrain", "Storage (B)", "Rounds",
+        "Oracle: rounds to Retrain's val. acc.", "Needs",
+    ]  # fmt: skip
+    lines = [f"| {' | '.join(header)} |", f"|{'---|' * len(header)}"]
+    for row in summary:
+        cells = [row["title"], *(_metric_cell(row, m, floor) for m in GAP_METRICS)]
+        cells.append(_pm(row["avg_gap"]))
+        for key in reading_points()[1:]:
+            text = _pm(row["gap_at"].get(key))
+            cells.append(text + (BEYOND if row["beyond_run"].get(key) and text != "—" else ""))
+        cells += [_pm(row.get(m)) for m in extra]
+        if row["method"] == ORIGINAL:
+            cells += ["—"] * 6
+        else:
+            ratio = {k: row.get(f"{k}_ratio") for k in ("comm_bytes", "flops")}
+            reached = ", ".join("—" if r is None else str(r) for r in row["rounds_to_target"])
+            cells += [
+                "—" if ratio["comm_bytes"] is None else f"{ratio['comm_bytes']:.2f}",
+                "—" if ratio["flops"] is None else f"{ratio['flops']:.2f}",
+                f"{row['storage_bytes']:.2e}", f"{row['rounds']:.0f}", reached,
+                row["requirements"],
+            ]  # fmt: skip
+        lines.append(f"| {' | '.join(cells)} |")
+    for name in not_applicable or {}:
+        lines.append(f"| {' | '.join([name, 'not applicable', *['—'] * (len(header) - 2)])} |")
+    if not_applicable:
+        lines.append("")
+        lines += [f"- {name}: {reason}" for name, reason in not_applicable.items()]
+    return "\n".join(lines)
+
+
+def paired_table(summary: Sequence[Mapping[str, Any]]) -> str:
+    """Per method: its per-seed average gap minus NoT's and minus FT's, with 95 % CIs."""
+    refs = [r for r in PAIRED_WITH if any(r in row.get("paired", {}) for row in summary)]
+    if not refs:
+        return ""
+    titles = {row["method"]: row["title"] for row in summary}
+    header = ["Method"]
+    for ref in refs:
+        header += [f"− {titles[ref]}: {'end' if k == END else _POINT_HEADER[k]}"
+                   for k in reading_points()]  # fmt: skip
+    lines = [f"| {' | '.join(header)} |", f"|{'---|' * len(header)}"]
+    for row in summary:
+        if not row.get("paired"):
+            continue
+        cells = [row["title"]]
+        for ref in refs:
+            paired = row["paired"].get(ref)
+            cells += [_ci(paired.get(k)) if paired else "—" for k in reading_points()]
+        lines.append(f"| {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
+def statements(summary: Sequence[Mapping[str, Any]], recovery_rounds: int | None = None) -> str:
+    """The sentences the paired CIs support, from NoT's and FT's side, at every reading point."""
+    titles = {row["method"]: row["title"] for row in summary}
+    out = []
+    for ref in PAIRED_WITH:
+        if ref not in titles:
+            continue
+        for key in reading_points():
+            lower, higher, same = [], [], []
+            for row in summary:
+                data = (row.get("paired") or {}).get(ref, {}).get(key)
+                if data is None:
+                    continue
+                diff = Interval.from_dict(data)  # row − ref; the reference's side is −diff
+                if diff.n < 2:
+                    continue
+                title = titles[row["method"]]
+                numbers = (f"(difference {-diff.mean:+.2f}, 95 % CI "
+                           f"[{-diff.high:+.2f}, {-diff.low:+.2f}])")  # fmt: skip
+                if diff.contains_zero:
+                    same.append(f"{title} {numbers}")
+                elif diff.mean > 0:
+                    lower.append(f"{title}'s {numbers}")
+                else:
+                    higher.append(f"{title}'s {numbers}")
+            if not (lower or higher or same):
+                continue
+            n = _seeds(summary, ref)
+            parts = []
+            if lower:
+                parts.append(f"lower than {'; '.join(lower)}")
+            if higher:
+                parts.append(f"higher than {'; '.join(higher)}")
+            sentence = f"- At {point_text(key, recovery_rounds)}, {titles[ref]}'s average gap is "
+            sentence += " and ".join(parts) if parts else "not distinguishable from any method's"
+            if same:
+                sentence += ("; " if parts else ": ") + (
+                    f"not distinguishable at {n} seeds from {'; '.join(same)}"
+                )
+            out.append(sentence + f" ({n} seeds; difference = {titles[ref]} − other).")
+    if not out:
+        return "- No paired comparison is possible (fewer than two seeds, or no NoT/FT row)."
+    return "\n".join(out)
+
+
+def _seeds(summary: Sequence[Mapping[str, Any]], method: str) -> int:
+    return next((len(row["seeds"]) for row in summary if row["method"] == method), 0)

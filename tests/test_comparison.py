@@ -1,0 +1,105 @@
+"""Summaries over seeds, readings at equal cost, and the statements a table may make."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from fednot.comparison import summarize, tradeoff_curves
+from fednot.results import Record, with_gaps
+from fednot.stats import mean_ci, paired_ci
+from fednot.tables import main_table, paired_table, statements
+
+RETRAIN = {"retain_acc": 100.0, "forget_acc": 96.0, "test_acc": 97.0, "mia": 50.0}
+RETRAIN_BYTES = 1000
+
+
+def _record(method: str, seed: int, metrics: dict[str, float], **extra: Any) -> Record:
+    fields: dict[str, Any] = dict(
+        method=method, title={"not": "NoT", "ft": "FT", "retrain": "Retrain"}.get(method, method),
+        seed=seed, mia_std=0.0, val_acc=97.0, scenario="client", asr=None,
+        forget_class_acc=None, remaining_class_test_acc=None, avg_gap=None,
+        comm_bytes=RETRAIN_BYTES, flops=10, step_comm_bytes=0, step_flops=0, rounds=1,
+        stop_reason="", rounds_to_target=None, comm_to_target=None, seconds=0.0,
+        requirements="", mia_floor=1.5,
+    )  # fmt: skip
+    fields.update(metrics)
+    fields.update(extra)
+    return Record(**fields)
+
+
+def _log(forget_by_round: list[float]) -> dict[str, Any]:
+    """Rounds of 100 bytes each; round r has forget accuracy forget_by_round[r]."""
+    point = dict(RETRAIN)
+    rounds = []
+    for r, forget in enumerate(forget_by_round[1:], start=1):
+        rounds.append({"round": r, "comm_bytes": 100, "flops": 1,
+                       "extra": {**point, "forget_acc": forget}})  # fmt: skip
+    return {"start": {**point, "forget_acc": forget_by_round[0]}, "rounds": rounds}
+
+
+def _run(not_offsets: list[float], ft_offsets: list[float]) -> tuple[list[Record], dict[str, Any]]:
+    records, logs = [], {}
+    for seed, (a, b) in enumerate(zip(not_offsets, ft_offsets, strict=True)):
+        records.append(_record("retrain", seed, RETRAIN))
+        for method, offset in (("not", a), ("ft", b)):
+            curve = [RETRAIN["forget_acc"] + offset * (10 - r) for r in range(10)]
+            final = {**RETRAIN, "forget_acc": curve[-1]}
+            records.append(_record(method, seed, final, comm_bytes=900, rounds=9))
+            logs[f"{method}/seed{seed}"] = _log(curve)
+    return with_gaps(records), logs
+
+
+def _row(summary: list[dict[str, Any]], method: str) -> dict[str, Any]:
+    return next(r for r in summary if r["method"] == method)
+
+
+def test_gaps_are_per_seed_with_t_intervals_and_paired_with_not() -> None:
+    records, logs = _run([0.4, 0.5, 0.6, 0.5, 0.4], [4.0, 4.2, 3.9, 4.1, 4.0])
+    summary = summarize(records, logs)
+    ft, not_ = _row(summary, "ft"), _row(summary, "not")
+    ft_gaps = [r.avg_gap for r in records if r.method == "ft"]
+    not_gaps = [r.avg_gap for r in records if r.method == "not"]
+    assert ft["avg_gap"] == mean_ci(ft_gaps).to_dict()
+    assert ft["paired"]["not"]["end"] == paired_ci(ft_gaps, not_gaps).to_dict()
+    # at 50 % of Retrain's 1000 bytes the last affordable round is round 5: offset * (10 - 5) / 4
+    assert ft["gap_at"]["comm50"]["mean"] == pytest.approx(4.04 * 5 / 4)
+    assert not ft["beyond_run"]["comm50"] and ft["beyond_run"]["comm100"] == [0, 1, 2, 3, 4]
+    assert "not" not in not_["paired"] and "ft" in not_["paired"]
+
+
+def test_statements_state_a_ranking_only_when_the_ci_excludes_zero() -> None:
+    records, logs = _run([0.4, 0.5, 0.6, 0.5, 0.4], [4.0, 4.2, 3.9, 4.1, 4.0])
+    text = statements(summarize(records, logs), 9)
+    assert "NoT's average gap is lower than FT's" in text
+    assert "FT's average gap is higher than NoT's" in text
+    assert "not distinguishable" not in text
+
+    noisy, logs = _run([0.4, 3.0, 0.1, 2.5, 1.0], [1.0, 0.2, 2.9, 0.9, 2.0])
+    text = statements(summarize(noisy, logs), 9)
+    assert "lower than" not in text and "higher than" not in text
+    assert "not distinguishable at 5 seeds from FT" in text
+
+
+def test_one_seed_states_nothing() -> None:
+    records, logs = _run([0.4], [4.0])
+    assert "No paired comparison" in statements(summarize(records, logs))
+
+
+def test_tables_mark_readings_beyond_the_run_and_indistinguishable_pairs() -> None:
+    records, logs = _run([0.4, 3.0, 0.1, 2.5, 1.0], [1.0, 0.2, 2.9, 0.9, 2.0])
+    summary = summarize(records, logs)
+    table = main_table(summary)
+    assert "†" in table  # the 100 % cost point lies beyond the 900-byte runs
+    assert "≈" in paired_table(summary)
+
+
+def test_tradeoff_curves_pool_seeds_per_round() -> None:
+    records, logs = _run([0.4, 0.6], [4.0, 4.2])
+    curves = tradeoff_curves(records, logs)
+    assert [p["round"] for p in curves["not"]] == list(range(10))
+    first = curves["not"][0]
+    assert first["x"] == 0.0 and first["n"] == 2
+    assert first["gap"] == pytest.approx((0.4 * 10 + 0.6 * 10) / 2 / 4)
+    assert curves["not"][5]["x"] == pytest.approx(0.5)
