@@ -249,9 +249,9 @@ def _report(mean: Table, std: Table, columns: list[str], meta: Meta) -> str:
 images, averaged over {meta["seeds"]} seed(s). 1 means the two representations agree up to a
 rotation, an isotropic scaling and an offset; 0 means they are unrelated. Columns: the negated
 layer's output (marked *, its pre-activation) and the output of every top-level module with
-parameters, in computation order. "original" is the pre-trained model θ*; τ:0 is right after NoT's negation,
-τ:-1 after the last recovery round. The control pair takes the negated layer from θ*, negated
-or kept, and every other tensor from one random initialisation R (one seed for both).
+parameters, in computation order. "original" is the pre-trained model θ*; τ:0 is right after NoT's
+negation, τ:-1 after the last recovery round. The control pair takes the negated layer from θ*,
+negated or kept, and every other tensor from one random initialisation R (one seed for both).
 
 **How to read it against the paper's Figure 3.**
 - *NoT@τ:0 vs original* is 1 at the negated layer: negating weight and bias maps its
