@@ -35,22 +35,29 @@ def reading_points() -> tuple[str, ...]:
     return (END, *(cost_key(f) for f in COST_POINTS))
 
 
-def per_seed_gaps(
-    records: Sequence[Record], logs: Mapping[str, Any]
-) -> dict[str, dict[str, dict[int, float]]]:
-    """Method → reading point → seed → average gap to that seed's Retrain.
+@dataclass(frozen=True)
+class SeedGaps:
+    """One method's per-seed average gaps at every reading point.
 
-    Also returns, under the method's ``"_beyond"`` pseudo-point, seeds whose cost-point
-    readings lie beyond the run, as ``{seed: 1.0}`` per point key ``"_beyond:<key>"``.
+    Attributes:
+        gaps: reading point → seed → average gap to that seed's Retrain.
+        beyond_run: cost point → seeds whose run ended before that cost (final model read).
     """
+
+    gaps: dict[str, dict[int, float]]
+    beyond_run: dict[str, list[int]]
+
+
+def per_seed_gaps(records: Sequence[Record], logs: Mapping[str, Any]) -> dict[str, SeedGaps]:
+    """Method → its `SeedGaps` (the original and Retrain have none)."""
     reference = {r.seed: r for r in records if r.method == REFERENCE}
-    out: dict[str, dict[str, dict[int, float]]] = {}
+    out: dict[str, SeedGaps] = {}
     for record in records:
         ref = reference.get(record.seed)
         if ref is None or record.avg_gap is None or record.method in (ORIGINAL, REFERENCE):
             continue
-        gaps = out.setdefault(record.method, {})
-        gaps.setdefault(END, {})[record.seed] = record.avg_gap
+        entry = out.setdefault(record.method, SeedGaps({}, {}))
+        entry.gaps.setdefault(END, {})[record.seed] = record.avg_gap
         log = logs.get(f"{record.method}/seed{record.seed}")
         if log is None or ref.comm_bytes <= 0:
             continue
@@ -63,9 +70,9 @@ def per_seed_gaps(
             reading = read_at_cost(points, fraction * ref.comm_bytes, record.comm_bytes)
             if reading is None:
                 continue
-            gaps.setdefault(key, {})[record.seed] = reading.point.gap(ref_metrics)
+            entry.gaps.setdefault(key, {})[record.seed] = reading.point.gap(ref_metrics)
             if reading.beyond_run:
-                gaps.setdefault(f"_beyond:{key}", {})[record.seed] = 1.0
+                entry.beyond_run.setdefault(key, []).append(record.seed)
     return out
 
 
@@ -91,15 +98,15 @@ def summarize(records: Sequence[Record], logs: Mapping[str, Any]) -> list[dict[s
             if reference
             else None
         )
-        method_gaps = gaps.get(method, {})
+        mine = gaps.get(method, SeedGaps({}, {}))
         row["gap_at"] = {
-            key: _interval(list(method_gaps.get(key, {}).values())) for key in reading_points()
+            key: _interval(list(mine.gaps.get(key, {}).values())) for key in reading_points()
         }
         row["beyond_run"] = {
-            key: sorted(method_gaps.get(f"_beyond:{key}", {})) for key in reading_points()[1:]
+            key: sorted(mine.beyond_run.get(key, [])) for key in reading_points()[1:]
         }
         row["paired"] = {
-            other: {key: _paired(method_gaps, gaps.get(other, {}), key) for key in reading_points()}
+            other: {key: _paired(mine.gaps, gaps[other].gaps, key) for key in reading_points()}
             for other in PAIRED_WITH
             if other != method and other in gaps and method in gaps
         }

@@ -1,7 +1,8 @@
 """Evaluate a global model on a forget request: the NoT paper's four metrics (docs/metrics.md).
 
 The same evaluation serves the final table and every trajectory point: the full sets by default,
-and the membership-inference attack averaged over repeated draws (docs/protocol.md, "MIA").
+and the membership-inference attack averaged over repeated draws (docs/protocol.md,
+"Membership inference").
 """
 
 from __future__ import annotations

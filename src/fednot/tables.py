@@ -146,45 +146,53 @@ def paired_table(summary: Sequence[Mapping[str, Any]]) -> str:
 
 
 def statements(summary: Sequence[Mapping[str, Any]], recovery_rounds: int | None = None) -> str:
-    """The sentences the paired CIs support, from NoT's and FT's side, at every reading point."""
+    """The sentences the paired CIs support, from NoT's and FT's side, at every reading point.
+
+    A method is named "lower" or "higher" only when the paired 95 % CI of the difference
+    excludes 0; the others are listed as not distinguishable, with their numbers. Differences
+    are the reference's per-seed gap minus the other method's.
+    """
     titles = {row["method"]: row["title"] for row in summary}
+    beyond = {row["method"]: row.get("beyond_run", {}) for row in summary}
     out = []
     for ref in PAIRED_WITH:
         if ref not in titles:
             continue
         for key in reading_points():
-            lower, higher, same = [], [], []
+            lower, higher, same, seeds, late = [], [], [], set(), False
             for row in summary:
                 data = (row.get("paired") or {}).get(ref, {}).get(key)
-                if data is None:
+                if data is None or data["n"] < 2:
                     continue
                 diff = Interval.from_dict(data)  # row − ref; the reference's side is −diff
-                if diff.n < 2:
-                    continue
-                title = titles[row["method"]]
+                seeds.add(diff.n)
+                late = late or bool(beyond[row["method"]].get(key) or beyond[ref].get(key))
                 numbers = (f"(difference {-diff.mean:+.2f}, 95 % CI "
                            f"[{-diff.high:+.2f}, {-diff.low:+.2f}])")  # fmt: skip
+                name = titles[row["method"]]
                 if diff.contains_zero:
-                    same.append(f"{title} {numbers}")
-                elif diff.mean > 0:
-                    lower.append(f"{title}'s {numbers}")
+                    same.append(f"{name} {numbers}")
                 else:
-                    higher.append(f"{title}'s {numbers}")
+                    (lower if diff.mean > 0 else higher).append(f"{name}'s {numbers}")
             if not (lower or higher or same):
                 continue
-            n = _seeds(summary, ref)
+            n = "/".join(str(k) for k in sorted(seeds))
+            where = f"- At {point_text(key, recovery_rounds)} ({n} seeds)"
             parts = []
             if lower:
-                parts.append(f"lower than {'; '.join(lower)}")
+                parts.append(f"{titles[ref]}'s average gap is lower than {'; '.join(lower)}")
             if higher:
-                parts.append(f"higher than {'; '.join(higher)}")
-            sentence = f"- At {point_text(key, recovery_rounds)}, {titles[ref]}'s average gap is "
-            sentence += " and ".join(parts) if parts else "not distinguishable from any method's"
+                parts.append(f"{titles[ref]}'s average gap is higher than {'; '.join(higher)}")
             if same:
-                sentence += ("; " if parts else ": ") + (
-                    f"not distinguishable at {n} seeds from {'; '.join(same)}"
+                parts.append(
+                    f"no difference from {titles[ref]}'s is distinguishable for {'; '.join(same)}"
                 )
-            out.append(sentence + f" ({n} seeds; difference = {titles[ref]} − other).")
+            note = (
+                f" {BEYOND} Some runs ended before this cost: their final model is read."
+                if late
+                else ""
+            )
+            out.append(f"{where}: " + ". ".join(parts) + f".{note}")
     if not out:
         return "- No paired comparison is possible (fewer than two seeds, or no NoT/FT row)."
     return "\n".join(out)

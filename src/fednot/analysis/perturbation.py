@@ -22,8 +22,9 @@ from fednot.analysis.registry import register_analysis
 from fednot.config import RunConfig
 from fednot.errors import ConfigError
 from fednot.evaluation import curve_point
-from fednot.metrics.gaps import GAP_METRICS, avg_gap, mean_std
+from fednot.metrics.gaps import GAP_METRICS, avg_gap
 from fednot.outcome import UnlearnOutcome
+from fednot.stats import mean_ci, paired_ci
 from fednot.unlearning.perturbations import (
     PERTURBATIONS,
     Kind,
@@ -57,10 +58,10 @@ def gap_curve(
 
 
 def mean_band(curves: Sequence[Curve]) -> tuple[list[int], list[float], list[float]]:
-    """Rounds present in every curve, with the mean and sample std of the values there."""
+    """Rounds present in every curve, the mean there and its 95 % CI half-width (NaN: 1 seed)."""
     common = sorted(set.intersection(*(set(dict(c)) for c in curves))) if curves else []
-    stats = [mean_std([dict(c)[r] for c in curves]) for r in common]
-    return common, [m for m, _ in stats], [s for _, s in stats]
+    stats = [mean_ci([dict(c)[r] for c in curves]) for r in common]
+    return common, [i.mean for i in stats], [i.half_width for i in stats]
 
 
 def _points(outcome: UnlearnOutcome) -> list[tuple[int, dict[str, float]]]:
@@ -114,7 +115,7 @@ def ablate_perturbation(study: Study) -> Path:
         "runs": results.runs, "summary": summary, "skipped": results.skipped,
     })  # fmt: skip
     _plot(study, results)
-    retrain = {m: mean_std([r[m] for r in results.retrain])[0] for m in GAP_METRICS}
+    retrain = {m: mean_ci([r[m] for r in results.retrain]).mean for m in GAP_METRICS}
     body = _report(summary, retrain, results.skipped, every)
     title = "Which perturbation: negation or another?"
     return study.write_markdown("ablate_perturbation", title, body)
@@ -153,7 +154,7 @@ def _run_seed(
             study.progress.info(f"skipping {kind}: {e}")
             continue
         study.progress.phase(f"seed {seed}: {describe(kind)} of {', '.join(results.layers)}")
-        outcome = exp.unlearn(trained, request, method, reference_val_acc=reference["val_acc"])
+        outcome = exp.unlearn(trained, request, method)
         points = _points(outcome)
         final = exp.evaluate(outcome.state).values()
         results.runs.setdefault(kind, []).append({
@@ -165,18 +166,40 @@ def _run_seed(
         })  # fmt: skip
 
 
+def _recovery_gap(run: Mapping[str, Any]) -> float:
+    gaps = [g for n, g in run["gap_curve"] if n > 0]
+    return sum(gaps) / len(gaps) if gaps else float("nan")
+
+
 def _summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]:
+    """Per perturbation: means over seeds with 95 % CI half-widths, and paired differences.
+
+    ``<key>_hw`` is the half-width; ``<key>_vs_negate`` (with ``_low`` and ``_high``) is the
+    per-seed difference of each gap to negation's, with its 95 % CI.
+    """
     out: dict[str, dict[str, float]] = {}
+    negate = {r["seed"]: r for r in runs.get("negate", [])}
     for kind, seeds in runs.items():
         values = {
             "final_avg_gap": [r["final_avg_gap"] for r in seeds],
-            "recovery_gap": [mean_std([g for n, g in r["gap_curve"] if n > 0])[0] for r in seeds],
+            "recovery_gap": [_recovery_gap(r) for r in seeds],
             "rounds": [float(r["rounds"]) for r in seeds],
             **{m: [r["final"][m] for r in seeds] for m in GAP_METRICS},
         }
         out[kind] = {}
         for key, vals in values.items():
-            out[kind][key], out[kind][f"{key}_std"] = mean_std(vals)
+            interval = mean_ci(vals)
+            out[kind][key], out[kind][f"{key}_hw"] = interval.mean, interval.half_width
+        paired = [r for r in seeds if r["seed"] in negate]
+        if kind != "negate" and len(paired) >= 2:
+            for key, value in (("final_avg_gap", lambda r: r["final_avg_gap"]),
+                               ("recovery_gap", _recovery_gap)):  # fmt: skip
+                diff = paired_ci(
+                    [value(r) for r in paired], [value(negate[r["seed"]]) for r in paired]
+                )
+                out[kind][f"{key}_vs_negate"] = diff.mean
+                out[kind][f"{key}_vs_negate_low"] = diff.low
+                out[kind][f"{key}_vs_negate_high"] = diff.high
     return out
 
 
@@ -203,15 +226,15 @@ def _plot(study: Study, results: _Results) -> None:
     for axis, (key, first, ylabel, title) in zip(axes.flat, PANELS, strict=True):
         for i, (kind, seeds) in enumerate(results.runs.items()):
             color = colors(i % 10)
-            rounds, mean, std = mean_band([_series(r, key, first) for r in seeds])
+            rounds, mean, half = mean_band([_series(r, key, first) for r in seeds])
             axis.plot(rounds, mean, color=color, lw=2.6 if kind == "negate" else 1.6, marker="o",
                       ms=3, label=f"{kind}: {describe(kind)}")  # fmt: skip
             if band:
-                low = [m - s for m, s in zip(mean, std, strict=True)]
-                high = [m + s for m, s in zip(mean, std, strict=True)]
+                low = [m - h for m, h in zip(mean, half, strict=True)]
+                high = [m + h for m, h in zip(mean, half, strict=True)]
                 axis.fill_between(rounds, low, high, color=color, alpha=0.15)
         if key != "avg_gap":
-            value = mean_std([r[key] for r in results.retrain])[0]
+            value = mean_ci([r[key] for r in results.retrain]).mean
             label = f"Retrain, final ({value:.1f}%)"
             axis.axhline(value, color="black", ls="--", lw=1.2, label=label)
             axis.legend(handles=axis.get_lines()[-1:], fontsize=8)
@@ -220,7 +243,7 @@ def _plot(study: Study, results: _Results) -> None:
         axis.set_title(title, fontsize=10)
         axis.grid(alpha=0.3)
     axes.flat[0].legend(fontsize=8)
-    spread = "; mean ± std over seeds" if band else ""
+    spread = "; mean and 95 % CI band over seeds" if band else ""
     layers = ", ".join(results.layers)
     heading = f"Perturbation of {layers}, then {results.budget} rounds of FedAvg recovery{spread}"
     figure.suptitle(f"{heading}\n{study.setting()}", fontsize=11)
@@ -252,24 +275,22 @@ def _report(
     ]
     for kind, row in sorted(summary.items(), key=lambda item: item[1]["final_avg_gap"]):
         lines.append(
-            f"| {kind}: {describe(kind)} | {row['final_avg_gap']:.2f} ± "
-            f"{row['final_avg_gap_std']:.2f} | {row['recovery_gap']:.2f} | "
-            f"{row['forget_acc']:.2f} | {row['test_acc']:.2f} | {row['rounds']:.0f} |"
+            f"| {kind}: {describe(kind)} | {_pm(row, 'final_avg_gap')} | "
+            f"{_pm(row, 'recovery_gap')} | {row['forget_acc']:.2f} | {row['test_acc']:.2f} | "
+            f"{row['rounds']:.0f} |"
         )
     lines += [
         f"| Retrain (the reference) | 0 | 0 | {retrain['forget_acc']:.2f} | "
         f"{retrain['test_acc']:.2f} | – |",
         "",
-        "Final values use the full sets; rows are sorted by final average gap.",
+        "Cells: mean ± half-width of the 95 % Student-t CI over seeds. Final values use the full "
+        "sets; rows are sorted by final average gap (a sort, not a ranking: see the paired "
+        "differences below).",
     ]
     if skipped:
         lines += ["", "Not applicable to this model (skipped):", ""]
         lines += [f"- `{kind}`: {reason}" for kind, reason in skipped.items()]
-    if "negate" in summary:
-        for key, what in (("final_avg_gap", "final average gap"), ("recovery_gap", RECOVERY)):
-            ranking = sorted(summary, key=lambda k: summary[k][key])
-            lines += ["", f"By {what}, negation ranks {ranking.index('negate') + 1} of "
-                      f"{len(ranking)} (lowest: `{ranking[0]}`)."]  # fmt: skip
+    lines += ["", *_paired_lines(summary)]
     lines += [
         "",
         "**Against the paper's Figure 5** (ViT `conv_proj`): negation should give the lowest "
@@ -280,3 +301,29 @@ def _report(
         "them against the band (several seeds) or the ± column.",
     ]
     return "\n".join(lines)
+
+
+def _pm(row: Mapping[str, float], key: str) -> str:
+    half = row[f"{key}_hw"]
+    return f"{row[key]:.2f}" if half != half else f"{row[key]:.2f} ± {half:.2f}"
+
+
+def _paired_lines(summary: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """Each perturbation against negation, seed by seed, stated only where the CI allows."""
+    if "negate" not in summary:
+        return []
+    lines = []
+    for key, what in (("final_avg_gap", "final average gap"), ("recovery_gap", RECOVERY)):
+        parts = []
+        for kind, row in summary.items():
+            if f"{key}_vs_negate" not in row:
+                continue
+            mean, low, high = (row[f"{key}_vs_negate{s}"] for s in ("", "_low", "_high"))
+            verdict = ("higher than negation's" if low > 0 else "lower than negation's"
+                       if high < 0 else "not distinguishable from negation's")  # fmt: skip
+            parts.append(f"`{kind}` {verdict} ({mean:+.2f}, 95 % CI [{low:+.2f}, {high:+.2f}])")
+        if parts:
+            lines.append(f"- By {what}, paired by seed: " + "; ".join(parts) + ".")
+    if not lines:
+        return ["With one seed no difference to negation can be stated; add seeds."]
+    return ["Differences to negation (perturbation − negation, per seed):", "", *lines]
