@@ -159,7 +159,11 @@ def statements(summary: Sequence[Mapping[str, Any]], recovery_rounds: int | None
         if ref not in titles:
             continue
         for key in reading_points():
-            lower, higher, same, seeds, late = [], [], [], set(), False
+            lower: list[str] = []
+            higher: list[str] = []
+            same: list[str] = []
+            seeds: set[int] = set()
+            late = False
             for row in summary:
                 data = (row.get("paired") or {}).get(ref, {}).get(key)
                 if data is None or data["n"] < 2:
