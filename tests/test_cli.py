@@ -54,7 +54,19 @@ def test_run_writes_a_complete_run_directory(
     assert all(r["comm_bytes"] > 0 and r["flops"] > 0 and r["rounds"] == 2 for r in not_)
     assert all(r["notes"]["negated_layers"] == ["fc1"] for r in not_)
     assert results["logs"]["not/seed0"]["rounds"][0]["extra"]["forget_acc"] >= 0
-    assert (out / "results.md").read_text().count("\n|") >= 5
+    report = (out / "results.md").read_text()
+    assert report.count("\n|") >= 5 and "## What the numbers support" in report
+    assert "## Paired differences in average gap" in report and "− NoT: end" in report
+    assert (out / "results.png").stat().st_size > 10_000
+    assert (out / "tradeoff.png").stat().st_size > 10_000
+    ft = next(row for row in results["summary"] if row["method"] == "ft")
+    assert ft["paired"]["not"]["end"]["n"] == 2 and set(ft["gap_at"]) == {
+        "end",
+        "comm25",
+        "comm50",
+        "comm100",
+    }
+    assert {"not", "ft"} <= set(results["tradeoff"])
     assert (out / "partition-seed0.json").exists() and (out / "partition-seed1.json").exists()
     assert "[train]" in (out / "config.toml").read_text()
     assert (out / "models" / "not-seed1.pt").exists()
