@@ -79,7 +79,7 @@ def test_statements_state_a_ranking_only_when_the_ci_excludes_zero() -> None:
     noisy, logs = _run([0.4, 3.0, 0.1, 2.5, 1.0], [1.0, 0.2, 2.9, 0.9, 2.0])
     text = statements(summarize(noisy, logs), 9)
     assert "lower than" not in text and "higher than" not in text
-    assert "(5 seeds): no difference from NoT's is distinguishable for FT (" in text
+    assert "(5 seeds): No difference from NoT's is distinguishable for FT (" in text
 
 
 def test_one_seed_states_nothing() -> None:

@@ -44,25 +44,39 @@ def delta_chart(
     """One panel per metric, plus the average gap: each method's Δ to Retrain with its 95 % CI.
 
     Δ is the mean over seeds of (method − Retrain) on the same seed; 0 is Retrain. The MIA panel
-    shades the attack's noise floor. The last panel is the per-seed average gap (≥ 0).
+    shades the attack's noise floor. The last panel is the per-seed average gap (≥ 0). A method
+    far off the others' scale (a diverged baseline) would flatten every other interval, so each
+    panel's axis ends at `_axis_limit` and such a method is drawn clipped at the edge, with its
+    numbers written beside it.
     """
     plt = _pyplot()
     rows = [r for r in summary if r["method"] != REFERENCE]
     panels = [*GAP_METRICS, "avg_gap"]
     height = max(3.2, 0.42 * len(rows) + 1.6)
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), height), sharey=True)
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), height), sharey=True)
     ys = list(range(len(rows)))[::-1]
     for axis, panel in zip(axes, panels, strict=True):
-        for y, (i, row) in zip(ys, enumerate(rows), strict=True):
-            stat = row["avg_gap"] if panel == "avg_gap" else row[panel].get("delta")
+        stats = [row["avg_gap"] if panel == "avg_gap" else row[panel].get("delta") for row in rows]
+        limit = _axis_limit([s for s in stats if s is not None])
+        for y, (i, row), stat in zip(ys, enumerate(rows), stats, strict=True):
             if stat is None:
                 continue
             mean, low, high = stat["mean"], stat["low"], stat["high"]
-            err = None if math.isnan(low) else [[mean - low], [high - mean]]
+            if math.isnan(low):
+                low = high = mean
             style = _style(i, row["method"])
+            shown = [min(max(v, -limit), limit) for v in (mean, low, high)]
             marker = "s" if row["method"] == ORIGINAL else "o"
-            axis.errorbar(mean, y, xerr=err, fmt=marker, color=style["color"], capsize=3,
+            axis.errorbar(shown[0], y, xerr=[[shown[0] - shown[1]], [shown[2] - shown[0]]],
+                          fmt=marker, color=style["color"], capsize=3,
                           markersize=6 if row["method"] in _HIGHLIGHT else 4)  # fmt: skip
+            if shown != [mean, low, high]:
+                side = 1 if mean > 0 else -1
+                axis.annotate(f"off scale: {mean:+.1f} [{low:+.1f}, {high:+.1f}]",
+                              (side * limit, y), xytext=(0, 6), textcoords="offset points",
+                              ha="right" if side > 0 else "left", fontsize=7,
+                              color=style["color"])  # fmt: skip
+        axis.set_xlim(-0.02 * limit if panel == "avg_gap" else -limit * 1.05, limit * 1.05)
         axis.axvline(0, color="0.3", linewidth=1)
         if panel == "mia" and floor is not None:
             axis.axvspan(-floor, floor, color="0.85", zorder=0, label="noise floor")
@@ -76,6 +90,17 @@ def delta_chart(
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _axis_limit(stats: Sequence[Mapping[str, float]]) -> float:
+    """Half-range of a panel: the largest extent, at most 6 × the median extent (≥ 1 point)."""
+    extents = sorted(
+        max(abs(v) for v in (s["mean"], s["low"], s["high"]) if not math.isnan(v)) for s in stats
+    )
+    if not extents:
+        return 1.0
+    median = extents[len(extents) // 2]
+    return max(1.0, min(extents[-1], 6 * median))
 
 
 def tradeoff_chart(

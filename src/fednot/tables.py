@@ -31,7 +31,7 @@ NOT_DISTINGUISHABLE = "≈"
 def point_text(key: str, recovery_rounds: int | None = None) -> str:
     """A reading point in words."""
     if key == END:
-        budget = f" ({recovery_rounds} recovery rounds)" if recovery_rounds is not None else ""
+        budget = f" of {recovery_rounds} recovery rounds" if recovery_rounds is not None else ""
         return f"the end of the common budget{budget}"
     return f"{key.removeprefix('comm')} % of Retrain's communication"
 
@@ -189,7 +189,7 @@ def statements(summary: Sequence[Mapping[str, Any]], recovery_rounds: int | None
                 parts.append(f"{titles[ref]}'s average gap is higher than {'; '.join(higher)}")
             if same:
                 parts.append(
-                    f"no difference from {titles[ref]}'s is distinguishable for {'; '.join(same)}"
+                    f"No difference from {titles[ref]}'s is distinguishable for {'; '.join(same)}"
                 )
             note = (
                 f" {BEYOND} Some runs ended before this cost: their final model is read."
