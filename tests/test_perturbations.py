@@ -219,8 +219,9 @@ def test_the_curve_helpers_by_hand() -> None:
         (4, {"retain_acc": 90.0, "forget_acc": 10.0}),  # incomplete: left out
     ]
     assert gap_curve(points, reference) == [(0, 25.0), (2, 1.0)]
-    rounds, mean, std = mean_band([[(0, 1.0), (2, 3.0)], [(0, 3.0), (2, 5.0), (4, 9.0)]])
-    assert rounds == [0, 2] and mean == [2.0, 4.0] and std == pytest.approx([math.sqrt(2)] * 2)
+    rounds, mean, half = mean_band([[(0, 1.0), (2, 3.0)], [(0, 3.0), (2, 5.0), (4, 9.0)]])
+    # two seeds: sd √2, standard error 1, so the 95 % half-width is t(0.975, 1 df) = 12.706
+    assert rounds == [0, 2] and mean == [2.0, 4.0] and half == pytest.approx([12.7062047] * 2)
     assert parse_kinds(" negate, none,negate") == ("negate", "none")
     with pytest.raises(ConfigError, match="Known: negate"):
         parse_kinds("negate,twist")
