@@ -21,7 +21,7 @@ from typing import Any
 from fednot.metrics.gaps import GAP_METRICS
 from fednot.results import ORIGINAL, REFERENCE, Record
 from fednot.stats import Interval, mean_ci, paired_ci
-from fednot.trajectory import COST_POINTS, Point, cost_key, read_at_cost, trajectory
+from fednot.trajectory import COST_POINTS, Point, cost_key, read_cost_points, trajectory
 
 END = "end"
 PAIRED_WITH: tuple[str, ...] = ("not", "ft")
@@ -51,6 +51,7 @@ class SeedGaps:
 def per_seed_gaps(records: Sequence[Record], logs: Mapping[str, Any]) -> dict[str, SeedGaps]:
     """Method → its `SeedGaps` (the original and Retrain have none)."""
     reference = {r.seed: r for r in records if r.method == REFERENCE}
+    runs = {(run.label, seed): run for seed, run in curve_runs(records, logs)}
     out: dict[str, SeedGaps] = {}
     for record in records:
         ref = reference.get(record.seed)
@@ -58,19 +59,14 @@ def per_seed_gaps(records: Sequence[Record], logs: Mapping[str, Any]) -> dict[st
             continue
         entry = out.setdefault(record.method, SeedGaps({}, {}))
         entry.gaps.setdefault(END, {})[record.seed] = record.avg_gap
-        log = logs.get(f"{record.method}/seed{record.seed}")
-        if log is None or ref.comm_bytes <= 0:
+        run = runs.get((record.method, record.seed))
+        if run is None:
             continue
-        points = trajectory(
-            log, step_comm_bytes=record.step_comm_bytes, step_flops=record.step_flops
-        )
-        ref_metrics = {m: getattr(ref, m) for m in GAP_METRICS}
-        for fraction in COST_POINTS:
-            key = cost_key(fraction)
-            reading = read_at_cost(points, fraction * ref.comm_bytes, record.comm_bytes)
+        readings = read_cost_points(run.points, run.reference_comm_bytes, record.comm_bytes)
+        for key, reading in readings.items():
             if reading is None:
                 continue
-            entry.gaps.setdefault(key, {})[record.seed] = reading.point.gap(ref_metrics)
+            entry.gaps.setdefault(key, {})[record.seed] = reading.point.gap(run.reference)
             if reading.beyond_run:
                 entry.beyond_run.setdefault(key, []).append(record.seed)
     return out
@@ -169,13 +165,8 @@ def _costs(rs: Sequence[Record], reference: Mapping[int, Record]) -> dict[str, A
     return out
 
 
-def tradeoff_curves(
-    records: Sequence[Record], logs: Mapping[str, Any]
-) -> dict[str, list[dict[str, float]]]:
-    """Method → per evaluated round: communication relative to Retrain and the average gap.
-
-    See `pool_curves`; each (method, seed) run is read against that seed's Retrain.
-    """
+def curve_runs(records: Sequence[Record], logs: Mapping[str, Any]) -> list[tuple[int, CurveRun]]:
+    """(seed, run) for every unlearning record with a log: its trajectory and its seed's Retrain."""
     reference = {r.seed: r for r in records if r.method == REFERENCE}
     runs = []
     for record in records:
@@ -187,8 +178,18 @@ def tradeoff_curves(
             log, step_comm_bytes=record.step_comm_bytes, step_flops=record.step_flops
         )
         ref_metrics = {m: float(getattr(ref, m)) for m in GAP_METRICS}
-        runs.append(CurveRun(record.method, points, ref_metrics, ref.comm_bytes))
-    return pool_curves(runs)
+        runs.append((record.seed, CurveRun(record.method, points, ref_metrics, ref.comm_bytes)))
+    return runs
+
+
+def tradeoff_curves(
+    records: Sequence[Record], logs: Mapping[str, Any]
+) -> dict[str, list[dict[str, float]]]:
+    """Method → per evaluated round: communication relative to Retrain and the average gap.
+
+    See `pool_curves`; each (method, seed) run is read against that seed's Retrain.
+    """
+    return pool_curves([run for _, run in curve_runs(records, logs)])
 
 
 @dataclass(frozen=True)

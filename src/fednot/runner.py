@@ -146,9 +146,9 @@ class Run:
                 )  # fmt: skip
                 title = type(method).title or name
                 self._add(exp, name, title, outcome.state, outcome, method.requirements.describe())
-        summary = summarize(self.records, self.logs)
-        self._write(summary)
-        self.write_charts(summary)
+        summary, curves = self._summaries()
+        self._write(summary, curves)
+        self.write_charts(summary, curves)
         return summary
 
     def _add(
@@ -170,9 +170,15 @@ class Run:
             f"{title}: retain {metrics.retain_acc:.2f}  forget {metrics.forget_acc:.2f}  "
             f"test {metrics.test_acc:.2f}  MIA {metrics.mia:.2f}"
         )
-        self._write(summarize(self.records, self.logs))
+        self._write(*self._summaries())
 
-    def _write(self, summary: list[dict[str, Any]]) -> None:
+    def _summaries(self) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, float]]]]:
+        """The summary over seeds and the trade-off curves of the records so far."""
+        return summarize(self.records, self.logs), tradeoff_curves(self.records, self.logs)
+
+    def _write(
+        self, summary: list[dict[str, Any]], curves: dict[str, list[dict[str, float]]]
+    ) -> None:
         data = {
             "fednot_version": __version__,
             "config": to_dict(self.config),
@@ -181,7 +187,7 @@ class Run:
             "not_applicable": self.not_applicable,
             "records": [r.to_dict() for r in self.records],
             "summary": summary,
-            "tradeoff": tradeoff_curves(self.records, self.logs),
+            "tradeoff": curves,
             "logs": self.logs,
         }
         atomic_write_text(json.dumps(data, indent=1), self.run_dir / "results.json")
@@ -189,13 +195,14 @@ class Run:
         report = report_markdown(self.config, summary, self.not_applicable)
         atomic_write_text(report, self.run_dir / "results.md")
 
-    def write_charts(self, summary: list[dict[str, Any]]) -> list[Path]:
+    def write_charts(
+        self, summary: list[dict[str, Any]], curves: dict[str, list[dict[str, float]]]
+    ) -> list[Path]:
         """Draw ``results.png`` (Δ to Retrain with CIs) and ``tradeoff.png`` (gap vs. cost)."""
         subtitle = describe_setup(self.config, short=True)
         deltas, tradeoff = self.run_dir / "results.png", self.run_dir / "tradeoff.png"
         delta_chart(summary, deltas, subtitle=subtitle, floor=noise_floor(summary))
         titles = {row["method"]: row["title"] for row in summary}
-        curves = tradeoff_curves(self.records, self.logs)
         tradeoff_chart(curves, titles, tradeoff, subtitle=subtitle)
         return [deltas, tradeoff]
 

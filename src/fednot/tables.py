@@ -40,7 +40,8 @@ def _interval(data: Mapping[str, Any] | None) -> Interval | None:
     return None if data is None else Interval.from_dict(dict(data))
 
 
-def _pm(data: Mapping[str, Any] | None, digits: int = 2) -> str:
+def format_interval(data: Mapping[str, Any] | None, digits: int = 2) -> str:
+    """An `Interval` in JSON form as "mean ± half-width" (the mean alone for one seed; —: none)."""
     value = _interval(data)
     if value is None:
         return "—"
@@ -61,7 +62,7 @@ def _ci(data: Mapping[str, Any] | None) -> str:
 
 def _metric_cell(row: Mapping[str, Any], metric: str, floor: float | None) -> str:
     stat = row[metric]
-    text = _pm(stat)
+    text = format_interval(stat)
     delta = _interval(stat.get("delta"))
     if delta is None or row["method"] == REFERENCE:
         return text
@@ -98,11 +99,11 @@ def main_table(
     lines = [f"| {' | '.join(header)} |", f"|{'---|' * len(header)}"]
     for row in summary:
         cells = [row["title"], *(_metric_cell(row, m, floor) for m in GAP_METRICS)]
-        cells.append(_pm(row["avg_gap"]))
+        cells.append(format_interval(row["avg_gap"]))
         for key in reading_points()[1:]:
-            text = _pm(row["gap_at"].get(key))
+            text = format_interval(row["gap_at"].get(key))
             cells.append(text + (BEYOND if row["beyond_run"].get(key) and text != "—" else ""))
-        cells += [_pm(row.get(m)) for m in extra]
+        cells += [format_interval(row.get(m)) for m in extra]
         if row["method"] == ORIGINAL:
             cells += ["—"] * 6
         else:

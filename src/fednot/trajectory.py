@@ -98,3 +98,21 @@ def read_at_cost(points: Sequence[Point], budget: float, run_comm: int) -> Readi
     if chosen is None:
         return None
     return Reading(chosen, beyond_run=budget > run_comm)
+
+
+def read_cost_points(
+    points: Sequence[Point], reference_comm: int, run_comm: int
+) -> dict[str, Reading | None]:
+    """The trajectory read at each of `COST_POINTS` of ``reference_comm`` (Retrain's bytes).
+
+    Keys are `cost_key` names; every value is ``None`` when Retrain sent nothing (centralized:
+    no cost point exists).
+    """
+    return {
+        cost_key(fraction): (
+            read_at_cost(points, fraction * reference_comm, run_comm)
+            if reference_comm > 0
+            else None
+        )
+        for fraction in COST_POINTS
+    }

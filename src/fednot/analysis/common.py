@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,7 +17,8 @@ from fednot.metrics.gaps import GAP_METRICS
 from fednot.outcome import UnlearnOutcome
 from fednot.progress import Progress, Silent
 from fednot.stats import mean_ci
-from fednot.trajectory import COST_POINTS, Point, cost_key, read_at_cost, trajectory
+from fednot.tables import format_interval
+from fednot.trajectory import COST_POINTS, Point, cost_key, read_cost_points, trajectory
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -126,11 +126,8 @@ def gaps_at_cost(
     points: Sequence[Point], reference: Mapping[str, float], ref_comm: int, run_comm: int
 ) -> dict[str, float | None]:
     """The average gap read at each cost point of `COST_POINTS` (``None``: no model yet)."""
-    out: dict[str, float | None] = {}
-    for fraction in COST_POINTS:
-        reading = read_at_cost(points, fraction * ref_comm, run_comm) if ref_comm > 0 else None
-        out[cost_key(fraction)] = None if reading is None else reading.point.gap(reference)
-    return out
+    readings = read_cost_points(points, ref_comm, run_comm)
+    return {key: None if r is None else r.point.gap(reference) for key, r in readings.items()}
 
 
 def summarize_finals(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -147,22 +144,19 @@ def summarize_finals(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 def finals_table(summary: Mapping[str, Mapping[str, Any]], first: str) -> str:
     """A Markdown table of `summarize_finals` rows: mean ± 95 % CI half-width."""
-
-    def cell(stat: Mapping[str, Any] | None) -> str:
-        if stat is None:
-            return "—"
-        hw = (stat["high"] - stat["low"]) / 2
-        return f"{stat['mean']:.2f}" if math.isnan(hw) else f"{stat['mean']:.2f} ± {hw:.2f}"
-
     points = [cost_key(f) for f in COST_POINTS]
     header = [first, "retain", "forget", "test", "MIA", "avg. gap (end)",
               *(f"gap @{p.removeprefix('comm')} % comm." for p in points),
               "comm. / Retrain", "rounds"]  # fmt: skip
     lines = [f"| {' | '.join(header)} |", f"|{'---|' * len(header)}"]
     for label, row in summary.items():
-        cells = [label, *(cell(row[m]) for m in GAP_METRICS), cell(row["avg_gap"])]
-        cells += [cell(row[f"gap_{p}"]) for p in points]
-        cells += [cell(row["comm_ratio"]), f"{row['rounds']['mean']:.0f}"]
+        cells = [
+            label,
+            *(format_interval(row[m]) for m in GAP_METRICS),
+            format_interval(row["avg_gap"]),
+        ]
+        cells += [format_interval(row[f"gap_{p}"]) for p in points]
+        cells += [format_interval(row["comm_ratio"]), f"{row['rounds']['mean']:.0f}"]
         lines.append(f"| {' | '.join(cells)} |")
     lines.append("")
     lines.append(
