@@ -222,7 +222,7 @@ def test_bad_arguments_are_clear_errors() -> None:
     x = np.arange(20.0)
     with pytest.raises(ConfigError, match="one label per loss, got 3 for 20"):
         loss_mia(x, x, seed=0, member_labels=[0, 1, 2], nonmember_labels=np.zeros(20))
-    with pytest.raises(ConfigError, match="must be finite, got 1 NaN"):
+    with pytest.raises(ConfigError, match="must not be NaN, got 1 NaN"):
         loss_mia(np.r_[x, np.nan], x, seed=0)
     with pytest.raises(ConfigError, match="folds must be at least 2"):
         loss_mia(x, x, seed=0, folds=1)

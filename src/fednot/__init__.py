@@ -11,7 +11,15 @@ The small public API::
     print(exp.evaluate(outcome.state, request))
 """
 
-from importlib.metadata import PackageNotFoundError, version
+import os as _os
+
+# Before torch loads OpenMP (it reads this once): spin 1,000 times, not libgomp's 300,000, at the
+# end of each parallel region. Measured on 2 cores, a second busy process beside a run made
+# rounds 17x slower with the long spin and 2x with this one (docs/reliability.md, "Threads").
+if "OMP_WAIT_POLICY" not in _os.environ:
+    _os.environ.setdefault("GOMP_SPINCOUNT", "1000")
+
+from importlib.metadata import PackageNotFoundError, version  # noqa: E402
 
 try:
     __version__ = version("fednot")

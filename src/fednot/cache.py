@@ -8,7 +8,10 @@ them. While a model trains, its latest round is checkpointed under the same key 
 randomness comes from streams keyed by the round (`fednot.seeding`).
 
 Writes are atomic (a temporary file, then `os.replace`), so an interruption never leaves a
-half-written entry.
+half-written entry. Every entry carries a digest of its content (`fednot.integrity`), checked when
+it is loaded: an entry that cannot be read, or whose content changed after fednot wrote it, is
+reported with a `FedNotWarning`, removed, and recomputed (a damaged partial checkpoint restarts its
+phase from the first round).
 """
 
 from __future__ import annotations
@@ -18,14 +21,20 @@ import json
 import os
 import tempfile
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from fednot.errors import FedNotWarning
+from fednot.errors import DamagedFileError, FedNotWarning
+from fednot.integrity import problem, seal, unsealed
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
+"""Part of every cache key: 2 added the content digest, so older entries are never looked up."""
+
+MAX_REASON = 200
+"""The longest exception message quoted in a damaged-file report (torch's can be pages long)."""
 
 
 def cache_key(kind: str, parts: dict[str, Any]) -> str:
@@ -60,16 +69,52 @@ def atomic_write_text(text: str, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def safe_load(path: Path) -> dict[str, Any] | None:
-    """Load a checkpoint written by fednot; ``None`` (with a warning) if it is unreadable."""
-    if not path.exists():
-        return None
+def save_verified(payload: Mapping[str, Any], path: Path) -> None:
+    """`atomic_save` of ``payload`` with its content digest (read it with `load_verified`)."""
+    atomic_save(seal(payload), path)
+
+
+def read_payload(path: Path) -> dict[str, Any]:
+    """The dict that `torch.load` reads from ``path``, its digest not yet checked.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        DamagedFileError: the file cannot be loaded, or holds something other than a dict.
+    """
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable entry is simply recomputed
-        warnings.warn(f"Ignoring unreadable cache entry {path} ({e}).", FedNotWarning, stacklevel=2)
-        return None
-    return data if isinstance(data, dict) else None
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any failure to load means the file is unusable
+        raise DamagedFileError(path, f"is unreadable ({describe_exception(e)})") from e
+    if not isinstance(data, dict):
+        raise DamagedFileError(
+            path, f"is damaged (it holds a {type(data).__name__}, fednot writes a dict)"
+        )
+    return data
+
+
+def load_verified(path: Path) -> dict[str, Any]:
+    """Read a file written by `save_verified`; return its payload once its digest matches.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        DamagedFileError: the file is unreadable, carries no digest, or its content changed.
+    """
+    payload = read_payload(path)
+    reason = problem(payload)
+    if reason is not None:
+        raise DamagedFileError(path, f"is damaged ({reason})")
+    return unsealed(payload)
+
+
+def describe_exception(error: BaseException) -> str:
+    """``"Type: first line of the message"`` (the type alone if the message is empty)."""
+    lines = str(error).strip().splitlines()
+    text = lines[0].strip() if lines else ""
+    if len(text) > MAX_REASON:
+        text = text[: MAX_REASON - 3] + "..."
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 class ModelCache:
@@ -83,13 +128,37 @@ class ModelCache:
         return self.root / f"{key}{'.partial' if partial else ''}.pt"
 
     def load(self, key: str, *, partial: bool = False) -> dict[str, Any] | None:
-        """The entry for ``key``, or ``None``."""
-        return None if self.root is None else safe_load(self._path(key, partial))
+        """The entry for ``key``, or ``None`` if there is none or it is damaged.
+
+        A damaged or unreadable entry is reported with a `FedNotWarning` and removed, so that
+        the caller recomputes it.
+        """
+        if self.root is None:
+            return None
+        path = self._path(key, partial)
+        try:
+            return load_verified(path)
+        except FileNotFoundError:
+            return None
+        except DamagedFileError as e:
+            action = "restarting its phase from the first round" if partial else "recomputing it"
+            what = "Partial checkpoint" if partial else "Cache entry"
+            warnings.warn(f"{what} {e}; removed it, {action}.", FedNotWarning, stacklevel=2)
+            _discard(path)
+            return None
 
     def save(self, key: str, payload: dict[str, Any], *, partial: bool = False) -> None:
         """Store ``payload`` under ``key``; a final save removes the partial checkpoint."""
         if self.root is None:
             return
-        atomic_save(payload, self._path(key, partial))
+        save_verified(payload, self._path(key, partial))
         if not partial:
             self._path(key, partial=True).unlink(missing_ok=True)
+
+
+def _discard(path: Path) -> None:
+    """Remove a damaged entry; if that fails, the recomputed entry will replace it."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass

@@ -7,6 +7,11 @@ Every gap is per seed, against the Retrain of the same seed; a method's average 
 over seeds of those per-seed gaps, with a Student-t 95 % CI (`fednot.stats`). The NoT paper's
 Table 1 convention (the four Δ of the means over seeds) is kept as ``avg_gap_of_means``.
 
+Diverged cells (`Record.diverged`) are left out of every mean, interval and paired difference:
+a method is paired with NoT or FT only on the seeds where both have values, and each row lists
+its diverged seeds with their reasons (``diverged``); a method that diverged on every seed gets
+a row without numbers.
+
 Reading points: ``end`` is the end of the common recovery budget (the final model); ``comm25``,
 ``comm50`` and ``comm100`` read each trajectory at 25, 50 and 100 % of the same seed's Retrain
 communication (`fednot.trajectory`).
@@ -73,17 +78,27 @@ def per_seed_gaps(records: Sequence[Record], logs: Mapping[str, Any]) -> dict[st
 
 
 def summarize(records: Sequence[Record], logs: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One row per method (the original and Retrain included), in record order."""
+    """One row per method (the original and Retrain included), in record order.
+
+    ``seeds`` lists the seeds with values; ``diverged`` the others, as ``{"seed", "reason"}``.
+    """
     methods = list(dict.fromkeys(r.method for r in records))
-    by_method = {m: [r for r in records if r.method == m] for m in methods}
+    measured = [r for r in records if not r.diverged]
+    by_method = {m: [r for r in measured if r.method == m] for m in methods}
     reference = {r.seed: r for r in by_method.get(REFERENCE, [])}
-    gaps = per_seed_gaps(records, logs)
+    gaps = per_seed_gaps(measured, logs)
     rows = []
     for method, rs in by_method.items():
+        first = next(r for r in records if r.method == method)
         row: dict[str, Any] = {
-            "method": method, "title": rs[0].title, "seeds": [r.seed for r in rs],
-            "requirements": rs[0].requirements,
+            "method": method, "title": first.title, "seeds": [r.seed for r in rs],
+            "requirements": first.requirements,
+            "diverged": [{"seed": r.seed, "reason": r.diverged}
+                         for r in records if r.method == method and r.diverged],
         }  # fmt: skip
+        if not rs:
+            rows.append(_without_values(row))
+            continue
         for metric in (*GAP_METRICS, "val_acc"):
             row[metric] = _metric(rs, metric, reference)
         row["avg_gap"] = _interval([r.avg_gap for r in rs if r.avg_gap is not None])
@@ -116,6 +131,19 @@ def summarize(records: Sequence[Record], logs: Mapping[str, Any]) -> list[dict[s
     return rows
 
 
+def _without_values(row: dict[str, Any]) -> dict[str, Any]:
+    """The row of a method that diverged on every seed: its keys, and no numbers."""
+    empty = dict.fromkeys((*GAP_METRICS, "val_acc", "avg_gap", "avg_gap_of_means",
+                           *SCENARIO_METRICS, "mia_floor"))  # fmt: skip
+    costs = dict.fromkeys(("comm_bytes", "flops", "storage_bytes", "rounds", "seconds",
+                           "comm_bytes_ratio", "flops_ratio", "comm_to_target_ratio"))  # fmt: skip
+    return {
+        **row, **empty, **costs, "gap_at": dict.fromkeys(reading_points()),
+        "beyond_run": {key: [] for key in reading_points()[1:]}, "paired": {},
+        "rounds_to_target": [],
+    }  # fmt: skip
+
+
 def _interval(values: Sequence[float]) -> dict[str, Any] | None:
     return mean_ci(list(values)).to_dict() if values else None
 
@@ -128,8 +156,9 @@ def _metric(rs: Sequence[Record], metric: str, reference: Mapping[int, Record]) 
     out["delta"] = (
         paired_ci([a for a, _ in paired], [b for _, b in paired]).to_dict() if paired else None
     )
-    if reference:
-        ref_mean = sum(getattr(r, metric) for r in reference.values()) / len(reference)
+    if reference:  # over the same seeds as the method's mean (a diverged seed has no value)
+        refs = [reference[r.seed] for r in rs if r.seed in reference] or list(reference.values())
+        ref_mean = sum(getattr(r, metric) for r in refs) / len(refs)
         out["delta_of_means"] = abs(out["mean"] - ref_mean)
     return out
 
@@ -172,7 +201,7 @@ def curve_runs(records: Sequence[Record], logs: Mapping[str, Any]) -> list[tuple
     for record in records:
         ref = reference.get(record.seed)
         log = logs.get(f"{record.method}/seed{record.seed}")
-        if record.method in (ORIGINAL, REFERENCE) or ref is None or log is None:
+        if record.method in (ORIGINAL, REFERENCE) or ref is None or log is None or record.diverged:
             continue
         points = trajectory(
             log, step_comm_bytes=record.step_comm_bytes, step_flops=record.step_flops

@@ -21,6 +21,16 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def _device_type(text: str) -> str | None:
+    """The type of the torch device string ``text`` ("cuda" for "cuda:1"), or ``None``."""
+    import torch
+
+    try:
+        return torch.device(text).type
+    except (RuntimeError, ValueError, TypeError):
+        return None
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Which data set, and how it is split among clients."""
@@ -87,6 +97,10 @@ class TrainConfig:
         _require(self.local_epochs >= 1, "train.local_epochs must be >= 1.")
         _require(self.batch_size >= 1, "train.batch_size must be >= 1.")
         _require(self.lr > 0, f"train.lr must be > 0, got {self.lr}.")
+        _require(self.momentum >= 0, f"train.momentum must be >= 0, got {self.momentum}.")
+        _require(
+            self.weight_decay >= 0, f"train.weight_decay must be >= 0, got {self.weight_decay}."
+        )
         _require(0.0 < self.participation <= 1.0, "train.participation must lie in (0, 1].")
         _require(self.patience is None or self.patience >= 1, "train.patience must be >= 1.")
 
@@ -226,7 +240,14 @@ class RunConfig:
     def __post_init__(self) -> None:
         _require(len(self.seeds) > 0, "seeds must name at least one seed.")
         _require(len(set(self.seeds)) == len(self.seeds), f"seeds has duplicates: {self.seeds}.")
-        _require(self.threads is None or self.threads >= 1, "threads must be >= 1.")
+        _require(
+            self.threads is None or self.threads >= 1,
+            f"threads must be >= 1 (or absent for torch's default), got {self.threads}.",
+        )
+        _require(
+            _device_type(self.device) is not None,
+            f"device {self.device!r} is not a torch device; use 'cpu', 'cuda', 'cuda:1' or 'mps'.",
+        )
         bad = [c for c in self.unlearn.forget_clients if not 0 <= c < self.data.num_clients]
         _require(
             not bad,

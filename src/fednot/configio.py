@@ -71,6 +71,31 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
     return result
 
 
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """The tables of the TOML file ``path``; `ConfigError` if it is missing or malformed."""
+    file = Path(path)
+    try:
+        return tomllib.loads(file.read_text())
+    except FileNotFoundError as e:
+        raise ConfigError(f"Configuration file {file} does not exist.") from e
+    except IsADirectoryError as e:
+        raise ConfigError(f"Configuration file {file} is a folder; pass a .toml file.") from e
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"Configuration file {file} is not valid TOML: {e}.") from e
+
+
+def as_overrides(data: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """The ``key=value`` overrides that set every value of the nested mapping ``data``."""
+    result: list[str] = []
+    for key, value in data.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, Mapping) and value:
+            result.extend(as_overrides(value, path))
+        else:
+            result.append(f"{path}={json.dumps(value)}")
+    return result
+
+
 def merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
     """Return ``base`` updated by ``update``, merging nested tables key by key."""
     result = dict(base)
@@ -98,13 +123,7 @@ def load_config(
     if scenario is not None:
         data = merge(data, load_scenario(scenario))
     if path is not None:
-        file = Path(path)
-        try:
-            data = merge(data, tomllib.loads(file.read_text()))
-        except FileNotFoundError as e:
-            raise ConfigError(f"Configuration file {file} does not exist.") from e
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"Configuration file {file} is not valid TOML: {e}.") from e
+        data = merge(data, read_toml(path))
     return from_dict(RunConfig, apply_overrides(data, overrides))
 
 

@@ -18,6 +18,15 @@ class DataError(FedNotError):
     """A dataset file is missing, corrupt or laid out differently than expected."""
 
 
+class DivergenceError(FedNotError):
+    """Training produced a non-finite loss or non-finite weights.
+
+    Raised by the phase that diverged (pre-training, Retrain, a method's step or its recovery),
+    naming the phase, the round and the likely cause, so that no non-finite model is ever
+    cached, saved or evaluated.
+    """
+
+
 class UnsupportedModelError(FedNotError):
     """The model cannot serve the requested operation (e.g. a layer it does not have)."""
 
@@ -33,6 +42,20 @@ class MissingRequirementError(FedNotError):
     data, server-side data). Anything else raises this error, so a method's claim such as NoT's
     "no access to the forgotten data" holds by construction.
     """
+
+
+class DamagedFileError(FedNotError):
+    """A cache entry or checkpoint fednot wrote cannot be read back, or changed since.
+
+    ``reason`` completes a sentence about the file, e.g. "is unreadable (UnpicklingError: ...)".
+    The cache turns this error into a `FedNotWarning` and recomputes the entry;
+    `fednot.checkpoint` into a `ConfigError` that asks to re-create the checkpoint.
+    """
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(f"{path} {reason}")
+        self.path = path
+        self.reason = reason
 
 
 class FedNotWarning(UserWarning):

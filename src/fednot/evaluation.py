@@ -16,6 +16,7 @@ from torch import nn
 from fednot.config import EvalConfig
 from fednot.data.federated import Federation, Preprocess, Samples
 from fednot.data.forget import ForgetSplit
+from fednot.errors import DivergenceError
 from fednot.federation.local import predict
 from fednot.metrics.mia import loss_mia, mia_noise_floor
 from fednot.seeding import SeedStreams
@@ -152,7 +153,20 @@ def _attack_sides(
     forget_losses: torch.Tensor, forget: Samples, test_losses: torch.Tensor, test: Samples,
     config: EvalConfig,
 ) -> dict[str, Any]:  # fmt: skip
-    """The attack's members (D_u) and non-members (test), with labels when label-matched."""
+    """The attack's members (D_u) and non-members (test), with labels when label-matched.
+
+    An infinite loss is clamped by the attack (`fednot.metrics.mia`); a NaN loss (a true-class
+    logit that overflows: the loss is undefined) raises `DivergenceError`.
+    """
+    for where, losses in (("forget set", forget_losses), ("test set", test_losses)):
+        undefined = int(torch.isnan(losses).sum())
+        if undefined:
+            raise DivergenceError(
+                f"The model's loss is undefined (NaN) on {undefined} samples of the {where}: its "
+                "logits overflow although its weights are finite, so the membership-inference "
+                "attack cannot score it. It diverged in training: train it again with a lower "
+                "learning rate (train.lr, unlearn.recovery_lr or the method's options)."
+            )
     sides: dict[str, Any] = {
         "member_losses": forget_losses.numpy(),
         "nonmember_losses": test_losses.numpy(),

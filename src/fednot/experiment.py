@@ -21,16 +21,19 @@ from fednot.data.federated import Federation, Samples, UnlabeledSamples
 from fednot.data.forget import ForgetSplit, split_request
 from fednot.data.partition import Partition
 from fednot.data.registry import load_federation
+from fednot.environment import resolve_device
 from fednot.errors import ConfigError, UnsupportedScenarioError
 from fednot.evaluation import Metrics, curve_point, evaluate, scenario_metrics
 from fednot.federation.aggregate import clone_state
 from fednot.federation.costs import Costs, FlopMeter
+from fednot.federation.divergence import check_evaluable, check_step
 from fednot.federation.fedavg import FedAvg, RoundHook, StopRule, TrainLog
 from fednot.federation.history import HistorySpec, TrainingHistory
 from fednot.federation.local import LocalRecipe, accuracy
 from fednot.federation.training import Phase, train_cached
 from fednot.models.registry import create_model
 from fednot.outcome import Trained, UnlearnOutcome
+from fednot.preflight import check_federation, check_model, check_request
 from fednot.progress import Progress, Silent
 from fednot.scenarios import build_scenario
 from fednot.seeding import SeedStreams
@@ -70,7 +73,7 @@ class Experiment:
         self.scenario = build_scenario(config, federation, self.streams)
         self.federation = self.scenario.federation
         self.partition = partition
-        self.device = torch.device(config.device)
+        self.device = resolve_device(config.device)
         make = dict(
             input_shape=federation.input_shape,
             num_classes=federation.num_classes,
@@ -83,6 +86,8 @@ class Experiment:
         self.cache = ModelCache(Path(config.cache_dir) if config.cache_dir else None)
         # After the scenario: a backdoor scenario's poisoned pixels and labels must change the key.
         self._fingerprint = self.federation.fingerprint()
+        check_federation(self.federation, config)
+        check_model(self.model, self.federation, config.model.name)
 
     # -- stages ---------------------------------------------------------------------------
 
@@ -102,6 +107,15 @@ class Experiment:
         """The retained federation and the forget set of ``request``."""
         return split_request(self.federation, request)
 
+    def check_request(self, request: ForgetRequest | None = None) -> None:
+        """Raise `ConfigError` now if ``request`` (default: the scenario's) cannot be evaluated.
+
+        The retained clients need a validation sample and the forget set enough samples for the
+        MIA's folds; without this check those fail after pre-training.
+        """
+        split = self.split(request or self.scenario.request)
+        check_request(self.federation, split, self.config)
+
     def unlearn(
         self,
         original: Trained | StateDict,
@@ -119,6 +133,10 @@ class Experiment:
             method: an `Unlearner` or a registered name (options from ``config.options``).
             reference_val_acc: Retrain's final retained-validation accuracy, needed only by the
                 oracle stop rule ``unlearn.target_val_acc = "retrain"``.
+
+        Raises:
+            DivergenceError: the method's step, its recovery or Retrain diverged (a non-finite
+                loss or non-finite weights); nothing non-finite is returned or cached.
         """
         if isinstance(method, str):
             method = create_unlearner(method, self.config.options.get(method))
@@ -141,6 +159,7 @@ class Experiment:
         )  # fmt: skip
         start = time.perf_counter()
         result = method.unlearn(trained.state, ctx)
+        check_step(result.state, method.name, self.config.options.get(method.name))
         step_costs = ctx.costs + result.costs + Costs(seconds=time.perf_counter() - start)
         first = self._curve_point(result.state, split) if self.config.eval.curve_every else {}
         if result.schedule == "none":
@@ -160,7 +179,11 @@ class Experiment:
 
         Besides the four metrics and the validation accuracy: the backdoor's attack success
         rate and the class-wise test accuracies, where the scenario has them.
+
+        Raises:
+            DivergenceError: ``state`` holds NaN or infinite weights.
         """
+        check_evaluable(state)
         metrics = evaluate(
             self.model, state, self.split(request or self.scenario.request), self.federation,
             self.streams, self.config.eval, device=self.device,
@@ -193,6 +216,9 @@ class Experiment:
             "model": to_dict(self.config.model),
             "train": to_dict(self.config.train),
             "seed": self.seed,
+            "device": self.device.type,
+            # a parallel reduction sums in another order: results depend on the thread count
+            "threads": torch.get_num_threads(),
             **extra,
         }
 

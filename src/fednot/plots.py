@@ -47,16 +47,20 @@ def delta_chart(
     shades the attack's noise floor. The last panel is the per-seed average gap (≥ 0). A method
     far off the others' scale (a diverged baseline) would flatten every other interval, so each
     panel's axis ends at `_axis_limit` and such a method is drawn clipped at the edge, with its
-    numbers written beside it.
+    numbers written beside it. A method that diverged on every seed has no numbers and is left
+    out; one that diverged on some seeds shows the others, its label saying how many diverged.
     """
     plt = _pyplot()
-    rows = [r for r in summary if r["method"] != REFERENCE]
+    rows = [r for r in summary if r["method"] != REFERENCE and r["seeds"]]
     panels = [*GAP_METRICS, "avg_gap"]
     height = max(3.2, 0.42 * len(rows) + 1.6)
     fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), height), sharey=True)
     ys = list(range(len(rows)))[::-1]
     for axis, panel in zip(axes, panels, strict=True):
-        stats = [row["avg_gap"] if panel == "avg_gap" else row[panel].get("delta") for row in rows]
+        stats = [
+            row["avg_gap"] if panel == "avg_gap" else (row[panel] or {}).get("delta")
+            for row in rows
+        ]
         limit = _axis_limit([s for s in stats if s is not None])
         for y, (i, row), stat in zip(ys, enumerate(rows), stats, strict=True):
             if stat is None:
@@ -85,11 +89,16 @@ def delta_chart(
         axis.set_title(title, fontsize=10)
         axis.set_xlabel("points" if panel == "avg_gap" else "method − Retrain (points)")
         axis.grid(axis="x", alpha=0.3)
-    axes[0].set_yticks(ys, [r["title"] for r in rows])
+    axes[0].set_yticks(ys, [_label(r) for r in rows])
     fig.suptitle(f"Difference to Retrain, mean and 95 % CI over seeds\n{subtitle}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _label(row: Mapping[str, Any]) -> str:
+    diverged = len(row.get("diverged") or [])
+    return f"{row['title']} ({diverged} diverged)" if diverged else str(row["title"])
 
 
 def _axis_limit(stats: Sequence[Mapping[str, float]]) -> float:

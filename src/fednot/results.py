@@ -6,6 +6,7 @@ Each record's ``avg_gap`` is taken against the Retrain of the same seed. Summari
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -24,17 +25,21 @@ class Record:
     Comp.); ``rounds_to_target`` is the first recovery round whose retained-validation accuracy
     reaches Retrain's final one (``None``: not within the budget), an oracle measurement that
     no method stops on by default (docs/protocol.md).
+
+    A cell whose method diverged (its step or recovery produced non-finite values) has
+    ``diverged`` set to the reason and no metrics: the `MEASURED` fields and ``avg_gap`` are
+    ``None`` and its costs, rounds and seconds are 0 (not measured). Summaries leave it out.
     """
 
     method: str
     title: str
     seed: int
-    retain_acc: float
-    forget_acc: float
-    test_acc: float
-    mia: float
-    mia_std: float
-    val_acc: float
+    retain_acc: float | None  # None only in a diverged record, as the other metrics
+    forget_acc: float | None
+    test_acc: float | None
+    mia: float | None
+    mia_std: float | None
+    val_acc: float | None
     scenario: str
     asr: float | None
     forget_class_acc: float | None
@@ -54,10 +59,50 @@ class Record:
     mia_floor: float | None = None  # the MIA's permutation noise floor (half-width, points)
     cached: bool = False
     notes: dict[str, Any] = field(default_factory=dict)
+    diverged: str = ""  # why the method diverged on this seed ("": it did not)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Record:
+        """Inverse of `to_dict`, also of its `json_safe` form (a NaN metric stored as null)."""
+        values = dict(data)
+        if not values.get("diverged"):
+            for name in MEASURED:
+                if values.get(name) is None:
+                    values[name] = math.nan
+        return cls(**values)
+
+    @classmethod
+    def of_divergence(
+        cls, method: str, title: str, seed: int, *, scenario: str, requirements: str, reason: str
+    ) -> Record:
+        """The record of a cell whose method diverged: ``reason``, and no metrics."""
+        return cls(
+            method=method, title=title, seed=seed, retain_acc=None, forget_acc=None,
+            test_acc=None, mia=None, mia_std=None, val_acc=None, scenario=scenario, asr=None,
+            forget_class_acc=None, remaining_class_test_acc=None, avg_gap=None, comm_bytes=0,
+            flops=0, step_comm_bytes=0, step_flops=0, rounds=0, stop_reason="diverged",
+            rounds_to_target=None, comm_to_target=None, seconds=0.0, requirements=requirements,
+            diverged=reason,
+        )  # fmt: skip
+
+
+MEASURED: tuple[str, ...] = ("retain_acc", "forget_acc", "test_acc", "mia", "mia_std", "val_acc")
+"""The metrics every record has, unless its method diverged."""
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by ``None`` (strict JSON's null)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def rounds_to_target(val_accs: Sequence[float], target: float) -> int | None:
@@ -74,7 +119,7 @@ def with_gaps(records: Sequence[Record]) -> list[Record]:
     out = []
     for r in records:
         ref = reference.get(r.seed)
-        gap = avg_gap(r.to_dict(), ref) if ref is not None else None
+        gap = avg_gap(r.to_dict(), ref) if ref is not None and not r.diverged else None
         out.append(Record(**{**r.to_dict(), "avg_gap": gap}))
     return out
 

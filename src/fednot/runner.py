@@ -15,7 +15,12 @@ Run directory::
 
 ``results.json`` is rewritten after every (method, seed) cell, so an interrupted run loses at
 most the cell in progress; running the same command on the same directory again skips the cells
-already done (pre-training and Retrain also resume from the model cache).
+already done (pre-training and Retrain also resume from the model cache). It is strict JSON: a
+missing or undefined number (a one-seed interval's bounds) is ``null``.
+
+A method whose step or recovery diverges (`fednot.errors.DivergenceError`) is recorded as
+diverged with the reason and the run goes on; the cell counts as done (it is deterministic).
+Pre-training or Retrain diverging ends the run with the error.
 """
 
 from __future__ import annotations
@@ -32,16 +37,24 @@ from fednot.cache import atomic_save, atomic_write_text
 from fednot.comparison import summarize, tradeoff_curves
 from fednot.config import RunConfig
 from fednot.configio import to_dict, to_toml
-from fednot.errors import ConfigError
+from fednot.errors import ConfigError, DivergenceError
 from fednot.evaluation import Metrics
 from fednot.experiment import Experiment
 from fednot.federation.aggregate import clone_state
 from fednot.federation.history import HistorySpec
-from fednot.outcome import UnlearnOutcome
+from fednot.outcome import Trained, UnlearnOutcome
 from fednot.plots import delta_chart, tradeoff_chart
 from fednot.progress import Progress, Silent
 from fednot.report import describe_setup, report_markdown
-from fednot.results import ORIGINAL, REFERENCE, Record, csv_text, rounds_to_target, with_gaps
+from fednot.results import (
+    ORIGINAL,
+    REFERENCE,
+    Record,
+    csv_text,
+    json_safe,
+    rounds_to_target,
+    with_gaps,
+)
 from fednot.tables import noise_floor
 from fednot.unlearning.base import Unlearner
 from fednot.unlearning.registry import create_unlearner
@@ -96,7 +109,7 @@ class Run:
                 f"{self.run_dir} holds a run with another configuration; choose another --out "
                 "(or delete the folder) to start a new run."
             )
-        self.records = [Record(**r) for r in previous.get("records", [])]
+        self.records = [Record.from_dict(r) for r in previous.get("records", [])]
         self.logs = previous.get("logs", {})
         self.requests = previous.get("requests", {})
         if self.records:
@@ -106,9 +119,11 @@ class Run:
         return next((r for r in self.records if r.method == method and r.seed == seed), None)
 
     def execute(self) -> list[dict[str, Any]]:
-        """Run every (method, seed) cell not yet done; return the summary."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(to_toml(self.config), self.run_dir / "config.toml")
+        """Run every (method, seed) cell not yet done; return the summary.
+
+        Everything that can be checked is checked before the run folder is written: the
+        methods, their options against the model, the first pending seed's data and request.
+        """
         methods = {
             name: create_unlearner(name, self.config.options.get(name))
             for name in methods_of(self.config)
@@ -122,12 +137,13 @@ class Run:
         for name, reason in self.not_applicable.items():
             self.progress.info(f"skipping {name}: {reason}")
             del methods[name]
-        for seed in self.config.seeds:
-            if all(self._done(m, seed) for m in [ORIGINAL, *methods]):
-                continue
-            exp = Experiment(self.config, seed, progress=self.progress)
-            for method in methods.values():
-                method.validate(exp.model)  # fail before any training
+        pending = [s for s in self.config.seeds if not self._seed_done(s, methods)]
+        first = self._experiment(pending[0], methods.values()) if pending else None
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(to_toml(self.config), self.run_dir / "config.toml")
+        for seed in pending:
+            exp = first if first is not None and first.seed == seed else None
+            exp = exp or self._experiment(seed, methods.values())
             if exp.partition is not None:
                 exp.partition.save(self.run_dir / f"partition-seed{seed}.json")
             self.requests[f"seed{seed}"] = exp.scenario.request.to_dict()
@@ -139,17 +155,43 @@ class Run:
             for name, method in methods.items():
                 if self._done(name, seed):
                     continue
-                reference = self._done(REFERENCE, seed)
-                outcome = exp.unlearn(
-                    trained, exp.scenario.request, method,
-                    reference_val_acc=reference.val_acc if reference else None,
-                )  # fmt: skip
-                title = type(method).title or name
-                self._add(exp, name, title, outcome.state, outcome, method.requirements.describe())
+                self._cell(exp, trained, method)
         summary, curves = self._summaries()
         self._write(summary, curves)
         self.write_charts(summary, curves)
         return summary
+
+    def _seed_done(self, seed: int, methods: Iterable[str]) -> bool:
+        return all(self._done(m, seed) for m in [ORIGINAL, *methods])
+
+    def _experiment(self, seed: int, methods: Iterable[Unlearner]) -> Experiment:
+        """The seed's experiment, after checking the methods and the request against it."""
+        exp = Experiment(self.config, seed, progress=self.progress)
+        for method in methods:
+            method.validate(exp.model)  # fail before any training
+        exp.check_request()
+        return exp
+
+    def _cell(self, exp: Experiment, trained: Trained, method: Unlearner) -> None:
+        """Unlearn with ``method``, evaluate, record; a divergence (not Retrain's) is recorded."""
+        title, needs = type(method).title or method.name, method.requirements.describe()
+        reference = self._done(REFERENCE, exp.seed)
+        try:
+            outcome = exp.unlearn(
+                trained, exp.scenario.request, method,
+                reference_val_acc=reference.val_acc if reference else None,
+            )  # fmt: skip
+            self._add(exp, method.name, title, outcome.state, outcome, needs)
+        except DivergenceError as error:
+            if method.name == REFERENCE:
+                raise
+            record = Record.of_divergence(
+                method.name, title, exp.seed, scenario=exp.scenario.kind, requirements=needs,
+                reason=str(error),
+            )  # fmt: skip
+            self.records = with_gaps([*self.records, record])
+            self.progress.info(f"{title}: diverged (recorded; the run goes on). {error}")
+            self._write(*self._summaries())
 
     def _add(
         self, exp: Experiment, name: str, title: str, state: dict[str, Any],
@@ -190,7 +232,8 @@ class Run:
             "tradeoff": curves,
             "logs": self.logs,
         }
-        atomic_write_text(json.dumps(data, indent=1), self.run_dir / "results.json")
+        text = json.dumps(json_safe(data), indent=1, allow_nan=False)
+        atomic_write_text(text, self.run_dir / "results.json")
         atomic_write_text(csv_text(self.records), self.run_dir / "results.csv")
         report = report_markdown(self.config, summary, self.not_applicable)
         atomic_write_text(report, self.run_dir / "results.md")

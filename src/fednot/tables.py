@@ -26,6 +26,7 @@ _POINT_HEADER = {"comm25": "@25 % comm.", "comm50": "@50 % comm.", "comm100": "@
 BEYOND = "†"
 BELOW_NOISE = "‡"
 NOT_DISTINGUISHABLE = "≈"
+DIVERGED = "§"
 
 
 def point_text(key: str, recovery_rounds: int | None = None) -> str:
@@ -98,7 +99,11 @@ def main_table(
     ]  # fmt: skip
     lines = [f"| {' | '.join(header)} |", f"|{'---|' * len(header)}"]
     for row in summary:
-        cells = [row["title"], *(_metric_cell(row, m, floor) for m in GAP_METRICS)]
+        if not row["seeds"]:  # diverged on every seed: no numbers
+            text = f"diverged on every seed {DIVERGED}"
+            lines.append(f"| {' | '.join([row['title'], text, *['—'] * (len(header) - 2)])} |")
+            continue
+        cells = [_title(row), *(_metric_cell(row, m, floor) for m in GAP_METRICS)]
         cells.append(format_interval(row["avg_gap"]))
         for key in reading_points()[1:]:
             text = format_interval(row["gap_at"].get(key))
@@ -121,7 +126,44 @@ def main_table(
     if not_applicable:
         lines.append("")
         lines += [f"- {name}: {reason}" for name, reason in not_applicable.items()]
+    notes = divergence_notes(summary)
+    if notes:
+        lines += ["", *notes]
     return "\n".join(lines)
+
+
+def _title(row: Mapping[str, Any]) -> str:
+    """The method's name; with the count of diverged seeds, if some diverged."""
+    diverged = len(row.get("diverged") or [])
+    if not diverged:
+        return str(row["title"])
+    return (
+        f"{row['title']} ({diverged} of {diverged + len(row['seeds'])} seeds diverged {DIVERGED})"
+    )
+
+
+def divergence_notes(summary: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One line per method that diverged on some seed: how many, and why."""
+    out = []
+    for row in summary:
+        diverged = row.get("diverged") or []
+        if not diverged:
+            continue
+        total = len(diverged) + len(row["seeds"])
+        scope = (
+            f"every seed ({total}): it has no numbers and is not compared"
+            if not row["seeds"]
+            else f"{len(diverged)} of {total} seeds, left out of its cells and paired differences"
+        )
+        by_reason: dict[str, list[str]] = {}
+        for d in diverged:
+            by_reason.setdefault(d["reason"], []).append(str(d["seed"]))
+        reasons = " ".join(
+            f"{'Seed' if len(seeds) == 1 else 'Seeds'} {', '.join(seeds)}: {reason}"
+            for reason, seeds in by_reason.items()
+        )
+        out.append(f"- {DIVERGED} {row['title']} diverged on {scope}. {reasons}")
+    return out
 
 
 def paired_table(summary: Sequence[Mapping[str, Any]]) -> str:
@@ -151,7 +193,8 @@ def statements(summary: Sequence[Mapping[str, Any]], recovery_rounds: int | None
 
     A method is named "lower" or "higher" only when the paired 95 % CI of the difference
     excludes 0; the others are listed as not distinguishable, with their numbers. Differences
-    are the reference's per-seed gap minus the other method's.
+    are the reference's per-seed gap minus the other method's, over the seeds where both have
+    values; a method that diverged on some seed is listed with that count, never ranked on it.
     """
     titles = {row["method"]: row["title"] for row in summary}
     beyond = {row["method"]: row.get("beyond_run", {}) for row in summary}
@@ -199,8 +242,20 @@ def statements(summary: Sequence[Mapping[str, Any]], recovery_rounds: int | None
             )
             out.append(f"{where}: " + ". ".join(parts) + f".{note}")
     if not out:
-        return "- No paired comparison is possible (fewer than two seeds, or no NoT/FT row)."
+        out.append("- No paired comparison is possible (fewer than two seeds, or no NoT/FT row).")
+    out += [_diverged_statement(row) for row in summary if row.get("diverged")]
     return "\n".join(out)
+
+
+def _diverged_statement(row: Mapping[str, Any]) -> str:
+    diverged = len(row["diverged"])
+    if not row["seeds"]:
+        return f"- {row['title']} diverged on every seed: it is not ranked."
+    seeds = "seed" if len(row["seeds"]) == 1 else "seeds"
+    return (
+        f"- {row['title']} diverged on {diverged} of {diverged + len(row['seeds'])} seeds: it is "
+        f"compared on the other {len(row['seeds'])} {seeds} only."
+    )
 
 
 def _seeds(summary: Sequence[Mapping[str, Any]], method: str) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Sequence
 
@@ -13,10 +14,17 @@ from fednot.errors import FedNotError
 from fednot.integrations.flower_cli import register_cli as register_flower
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    add_config_arguments(parser)
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+def _common(
+    parser: argparse.ArgumentParser, *, checkpoint: bool = False, quiet: bool = True
+) -> None:
+    add_config_arguments(parser, checkpoint=checkpoint)
+    parser.add_argument(
+        "--threads", type=int,
+        help="torch threads, recorded in the configuration and the cache keys (default: "
+        "torch's choice, the number of cores)",
+    )  # fmt: skip
+    if quiet:
+        parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=commands.train)
 
     p = sub.add_parser("unlearn", help="apply a method to a checkpoint for a forget request")
-    _common(p)
+    _common(p, checkpoint=True)
     p.add_argument("--checkpoint", required=True, help="checkpoint written by `fednot train`")
     p.add_argument("--method", default="not", help="method name (see `fednot methods`)")
     p.add_argument("--forget-clients", help="comma-separated client ids (default: from the config)")
@@ -89,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=commands.unlearn)
 
     p = sub.add_parser("eval", help="retain/forget/test accuracy and MIA of a checkpoint")
-    _common(p)
+    _common(p, checkpoint=True, quiet=False)
     p.add_argument("--checkpoint", required=True, help="checkpoint written by fednot")
     p.add_argument(
         "--forget-clients", help="comma-separated client ids (default: the checkpoint's)"
@@ -97,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=commands.evaluate)
 
     p = sub.add_parser("config", help="print the resolved configuration as TOML")
-    _common(p)
+    _common(p, quiet=False)
     p.set_defaults(handler=commands.show_config)
 
     p = sub.add_parser("methods", help="list the unlearning methods and what each needs")
@@ -118,6 +126,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FedNotError as e:
         print(f"fednot: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a file system failure during the work (disk full, permissions)
+        if e.filename is None and e.errno not in (errno.ENOSPC, errno.EROFS, errno.EDQUOT):
+            raise
+        where = f" {e.filename}" if e.filename else ""
+        print(
+            f"fednot: error: cannot read or write{where}: {e.strerror or e}. Finished rounds and "
+            "cells are saved; free space or fix permissions, then run the same command again.",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         print(
             "\nfednot: interrupted. Finished rounds and cells are saved; run the same command "

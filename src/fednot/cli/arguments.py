@@ -5,10 +5,20 @@ from __future__ import annotations
 import argparse
 
 
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--preset``, ``-c/--config`` and repeatable ``--set KEY=VALUE`` (into ``overrides``)."""
-    parser.add_argument("--preset", help="a shipped preset to start from (see `fednot presets`)")
-    parser.add_argument("-c", "--config", help="TOML configuration file, applied over the preset")
+def add_config_arguments(parser: argparse.ArgumentParser, *, checkpoint: bool = False) -> None:
+    """``--preset``, ``-c/--config`` and repeatable ``--set KEY=VALUE`` (into ``overrides``).
+
+    With ``checkpoint=True`` (commands that read a checkpoint) the file and the overrides update
+    the checkpoint's configuration, and ``--preset`` is hidden: a checkpoint fixes what a preset
+    would set, so the command refuses it with a message.
+    """
+    preset = "a shipped preset to start from (see `fednot presets`)"
+    parser.add_argument("--preset", help=argparse.SUPPRESS if checkpoint else preset)
+    parser.add_argument(
+        "-c", "--config",
+        help="TOML file of unlearning/evaluation settings, applied over the checkpoint's "
+        "configuration" if checkpoint else "TOML configuration file, applied over the preset",
+    )  # fmt: skip
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a configuration value, e.g. --set train.rounds=30 (repeatable)",

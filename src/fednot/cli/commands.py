@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-
-import torch
+from typing import Any
 
 from fednot.checkpoint import load_checkpoint, save_checkpoint
 from fednot.config import RunConfig
-from fednot.configio import load_config, to_toml
+from fednot.configio import as_overrides, load_config, read_toml, to_toml
+from fednot.environment import use_threads
 from fednot.errors import ConfigError
 from fednot.experiment import Experiment
+from fednot.paths import check_writable_dir, check_writable_file
+from fednot.preflight import check_state
 from fednot.presets import preset_description, preset_names, scenario_names
 from fednot.progress import Progress, Silent
 from fednot.runner import Run, default_run_dir
@@ -23,12 +27,11 @@ from fednot.types import ForgetRequest
 from fednot.unlearning.registry import unlearner_class, unlearner_names
 
 
-def _setup(args: argparse.Namespace, config: RunConfig) -> Progress:
-    threads = args.threads or config.threads
-    if threads:
-        torch.set_num_threads(threads)
-    quiet = args.quiet or os.environ.get("CI", "").lower() in ("1", "true")
-    return Silent() if quiet else Progress()
+def _setup(args: argparse.Namespace, config: RunConfig) -> tuple[RunConfig, Progress]:
+    """Apply the thread count and record it in the configuration; the progress reporter."""
+    config = replace(config, threads=use_threads(config.threads))
+    quiet = getattr(args, "quiet", False) or os.environ.get("CI", "").lower() in ("1", "true")
+    return config, (Silent() if quiet else Progress())
 
 
 def _clients(text: str | None) -> tuple[int, ...] | None:
@@ -40,18 +43,47 @@ def _clients(text: str | None) -> tuple[int, ...] | None:
         raise ConfigError(f"Expected comma-separated client ids, got {text!r}.") from e
 
 
+def _threads(args: argparse.Namespace) -> list[str]:
+    threads = getattr(args, "threads", None)
+    return [] if threads is None else [f"threads={threads}"]
+
+
 def _config(args: argparse.Namespace, extra: list[str] | None = None) -> RunConfig:
     return load_config(
-        args.config, [*args.overrides, *(extra or [])], preset=args.preset,
+        args.config, [*args.overrides, *(extra or []), *_threads(args)], preset=args.preset,
         scenario=getattr(args, "scenario", None),
     )  # fmt: skip
 
 
+def _from_checkpoint(
+    args: argparse.Namespace, extra: list[str] | None = None
+) -> tuple[dict[str, Any], RunConfig]:
+    """A checkpoint and its configuration, updated by ``-c FILE``, then ``--set``, then ``extra``.
+
+    The checkpoint fixes data, model and pre-training; the file and the overrides may change the
+    unlearning and evaluation settings (`fednot.checkpoint.load_checkpoint` refuses the rest).
+    """
+    if args.preset is not None:
+        raise ConfigError(
+            "--preset does not apply to a checkpoint: its configuration fixes data, model and "
+            "training. Change unlearning or evaluation settings with -c FILE or --set KEY=VALUE."
+        )
+    from_file = as_overrides(read_toml(args.config)) if args.config else []
+    overrides = [*from_file, *args.overrides, *(extra or []), *_threads(args)]
+    return load_checkpoint(Path(args.checkpoint), overrides)
+
+
+def _check_cache(config: RunConfig) -> None:
+    if config.cache_dir:
+        check_writable_dir(Path(config.cache_dir), "the model cache", "--set cache_dir=PATH")
+
+
 def run(args: argparse.Namespace) -> int:
     """``fednot run``."""
-    config = _config(args)
-    progress = _setup(args, config)
+    config, progress = _setup(args, _config(args))
     run_dir = Path(args.out) if args.out else default_run_dir(config)
+    check_writable_dir(run_dir, "the run folder", "--out")
+    _check_cache(config)
     runner = Run(config, run_dir, progress=progress)
     summary = runner.execute()
     print(main_table(summary, runner.not_applicable))
@@ -82,17 +114,18 @@ def study(args: argparse.Namespace) -> int:
     from fednot.analysis.registry import analysis
 
     extra = [f"seeds=[{args.seeds}]"] if args.seeds else []
-    config = _config(args, extra)
-    progress = _setup(args, config)
+    config, progress = _setup(args, _config(args, extra))
     options = {}
     for text in args.params:
         key, sep, value = text.partition("=")
-        if not sep:
+        if not sep or not key.strip():
             raise ConfigError(f"Expected --param KEY=VALUE, got {text!r}.")
         options[key.strip()] = value.strip()
-    function = analysis(args.group, args.kind)
+    function = analysis(args.group, args.kind, options)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out) if args.out else Path(config.out_dir) / f"{args.group}-{args.kind}-{stamp}"
+    check_writable_dir(out, "the output folder", "--out")
+    _check_cache(config)
     path = function(Study(config, out, progress, options))
     print(f"Report written to {path} (figures and data beside it)")
     return 0
@@ -117,10 +150,12 @@ def presets(args: argparse.Namespace) -> int:
 
 def train(args: argparse.Namespace) -> int:
     """``fednot train``."""
-    config = _config(args)
-    progress = _setup(args, config)
+    config, progress = _setup(args, _config(args))
+    check_writable_file(Path(args.out), "the checkpoint", "--out")
+    _check_cache(config)
     seed = config.seeds[0] if args.seed is None else args.seed
     exp = Experiment(config, seed, progress=progress)
+    exp.check_request()  # the checkpoint's request must be evaluable later
     trained = exp.pretrain()
     save_checkpoint(
         Path(args.out), trained.state, config, seed, "pretrain", log=trained.log.to_dict()
@@ -132,20 +167,28 @@ def train(args: argparse.Namespace) -> int:
 
 def unlearn(args: argparse.Namespace) -> int:
     """``fednot unlearn``."""
-    overrides = list(args.overrides)
+    overrides = []
     clients = _clients(args.forget_clients)
     if clients is not None:
         overrides.append(f"unlearn.forget_clients={list(clients)}")
-    if args.weights_only:
-        overrides.append(f"options.{args.method}.negate_bias=false")
     if args.method not in unlearner_names():
         unlearner_class(args.method)  # raises with the list of known methods
+    if args.weights_only:
+        if "negate_bias" not in inspect.signature(unlearner_class(args.method)).parameters:
+            raise ConfigError(
+                f"--weights-only applies to methods that negate a layer (not, not_wb); "
+                f"{args.method!r} has no such option."
+            )
+        overrides.append(f"options.{args.method}.negate_bias=false")
     overrides.append(f"unlearn.methods={json.dumps([args.method])}")
-    payload, config = load_checkpoint(Path(args.checkpoint), overrides)
-    progress = _setup(args, config)
+    check_writable_file(Path(args.out), "the unlearned checkpoint", "--out")
+    payload, config = _from_checkpoint(args, overrides)
+    config, progress = _setup(args, config)
     seed = int(payload["seed"])
     exp = Experiment(config, seed, progress=progress)
     request = ForgetRequest(clients=config.unlearn.forget_clients)
+    exp.check_request(request)
+    check_state(exp.model, payload["state"], args.checkpoint)
     outcome = exp.unlearn(payload["state"], request, args.method)
     save_checkpoint(
         Path(args.out), outcome.state, config, seed, "unlearned", method=args.method,
@@ -161,14 +204,17 @@ def unlearn(args: argparse.Namespace) -> int:
 
 def evaluate(args: argparse.Namespace) -> int:
     """``fednot eval``."""
-    payload, config = load_checkpoint(Path(args.checkpoint), args.overrides)
-    _setup(args, config)
+    payload, config = _from_checkpoint(args)
+    config, _ = _setup(args, config)
     clients = _clients(args.forget_clients)
     if clients is None:
         stored = payload.get("request") or {}
         clients = tuple(stored.get("clients", config.unlearn.forget_clients))
     exp = Experiment(config, int(payload["seed"]))
-    metrics = exp.evaluate(payload["state"], ForgetRequest(clients=clients))
+    request = ForgetRequest(clients=clients)
+    exp.check_request(request)
+    check_state(exp.model, payload["state"], args.checkpoint)
+    metrics = exp.evaluate(payload["state"], request)
     print(
         json.dumps(
             {"checkpoint": args.checkpoint, "forget_clients": list(clients), **metrics.to_dict()},
@@ -180,7 +226,8 @@ def evaluate(args: argparse.Namespace) -> int:
 
 def show_config(args: argparse.Namespace) -> int:
     """``fednot config``."""
-    print(to_toml(_config(args)), end="")
+    config, _ = _setup(args, _config(args))
+    print(to_toml(config), end="")
     return 0
 
 

@@ -13,8 +13,9 @@ run resumed at round r continues as if it had never stopped.
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -24,8 +25,9 @@ from torch import nn
 from fednot.data.federated import Federation
 from fednot.federation.aggregate import weighted_average
 from fednot.federation.costs import Costs, FlopMeter, state_bytes
+from fednot.federation.divergence import Stage, describe_non_finite, non_finite, stage_of
 from fednot.federation.history import TrainingHistory
-from fednot.federation.local import LocalRecipe, accuracy, local_train
+from fednot.federation.local import LocalRecipe, LocalUpdate, accuracy, local_train
 from fednot.progress import Progress
 from fednot.seeding import SeedStreams
 from fednot.types import StateDict
@@ -111,7 +113,12 @@ CheckpointHook = Callable[[StateDict, TrainLog], None]
 
 
 class FedAvg:
-    """Runs FedAvg rounds over a federation, sequentially, on one device."""
+    """Runs FedAvg rounds over a federation, sequentially, on one device.
+
+    Every round checks its clients' losses and the new global state: a non-finite value raises
+    `fednot.errors.DivergenceError` (naming ``stage``; default: derived from ``phase``, ``label``
+    and the recipe's learning rate) before any hook, history or checkpoint sees the state.
+    """
 
     def __init__(
         self,
@@ -129,6 +136,7 @@ class FedAvg:
         eval_batch_size: int = 512,
         history: TrainingHistory | None = None,
         communicates: bool = True,
+        stage: Stage | None = None,
     ) -> None:
         self.model = model
         self.federation = federation
@@ -143,6 +151,7 @@ class FedAvg:
         self.eval_batch_size = eval_batch_size
         self.history = history
         self.communicates = communicates
+        self.stage = stage or stage_of(phase, self.label, recipe.lr)
         self._val = federation.pooled_val()
 
     def participants(self, round_: int) -> tuple[int, ...]:
@@ -160,6 +169,9 @@ class FedAvg:
         """Run one round from the global ``state``; return the new global state and its record.
 
         With ``validate=False`` the record's ``val_acc`` is NaN (no evaluation is run).
+
+        Raises:
+            DivergenceError: a client's loss or the new global state is not finite.
         """
         start = time.perf_counter()
         clients = self.participants(round_)
@@ -172,6 +184,7 @@ class FedAvg:
             for k in clients
         ]  # fmt: skip
         new_state = weighted_average([u.state for u in updates], [u.num_samples for u in updates])
+        self._check(round_, clients, updates, new_state)
         if self.history is not None:
             self.history.record(
                 round_, state, {k: u.state for k, u in zip(clients, updates, strict=True)},
@@ -196,6 +209,22 @@ class FedAvg:
             seconds=time.perf_counter() - start,
         )
         return new_state, record
+
+    def _check(
+        self, round_: int, clients: Sequence[int], updates: Sequence[LocalUpdate],
+        new_state: StateDict,
+    ) -> None:  # fmt: skip
+        """Raise `DivergenceError` for a non-finite client loss or global state."""
+        for k, update in zip(clients, updates, strict=True):
+            if not math.isfinite(update.loss):
+                raise self.stage.error(round_, f"the training loss is {update.loss}", (k,))
+        bad = non_finite(new_state)
+        if bad:
+            culprits = tuple(
+                k for k, u in zip(clients, updates, strict=True) if non_finite(u.state)
+            )
+            what = f"the aggregated model has {describe_non_finite(bad, new_state)}"
+            raise self.stage.error(round_, what, culprits)
 
     def run(
         self,

@@ -18,6 +18,12 @@ class c, their k_c = min(members of c, non-members of c) smallest-key samples of
 the two sides cannot differ by class alone (which, for skewed forget sets, would let even
 Retrain score above 50). `mia_noise_floor` permutes which losses are members within each drawn
 sample (and class): chance scores, saying how far from 50 a score must be to mean anything.
+
+Infinite losses: finite weights can still give logits that overflow, and so a per-sample loss
+of +inf. Such a loss is replaced by the largest finite loss of either side (-inf by the
+smallest; 0 if no loss is finite): the sample counts as predicted at least as badly as any
+other, the order of the losses is kept, and no arbitrary stand-in far above the others (which
+would dominate the one-feature fit) or NaN reaches the fit. A NaN loss is an error.
 """
 
 from __future__ import annotations
@@ -300,11 +306,13 @@ def _draws(
         "or neither.",
     )
     sides = []
-    for name, losses, labels in (("member", m_losses, m_labels), ("nonmember", n_losses, n_labels)):
-        loss = np.asarray(losses, dtype=np.float64).ravel()
+    raw = [np.asarray(losses, dtype=np.float64).ravel() for losses in (m_losses, n_losses)]
+    for name, loss, labels in zip(
+        ("member", "nonmember"), clamp_infinite(*raw), (m_labels, n_labels), strict=True
+    ):
         label = np.zeros(len(loss), np.intp) if labels is None else np.asarray(labels).ravel()
-        bad = int((~np.isfinite(loss)).sum())
-        _require(not bad, f"{name}_losses must be finite, got {bad} NaN/inf; drop those samples.")
+        bad = int(np.isnan(loss).sum())
+        _require(not bad, f"{name}_losses must not be NaN, got {bad} NaN; drop those samples.")
         _require(
             len(label) == len(loss),
             f"{name}_labels needs one label per loss, got {len(label)} for {len(loss)} losses.",
@@ -324,6 +332,17 @@ def _draws(
     ends = np.cumsum(counts)
     groups = [np.r_[e - k : e, n + e - k : n + e] for e, k in zip(ends, counts, strict=True)]
     return np.concatenate([m_loss[m_index], n_loss[n_index]], axis=1), groups
+
+
+def clamp_infinite(*sides: FloatArray) -> list[FloatArray]:
+    """``sides`` with ±inf replaced by the largest (smallest) finite value of all of them.
+
+    See the module docstring, "Infinite losses"; 0 stands in when no value is finite. NaN is
+    left as it is.
+    """
+    finite = np.concatenate([side[np.isfinite(side)] for side in sides])
+    high, low = (float(finite.max()), float(finite.min())) if finite.size else (0.0, 0.0)
+    return [np.where(np.isposinf(s), high, np.where(np.isneginf(s), low, s)) for s in sides]
 
 
 def _view(buffer: FloatArray, shape: tuple[int, ...]) -> FloatArray:

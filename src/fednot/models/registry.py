@@ -61,9 +61,17 @@ def create_model(
     kwargs = check_options(
         factory, options or {}, f"model {name!r}", skip=("input_shape", "num_classes")
     )
-    if generator is None:
-        return factory(input_shape=input_shape, num_classes=num_classes, **kwargs)
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return factory(input_shape=input_shape, num_classes=num_classes, **kwargs)
+    try:
+        if generator is None:
+            return factory(input_shape=input_shape, num_classes=num_classes, **kwargs)
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return factory(input_shape=input_shape, num_classes=num_classes, **kwargs)
+    except ConfigError:
+        raise
+    except (RuntimeError, ValueError, AssertionError, ZeroDivisionError) as e:
+        raise ConfigError(
+            f"Model {name!r} cannot be built for inputs {input_shape} and {num_classes} classes "
+            f"with options {dict(kwargs)} ({type(e).__name__}: {e}); check model.options."
+        ) from e

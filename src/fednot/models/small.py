@@ -9,6 +9,15 @@ from collections import OrderedDict
 
 from torch import Tensor, nn
 
+from fednot.errors import ConfigError
+
+
+def _check_widths(model: str, option: str, widths: tuple[int, ...]) -> None:
+    if any(w < 1 for w in widths):
+        raise ConfigError(
+            f"{model}: every entry of model.options.{option} must be >= 1, got {list(widths)}."
+        )
+
 
 def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(
@@ -41,6 +50,7 @@ class CNN(nn.Module):
         num_classes: int,
         channels: tuple[int, int] = (32, 64),
     ) -> None:
+        _check_widths("CNN", "channels", tuple(channels))
         super().__init__()
         in_channels, height, width = input_shape
         self.block1 = _conv_block(in_channels, channels[0])
@@ -69,6 +79,7 @@ class MLP(nn.Module):
         num_classes: int,
         hidden: tuple[int, ...] = (200, 200),
     ) -> None:
+        _check_widths("MLP", "hidden", tuple(hidden))
         super().__init__()
         self.flatten = nn.Flatten()
         widths = [input_shape[0] * input_shape[1] * input_shape[2], *hidden, num_classes]

@@ -1,0 +1,109 @@
+"""Checks that run before the first round: everything that can fail later is tried now.
+
+A configuration that leaves a client without training data, the retained clients without a
+validation sample, the forget set too small for the membership-inference attack, or a model that
+cannot process the data would otherwise fail after pre-training, minutes or hours into a run.
+`Experiment` checks the federation and the model when it is built, and a forget request with
+`Experiment.check_request`, which the command line calls before any output is written.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from fednot.config import RunConfig
+from fednot.data.federated import Federation
+from fednot.data.forget import ForgetSplit
+from fednot.errors import ConfigError
+
+
+def check_federation(federation: Federation, config: RunConfig) -> None:
+    """Every client trains on something, and the server has a test set."""
+    empty = [c.id for c in federation.clients if len(c.train) == 0]
+    if empty:
+        raise ConfigError(
+            f"{len(empty)} of {len(federation.clients)} clients hold no training sample (first: "
+            f"{empty[:5]}); data.num_clients = {config.data.num_clients} is too many for this "
+            "data set: use fewer clients (or, with a Dirichlet partition, a larger "
+            "data.min_client_samples)."
+        )
+    if len(federation.test) == 0:
+        raise ConfigError("The test set is empty: use a larger data.test_fraction.")
+
+
+def check_request(federation: Federation, split: ForgetSplit, config: RunConfig) -> None:
+    """The retained clients can validate, and the forget set can feed the MIA's folds."""
+    if len(split.retained.pooled_val()) == 0:
+        raise ConfigError(
+            "The retained clients hold no validation sample, so no round can be validated: use "
+            "fewer clients (data.num_clients) or a larger data.val_fraction."
+        )
+    folds = config.eval.mia_folds
+    members = split.forget.labels.tolist()
+    if config.eval.mia_nonmembers == "label_matched":
+        test = Counter(federation.test.labels.tolist())
+        usable = sum(min(n, test[c]) for c, n in Counter(members).items())
+        kind = "label-matched "
+    else:
+        usable, kind = min(len(members), len(federation.test)), ""
+    if usable < folds:
+        raise ConfigError(
+            f"The forget set holds {len(members)} samples, {usable} of them usable as "
+            f"{kind}MIA members; the attack's {folds} folds need at least {folds}. Forget more "
+            "data (fewer clients, another forget request), or lower eval.mia_folds."
+        )
+
+
+def check_model(model: nn.Module, federation: Federation, name: str) -> None:
+    """The model has no empty layer and maps a batch of inputs to one logit per class."""
+    empty = [n for n, p in model.named_parameters() if p.numel() == 0]
+    if empty:
+        raise ConfigError(
+            f"Model {name!r} has empty layers {empty[:3]} (a width of 0 in model.options?); "
+            "every width must be >= 1."
+        )
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    batch = torch.zeros((2, *federation.input_shape), device=device)
+    training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(batch)
+    except (RuntimeError, ValueError, AssertionError) as e:
+        raise ConfigError(
+            f"Model {name!r} cannot process inputs of shape {federation.input_shape} ({e}); "
+            "check model.options and data.image_size."
+        ) from e
+    finally:
+        model.train(training)
+    if tuple(out.shape) != (2, federation.num_classes):
+        raise ConfigError(
+            f"Model {name!r} returns outputs of shape {tuple(out.shape)[1:]} per input; "
+            f"expected ({federation.num_classes},), one logit per class."
+        )
+
+
+def check_state(model: nn.Module, state: Mapping[str, torch.Tensor], where: str) -> None:
+    """``state`` has exactly ``model``'s tensors with their shapes (e.g. a checkpoint's)."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    resized = [
+        f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})"
+        for k, v in expected.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    problems = [
+        f"{label}: {', '.join(items[:4])}{' …' if len(items) > 4 else ''}"
+        for label, items in (("missing", missing), ("unexpected", unexpected), ("resized", resized))
+        if items
+    ]
+    if problems:
+        raise ConfigError(
+            f"The model state in {where} does not fit the model its configuration builds "
+            f"({'; '.join(problems)}). Was the file edited, or its configuration changed?"
+        )

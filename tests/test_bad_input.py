@@ -1,0 +1,293 @@
+"""Bad input, as a demanding new user gives it: one clear paragraph, no traceback, no output.
+
+Each case runs the CLI in-process on tiny settings and asserts the exit code, a fragment of the
+message, the absence of a traceback, and that nothing was written: neither the ``--out`` path nor
+anything in the working folder (default run and cache folders).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from fednot.cli.app import main
+
+FAST = [
+    "--set", "data.num_clients=3",
+    "--set", "model.name=mlp",
+    "--set", "model.options.hidden=[16]",
+    "--set", "train.rounds=1",
+    "--set", "train.batch_size=64",
+    "--set", "unlearn.recovery_rounds=1",
+    "--set", "eval.mia_repeats=2",
+    "--set", "eval.mia_null_permutations=0",
+]  # fmt: skip
+
+
+def _sets(*pairs: str) -> list[str]:
+    return [part for pair in pairs for part in ("--set", pair)]
+
+
+def _sys_writable() -> bool:
+    try:
+        fd, path = tempfile.mkstemp(dir="/sys")
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(path)
+    return True
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A tiny checkpoint and the odd files the cases point at."""
+    root = tmp_path_factory.mktemp("bad-input")
+    checkpoint = root / "model.pt"
+    torch.set_num_threads(1)
+    assert main(["train", *FAST, "-q", "--set", "cache_dir=", "--out", str(checkpoint)]) == 0
+    (root / "afile").write_text("not a folder\n")
+    (root / "adir").mkdir()
+    (root / "text.pt").write_text("not a checkpoint\n")
+    (root / "broken.toml").write_text("[[[ not toml\n")
+    (root / "train.toml").write_text("[train]\nrounds = 5\n")
+    (root / "typo.toml").write_text("[unlearn]\nrecovery_round = 1\n")
+    return {
+        "ckpt": str(checkpoint), "file": str(root / "afile"), "dir": str(root / "adir"),
+        "text": str(root / "text.pt"), "broken": str(root / "broken.toml"),
+        "train_toml": str(root / "train.toml"), "typo_toml": str(root / "typo.toml"),
+    }  # fmt: skip
+
+
+RUN = ["run", *FAST, "--out", "{out}"]
+TRAIN = ["train", *FAST, "--out", "{out}"]
+UNLEARN = ["unlearn", "--checkpoint", "{ckpt}", "--out", "{out}"]
+EVAL = ["eval", "--checkpoint", "{ckpt}"]
+
+# (case id, argv, fragment of the message, exit code)
+CASES: list[tuple[str, list[str], str, int]] = [
+    # values of the configuration
+    ("lr-text", [*RUN, *_sets("train.lr=fast")], "Expected `train.lr` to be float", 2),
+    ("lr-zero", [*RUN, *_sets("train.lr=0")], "train.lr must be > 0", 2),
+    ("momentum", [*TRAIN, *_sets("train.momentum=-1")], "train.momentum must be >= 0", 2),
+    ("decay", [*TRAIN, *_sets("train.weight_decay=-0.1")], "train.weight_decay must be >= 0", 2),
+    ("rounds", [*RUN, *_sets("train.rounds=0")], "train.rounds must be >= 1", 2),
+    ("batch", [*RUN, *_sets("train.batch_size=0")], "train.batch_size must be >= 1", 2),
+    ("epochs", [*RUN, *_sets("train.local_epochs=0")], "train.local_epochs must be >= 1", 2),
+    ("participation", [*RUN, *_sets("train.participation=1.5")], "participation", 2),
+    ("patience", [*RUN, *_sets("train.patience=0")], "train.patience must be >= 1", 2),
+    ("optimizer", [*RUN, *_sets("train.optimizer=adam")], "one of ['sgd', 'adamw']", 2),
+    ("clients-0", [*RUN, *_sets("data.num_clients=0")], "data.num_clients must be >= 1", 2),
+    ("dataset", [*RUN, *_sets("data.dataset=nope")], "Unknown data set 'nope'", 2),
+    ("dataset-root", [*RUN, *_sets("data.dataset=cifar10")], "set data.root", 2),
+    ("partition", [*RUN, *_sets("data.partition=weird")], "data.partition", 2),
+    ("alpha", [*RUN, *_sets("data.alpha=0")], "data.alpha must be > 0", 2),
+    ("val-fraction", [*RUN, *_sets("data.val_fraction=1")], "data.val_fraction must lie", 2),
+    ("test-fraction", [*RUN, *_sets("data.test_fraction=0")], "data.test_fraction must lie", 2),
+    ("server", [*RUN, *_sets("data.server_samples=-1")], "data.server_samples must be", 2),
+    ("too-many-clients", [*RUN, *_sets("data.num_clients=2000")], "no validation sample", 2),
+    ("model", [*RUN, *_sets("model.name=resnet")], "Unknown model 'resnet'", 2),
+    ("model-option", [*RUN, *_sets("model.options.bogus=1")], "Unknown option `bogus`", 2),
+    ("width-0", [*TRAIN, *_sets("model.options.hidden=[0]")], "must be >= 1, got [0]", 2),
+    (
+        "cnn-width-0",
+        [*TRAIN, *_sets("model.name=cnn", "model.options={{}}", "model.options.channels=[4, 0]")],
+        "must be >= 1",
+        2,
+    ),
+    (
+        "vit-heads",
+        [*TRAIN, *_sets("model.name=vit", "model.options={{}}", "model.options.heads=3")],
+        "divisible by heads",
+        2,
+    ),
+    ("method", [*RUN, *_sets('unlearn.methods=["nto"]')], "Unknown unlearner 'nto'", 2),
+    ("no-method", [*RUN, *_sets("unlearn.methods=[]")], "must name at least one method", 2),
+    ("forget-range", [*RUN, *_sets("unlearn.forget_clients=[5]")], "out of range", 2),
+    ("forget-all", [*RUN, *_sets("unlearn.forget_clients=[0, 1, 2]")], "keep at least one", 2),
+    ("forget-dup", [*RUN, *_sets("unlearn.forget_clients=[0, 0]")], "duplicates", 2),
+    ("recovery", [*RUN, *_sets("unlearn.recovery_rounds=-1")], "recovery_rounds must be", 2),
+    ("recovery-lr", [*RUN, *_sets("unlearn.recovery_lr=0")], "recovery_lr must be > 0", 2),
+    ("target", [*RUN, *_sets("unlearn.target_val_acc=150")], "target_val_acc", 2),
+    ("target-word", [*RUN, *_sets('unlearn.target_val_acc="best"')], "target_val_acc", 2),
+    ("margin", [*RUN, *_sets("unlearn.target_margin=-1")], "target_margin", 2),
+    ("scenario", [*RUN, *_sets("scenario.kind=weird")], "scenario.kind", 2),
+    (
+        "class-range",
+        [*RUN, *_sets("scenario.kind=class", "scenario.classes=[99]")],
+        "out of range",
+        2,
+    ),  # fmt: skip
+    ("ratio", [*RUN, *_sets("scenario.forget_ratio=0")], "forget_ratio must lie", 2),
+    ("centralized", [*RUN, *_sets("scenario.kind=centralized")], "data.num_clients = 1", 2),
+    ("folds", [*RUN, *_sets("eval.mia_folds=1")], "eval.mia_folds must be >= 2", 2),
+    ("mia-too-small", [*RUN, *_sets("eval.mia_folds=2000")], "MIA members", 2),
+    ("mia-tiny-clients", [*RUN, *_sets("data.num_clients=1000")], "MIA members", 2),  # fmt: skip
+    ("nonmembers", [*RUN, *_sets("eval.mia_nonmembers=other")], "eval.mia_nonmembers", 2),
+    ("curve", [*RUN, *_sets("eval.curve_every=-1")], "eval.curve_every must be", 2),
+    ("seeds-empty", [*RUN, *_sets("seeds=[]")], "seeds must name", 2),
+    ("seeds-dup", [*RUN, *_sets("seeds=[0, 0]")], "duplicates", 2),
+    ("threads-flag", [*TRAIN, "--threads", "-1"], "threads must be >= 1", 2),
+    ("threads-key", [*RUN, *_sets("threads=0")], "threads must be >= 1", 2),
+    ("device", [*TRAIN, *_sets("device=gpu")], "is not a torch device", 2),
+    ("options-unused", [*RUN, *_sets("options.pgd.lr=1")], "options given for ['pgd']", 2),
+    ("option-unknown", [*RUN, *_sets("options.not.bogus=1")], "bogus", 2),
+    ("layer", [*RUN, *_sets('options.not.layers=["nope"]')], "no layer 'nope'", 2),
+    ("key", [*RUN, *_sets("bogus=1")], "Unknown configuration key `bogus`", 2),
+    ("section-key", [*RUN, *_sets("train.bogus=1")], "Unknown configuration key `train.bogus`", 2),
+    ("section-value", [*RUN, *_sets("train=5")], "Expected `train` to be a table", 2),
+    ("override", [*RUN, "--set", "novalue"], "Expected an override of the form key=value", 2),
+    ("config-missing", [*RUN, "-c", "missing.toml"], "does not exist", 2),
+    ("config-broken", [*RUN, "-c", "{broken}"], "is not valid TOML", 2),
+    ("config-folder", [*RUN, "-c", "{dir}"], "is a folder", 2),
+    ("config-typo", [*RUN, "-c", "{typo_toml}"], "Unknown configuration key", 2),
+    ("preset", [*RUN, "--preset", "nope"], "nope", 2),
+    # bench shortcuts
+    ("bench-scenario", ["bench", *FAST, "--scenario", "nope", "--out", "{out}"], "nope", 2),
+    ("bench-methods", ["bench", *FAST, "--methods", "nto", "--out", "{out}"], "'nto'", 2),
+    ("bench-seeds", ["bench", *FAST, "--seeds", "a,b", "--out", "{out}"], "seeds", 2),
+    # file system
+    ("out-file", ["run", *FAST, "--out", "{file}"], "is a file, not a folder", 2),
+    ("cache-file", [*RUN, *_sets("cache_dir={file}")], "is a file, not a folder", 2),
+    ("cache-under-file", [*RUN, *_sets("cache_dir={file}/sub")], "is a file, not a folder", 2),
+    ("train-out-dir", ["train", *FAST, "--out", "{dir}"], "is a folder", 2),
+    ("train-out-under-file", ["train", *FAST, "--out", "{file}/m.pt"], "is a file", 2),
+    ("study-out-file", ["ablate", "layers", *FAST, "--out", "{file}"], "is a file", 2),
+    # divergence: found in the first round, nothing written
+    ("diverge", [*TRAIN, *_sets("train.lr=1e6", "cache_dir=")], "diverged in round 1", 2),
+    # checkpoints
+    (
+        "ckpt-missing",
+        ["unlearn", "--checkpoint", "missing.pt", "--out", "{out}"],
+        "does not exist",
+        2,
+    ),  # fmt: skip
+    ("ckpt-text", ["eval", "--checkpoint", "{text}"], "Re-create it", 2),
+    ("ckpt-method", [*UNLEARN, "--method", "nto"], "Unknown unlearner 'nto'", 2),
+    ("ckpt-preset", [*UNLEARN, "--preset", "mnist5k-cnn"], "--preset does not apply", 2),
+    ("ckpt-eval-preset", [*EVAL, "--preset", "mnist5k-cnn"], "--preset does not apply", 2),
+    ("ckpt-config-train", [*UNLEARN, "-c", "{train_toml}"], "cannot change [train]", 2),
+    ("ckpt-set-model", [*UNLEARN, *_sets("model.name=cnn")], "cannot change [model]", 2),
+    ("ckpt-clients-text", [*UNLEARN, "--forget-clients", "a"], "comma-separated client ids", 2),
+    ("ckpt-clients-range", [*UNLEARN, "--forget-clients", "7"], "out of range", 2),
+    ("ckpt-eval-clients", [*EVAL, "--forget-clients", "9"], "9", 2),
+    ("ckpt-weights-only", [*UNLEARN, "--method", "ft", "--weights-only"], "--weights-only", 2),
+    ("ckpt-out-dir", ["unlearn", "--checkpoint", "{ckpt}", "--out", "{dir}"], "is a folder", 2),
+    ("ckpt-recovery-diverges", [*UNLEARN, *_sets("unlearn.recovery_lr=1e6")], "diverged", 2),
+    # analyses
+    (
+        "param-unknown",
+        ["ablate", "layers", *FAST, "--param", "bogus=1", "--out", "{out}"],
+        "has no parameter 'bogus'",
+        2,
+    ),  # fmt: skip
+    (
+        "param-number",
+        ["analyze", "recovery", *FAST, "--param", "within=abc", "--out", "{out}"],
+        "expected a number",
+        2,
+    ),  # fmt: skip
+    (
+        "param-flag",
+        ["ablate", "perturbation", *FAST, "--param", "early_stop=maybe", "--out", "{out}"],
+        "expected true or false",
+        2,
+    ),  # fmt: skip
+    (
+        "param-kinds",
+        ["ablate", "perturbation", *FAST, "--param", "kinds=nope", "--out", "{out}"],
+        "Unknown perturbations",
+        2,
+    ),  # fmt: skip
+    (
+        "param-counts",
+        ["ablate", "forget-ratio", *FAST, "--param", "counts=0", "--out", "{out}"],
+        "Each forget count",
+        2,
+    ),  # fmt: skip
+    (
+        "param-form",
+        ["ablate", "layers", *FAST, "--param", "noequals", "--out", "{out}"],
+        "Expected --param KEY=VALUE",
+        2,
+    ),  # fmt: skip
+    ("report-missing", ["report", "missing-run"], "missing-run", 2),
+    # usage errors (argparse)
+    ("no-command", [], "required", 2),
+    ("bad-command", ["fly"], "invalid choice", 2),
+    ("threads-text", [*RUN, "--threads", "two"], "invalid int value", 2),
+    ("train-no-out", ["train", *FAST], "--out", 2),
+    ("config-quiet", ["config", "-q"], "unrecognized arguments: -q", 2),
+]
+if not torch.cuda.is_available():
+    CASES.append(("cuda", [*TRAIN, *_sets("device=cuda")], "set device = 'cpu'", 2))
+
+
+@pytest.mark.parametrize(("argv", "message", "code"), [c[1:] for c in CASES],
+                         ids=[c[0] for c in CASES])  # fmt: skip
+def test_bad_input_gets_one_clear_paragraph_and_writes_nothing(
+    argv: list[str], message: str, code: int, files: dict[str, str], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    out = tmp_path / "out"
+    args = [a.format(out=out, **files) for a in argv]
+    before = sorted(os.listdir("."))
+    try:
+        result = main(args)
+    except SystemExit as e:  # argparse's usage errors
+        result = int(e.code or 0)
+    err = capsys.readouterr().err
+    assert result == code, err
+    assert message in err, err
+    assert "Traceback" not in err and "\n\n" not in err.strip(), err
+    assert not out.exists(), f"{out} was written"
+    assert sorted(os.listdir(".")) == before, "files were left in the working folder"
+
+
+@pytest.mark.skipif(_sys_writable(), reason="/sys is writable here")
+@pytest.mark.parametrize("command", ["run", "train"])
+def test_an_unwritable_out_is_refused_before_any_work(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = "/sys/fednot-out" + (".pt" if command == "train" else "")
+    assert main([command, *FAST, "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert "is not writable" in err and "Traceback" not in err
+
+
+def test_a_config_file_acts_on_a_checkpoint(
+    files: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    one = tmp_path / "one.toml"
+    one.write_text("[unlearn]\nrecovery_rounds = 1\n\n[eval]\nmia_folds = 3\n")
+    out = tmp_path / "u.pt"
+    assert main(["unlearn", "--checkpoint", files["ckpt"], "-c", str(one), "--out", str(out)]) == 0
+    assert "1 recovery rounds" in capsys.readouterr().out
+    payload = torch.load(out, weights_only=True)
+    assert payload["config"]["unlearn"]["recovery_rounds"] == 1
+    two = tmp_path / "two.toml"
+    two.write_text("[unlearn]\nrecovery_rounds = 2\n")
+    assert main(["unlearn", "--checkpoint", files["ckpt"], "-c", str(two), "--out", str(out)]) == 0
+    assert "2 recovery rounds" in capsys.readouterr().out
+
+
+def test_the_thread_count_is_recorded_and_keys_the_cache(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["config", "--threads", "1"]) == 0
+    assert "threads = 1" in capsys.readouterr().out
+    cache = tmp_path / "cache"
+    base = ["train", *FAST, "-q", "--set", f"cache_dir={cache}"]
+    try:
+        for threads in ("1", "2"):
+            assert main([*base, "--threads", threads, "--out", str(tmp_path / "m.pt")]) == 0
+    finally:
+        torch.set_num_threads(1)
+    entries = sorted(p.name for p in cache.glob("pretrain-*.pt"))
+    assert len(entries) == 2, entries  # one entry per thread count
+    saved = torch.load(tmp_path / "m.pt", weights_only=True)
+    assert json.loads(json.dumps(saved["config"]))["threads"] == 2
