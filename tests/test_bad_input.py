@@ -150,6 +150,23 @@ CASES: list[tuple[str, list[str], str, int]] = [
     ("bench-scenario", ["bench", *FAST, "--scenario", "nope", "--out", "{out}"], "nope", 2),
     ("bench-methods", ["bench", *FAST, "--methods", "nto", "--out", "{out}"], "'nto'", 2),
     ("bench-seeds", ["bench", *FAST, "--seeds", "a,b", "--out", "{out}"], "seeds", 2),
+    ("bench-no-methods", ["bench", *FAST, "--methods", "", "--out", "{out}"], "at least one", 2),
+    ("bench-no-seeds", ["bench", *FAST, "--seeds", "", "--out", "{out}"], "seeds must name", 2),
+    # settings that nothing would read
+    ("unused-size", [*RUN, *_sets("data.image_size=32")], "data.image_size (only caltech101", 2),
+    ("unused-root", [*RUN, *_sets("data.root=data")], "data.root (data.dataset is the", 2),
+    ("unused-alpha", [*RUN, *_sets("data.alpha=0.5")], "data.alpha (data.partition is not", 2),
+    ("unused-shards", [*RUN, *_sets("data.shards_per_client=3")], "data.shards_per_client", 2),
+    (
+        "unused-momentum",
+        [*RUN, *_sets("train.optimizer=adamw", "train.momentum=0.5")],
+        "train.momentum",
+        2,
+    ),
+    ("unused-margin", [*RUN, *_sets("unlearn.target_margin=1")], "unlearn.target_margin", 2),
+    ("unused-classes", [*RUN, *_sets("scenario.classes=[3]")], "scenario.classes", 2),
+    ("unused-ratio", [*RUN, *_sets("scenario.forget_ratio=0.3")], "scenario.forget_ratio", 2),
+    ("unused-trigger", [*RUN, *_sets("scenario.trigger_size=4")], "scenario.trigger_size", 2),
     # file system
     ("out-file", ["run", *FAST, "--out", "{file}"], "is a file, not a folder", 2),
     ("cache-file", [*RUN, *_sets("cache_dir={file}")], "is a file, not a folder", 2),

@@ -272,3 +272,11 @@ class RunConfig:
             f"options given for {unused}, which unlearn.methods {list(self.unlearn.methods)} "
             "does not run.",
         )
+        from fednot.config_rules import unused_settings
+
+        ignored = unused_settings(self)
+        _require(
+            not ignored,
+            f"Set but unused, so they would do nothing: {'; '.join(ignored)}. Remove them, or "
+            "change the setting that makes them act.",
+        )

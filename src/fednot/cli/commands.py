@@ -98,10 +98,10 @@ def run(args: argparse.Namespace) -> int:
 def bench(args: argparse.Namespace) -> int:
     """``fednot bench``: `run` with a preset (default mnist5k-cnn) and method/seed shortcuts."""
     extra = []
-    if args.methods:
+    if args.methods is not None:
         names = unlearner_names() if args.methods == "all" else args.methods.split(",")
         extra.append(f"unlearn.methods={json.dumps([n.strip() for n in names if n.strip()])}")
-    if args.seeds:
+    if args.seeds is not None:
         extra.append(f"seeds=[{args.seeds}]")
     args.preset = args.preset or "mnist5k-cnn"
     args.overrides = [*args.overrides, *extra]
@@ -113,7 +113,7 @@ def study(args: argparse.Namespace) -> int:
     from fednot.analysis.common import Study
     from fednot.analysis.registry import analysis
 
-    extra = [f"seeds=[{args.seeds}]"] if args.seeds else []
+    extra = [] if args.seeds is None else [f"seeds=[{args.seeds}]"]
     config, progress = _setup(args, _config(args, extra))
     options = {}
     for text in args.params:

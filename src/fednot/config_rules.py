@@ -1,0 +1,69 @@
+"""Settings that the rest of a configuration makes unused: set one, and fednot refuses it.
+
+A value that differs from its default was set by someone, and a value nothing reads is a value
+that silently does nothing (``data.alpha`` with an IID partition, ``train.momentum`` with AdamW).
+`unused_settings` lists each such key with the setting that would make it act.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fednot.config import RunConfig
+
+
+def _changed(section: object, name: str) -> bool:
+    field = next(f for f in dataclasses.fields(section) if f.name == name)  # type: ignore[arg-type]
+    default: Any = field.default
+    if field.default_factory is not dataclasses.MISSING:
+        default = field.default_factory()
+    return bool(getattr(section, name) != default)
+
+
+def unused_settings(config: RunConfig) -> list[str]:
+    """``"key (why it is unused)"`` for every set key that nothing in ``config`` reads."""
+    data, train, unlearn, scenario = config.data, config.train, config.unlearn, config.scenario
+    kind = scenario.kind
+    centralized_class = kind == "centralized" and scenario.centralized_forget == "class"
+    rules = [
+        (data, "root", data.dataset == "mnist5k", "data.dataset is the embedded mnist5k"),
+        (data, "image_size", data.dataset != "caltech101", "only caltech101 is resized"),
+        (data, "alpha", data.partition != "dirichlet", 'data.partition is not "dirichlet"'),
+        (
+            data, "min_client_samples", data.partition != "dirichlet",
+            'data.partition is not "dirichlet"',
+        ),
+        (data, "shards_per_client", data.partition != "shards", 'data.partition is not "shards"'),
+        (train, "momentum", train.optimizer != "sgd", 'train.optimizer is not "sgd"'),
+        (
+            unlearn, "target_margin", unlearn.target_val_acc != "original",
+            'unlearn.target_val_acc is not "original"',
+        ),
+        (
+            scenario, "classes", kind != "class" and not centralized_class,
+            'scenario.kind is not "class" (nor centralized with centralized_forget = "class")',
+        ),
+        (scenario, "class_scope", kind != "class", 'scenario.kind is not "class"'),
+        (
+            scenario, "forget_ratio",
+            kind not in ("instance", "centralized") or centralized_class
+            or (kind == "instance" and scenario.forget_ids is not None),
+            "no random forget set is drawn",
+        ),
+        (scenario, "forget_ids", kind != "instance", 'scenario.kind is not "instance"'),
+        (
+            scenario, "centralized_forget", kind != "centralized",
+            'scenario.kind is not "centralized"',
+        ),
+    ]  # fmt: skip
+    for name in ("poison_fraction", "trigger_size", "trigger_position", "target_label"):
+        rules.append((scenario, name, kind != "backdoor", 'scenario.kind is not "backdoor"'))
+    section_names = {id(data): "data", id(train): "train", id(unlearn): "unlearn"}
+    section_names[id(scenario)] = "scenario"
+    return [
+        f"{section_names[id(section)]}.{name} ({why})"
+        for section, name, unused, why in rules
+        if unused and _changed(section, name)
+    ]
