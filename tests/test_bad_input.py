@@ -153,7 +153,7 @@ CASES: list[tuple[str, list[str], str, int]] = [
     ("bench-no-methods", ["bench", *FAST, "--methods", "", "--out", "{out}"], "at least one", 2),
     ("bench-no-seeds", ["bench", *FAST, "--seeds", "", "--out", "{out}"], "seeds must name", 2),
     # settings that nothing would read
-    ("unused-size", [*RUN, *_sets("data.image_size=32")], "data.image_size (only caltech101", 2),
+    ("unused-size", [*RUN, *_sets("data.image_size=32")], "image_size (the mnist5k", 2),
     ("unused-root", [*RUN, *_sets("data.root=data")], "data.root (data.dataset is the", 2),
     ("unused-alpha", [*RUN, *_sets("data.alpha=0.5")], "data.alpha (data.partition is not", 2),
     ("unused-shards", [*RUN, *_sets("data.shards_per_client=3")], "data.shards_per_client", 2),

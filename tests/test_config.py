@@ -108,3 +108,13 @@ def test_unknown_model_and_model_option() -> None:
         Experiment(load_config(None, ["model.name=resnet19"]), 0, federation=tiny_federation(10))
     with pytest.raises(ConfigError, match=r"Unknown option `depth` for model 'cnn'"):
         Experiment(load_config(None, ["model.options.depth=3"]), 0, federation=tiny_federation(10))
+
+
+def test_override_keys_may_quote_parts_holding_dots_or_colons() -> None:
+    from fednot.configio import apply_overrides, as_overrides, parse_override
+
+    assert parse_override('options."pkg.mod:Cls".x=2') == (["options", "pkg.mod:Cls", "x"], 2)
+    with pytest.raises(ConfigError, match="Expected a key"):
+        parse_override("a..b=1")
+    data = {"options": {"pkg.mod:Cls": {"x": 1}}, "train": {"lr": 0.5}}
+    assert apply_overrides({}, as_overrides(data)) == data

@@ -35,11 +35,12 @@ def _device_type(text: str) -> str | None:
 class DataConfig:
     """Which data set, and how it is split among clients."""
 
-    dataset: str = (
-        "mnist5k"  # mnist5k (embedded) | mnist | fashion_mnist | cifar10 | cifar100 | caltech101
-    )
+    # mnist5k (embedded) | mnist | fashion_mnist | cifar10 | cifar100 | caltech101 | imagefolder,
+    # an installed package's entry point (group fednot.datasets), or "pkg.module:load"
+    dataset: str = "mnist5k"
     root: str | None = None  # folder holding the data set's files; unused for mnist5k
-    image_size: int | None = None  # resize to this size (caltech101 only; None = 224)
+    # resize to this size (caltech101: None = 224; imagefolder; user loaders that accept it)
+    image_size: int | None = None
     test_fraction: float = 0.2  # seeded hold-out where the format has no test split (paper: 20 %)
     num_clients: int = 10  # paper: 10
     partition: PartitionScheme = "iid"  # paper: IID unless stated
@@ -67,7 +68,9 @@ class DataConfig:
 class ModelConfig:
     """Which model; ``options`` are keyword arguments of its constructor."""
 
-    name: str = "cnn"  # cnn (the NoT paper's) | mlp | resnet18 | vit | vit_b16
+    # cnn (the NoT paper's) | mlp | resnet18 | vit | vit_b16, an installed package's entry point
+    # (group fednot.models), or "pkg.module:factory" (docs/plugins.md)
+    name: str = "cnn"
     options: dict[str, Any] = field(default_factory=dict)
 
 

@@ -14,6 +14,10 @@ if TYPE_CHECKING:
     from fednot.config import RunConfig
 
 
+# Shipped readers that never resize (Caltech-101, image folders and user loaders may).
+_FIXED_SIZE = frozenset({"mnist5k", "mnist", "fashion_mnist", "cifar10", "cifar100"})
+
+
 def _changed(section: object, name: str) -> bool:
     field = next(f for f in dataclasses.fields(section) if f.name == name)  # type: ignore[arg-type]
     default: Any = field.default
@@ -29,7 +33,10 @@ def unused_settings(config: RunConfig) -> list[str]:
     centralized_class = kind == "centralized" and scenario.centralized_forget == "class"
     rules = [
         (data, "root", data.dataset == "mnist5k", "data.dataset is the embedded mnist5k"),
-        (data, "image_size", data.dataset != "caltech101", "only caltech101 is resized"),
+        (
+            data, "image_size", data.dataset in _FIXED_SIZE,
+            f"the {data.dataset} reader keeps its images' size",
+        ),
         (data, "alpha", data.partition != "dirichlet", 'data.partition is not "dirichlet"'),
         (
             data, "min_client_samples", data.partition != "dirichlet",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import tomllib
 import typing
 from collections.abc import Iterable, Mapping
@@ -53,7 +54,17 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw.strip()
-    return [part.strip() for part in key.split(".")], value
+    return _key_path(key, text), value
+
+
+def _key_path(key: str, text: str) -> list[str]:
+    """``a."pkg.mod:Cls".b`` -> ``["a", "pkg.mod:Cls", "b"]`` (quoted parts as in TOML)."""
+    part = r'\s*(?:"([^"]+)"|([^".\s][^".]*?))\s*'
+    if not re.fullmatch(rf"{part}(?:\.{part})*", key):
+        raise ConfigError(
+            f'Expected a key such as train.lr or options."pkg.mod:Cls".x, got {key!r} in {text!r}.'
+        )
+    return [quoted or bare for quoted, bare in re.findall(rf"{part}(?:\.|$)", key)]
 
 
 def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
@@ -88,7 +99,8 @@ def as_overrides(data: Mapping[str, Any], prefix: str = "") -> list[str]:
     """The ``key=value`` overrides that set every value of the nested mapping ``data``."""
     result: list[str] = []
     for key, value in data.items():
-        path = f"{prefix}.{key}" if prefix else str(key)
+        part = str(key) if re.fullmatch(r"[A-Za-z0-9_-]+", str(key)) else json.dumps(str(key))
+        path = f"{prefix}.{part}" if prefix else part
         if isinstance(value, Mapping) and value:
             result.extend(as_overrides(value, path))
         else:

@@ -130,7 +130,8 @@ class Experiment:
             original: the pre-trained model (a `Trained`, whose recorded history methods that
                 declare one receive, or a bare state).
             request: what to forget.
-            method: an `Unlearner` or a registered name (options from ``config.options``).
+            method: an `Unlearner`, or a name: registered, an entry point, or
+                ``"pkg.module:Class"`` (options from ``config.options[name]``).
             reference_val_acc: Retrain's final retained-validation accuracy, needed only by the
                 oracle stop rule ``unlearn.target_val_acc = "retrain"``.
 

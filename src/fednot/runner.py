@@ -26,6 +26,7 @@ Pre-training or Retrain diverging ends the run with the error.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
@@ -61,9 +62,10 @@ from fednot.unlearning.registry import create_unlearner
 
 
 def default_run_dir(config: RunConfig) -> Path:
-    """``<out_dir>/<dataset>-<model>-<timestamp>``."""
+    """``<out_dir>/<dataset>-<model>-<timestamp>`` (import strings' ``:`` and ``.`` as ``-``)."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path(config.out_dir) / f"{config.data.dataset}-{config.model.name}-{stamp}"
+    name = f"{config.data.dataset}-{config.model.name}"
+    return Path(config.out_dir) / f"{re.sub(r'[^A-Za-z0-9_-]+', '-', name)}-{stamp}"
 
 
 def history_union(methods: Iterable[Unlearner]) -> HistorySpec | None:
@@ -79,6 +81,27 @@ def history_union(methods: Iterable[Unlearner]) -> HistorySpec | None:
 def methods_of(config: RunConfig) -> list[str]:
     """The configured methods, with Retrain first (it is every gap's reference)."""
     return [REFERENCE, *(m for m in config.unlearn.methods if m != REFERENCE)]
+
+
+def create_methods(config: RunConfig) -> dict[str, Unlearner]:
+    """The configured methods, built with ``options[<configured string>]``, keyed by `name`.
+
+    Records, resumption and tables know a method by its class's ``name``, whether configured as
+    that name, an entry point or ``"pkg.module:Class"``; two entries of one ``name`` are refused.
+    """
+    methods: dict[str, Unlearner] = {}
+    taken = {ORIGINAL: "the original model's record"}
+    for entry in dict.fromkeys(methods_of(config)):
+        method = create_unlearner(entry, config.options.get(entry))
+        if method.name in taken:
+            raise ConfigError(
+                f"unlearn.methods entry {entry!r} is a method named {method.name!r}, like "
+                f"{taken[method.name]}; records are keyed by the name, so each needs its own. "
+                "Keep one of them, or give the other class another `name`."
+            )
+        taken[method.name] = f"entry {entry!r}"
+        methods[method.name] = method
+    return methods
 
 
 class Run:
@@ -124,10 +147,7 @@ class Run:
         Everything that can be checked is checked before the run folder is written: the
         methods, their options against the model, the first pending seed's data and request.
         """
-        methods = {
-            name: create_unlearner(name, self.config.options.get(name))
-            for name in methods_of(self.config)
-        }
+        methods = create_methods(self.config)
         kind = self.config.scenario.kind
         self.not_applicable = {
             name: reason

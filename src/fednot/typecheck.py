@@ -105,7 +105,10 @@ def check_options(
     """
     target = factory.__init__ if inspect.isclass(factory) else factory
     signature = inspect.signature(target)
-    hints = typing.get_type_hints(target)
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:  # noqa: BLE001 - user code's annotations may not resolve; check names only
+        hints = {}
     known = {
         name: p
         for name, p in signature.parameters.items()

@@ -1,21 +1,32 @@
 """Readers for image folders: one sub-folder per class, one file per image (Caltech-101 et al.).
 
-On-disk layout::
+On-disk layout (torchvision's ``ImageFolder``)::
 
     <root>/<class name>/<image file>        e.g. <root>/accordion/image_0001.jpg
 
 Class names are the sorted sub-folder names; labels follow that order. Image files have one of
 the extensions .jpg .jpeg .png .bmp .gif .ppm (any case); hidden files and folders are skipped.
-Caltech-101 is read from ``101_ObjectCategories`` (``<root>`` itself, ``<root>/`` or
-torchvision's ``<root>/caltech101/``), without the ``BACKGROUND_Google`` clutter class.
-Every image is converted to RGB and resized (bilinear, no crop) to a square of the given size.
+
+The ``imagefolder`` data set (`read_imagefolder`) reads either that layout, as one training pool
+from which fednot holds out a seeded test set, or ``<root>/train/<class>/...`` and
+``<root>/test/<class>/...`` with the same class folders. Its images keep one channel if every
+image is 8-bit greyscale (PIL mode ``1``, ``L`` or ``LA``) and are converted to RGB otherwise;
+they keep their size if all share one, and are resized (bilinear, no crop) to a square of
+``image_size`` if it is given. An empty class folder is an error there (labels would shift).
+
+Caltech-101 (`read_caltech101`) is read from ``101_ObjectCategories`` (``<root>`` itself,
+``<root>/`` or torchvision's ``<root>/caltech101/``), without the ``BACKGROUND_Google`` clutter
+class; every image is converted to RGB and resized to a square, and empty class folders are
+skipped with a warning.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -24,12 +35,28 @@ from PIL import Image
 from fednot.data.source import DatasetSplits, ImageSet
 from fednot.errors import ConfigError, DataError, FedNotWarning
 
-__all__ = ["read_caltech101", "read_image_folder"]
+__all__ = ["read_caltech101", "read_image_folder", "read_imagefolder"]
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm"})
+GREY_MODES: frozenset[str] = frozenset({"1", "L", "LA"})  # 8-bit greyscale PIL modes
+
+Channels = Literal["rgb", "auto"]  # always RGB | greyscale if every image is, else RGB
 
 _CALTECH_DIR = "101_ObjectCategories"
 _CALTECH_BACKGROUND = "BACKGROUND_Google"
+_LAYOUT = "<root>/<class>/<image>, or <root>/train/<class>/<image> and <root>/test/<class>/<image>"
+
+
+@dataclass(frozen=True)
+class _Folder:
+    """The classes of one folder and their image files, in label order."""
+
+    root: Path
+    classes: tuple[str, ...]
+    files: tuple[tuple[Path, ...], ...]
+
+    def paths(self) -> list[Path]:
+        return [path for paths in self.files for path in paths]
 
 
 def _visible(path: Path) -> bool:
@@ -61,81 +88,193 @@ def _image_files(folder: Path) -> list[Path]:
     )
 
 
-def _scan(root: Path, exclude: Collection[str], name: str) -> tuple[list[str], list[list[Path]]]:
-    """List the non-empty classes of ``root`` and their image files."""
+def _scan(root: Path, exclude: Collection[str], name: str, *, skip_empty: bool) -> _Folder:
+    """List the classes of ``root`` and their image files; empty classes skipped or refused."""
+    if not root.is_dir():
+        raise DataError(f"{name}: {root} is not a folder. Expected layout: <root>/<class>/<image>.")
+    extensions = ", ".join(sorted(IMAGE_EXTENSIONS))
     classes: list[str] = []
-    files: list[list[Path]] = []
+    files: list[tuple[Path, ...]] = []
     for folder in _class_dirs(root, exclude):
         images = _image_files(folder)
         if not images:
-            warnings.warn(
-                f"{name}: class folder {folder} holds no image files (expected extensions "
-                f"{', '.join(sorted(IMAGE_EXTENSIONS))}); skipping this class.",
-                FedNotWarning,
-                stacklevel=3,
-            )
+            message = f"{name}: class folder {folder} holds no image files (expected {extensions})"
+            if not skip_empty:
+                raise DataError(
+                    f"{message}. An empty class would shift the labels of the classes after it: "
+                    "add its images or remove the folder."
+                )
+            warnings.warn(f"{message}; skipping this class.", FedNotWarning, stacklevel=3)
             continue
         classes.append(folder.name)
-        files.append(images)
+        files.append(tuple(images))
     if not files:
         raise DataError(
             f"{name}: found no images in {root}. Expected layout: <root>/<class>/<image>, with "
-            f"extensions {', '.join(sorted(IMAGE_EXTENSIONS))}. Check the folder."
+            f"extensions {extensions}. Check the folder."
         )
-    return classes, files
+    return _Folder(root, tuple(classes), tuple(files))
 
 
-def _load_image(path: Path, size: int) -> torch.Tensor:
-    """Open, convert to RGB and resize one image; return it as a (3, size, size) tensor."""
+def _decode_error(path: Path, exc: Exception) -> DataError:
+    return DataError(
+        f"Cannot decode image {path} ({type(exc).__name__}: {exc}); expected a readable "
+        "JPEG/PNG/BMP/GIF/PPM file. Remove or replace the file."
+    )
+
+
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+def _probe(path: Path) -> tuple[tuple[int, int], str]:
+    """(width, height) and PIL mode of one image, from its header."""
     try:
         with Image.open(path) as image:
-            rgb = image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise DataError(
-            f"Cannot decode image {path} ({type(exc).__name__}: {exc}); expected a readable "
-            "JPEG/PNG/BMP/GIF/PPM file. Remove or replace the file."
-        ) from exc
-    return torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1)
+            return image.size, image.mode
+    except _DECODE_ERRORS as exc:
+        raise _decode_error(path, exc) from exc
+
+
+def _load_image(path: Path, size: tuple[int, int], mode: str) -> torch.Tensor:
+    """Decode one image in ``mode`` ("RGB" or "L"), resized to ``size`` = (width, height)."""
+    try:
+        with Image.open(path) as image:
+            converted = image.convert(mode)
+            if converted.size != size:
+                converted = converted.resize(size, Image.Resampling.BILINEAR)
+            pixels = np.asarray(converted, dtype=np.uint8).copy()
+    except _DECODE_ERRORS as exc:
+        raise _decode_error(path, exc) from exc
+    tensor = torch.from_numpy(pixels)
+    return tensor[None] if tensor.dim() == 2 else tensor.permute(2, 0, 1)
+
+
+def _layout(
+    folders: Sequence[_Folder], image_size: int | None, channels: Channels, name: str
+) -> tuple[str, tuple[int, int]]:
+    """The PIL mode and (width, height) every image of ``folders`` is decoded to."""
+    if image_size is not None and channels == "rgb":
+        return "RGB", (image_size, image_size)
+    headers = [(path, *_probe(path)) for folder in folders for path in folder.paths()]
+    grey = channels == "auto" and all(mode in GREY_MODES for _, _, mode in headers)
+    if image_size is not None:
+        return ("L" if grey else "RGB"), (image_size, image_size)
+    first, size, _ = headers[0]
+    for path, other, _ in headers:
+        if other != size:
+            raise DataError(
+                f"{name}: images differ in size: {first} is {size[0]}x{size[1]} (width x height) "
+                f"but {path} is {other[0]}x{other[1]}. Set data.image_size to resize every image "
+                "to one square size (e.g. data.image_size = 64)."
+            )
+    return ("L" if grey else "RGB"), size
+
+
+def _decode(folder: _Folder, mode: str, size: tuple[int, int]) -> ImageSet:
+    """Decode every image of ``folder`` into one preallocated ``uint8`` tensor."""
+    paths = folder.paths()
+    images = torch.empty((len(paths), len(mode), size[1], size[0]), dtype=torch.uint8)
+    labels = torch.empty(len(paths), dtype=torch.int64)
+    index = 0
+    for label, files in enumerate(folder.files):
+        for path in files:
+            images[index] = _load_image(path, size, mode)
+            labels[index] = label
+            index += 1
+    return ImageSet(images, labels, folder.classes)
+
+
+def _check_size(image_size: int | None) -> None:
+    if image_size is not None and image_size < 1:
+        raise ConfigError(f"image_size must be a positive number of pixels, got {image_size}.")
 
 
 def read_image_folder(
     root: Path,
     *,
-    image_size: int,
+    image_size: int | None,
     exclude: Collection[str] = (),
     name: str = "image_folder",
+    channels: Channels = "rgb",
+    skip_empty: bool = True,
 ) -> ImageSet:
     """Read a folder with one sub-folder of images per class.
 
     Args:
         root: the folder holding the class sub-folders.
-        image_size: side of the square every image is resized to.
+        image_size: side of the square every image is resized to; ``None`` keeps the images'
+            size, which all must share.
         exclude: class folder names to leave out.
         name: data set name used in messages.
+        channels: ``"rgb"`` converts every image to RGB; ``"auto"`` keeps one channel if every
+            image is 8-bit greyscale (PIL mode 1, L or LA), else converts to RGB.
+        skip_empty: skip a class folder without images (with a `FedNotWarning`) instead of
+            raising `DataError`.
 
     Returns:
-        ``uint8`` images of shape (N, 3, image_size, image_size), ``int64`` labels in the sorted
-        order of the class names, and those names.
+        ``uint8`` images of shape (N, C, H, W), ``int64`` labels in the sorted order of the class
+        names, and those names.
 
     Raises:
         ConfigError: if ``image_size`` is not positive.
-        DataError: if ``root`` is not a folder, holds no images, or an image cannot be decoded.
+        DataError: if ``root`` is not a folder, holds no images, an image cannot be decoded, or
+            the images differ in size and ``image_size`` is ``None``.
     """
-    if image_size < 1:
-        raise ConfigError(f"image_size must be a positive number of pixels, got {image_size}.")
+    _check_size(image_size)
+    folder = _scan(root, exclude, name, skip_empty=skip_empty)
+    return _decode(folder, *_layout([folder], image_size, channels, name))
+
+
+def read_imagefolder(root: Path, *, image_size: int | None = None) -> DatasetSplits:
+    """Read the ``imagefolder`` data set: class folders, or train/ and test/ of class folders.
+
+    Args:
+        root: a folder with one sub-folder per class (all of it is the training pool; fednot
+            holds out ``data.test_fraction`` of it, seeded), or with ``train/`` and ``test/``
+            sub-folders holding the same class folders.
+        image_size: side of the square every image is resized to; ``None`` keeps the size.
+
+    Returns:
+        The splits named ``imagefolder``; greyscale if every image is (module docstring).
+
+    Raises:
+        DataError: on a missing folder, an empty class folder, class folders that differ between
+            train/ and test/, an undecodable image, or differing sizes without ``image_size``.
+    """
+    _check_size(image_size)
+    name = "imagefolder"
     if not root.is_dir():
-        raise DataError(f"{name}: {root} is not a folder. Expected layout: <root>/<class>/<image>.")
-    classes, files = _scan(root, exclude, name)
-    count = sum(len(paths) for paths in files)
-    images = torch.empty((count, 3, image_size, image_size), dtype=torch.uint8)
-    labels = torch.empty(count, dtype=torch.int64)
-    index = 0
-    for label, paths in enumerate(files):
-        for path in paths:
-            images[index] = _load_image(path, image_size)
-            labels[index] = label
-            index += 1
-    return ImageSet(images, labels, tuple(classes))
+        raise DataError(f"{name}: {root} is not a folder. Expected layout: {_LAYOUT}.")
+    has = {part: (root / part).is_dir() for part in ("train", "test")}
+    if has["train"] != has["test"]:
+        found, missing = ("train", "test") if has["train"] else ("test", "train")
+        raise DataError(
+            f"{name}: {root} has a {found}/ folder but no {missing}/ folder. Expected layout: "
+            f"{_LAYOUT}. Add {missing}/ with the same class folders, or, if {found!r} is a class, "
+            "rename it."
+        )
+    if not has["train"]:
+        pool = _scan(root, (), name, skip_empty=False)
+        return DatasetSplits(name, _decode(pool, *_layout([pool], image_size, "auto", name)), None)
+    others = sorted(p.name for p in _class_dirs(root, ("train", "test")))
+    if others:
+        warnings.warn(
+            f"{name}: {root} has train/ and test/ folders; ignoring its other folders {others}.",
+            FedNotWarning,
+            stacklevel=2,
+        )
+    train, test = (
+        _scan(root / part, (), f"{name} ({part}/)", skip_empty=False) for part in ("train", "test")
+    )
+    if train.classes != test.classes:
+        only_train = sorted(set(train.classes) - set(test.classes))
+        only_test = sorted(set(test.classes) - set(train.classes))
+        raise DataError(
+            f"{name}: train/ and test/ must hold the same class folders; only in train/: "
+            f"{only_train}, only in test/: {only_test}. Make the two lists of class folders equal."
+        )
+    mode, size = _layout([train, test], image_size, "auto", name)
+    return DatasetSplits(name, _decode(train, mode, size), _decode(test, mode, size))
 
 
 def _caltech_folder(root: Path) -> Path:

