@@ -75,6 +75,20 @@ def test_partition_of_a_run_is_seeded_and_split_80_20(tmp_path: Path) -> None:
     assert federation.ids == (0, 1, 2, 3) and len(federation.test) == 100
 
 
+def test_client_samples_caps_each_share_with_a_seeded_subset() -> None:
+    splits = DatasetSplits("synthetic", synthetic_images(500, num_classes=5), None)
+    full = make_partition(DataConfig(num_clients=4), splits, SeedStreams(0))
+    capped = make_partition(DataConfig(num_clients=4, client_samples=30), splits, SeedStreams(0))
+    again = make_partition(DataConfig(num_clients=4, client_samples=30), splits, SeedStreams(0))
+    for k in range(4):
+        share = set(full.train[k]) | set(full.val[k])
+        kept = set(capped.train[k]) | set(capped.val[k])
+        assert len(kept) == 30 and kept < share  # a subset of the client's own share
+        assert len(capped.val[k]) == 6  # the 80:20 split applies to what is kept
+        assert np.array_equal(capped.train[k], again.train[k])
+    assert capped.test is not None and np.array_equal(capped.test, full.test)  # test unchanged
+
+
 def test_embedded_mnist5k_federation() -> None:
     federation, partition = load_federation(DataConfig(), SeedStreams(0))
     assert federation.input_shape == (1, 28, 28) and federation.num_classes == 10

@@ -1,4 +1,4 @@
-"""NegSub: the three scalings by hand, the PGD reference-model identity, and the engine's costs."""
+"""NegSub: the scalings by hand, the negative-gradient identity, PGD's reference model, costs."""
 
 from __future__ import annotations
 
@@ -27,10 +27,10 @@ def _state(w: list[float], count: int = 3) -> StateDict:
 
 
 def _two_client_history() -> tuple[StateDict, TrainingHistory]:
-    """θ_0 = (1, 2) and θ_1 = (3, −1) with equal weights; θ_T = (2, 0.5)."""
+    """From θ_s = (1, 1): θ_0 = (1, 2) and θ_1 = (3, −1) with equal weights; θ_T = (2, 0.5)."""
     history = TrainingHistory(HistorySpec(last_local_models=True))
     locals_ = {0: _state([1.0, 2.0], 4), 1: _state([3.0, -1.0], 5)}
-    history.record(1, _state([0.0, 0.0], 0), locals_, {0: 16.0, 1: 16.0})
+    history.record(1, _state([1.0, 1.0], 0), locals_, {0: 16.0, 1: 16.0})
     return weighted_average(list(locals_.values()), [16.0, 16.0]), history
 
 
@@ -55,9 +55,20 @@ def _experiment(federation: Federation | None = None) -> Experiment:
 # -- the scalings by hand -------------------------------------------------------------------------
 
 
-def test_renormalized_equals_the_other_clients_local_model() -> None:
+def test_the_default_subtracts_the_targets_weighted_update_by_hand() -> None:
     final, history = _two_client_history()
     method = NegSub()
+    assert method.scaling == "update"
+    ctx = _context(method, history, tiny_federation(2), REQUEST)
+    out = method.unlearn(final, ctx).state
+    # θ_T − ½ (θ_0 − θ_s) = (2, 0.5) − ½ (0, 1): the last step without client 0's update
+    assert torch.equal(out["w"], torch.tensor([2.0, 0.0]))
+    assert out["count"] is final["count"] and ctx.costs.comm_bytes == 0
+
+
+def test_renormalized_equals_the_other_clients_local_model() -> None:
+    final, history = _two_client_history()
+    method = NegSub(scaling="renormalize")
     ctx = _context(method, history, tiny_federation(2), REQUEST)
     out = method.unlearn(final, ctx).state
     assert torch.equal(out["w"], torch.tensor([3.0, -1.0]))  # θ_1, PGD's w_ref, exactly
@@ -106,9 +117,32 @@ def test_share_is_the_weight_of_a_full_round_and_partial_rounds_warn() -> None:
 # -- the method through the engine -----------------------------------------------------------------
 
 
-def test_end_to_end_equals_pgds_reference_model_and_counts_storage() -> None:
+def test_end_to_end_removes_exactly_the_targets_share_of_the_last_step() -> None:
     exp = _experiment()
     method = NegSub()
+    trained = exp.pretrain(history=method.history_spec())
+    out = exp.unlearn(trained, REQUEST, method).state
+    history = trained.history
+    assert history is not None
+    start, shares = history.last_start[0], {k: history.last_share[k] for k in (0, 1, 2)}
+    w_ref = weighted_average(
+        [history.last_local[k] for k in (1, 2)], [history.last_weights[k] for k in (1, 2)]
+    )
+    moved = False
+    for key, theta in trained.state.items():
+        if not theta.is_floating_point():
+            continue
+        others = sum(shares[k] * (history.last_local[k][key] - start[key]) for k in (1, 2))
+        torch.testing.assert_close(out[key], start[key] + others, rtol=1e-5, atol=1e-6)
+        back = out[key] + shares[0] * (history.last_local[0][key] - start[key])
+        torch.testing.assert_close(back, theta, rtol=1e-5, atol=1e-6)
+        moved |= not torch.allclose(out[key], w_ref[key], atol=1e-4)
+    assert moved  # not PGD's reference model: the others' step is not renormalised
+
+
+def test_end_to_end_equals_pgds_reference_model_and_counts_storage() -> None:
+    exp = _experiment()
+    method = NegSub(scaling="renormalize")
     trained = exp.pretrain(history=method.history_spec())
     outcome = exp.unlearn(trained, REQUEST, method)
     history = trained.history
@@ -141,7 +175,7 @@ def test_partial_forgetting_is_unsupported() -> None:
 
 def test_options_are_validated_and_history_declared() -> None:
     with pytest.raises(ConfigError, match="Expected `scaling` to be one of"):
-        NegSub(scaling="update")  # type: ignore[arg-type]
+        NegSub(scaling="gradient")  # type: ignore[arg-type]
     assert NegSub().history_spec() == HistorySpec(last_local_models=True)
     assert NegSub.requirements.history and not NegSub.requirements.forget_data
     assert (NegSub.name, NegSub.title) == ("negsub", "NegSub")

@@ -213,6 +213,11 @@ def make_partition(config: DataConfig, splits: DatasetSplits, streams: SeedStrea
         ),
     }  # fmt: skip
     parts = [pool[p] for p in schemes[config.partition]()]
+    if config.client_samples is not None:  # a seeded subset of each share; the rest is unused
+        parts = [
+            np.sort(streams.numpy("partition", "cap", k).permutation(p)[: config.client_samples])
+            for k, p in enumerate(parts)
+        ]
     pairs = [
         partitioners.train_val_split(p, config.val_fraction, streams.numpy("partition", "val", k))
         for k, p in enumerate(parts)

@@ -1,24 +1,29 @@
-"""NegSub: subtract the departing client's last local model from the global model.
+"""NegSub: subtract the departing client's last update (its "negative gradient") from the model.
 
 A. Tahir, Z. Tan, K. O. Babaagba, "Can Federated Models be Rectified through Learning Negative
 Gradients?", BDTA 2023, LNICST 555 (docs/methods.md, "NegSub"; also called "NegGrad"). The
-paper states that "subtracting local model parameters can remove the influence of the respective
-training data on the global model", but gives neither the scaling of the subtraction nor code;
-fednot exposes the scaling as a parameter. With θ_u the target's last local model and
-p_u = n_u / Σ_k n_k its FedAvg weight in the last round (every client taking part, the paper's
-setting):
+paper's method: "the gradients obtained from the model trained on the client's data locally are
+used to subtract from the main global model"; its abstract speaks of "subtracting local model
+parameters". It gives neither the scaling nor code. Its numbers decide between the readings:
+subtracting a client's model costs the global model only 1.7–4.3 points of accuracy (96.17 %
+to 94.44 % / 91.83 %), which subtracting a whole parameter vector cannot do (θ_T − θ_u is close
+to 0), while subtracting an update can. With θ_u the target's last local model, θ_s the global
+model it started that round from, and p_u = n_u / Σ_k n_k its FedAvg weight in that round:
 
-- ``"renormalize"`` (default, ours): θ' = (θ_T − p_u θ_u) / (1 − p_u), which removes u's term
-  from the last FedAvg average. It equals PGD's reference model w_ref (Halimi et al.), i.e. the
-  average of the other clients' last local models.
+- ``"update"`` (default, the paper's negative gradient): θ' = θ_T − p_u (θ_u − θ_s), which
+  removes u's weighted update from the last FedAvg step and keeps the other clients' updates at
+  their weights; the result is the last step taken without u's term, not renormalised.
+- ``"renormalize"``: θ' = (θ_T − p_u θ_u) / (1 − p_u), which removes u's term from the last
+  FedAvg average. It equals PGD's reference model w_ref (Halimi et al.), the average of the other
+  clients' last local models, hence one FedAvg round without u: FT shifted by one round.
 - ``"p_u"``: θ' = θ_T − p_u θ_u.
-- ``"one"``: θ' = θ_T − θ_u, the paper's literal "subtracting local model parameters".
+- ``"one"``: θ' = θ_T − θ_u, the abstract's literal "subtracting local model parameters".
 
 Several targets subtract each of their models (``renormalize`` divides by 1 − Σ p_u). The
-server keeps each client's last local model (`HistorySpec(last_local_models=True)`); the
-subtraction applies to floating-point tensors (parameters and BatchNorm statistics) and leaves
-integer buffers at their trained values. The shared recovery phase follows without the target.
-Only client-wise removal is defined. Costs: no traffic and no training (one subtraction).
+server keeps each client's last local model and its start (`HistorySpec(last_local_models=True)`);
+the subtraction applies to floating-point tensors (parameters and BatchNorm statistics) and
+leaves integer buffers at their trained values. The shared recovery phase follows without the
+target. Only client-wise removal is defined. Costs: no traffic and no training (one subtraction).
 """
 
 from __future__ import annotations
@@ -36,7 +41,32 @@ from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
 from fednot.unlearning.registry import register_unlearner
 
-Scaling = Literal["renormalize", "p_u", "one"]
+Scaling = Literal["update", "renormalize", "p_u", "one"]
+
+
+def subtract_updates(
+    state: StateDict,
+    locals_: Sequence[StateDict],
+    starts: Sequence[StateDict],
+    shares: Sequence[float],
+) -> StateDict:
+    """θ_T − Σ_u p_u (θ_u − θ_s): remove the targets' weighted last updates from ``state``.
+
+    Args:
+        state: the global model θ_T.
+        locals_: the targets' last local models θ_u.
+        starts: the global models θ_s each of those rounds started from.
+        shares: each target's share p_u of that round's FedAvg average.
+    """
+    result = dict(state)
+    for key, value in state.items():
+        if not value.is_floating_point():
+            continue
+        out = value.double()
+        for local, start, p in zip(locals_, starts, shares, strict=True):
+            out = out - p * (local[key].double() - start[key].double())
+        result[key] = out.to(value.dtype)
+    return result
 
 
 def subtract_local_models(
@@ -51,11 +81,12 @@ def subtract_local_models(
         state: the global model θ_T.
         locals_: the targets' last local models θ_u.
         shares: each target's share p_u of its last FedAvg average.
-        scaling: ``"renormalize"``, ``"p_u"`` or ``"one"`` (see the module docstring).
+        scaling: ``"renormalize"``, ``"p_u"`` or ``"one"`` (see the module docstring; the
+            default ``"update"`` of `NegSub` is `subtract_updates`).
     """
-    if scaling not in get_args(Scaling):
+    if scaling not in ("renormalize", "p_u", "one"):
         raise ConfigError(
-            f"Expected `scaling` to be one of {list(get_args(Scaling))}, got {scaling!r}."
+            f"Expected `scaling` to be one of ['renormalize', 'p_u', 'one'], got {scaling!r}."
         )
     coefficients = [1.0] * len(locals_) if scaling == "one" else list(shares)
     rest = 1.0 - sum(shares)
@@ -100,7 +131,7 @@ def aggregation_share(history: TrainingHistory, client: int) -> float:
 
 @register_unlearner
 class NegSub(Unlearner):
-    """Subtract the target's last local model from the global model; recovery follows."""
+    """Subtract the target's last weighted update from the global model; recovery follows."""
 
     name = "negsub"
     title = "NegSub"
@@ -108,7 +139,7 @@ class NegSub(Unlearner):
     scenarios = frozenset({"client", "backdoor"})
     scenario_note = "it subtracts a whole client's model"
 
-    def __init__(self, *, scaling: Scaling = "renormalize") -> None:
+    def __init__(self, *, scaling: Scaling = "update") -> None:
         if scaling not in get_args(Scaling):
             raise ConfigError(
                 f"Expected `scaling` to be one of {list(get_args(Scaling))}, got {scaling!r}."
@@ -120,7 +151,7 @@ class NegSub(Unlearner):
         return HistorySpec(last_local_models=True)
 
     def unlearn(self, state: StateDict, ctx: UnlearnContext) -> UnlearnResult:
-        """Subtract the targets' last local models; recovery follows in the engine."""
+        """Subtract the targets' last updates (or models); recovery follows in the engine."""
         if ctx.request.kind != "client":
             raise UnsupportedScenarioError(
                 f"NegSub defines client removal only, not {ctx.request.kind}-wise forgetting. "
@@ -136,5 +167,10 @@ class NegSub(Unlearner):
         targets = ctx.request.clients
         shares = {u: aggregation_share(history, u) for u in targets}
         locals_ = [history.last_local[u] for u in targets]
-        result = subtract_local_models(state, locals_, [shares[u] for u in targets], self.scaling)
+        weights = [shares[u] for u in targets]
+        if self.scaling == "update":
+            starts = [history.last_start[u] for u in targets]
+            result = subtract_updates(state, locals_, starts, weights)
+        else:
+            result = subtract_local_models(state, locals_, weights, self.scaling)
         return UnlearnResult(result, notes={"shares": {str(u): p for u, p in shares.items()}})
