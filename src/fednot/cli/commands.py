@@ -179,7 +179,7 @@ def unlearn(args: argparse.Namespace) -> int:
                 f"--weights-only applies to methods that negate a layer (not, not_wb); "
                 f"{args.method!r} has no such option."
             )
-        overrides.append(f"options.{args.method}.negate_bias=false")
+        overrides.append(f"options.{json.dumps(args.method)}.negate_bias=false")
     overrides.append(f"unlearn.methods={json.dumps([args.method])}")
     check_writable_file(Path(args.out), "the unlearned checkpoint", "--out")
     payload, config = _from_checkpoint(args, overrides)
