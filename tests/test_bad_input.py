@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from fednot.cli.app import main
+from fednot.errors import FedNotWarning
 
 FAST = [
     "--set", "data.num_clients=3",
@@ -308,3 +309,11 @@ def test_the_thread_count_is_recorded_and_keys_the_cache(
     assert len(entries) == 2, entries  # one entry per thread count
     saved = torch.load(tmp_path / "m.pt", weights_only=True)
     assert json.loads(json.dumps(saved["config"]))["threads"] == 2
+
+
+def test_a_pretraining_that_learns_nothing_is_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["train", *FAST, "-q", *_sets("cache_dir=", "train.weight_decay=10", "train.rounds=5")]
+    with pytest.warns(FedNotWarning, match="no better than always answering"):
+        assert main([*argv, "--out", str(tmp_path / "m.pt")]) == 0

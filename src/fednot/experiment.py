@@ -33,7 +33,7 @@ from fednot.federation.local import LocalRecipe, accuracy
 from fednot.federation.training import Phase, train_cached
 from fednot.models.registry import create_model
 from fednot.outcome import Trained, UnlearnOutcome
-from fednot.preflight import check_federation, check_model, check_request
+from fednot.preflight import check_federation, check_model, check_request, warn_if_trivial
 from fednot.progress import Progress, Silent
 from fednot.scenarios import build_scenario
 from fednot.seeding import SeedStreams
@@ -101,6 +101,7 @@ class Experiment:
         spec = None if history is None or history.empty else history
         key = cache_key("pretrain", self._key_parts(history=spec and spec.to_dict()))
         phase = self._train(key, self.federation, "pretrain", spec)
+        warn_if_trivial(phase.log, self.federation.pooled_val().labels, self.config.train)
         return Trained(phase.state, phase.log, phase.cached, phase.history)
 
     def split(self, request: ForgetRequest) -> ForgetSplit:

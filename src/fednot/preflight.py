@@ -9,16 +9,18 @@ cannot process the data would otherwise fail after pre-training, minutes or hour
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from collections.abc import Mapping
 
 import torch
 from torch import nn
 
-from fednot.config import RunConfig
+from fednot.config import RunConfig, TrainConfig
 from fednot.data.federated import Federation
 from fednot.data.forget import ForgetSplit
-from fednot.errors import ConfigError
+from fednot.errors import ConfigError, FedNotWarning
+from fednot.federation.fedavg import TrainLog
 
 
 def check_federation(federation: Federation, config: RunConfig) -> None:
@@ -106,4 +108,27 @@ def check_state(model: nn.Module, state: Mapping[str, torch.Tensor], where: str)
         raise ConfigError(
             f"The model state in {where} does not fit the model its configuration builds "
             f"({'; '.join(problems)}). Was the file edited, or its configuration changed?"
+        )
+
+
+def warn_if_trivial(log: TrainLog, val_labels: torch.Tensor, train: TrainConfig) -> None:
+    """Warn when pre-training (5 rounds or more) ends no better than the most frequent class.
+
+    Such a model has finite weights (no divergence) but learned nothing, so every method on it
+    scores the same; the likely causes are a learning rate or weight decay too large, or too few
+    rounds.
+    """
+    if len(log.rounds) < 5 or len(val_labels) == 0:  # a few rounds may not have learned yet
+        return
+    majority = float(torch.bincount(val_labels).max()) / len(val_labels) * 100
+    final = log.rounds[-1].val_acc
+    if final <= majority + 2.0:
+        warnings.warn(
+            f"Pre-training ended at {final:.2f}% validation accuracy, no better than always "
+            f"answering the most frequent class ({majority:.2f}%): the model learned nothing, "
+            "and every unlearning method will score alike on it. Check train.lr (now "
+            f"{train.lr:g}), train.weight_decay (now {train.weight_decay:g}) and train.rounds "
+            f"(now {train.rounds}).",
+            FedNotWarning,
+            stacklevel=3,
         )
