@@ -14,9 +14,8 @@ from fednot.cli.app import main
 from fednot.config import TrainConfig
 from fednot.errors import ConfigError, FedNotWarning
 from fednot.experiment import Experiment
-from fednot.federation.fedavg import FedAvg
 from fednot.integrity import DIGEST_KEY, content_digest
-from fednot.testing import tiny_config, tiny_federation
+from fednot.testing import interrupted_at_round, tiny_config, tiny_federation
 from fednot.types import StateDict
 
 FLIP = 400  # bytes flipped: the size of the damage in the report that motivated this check
@@ -103,21 +102,10 @@ def test_an_unreadable_cache_entry_is_reported_with_its_reason(tmp_path: Path, d
     assert reason[0].isalpha() and "Error" in reason.split(")")[0], message
 
 
-def test_a_damaged_partial_checkpoint_restarts_its_phase(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_damaged_partial_checkpoint_restarts_its_phase(tmp_path: Path) -> None:
     uninterrupted = _experiment(tmp_path / "clean", rounds=4).pretrain()
-    original_round = FedAvg.round
-
-    def crash_on_round_3(self, state, round_):  # type: ignore[no-untyped-def]
-        if round_ == 3:
-            raise KeyboardInterrupt
-        return original_round(self, state, round_)
-
-    monkeypatch.setattr(FedAvg, "round", crash_on_round_3)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt), interrupted_at_round(3):
         _experiment(tmp_path, rounds=4).pretrain()
-    monkeypatch.setattr(FedAvg, "round", original_round)
     (partial,) = tmp_path.glob("*.partial.pt")
     saved = torch.load(partial, weights_only=True)["state"]
     key = next(k for k, v in saved.items() if v is _largest(saved))

@@ -11,7 +11,7 @@ from fednot.errors import MissingRequirementError
 from fednot.experiment import Experiment
 from fednot.federation.fedavg import FedAvg, StopRule
 from fednot.federation.local import LocalRecipe
-from fednot.testing import forbid_clients, tiny_config, tiny_federation
+from fednot.testing import forbid_clients, interrupted_at_round, tiny_config, tiny_federation
 from fednot.types import ForgetRequest, StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
@@ -118,24 +118,15 @@ def test_pretraining_is_cached_and_resumable(tmp_path) -> None:  # type: ignore[
     assert all(torch.equal(first.state[k], second.state[k]) for k in first.state)
 
 
-def test_interrupted_pretraining_resumes_bit_identically(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_interrupted_pretraining_resumes_bit_identically(tmp_path) -> None:  # type: ignore[no-untyped-def]
     config = {
         "cache_dir": str(tmp_path),
         "train": tiny_config().train.__class__(rounds=4, batch_size=8),
     }
     uninterrupted = _experiment(cache_dir="", train=config["train"]).pretrain()
 
-    original_round = FedAvg.round
-
-    def crash_on_round_3(self, state, round_):  # type: ignore[no-untyped-def]
-        if round_ == 3:
-            raise KeyboardInterrupt
-        return original_round(self, state, round_)
-
-    monkeypatch.setattr(FedAvg, "round", crash_on_round_3)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt), interrupted_at_round(3):
         _experiment(**config).pretrain()
-    monkeypatch.setattr(FedAvg, "round", original_round)
     assert list(tmp_path.glob("*.partial.pt")), "the finished rounds were checkpointed"
 
     resumed = _experiment(**config).pretrain()

@@ -21,16 +21,6 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
-def _device_type(text: str) -> str | None:
-    """The type of the torch device string ``text`` ("cuda" for "cuda:1"), or ``None``."""
-    import torch
-
-    try:
-        return torch.device(text).type
-    except (RuntimeError, ValueError, TypeError):
-        return None
-
-
 @dataclass(frozen=True)
 class DataConfig:
     """Which data set, and how it is split among clients."""
@@ -255,10 +245,9 @@ class RunConfig:
             self.threads is None or self.threads >= 1,
             f"threads must be >= 1 (or absent for torch's default), got {self.threads}.",
         )
-        _require(
-            _device_type(self.device) is not None,
-            f"device {self.device!r} is not a torch device; use 'cpu', 'cuda', 'cuda:1' or 'mps'.",
-        )
+        from fednot.environment import parse_device
+
+        parse_device(self.device)  # whether this machine has it is checked when a run starts
         bad = [c for c in self.unlearn.forget_clients if not 0 <= c < self.data.num_clients]
         _require(
             not bad,

@@ -11,18 +11,23 @@ import torch
 from fednot.errors import ConfigError
 
 
+def parse_device(name: str) -> torch.device:
+    """The torch device ``name`` names (``ConfigError`` if it names none); not checked to exist."""
+    try:
+        return torch.device(name)
+    except (RuntimeError, ValueError, TypeError) as e:
+        raise ConfigError(
+            f"device {name!r} is not a torch device; use 'cpu', 'cuda', 'cuda:1' or 'mps'."
+        ) from e
+
+
 def resolve_device(name: str) -> torch.device:
     """The torch device ``name`` names, after checking that this machine has it.
 
     Raises:
         ConfigError: the name is not a device, or this torch build or machine lacks it.
     """
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError, TypeError) as e:
-        raise ConfigError(
-            f"device {name!r} is not a torch device; use 'cpu', 'cuda', 'cuda:1' or 'mps'."
-        ) from e
+    device = parse_device(name)
     if device.type == "cuda":
         if not torch.backends.cuda.is_built():  # type: ignore[no-untyped-call]
             raise ConfigError(
@@ -53,8 +58,6 @@ def use_threads(threads: int | None) -> int:
     Results depend on the count (a parallel reduction sums in another order), so the count in
     force is part of every cache key and of the saved configuration.
     """
-    if threads is not None:
-        if threads < 1:
-            raise ConfigError(f"threads must be >= 1, got {threads}.")
+    if threads is not None:  # RunConfig has checked it is >= 1
         torch.set_num_threads(threads)
     return torch.get_num_threads()

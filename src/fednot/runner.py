@@ -158,12 +158,11 @@ class Run:
             self.progress.info(f"skipping {name}: {reason}")
             del methods[name]
         pending = [s for s in self.config.seeds if not self._seed_done(s, methods)]
-        first = self._experiment(pending[0], methods.values()) if pending else None
+        checked = {seed: self._experiment(seed, methods.values()) for seed in pending[:1]}
         self.run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(to_toml(self.config), self.run_dir / "config.toml")
         for seed in pending:
-            exp = first if first is not None and first.seed == seed else None
-            exp = exp or self._experiment(seed, methods.values())
+            exp = checked.pop(seed, None) or self._experiment(seed, methods.values())
             if exp.partition is not None:
                 exp.partition.save(self.run_dir / f"partition-seed{seed}.json")
             self.requests[f"seed{seed}"] = exp.scenario.request.to_dict()

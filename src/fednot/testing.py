@@ -5,8 +5,10 @@ Tiny synthetic federations, and a tripwire that proves a method never reads the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
+from unittest import mock
 
 import torch
 
@@ -29,6 +31,7 @@ from fednot.data.federated import (
 )
 from fednot.data.source import ImageSet
 from fednot.experiment import Experiment
+from fednot.federation.fedavg import FedAvg, RoundRecord
 from fednot.types import StateDict
 from fednot.unlearning.base import Unlearner
 
@@ -191,3 +194,23 @@ def _with_server(federation: Federation) -> Federation:
     test = federation.test
     server = UnlabeledSamples(test.source, test.indices[:16])
     return replace(federation, test=test.view(test.indices[16:]), server=server)
+
+
+@contextmanager
+def interrupted_at_round(round_: int) -> Iterator[None]:
+    """Within the block, every FedAvg phase raises `KeyboardInterrupt` when round ``round_`` starts.
+
+    For resumption tests: the rounds before it finish (and are checkpointed) as in a real run
+    stopped by Ctrl-C.
+    """
+    original = FedAvg.round
+
+    def round_or_stop(
+        self: FedAvg, state: StateDict, number: int, *, validate: bool = True
+    ) -> tuple[StateDict, RoundRecord]:
+        if number == round_:
+            raise KeyboardInterrupt
+        return original(self, state, number, validate=validate)
+
+    with mock.patch.object(FedAvg, "round", round_or_stop):
+        yield
