@@ -7,6 +7,7 @@ types are errors. The resolved configuration is written next to every result.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -128,6 +129,9 @@ class UnlearnConfig:
     target_val_acc: float | Literal["original", "retrain"] | None = None
     target_margin: float = 0.0  # points below the original's accuracy ("original" only)
     recovery_patience: int | None = None  # stop recovery when validation accuracy stalls
+    # a method's own recovery learning rate (method name -> lr), over recovery_lr; `fednot tune`
+    # writes it into a tuned preset (docs/tuning.md)
+    method_recovery_lr: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _require(len(self.forget_clients) > 0, "unlearn.forget_clients must name a client.")
@@ -154,6 +158,26 @@ class UnlearnConfig:
             self.recovery_patience is None or self.recovery_patience >= 1,
             "unlearn.recovery_patience must be >= 1.",
         )
+        bad = {
+            name: lr
+            for name, lr in self.method_recovery_lr.items()
+            if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < math.inf
+        }
+        _require(
+            not bad,
+            f"unlearn.method_recovery_lr holds learning rates, finite floats > 0; got {bad}.",
+        )
+        unknown = sorted(set(self.method_recovery_lr) - set(self.methods))
+        _require(
+            not unknown,
+            f"unlearn.method_recovery_lr names {unknown}, which unlearn.methods "
+            f"{list(self.methods)} does not run; its keys are names from unlearn.methods. Remove "
+            "them, or add the methods to unlearn.methods.",
+        )
+
+    def recovery_lr_of(self, method: str) -> float | None:
+        """``method``'s recovery learning rate: its own, else ``recovery_lr`` (None: train.lr)."""
+        return self.method_recovery_lr.get(method, self.recovery_lr)
 
 
 ScenarioKind = Literal["client", "class", "instance", "backdoor", "centralized"]
@@ -237,6 +261,9 @@ class RunConfig:
     out_dir: str = "runs"
     cache_dir: str = ".fednot-cache"  # trained and retrained models, keyed by what determines them
     save_models: bool = True  # write each final global model into the run directory
+    # what `fednot tune` chose: method -> its tuned keys, options.<method>.<key> or "recovery_lr"
+    # (unlearn.method_recovery_lr.<method>); results mark them (docs/tuning.md)
+    tuned: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _require(len(self.seeds) > 0, "seeds must name at least one seed.")
@@ -272,7 +299,9 @@ class RunConfig:
             f"options given for {unused}, which unlearn.methods {list(self.unlearn.methods)} "
             "does not run.",
         )
-        from fednot.config_rules import unused_settings
+        from fednot.config_rules import check_tuned, unused_settings
+
+        check_tuned(self)
 
         ignored = unused_settings(self)
         _require(
@@ -280,3 +309,16 @@ class RunConfig:
             f"Set but unused, so they would do nothing: {'; '.join(ignored)}. Remove them, or "
             "change the setting that makes them act.",
         )
+
+    def tuned_values(self, method: str) -> dict[str, Any]:
+        """``method``'s tuned values, key -> value (``recovery_lr`` included); empty if none."""
+        return {
+            key: self.unlearn.method_recovery_lr[method]
+            if key == TUNED_RECOVERY_LR
+            else self.options[method][key]
+            for key in self.tuned.get(method, ())
+        }
+
+
+TUNED_RECOVERY_LR = "recovery_lr"
+"""The key of `RunConfig.tuned` that marks ``unlearn.method_recovery_lr.<method>`` as tuned."""

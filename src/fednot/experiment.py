@@ -7,6 +7,7 @@ gets an `UnlearnContext` holding what its requirements declare, and nothing more
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -36,7 +37,7 @@ from fednot.outcome import Trained, UnlearnOutcome
 from fednot.preflight import check_federation, check_model, check_request, warn_if_trivial
 from fednot.progress import Progress, Silent
 from fednot.scenarios import build_scenario
-from fednot.seeding import SeedStreams
+from fednot.seeding import SeedStreams, derive_seed
 from fednot.types import ForgetRequest, StateDict
 from fednot.unlearning.base import Unlearner
 from fednot.unlearning.context import UnlearnContext
@@ -67,6 +68,8 @@ class Experiment:
         self.config = config
         self.seed = seed
         self.streams = SeedStreams(seed)
+        self.training_seed: int | None = None
+        self.training_streams = self.streams
         self.progress = progress or Silent()
         if federation is None:
             federation, partition = load_federation(config.data, self.streams)
@@ -80,14 +83,29 @@ class Experiment:
             options=config.model.options,
         )
         self.model = create_model(config.model.name, **make).to(self.device)  # type: ignore[arg-type]
-        init = create_model(config.model.name, generator=self.streams.torch("init"), **make)  # type: ignore[arg-type]
-        self.initial_state = clone_state(init.state_dict())
+        self._make = make
+        self.initial_state = self._initial_state()
         self.flops = FlopMeter(self.model)
         self.cache = ModelCache(Path(config.cache_dir) if config.cache_dir else None)
         # After the scenario: a backdoor scenario's poisoned pixels and labels must change the key.
         self._fingerprint = self.federation.fingerprint()
         check_federation(self.federation, config)
         check_model(self.model, self.federation, config.model.name)
+
+    def reseeded(self, training_seed: int, *, progress: Progress | None = None) -> Experiment:
+        """This experiment with other training randomness (`fednot audit`'s model samples).
+
+        The data, partition, request and evaluation streams stay those of ``seed``; the initial
+        weights, every client's training streams and a method's own streams derive from
+        ``(seed, "training", training_seed)`` instead. Cache keys include ``training_seed``.
+        ``progress`` replaces where the twin's progress lines go.
+        """
+        twin = copy.copy(self)
+        twin.progress = progress or self.progress
+        twin.training_seed = training_seed
+        twin.training_streams = SeedStreams(derive_seed(self.seed, "training", training_seed))
+        twin.initial_state = twin._initial_state()
+        return twin
 
     # -- stages ---------------------------------------------------------------------------
 
@@ -154,7 +172,7 @@ class Experiment:
         ctx = UnlearnContext(
             method=method.name, requirements=method.requirements, request=request,
             retained=split.retained, model=self.model, initial_state=self.initial_state,
-            streams=self.streams, recipe=LocalRecipe.from_config(self.config.train),
+            streams=self.training_streams, recipe=LocalRecipe.from_config(self.config.train),
             flops=self.flops, device=self.device, model_name=self.config.model.name,
             model_options=self.config.model.options, forget=split.forget, history=history,
             server_data=self._server_data(method),
@@ -198,14 +216,28 @@ class Experiment:
         )  # fmt: skip
         return replace(metrics, **extra)
 
+    def cache_key(self, kind: str, **extra: Any) -> str:
+        """A model-cache key for a result of ``kind`` that this experiment and ``extra`` determine.
+
+        It covers the data, federation, model, training recipe, seed, training seed, device and
+        thread count, like the keys of pre-training and Retrain.
+        """
+        return cache_key(kind, self._key_parts(**extra))
+
     # -- internals ------------------------------------------------------------------------
+
+    def _initial_state(self) -> StateDict:
+        generator = self.training_streams.torch("init")
+        init = create_model(self.config.model.name, generator=generator, **self._make)  # type: ignore[arg-type]
+        return clone_state(init.state_dict())
 
     def _fedavg(
         self, federation: Federation, phase: str, label: str, lr: float | None = None
     ) -> FedAvg:
         return FedAvg(
             self.model, federation, LocalRecipe.from_config(self.config.train, lr=lr),
-            self.streams, phase=phase, label=label, participation=self.config.train.participation,
+            self.training_streams, phase=phase, label=label,
+            participation=self.config.train.participation,
             device=self.device, flops=self.flops, progress=self.progress,
             eval_batch_size=self.config.eval.batch_size,
             communicates=self.scenario.kind != "centralized",
@@ -221,6 +253,7 @@ class Experiment:
             "device": self.device.type,
             # a parallel reduction sums in another order: results depend on the thread count
             "threads": torch.get_num_threads(),
+            **({} if self.training_seed is None else {"training_seed": self.training_seed}),
             **extra,
         }
 
@@ -293,7 +326,10 @@ class Experiment:
     ) -> tuple[StateDict, TrainLog]:
         unlearn = self.config.unlearn
         stop = StopRule(unlearn.recovery_rounds, unlearn.recovery_patience, target)
-        fedavg = self._fedavg(split.retained, "recovery", label, lr=unlearn.recovery_lr)
+        lr = unlearn.recovery_lr_of(label)  # the method's own (unlearn.method_recovery_lr), if set
+        fedavg = self._fedavg(split.retained, "recovery", label, lr=lr)
+        if label in unlearn.method_recovery_lr:  # a divergence names the key that set the rate
+            fedavg.stage = replace(fedavg.stage, lr_key=f"unlearn.method_recovery_lr.{label}")
         return fedavg.run(dict(state), stop, on_round=self._curve_hook(split))
 
     def _curve_point(self, state: StateDict, split: ForgetSplit) -> dict[str, float]:

@@ -29,8 +29,21 @@ def describe_setup(config: RunConfig, *, short: bool = False) -> str:
     return (
         f"{head}. FedAvg: up to {t.rounds} rounds, {t.local_epochs} local "
         f"epoch(s), batch {t.batch_size}, {t.optimizer} lr {t.lr}. Recovery, the same rule for "
-        f"every method: {stop_rule_text(config)}, lr {u.recovery_lr or t.lr}."
+        f"every method: {stop_rule_text(config)}, lr {u.recovery_lr or t.lr}{_own_lr(config)}."
     )
+
+
+def _own_lr(config: RunConfig) -> str:
+    """The methods' own recovery learning rates (``unlearn.method_recovery_lr``), in words."""
+    own = config.unlearn.method_recovery_lr
+    if not own:
+        return ""
+    return " (its own for " + ", ".join(f"{m}: {lr:g}" for m, lr in own.items()) + ")"
+
+
+def tuned_values(config: RunConfig) -> dict[str, dict[str, Any]]:
+    """Method -> the values ``fednot tune`` chose for it (`RunConfig.tuned_values`)."""
+    return {method: config.tuned_values(method) for method in config.tuned}
 
 
 def stop_rule_text(config: RunConfig) -> str:
@@ -107,7 +120,7 @@ def report_markdown(
     )
     return (
         f"# fednot results\n\n{describe_setup(config)}\n\n"
-        f"{main_table(summary, not_applicable)}\n\n{notes}\n\n{paired_part}"
+        f"{main_table(summary, not_applicable, tuned_values(config))}\n\n{notes}\n\n{paired_part}"
         "## What the numbers support\n\n"
         f"{statements(summary, config.unlearn.recovery_rounds)}\n\n"
         "## Figures\n\n"

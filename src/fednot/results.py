@@ -60,6 +60,8 @@ class Record:
     cached: bool = False
     notes: dict[str, Any] = field(default_factory=dict)
     diverged: str = ""  # why the method diverged on this seed ("": it did not)
+    # the values `fednot tune` chose for this method (key -> value; docs/tuning.md); {}: none
+    tuned: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -129,7 +131,7 @@ def csv_text(records: Sequence[Record]) -> str:
     import csv
     import io
 
-    fields = [f for f in Record.__dataclass_fields__ if f != "notes"]
+    fields = [f for f in Record.__dataclass_fields__ if f not in ("notes", "tuned")]
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
     writer.writeheader()

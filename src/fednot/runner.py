@@ -37,6 +37,7 @@ from fednot import __version__
 from fednot.cache import atomic_save, atomic_write_text
 from fednot.comparison import summarize, tradeoff_curves
 from fednot.config import RunConfig
+from fednot.config_rules import check_recovery_lr
 from fednot.configio import to_dict, to_toml
 from fednot.errors import ConfigError, DivergenceError
 from fednot.evaluation import Metrics
@@ -101,6 +102,7 @@ def create_methods(config: RunConfig) -> dict[str, Unlearner]:
             )
         taken[method.name] = f"entry {entry!r}"
         methods[method.name] = method
+        check_recovery_lr(config, entry, method)
     return methods
 
 
@@ -208,6 +210,7 @@ class Run:
                 method.name, title, exp.seed, scenario=exp.scenario.kind, requirements=needs,
                 reason=str(error),
             )  # fmt: skip
+            record = replace(record, tuned=exp.config.tuned_values(method.name))
             self.records = with_gaps([*self.records, record])
             self.progress.info(f"{title}: diverged (recorded; the run goes on). {error}")
             self._write(*self._summaries())
@@ -304,6 +307,7 @@ def make_record(
         rounds=len(rounds), stop_reason=outcome.log.stop_reason, rounds_to_target=reached,
         comm_to_target=comm_to_target, seconds=costs.seconds, requirements=requirements,
         storage_bytes=outcome.storage_bytes, cached=outcome.cached, notes=outcome.notes,
+        tuned=exp.config.tuned_values(name),
     )  # fmt: skip
 
 

@@ -27,6 +27,7 @@ BEYOND = "†"
 BELOW_NOISE = "‡"
 NOT_DISTINGUISHABLE = "≈"
 DIVERGED = "§"
+TUNED = "♯"
 
 
 def point_text(key: str, recovery_rounds: int | None = None) -> str:
@@ -85,9 +86,16 @@ def _extra(summary: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def main_table(
-    summary: Sequence[Mapping[str, Any]], not_applicable: Mapping[str, str] | None = None
+    summary: Sequence[Mapping[str, Any]],
+    not_applicable: Mapping[str, str] | None = None,
+    tuned: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> str:
-    """Metrics, gaps at the end of the budget and at equal cost, costs, and the oracle column."""
+    """Metrics, gaps at the end of the budget and at equal cost, costs, and the oracle column.
+
+    ``tuned`` (method -> its tuned values, `fednot.config.RunConfig.tuned_values`) marks those
+    methods' titles with `TUNED` and lists the values under the table.
+    """
+    tuned = {method: values for method, values in (tuned or {}).items() if values}
     extra = _extra(summary)
     floor = noise_floor(summary)
     header = [
@@ -101,9 +109,10 @@ def main_table(
     for row in summary:
         if not row["seeds"]:  # diverged on every seed: no numbers
             text = f"diverged on every seed {DIVERGED}"
-            lines.append(f"| {' | '.join([row['title'], text, *['—'] * (len(header) - 2)])} |")
+            title = _tuned_title(row, tuned)
+            lines.append(f"| {' | '.join([title, text, *['—'] * (len(header) - 2)])} |")
             continue
-        cells = [_title(row), *(_metric_cell(row, m, floor) for m in GAP_METRICS)]
+        cells = [_title(row, tuned), *(_metric_cell(row, m, floor) for m in GAP_METRICS)]
         cells.append(format_interval(row["avg_gap"]))
         for key in reading_points()[1:]:
             text = format_interval(row["gap_at"].get(key))
@@ -126,20 +135,41 @@ def main_table(
     if not_applicable:
         lines.append("")
         lines += [f"- {name}: {reason}" for name, reason in not_applicable.items()]
-    notes = divergence_notes(summary)
+    notes = divergence_notes(summary) + tuned_notes(summary, tuned)
     if notes:
         lines += ["", *notes]
     return "\n".join(lines)
 
 
-def _title(row: Mapping[str, Any]) -> str:
-    """The method's name; with the count of diverged seeds, if some diverged."""
+def _tuned_title(row: Mapping[str, Any], tuned: Mapping[str, Any]) -> str:
+    return f"{row['title']} {TUNED}" if row["method"] in tuned else str(row["title"])
+
+
+def _title(row: Mapping[str, Any], tuned: Mapping[str, Any]) -> str:
+    """The method's name, marked if tuned; with the count of diverged seeds, if some diverged."""
+    title = _tuned_title(row, tuned)
     diverged = len(row.get("diverged") or [])
     if not diverged:
-        return str(row["title"])
-    return (
-        f"{row['title']} ({diverged} of {diverged + len(row['seeds'])} seeds diverged {DIVERGED})"
-    )
+        return title
+    return f"{title} ({diverged} of {diverged + len(row['seeds'])} seeds diverged {DIVERGED})"
+
+
+def tuned_notes(
+    summary: Sequence[Mapping[str, Any]], tuned: Mapping[str, Mapping[str, Any]]
+) -> list[str]:
+    """One line listing the tuned methods' values (none if nothing is tuned)."""
+    titles = {row["method"]: row["title"] for row in summary}
+    parts = [
+        f"{titles[method]}: " + ", ".join(f"{key} = {value!r}" for key, value in values.items())
+        for method, values in tuned.items()
+        if method in titles
+    ]
+    if not parts:
+        return []
+    return [
+        f"- {TUNED} Tuned by `fednot tune` on a validation request (another target client, other "
+        f"seeds; docs/tuning.md); the others keep their published values. {'; '.join(parts)}."
+    ]
 
 
 def divergence_notes(summary: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -33,7 +33,8 @@ from fednot.data.source import ImageSet
 from fednot.experiment import Experiment
 from fednot.federation.fedavg import FedAvg, RoundRecord
 from fednot.types import StateDict
-from fednot.unlearning.base import Unlearner
+from fednot.unlearning.base import Unlearner, UnlearnResult
+from fednot.unlearning.context import UnlearnContext
 
 
 def synthetic_images(
@@ -131,6 +132,8 @@ def check_unlearner(method: Unlearner, *, seed: int = 0) -> None:
     quarter of its data, with recovery off so the method's own output is examined:
 
     - the declared requirements are consistent (a history spec iff ``history`` is declared);
+    - the declared ``schedule`` is the one its step returns (``fednot tune`` tunes the recovery
+      learning rate of the methods that declare ``"recovery"``);
     - the output keeps every key, shape and dtype of the input state;
     - the same seed gives a bit-identical output;
     - a method that does not declare ``forget_data`` runs with the forget samples replaced by
@@ -150,7 +153,20 @@ def check_unlearner(method: Unlearner, *, seed: int = 0) -> None:
         exp = Experiment(config, seed, federation=federation)
         return exp.unlearn(trained, exp.scenario.request, method).state
 
-    first = once(make())
+    schedules: list[str] = []
+    step = method.unlearn
+
+    def spy(state: StateDict, ctx: UnlearnContext) -> UnlearnResult:
+        result = step(state, ctx)
+        schedules.append(result.schedule)
+        return result
+
+    with mock.patch.object(method, "unlearn", spy):
+        first = once(make())
+    assert all(s == method.schedule for s in schedules), (
+        f"{method.name}: declares schedule = {method.schedule!r}, but its step returned "
+        f"{schedules[0]!r}; set the class attribute `schedule` to what `unlearn` returns"
+    )
     reference = Experiment(config, seed, federation=make()).initial_state
     assert set(first) == set(reference), f"{method.name}: the state's keys changed"
     for key, value in reference.items():

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from fednot import __version__
 from fednot.cli import commands
 from fednot.cli.arguments import add_config_arguments
+from fednot.cli.tune import register_cli as register_tune
 from fednot.errors import FedNotError
 from fednot.integrations.flower_cli import register_cli as register_flower
 
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2")
     p.add_argument("--out", help="run directory (default: <out_dir>/<dataset>-<model>-<time>)")
     p.set_defaults(handler=commands.bench)
+    register_tune(sub, _common)  # `fednot tune` (fednot.cli.tune)
 
     for group, kinds, text in (
         ("ablate", ("layers", "perturbation", "forget-ratio"), "ablations of NoT, as figures"),
@@ -71,6 +73,35 @@ def build_parser() -> argparse.ArgumentParser:
         )  # fmt: skip
         p.add_argument("--out", help="output folder (default: <out_dir>/<group>-<kind>-<time>)")
         p.set_defaults(handler=commands.study, group=group)
+
+    p = sub.add_parser(
+        "audit",
+        help="forgetting quality: N unlearned models per method against N retrained models",
+        description="The NeurIPS 2023 Machine Unlearning Challenge's forgetting-quality score "
+        "(docs/audit.md). Retrained models are cached and shared between audits; an "
+        "interrupted audit resumes in the same --out folder.",
+    )  # fmt: skip
+    _common(p)
+    p.add_argument(
+        "--scenario",
+        help="client, class, instance, backdoor, noniid or centralized (default: the preset's)",
+    )
+    p.add_argument(
+        "--methods", default="ft,not",
+        help="comma-separated methods to audit; Retrain is always audited (default: ft,not)",
+    )  # fmt: skip
+    p.add_argument("--models", type=int, default=32, help="N, models per method (default: 32)")
+    p.add_argument(
+        "--jobs", type=int, default=1,
+        help="models trained at once, each in a worker process with threads/jobs torch threads "
+        "(default: 1; 2 is faster on 2 cores)",
+    )  # fmt: skip
+    p.add_argument(
+        "--seed", type=int, default=None,
+        help="seed of the data, request and original model (default: the first of `seeds`)",
+    )  # fmt: skip
+    p.add_argument("--out", help="audit folder (default: <out_dir>/audit-<dataset>-<time>)")
+    p.set_defaults(handler=commands.audit)
 
     p = sub.add_parser("report", help="one Markdown file (figures embedded) of a folder's results")
     p.add_argument("run_dir", help="a run or analysis output folder")

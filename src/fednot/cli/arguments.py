@@ -12,7 +12,10 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, checkpoint: bool = 
     the checkpoint's configuration, and ``--preset`` is hidden: a checkpoint fixes what a preset
     would set, so the command refuses it with a message.
     """
-    preset = "a shipped preset to start from (see `fednot presets`)"
+    preset = (
+        "a shipped preset to start from (see `fednot presets`), or the path of a .toml preset "
+        "(e.g. one written by `fednot tune`)"
+    )
     parser.add_argument("--preset", help=argparse.SUPPRESS if checkpoint else preset)
     parser.add_argument(
         "-c", "--config",

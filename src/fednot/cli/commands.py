@@ -21,6 +21,7 @@ from fednot.paths import check_writable_dir, check_writable_file
 from fednot.preflight import check_state
 from fednot.presets import preset_description, preset_names, scenario_names
 from fednot.progress import Progress, Silent
+from fednot.report import tuned_values
 from fednot.runner import Run, default_run_dir
 from fednot.tables import main_table, statements
 from fednot.types import ForgetRequest
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     _check_cache(config)
     runner = Run(config, run_dir, progress=progress)
     summary = runner.execute()
-    print(main_table(summary, runner.not_applicable))
+    print(main_table(summary, runner.not_applicable, tuned_values(config)))
     print("\n" + statements(summary, config.unlearn.recovery_rounds))
     print(
         f"\nResults written to {run_dir}/ (results.md, results.json, results.csv, results.png, "
@@ -128,6 +129,28 @@ def study(args: argparse.Namespace) -> int:
     _check_cache(config)
     path = function(Study(config, out, progress, options))
     print(f"Report written to {path} (figures and data beside it)")
+    return 0
+
+
+def audit(args: argparse.Namespace) -> int:
+    """``fednot audit``: the forgetting-quality score against N retrained models."""
+    from fednot.audit import Audit
+
+    names = [n.strip() for n in args.methods.split(",") if n.strip()]
+    if not names:
+        raise ConfigError("--methods names no method; give e.g. --methods ft,not.")
+    args.preset = args.preset or "mnist5k-cnn"
+    config, progress = _setup(args, _config(args, [f"unlearn.methods={json.dumps(names)}"]))
+    seed = config.seeds[0] if args.seed is None else args.seed
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out) if args.out else Path(config.out_dir) / (
+        f"audit-{config.data.dataset}-{stamp}"
+    )  # fmt: skip
+    check_writable_dir(out, "the audit folder", "--out")
+    _check_cache(config)
+    Audit(config, out, models=args.models, seed=seed, jobs=args.jobs, progress=progress).execute()
+    print((out / "audit.md").read_text())
+    print(f"Audit written to {out}/ (audit.md, audit.json, audit.png, outputs.json, config.toml)")
     return 0
 
 
@@ -240,6 +263,6 @@ def methods(args: argparse.Namespace) -> int:
 
 
 __all__ = [
-    "bench", "default_run_dir", "evaluate", "methods", "presets", "report", "run", "show_config",
-    "study", "train", "unlearn",
+    "audit", "bench", "default_run_dir", "evaluate", "methods", "presets", "report", "run",
+    "show_config", "study", "train", "unlearn",
 ]  # fmt: skip

@@ -22,7 +22,10 @@ def preset_names() -> list[str]:
 def preset_text(name: str) -> str:
     """The TOML text of preset ``name``."""
     if name not in preset_names():
-        raise ConfigError(f"Unknown preset {name!r}. Presets: {', '.join(preset_names())}.")
+        raise ConfigError(
+            f"Unknown preset {name!r}. Presets: {', '.join(preset_names())}; or the path of a "
+            ".toml file, such as a tuned preset written by `fednot tune`."
+        )
     return resources.files(__name__).joinpath(f"{name}.toml").read_text()
 
 
@@ -37,8 +40,20 @@ def preset_description(name: str) -> str:
     return text.split(". ")[0].rstrip(".") + "."
 
 
+def is_preset_path(name: str) -> bool:
+    """Whether ``name`` is the path of a TOML file (``tuned/x-tuned.toml``), not a shipped name."""
+    return name.endswith(".toml")
+
+
 def load_preset(name: str) -> dict[str, Any]:
-    """The preset as a nested mapping."""
+    """The preset as a nested mapping: a shipped name, or the path of a .toml file.
+
+    A path serves presets not (yet) shipped, such as the tuned presets of ``fednot tune``.
+    """
+    if is_preset_path(name):
+        from fednot.configio import read_toml
+
+        return read_toml(name)
     return tomllib.loads(preset_text(name))
 
 

@@ -11,6 +11,7 @@ receives exposes only what its requirements declare; reaching for anything else 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -18,6 +19,7 @@ from torch import nn
 
 from fednot.federation.costs import Costs
 from fednot.federation.history import HistorySpec
+from fednot.tune.space import Space
 from fednot.types import StateDict
 
 if TYPE_CHECKING:
@@ -78,6 +80,8 @@ class Unlearner(ABC):
 
     Subclasses set ``name`` (the registry name) and ``requirements``, take their hyperparameters
     as keyword-only constructor arguments with the paper's defaults, and implement `unlearn`.
+    They may declare ``search_space`` (what ``fednot tune`` varies) and must declare
+    ``schedule`` when their step is not followed by the engine's recovery.
     """
 
     name: ClassVar[str]
@@ -85,6 +89,12 @@ class Unlearner(ABC):
     requirements: ClassVar[Requirements] = Requirements()
     scenarios: ClassVar[frozenset[str]] = ALL_SCENARIOS  # the scenarios the method can serve
     scenario_note: ClassVar[str] = ""  # why it cannot serve the others
+    # what its `unlearn` returns as `UnlearnResult.schedule`: "recovery" (the engine's recovery
+    # follows, so `fednot tune` also tunes its recovery learning rate), "none" or "train"
+    schedule: ClassVar[Schedule] = "recovery"
+    # what `fednot tune` may vary: constructor option -> `fednot.tune.space` type, each holding
+    # the published value (the constructor default); docs/tuning.md
+    search_space: ClassVar[Mapping[str, Space]] = {}
 
     def not_applicable(self, scenario: str) -> str | None:
         """Why the method cannot serve ``scenario``, or ``None`` if it can."""

@@ -43,6 +43,7 @@ from fednot.errors import ConfigError, UnsupportedModelError
 from fednot.federation.aggregate import clone_state
 from fednot.federation.costs import state_bytes
 from fednot.models.layers import layer_graph
+from fednot.tune.space import IntRange, Range
 from fednot.typecheck import expect, is_number
 from fednot.types import StateDict
 from fednot.unlearning.base import FEDERATED_SCENARIOS, Requirements, Unlearner, UnlearnResult
@@ -192,6 +193,11 @@ class FCU(Unlearner):
     requirements = Requirements(forget_data=True, target_participation=True)
     scenarios = FEDERATED_SCENARIOS
     scenario_note = "a federated method: the target unlearns inside a federation"
+    # iterations are optimisation steps (cycling over D_u): the range covers the published 100
+    search_space = {
+        "iterations": IntRange(10, 500, step=10),
+        "lr": Range(1e-6, 1e-3, log=True),
+    }
 
     def __init__(
         self,

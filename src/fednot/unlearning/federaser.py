@@ -46,6 +46,7 @@ from fednot.federation.aggregate import clone_state
 from fednot.federation.costs import FlopMeter
 from fednot.federation.history import HistorySpec, Snapshot
 from fednot.federation.local import _OPTIMIZERS, LocalRecipe, LocalUpdate
+from fednot.tune.space import Choice, Range
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
@@ -196,6 +197,10 @@ class FedEraser(Unlearner):
     requirements = Requirements(history=True)
     scenarios = frozenset({"client", "backdoor"})
     scenario_note = "it defines the removal of whole clients"
+    search_space = {
+        "calibration_ratio": Range(0.1, 2.0, log=True),
+        "calibration": Choice(("per_client", "per_layer_mean")),
+    }
 
     def __init__(
         self, *, delta_t: int = 2, calibration_ratio: float = 0.5,

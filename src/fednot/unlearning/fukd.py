@@ -39,6 +39,7 @@ from fednot.errors import ConfigError, UnsupportedScenarioError
 from fednot.federation.aggregate import clone_state
 from fednot.federation.costs import FlopMeter
 from fednot.federation.history import HistorySpec
+from fednot.tune.space import IntRange, Range
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
@@ -131,6 +132,11 @@ class FUKD(Unlearner):
     requirements = Requirements(history=True, server_data=True)
     scenarios = frozenset({"client", "backdoor"})
     scenario_note = "it defines the removal of whole clients"
+    search_space = {
+        "epochs": IntRange(1, 40, log=True),
+        "lr": Range(1e-3, 1e-1, log=True),
+        "temperature": Range(1.0, 8.0, log=True),
+    }
 
     def __init__(
         self, *, temperature: float = 2.0, epochs: int = 10, lr: float = 0.01,

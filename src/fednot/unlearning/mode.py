@@ -20,11 +20,13 @@ learning rates ``lr_degradation=0.1``, ``lr_target_guidance=0.1``, ``lr_retained
 are the port's CIFAR settings; the paper's values could not be confirmed. The two guidance
 rates look swapped (the target, whose knowledge is being overwritten, gets the large one), but
 they are kept as published. As in the port, every local step is one epoch of plain SGD (the
-Keras default: no momentum); the batch size and weight decay are the run's (ours). Pseudo-labels
-come from θ_de in eval mode, as in the port. Partial forgetting (class- and instance-wise): the
-target's guidance uses D_u and its retained data trains with the other clients (ours). Several
-targets are simulated as one participant holding the union D_u (the engine hands D_u as one
-view); each target is charged its own transfers.
+Keras default: no momentum; ``local_epochs=1``); the batch size and weight decay are the run's
+(ours). ``local_epochs`` (ours) lengthens every local step, so that ``fednot tune`` can cover
+the published number of steps on data sets with smaller client shares than the port's CIFAR.
+Pseudo-labels come from θ_de in eval mode, as in the port. Partial forgetting (class- and
+instance-wise): the target's guidance uses D_u and its retained data trains with the other
+clients (ours). Several targets are simulated as one participant holding the union D_u (the
+engine hands D_u as one view); each target is charged its own transfers.
 
 Traffic (docs/metrics.md, "Communication"): degradation rounds move θ_de down and up for the
 remaining clients; guidance rounds move θ down and up for every client, plus θ_de down to the
@@ -44,6 +46,7 @@ from fednot.errors import ConfigError
 from fednot.federation.aggregate import clone_state, weighted_average
 from fednot.federation.costs import FlopMeter
 from fednot.federation.local import LocalRecipe, LocalUpdate
+from fednot.tune.space import IntRange, Range
 from fednot.types import StateDict
 from fednot.unlearning.base import FEDERATED_SCENARIOS, Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
@@ -137,6 +140,13 @@ class MoDE(Unlearner):
     requirements = Requirements(forget_data=True, target_participation=True)
     scenarios = FEDERATED_SCENARIOS
     scenario_note = "a federated method: the target unlearns inside a federation"
+    # published: 10 rounds of one local epoch on CIFAR-sized shares (~125 batches of 32 per
+    # client); an MNIST-5k share gives ~9, so local_epochs up to 16 covers the published steps
+    search_space = {
+        "local_epochs": IntRange(1, 16, log=True),
+        "momentum": Range(0.5, 0.99),
+        "lr_target_guidance": Range(1e-3, 0.3, log=True),
+    }
 
     def __init__(
         self,
@@ -147,6 +157,7 @@ class MoDE(Unlearner):
         lr_degradation: float = 0.1,
         lr_target_guidance: float = 0.1,
         lr_retained_guidance: float = 5e-4,
+        local_epochs: int = 1,
     ) -> None:
         self.rounds = _require_count(rounds, "rounds")
         self.degradation_rounds = _require_count(degradation_rounds, "degradation_rounds")
@@ -154,6 +165,9 @@ class MoDE(Unlearner):
         self.lr_degradation = _require_rate(lr_degradation, "lr_degradation")
         self.lr_target_guidance = _require_rate(lr_target_guidance, "lr_target_guidance")
         self.lr_retained_guidance = _require_rate(lr_retained_guidance, "lr_retained_guidance")
+        if _require_count(local_epochs, "local_epochs") < 1:
+            raise ConfigError(f"Expected `local_epochs` to be a positive int, got {local_epochs}.")
+        self.local_epochs = local_epochs
 
     def unlearn(self, state: StateDict, ctx: UnlearnContext) -> UnlearnResult:
         """Run ``rounds`` MoDE rounds from ``state``; recovery follows in the engine."""
@@ -167,7 +181,7 @@ class MoDE(Unlearner):
             if round_ <= self.degradation_rounds:
                 theta_de = ctx.fedavg_round(
                     theta_de, ctx.retained, "degradation", round_,
-                    recipe=_sgd(ctx.recipe, self.lr_degradation),
+                    recipe=_sgd(ctx.recipe, self.lr_degradation, self.local_epochs),
                 )  # fmt: skip
                 theta = momentum_update(theta, theta_de, self.momentum)
                 degraded += 1
@@ -183,7 +197,7 @@ class MoDE(Unlearner):
         round_: int,
     ) -> StateDict:
         """One memory-guidance round: every client trains from θ; weights n_k over all."""
-        recipe = _sgd(ctx.recipe, self.lr_retained_guidance)
+        recipe = _sgd(ctx.recipe, self.lr_retained_guidance, self.local_epochs)
         updates = [
             ctx.train_local(theta, client.train, "guidance", round_, client.id, recipe=recipe)
             for client in ctx.retained.clients
@@ -191,7 +205,8 @@ class MoDE(Unlearner):
         teacher.load_state_dict(theta_de)
         target = train_on_pseudo_labels(
             ctx.model, teacher, theta, ctx.forget_data, ctx.preprocess,
-            _sgd(ctx.recipe, self.lr_target_guidance), ctx.generator("target", round_),
+            _sgd(ctx.recipe, self.lr_target_guidance, self.local_epochs),
+            ctx.generator("target", round_),
             flops=ctx.flops, device=ctx.device,
         )  # fmt: skip
         ctx.add_costs(flops=target.flops)
@@ -203,6 +218,6 @@ class MoDE(Unlearner):
         return weighted_average([u.state for u in updates], [u.num_samples for u in updates])
 
 
-def _sgd(recipe: LocalRecipe, lr: float) -> LocalRecipe:
-    """The port's local step: one epoch of plain SGD at ``lr``; batch and decay from the run."""
-    return replace(recipe, optimizer="sgd", lr=lr, momentum=0.0, epochs=1)
+def _sgd(recipe: LocalRecipe, lr: float, epochs: int = 1) -> LocalRecipe:
+    """The port's local step: ``epochs`` (port: 1) of plain SGD at ``lr``; batch, decay: run's."""
+    return replace(recipe, optimizer="sgd", lr=lr, momentum=0.0, epochs=epochs)

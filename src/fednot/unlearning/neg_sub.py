@@ -36,6 +36,7 @@ import torch
 
 from fednot.errors import ConfigError, FedNotWarning, UnsupportedScenarioError
 from fednot.federation.history import HistorySpec, TrainingHistory
+from fednot.tune.space import Choice
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
@@ -138,6 +139,8 @@ class NegSub(Unlearner):
     requirements = Requirements(history=True)
     scenarios = frozenset({"client", "backdoor"})
     scenario_note = "it subtracts a whole client's model"
+    # the two readings of the paper (module docstring)
+    search_space = {"scaling": Choice(("update", "renormalize"))}
 
     def __init__(self, *, scaling: Scaling = "update") -> None:
         if scaling not in get_args(Scaling):

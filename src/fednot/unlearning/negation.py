@@ -33,6 +33,7 @@ from torch import nn
 
 from fednot.errors import ConfigError, NegationWarning
 from fednot.models.layers import Layer, LayerGraph, layer_graph, resolve_layers
+from fednot.tune.space import LayerChoice
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
@@ -105,6 +106,8 @@ class NoT(Unlearner):
     name = "not"
     title = "NoT"
     requirements = Requirements()
+    # the layer to negate: the published "first" or one of the next early layers
+    search_space = {"layers": LayerChoice()}
 
     def __init__(
         self,

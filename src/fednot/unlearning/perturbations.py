@@ -32,6 +32,7 @@ from torch import Tensor, nn
 
 from fednot.errors import ConfigError, NegationWarning
 from fednot.models.layers import Layer, layer_graph, resolve_layers
+from fednot.tune.space import LayerChoice
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
@@ -245,6 +246,7 @@ class Perturb(Unlearner):
     name = "perturb"
     title = "Perturb"
     requirements = Requirements()
+    search_space = {"layers": LayerChoice()}  # as NoT's
 
     def __init__(
         self,

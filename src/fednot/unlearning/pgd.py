@@ -40,6 +40,7 @@ from fednot.errors import ConfigError
 from fednot.federation.aggregate import clone_state
 from fednot.federation.history import HistorySpec, TrainingHistory
 from fednot.federation.local import accuracy
+from fednot.tune.space import IntRange, Range
 from fednot.typecheck import expect, is_number
 from fednot.types import StateDict
 from fednot.unlearning.base import FEDERATED_SCENARIOS, Requirements, Unlearner, UnlearnResult
@@ -133,6 +134,7 @@ class PGD(Unlearner):
     requirements = Requirements(history=True, forget_data=True, target_participation=True)
     scenarios = FEDERATED_SCENARIOS
     scenario_note = "a federated method: the target unlearns inside a federation"
+    search_space = {"epochs": IntRange(1, 20, log=True), "lr": Range(1e-3, 1e-1, log=True)}
 
     def __init__(
         self,

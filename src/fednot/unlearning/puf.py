@@ -37,6 +37,7 @@ from dataclasses import replace
 from typing import Literal
 
 from fednot.errors import ConfigError
+from fednot.tune.space import IntRange, Range
 from fednot.types import StateDict
 from fednot.unlearning.base import FEDERATED_SCENARIOS, Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
@@ -117,6 +118,9 @@ class PUF(Unlearner):
     requirements = Requirements(forget_data=True, target_participation=True)
     scenarios = FEDERATED_SCENARIOS
     scenario_note = "a federated method: the target unlearns inside a federation"
+    # published: 1 epoch of a CIFAR-sized share (~125 batches of 32); an MNIST-5k share gives
+    # ~9 batches, so epochs up to 20 covers the published steps; alpha covers both variants'
+    search_space = {"epochs": IntRange(1, 20, log=True), "alpha": Range(1.0, 50.0, log=True)}
 
     def __init__(
         self, *, variant: Variant = "regular", alpha: float | None = None, epochs: int = 1

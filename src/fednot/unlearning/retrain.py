@@ -22,6 +22,7 @@ class Retrain(Unlearner):
     name = "retrain"
     title = "Retrain"
     requirements = Requirements()
+    schedule = "train"  # the full pre-training recipe; nothing to tune
 
     def unlearn(self, state: StateDict, ctx: UnlearnContext) -> UnlearnResult:
         """Return the initial weights; the engine runs the full pre-training recipe from them."""

@@ -177,7 +177,7 @@ def mode_step(step: StepInput) -> UnlearnResult:
     for round_ in range(1, method.rounds + 1):
         if round_ <= method.degradation_rounds:
             phase = f"unlearn/mode/degradation/{round_}"
-            degrade = _sgd(method.lr_degradation)
+            degrade = _sgd(method.lr_degradation, method.local_epochs)
             jobs = [_job(c, theta_de, ("client", phase, "1", str(c)), request, degrade)
                     for c in retained]  # fmt: skip
             updates = session.train_jobs(jobs)
@@ -187,10 +187,11 @@ def mode_step(step: StepInput) -> UnlearnResult:
             theta = momentum_update(theta, theta_de, method.momentum)
             flops += sum(u.flops for u in updates)
         key = ("unlearn", "mode", "local", "guidance", str(round_))
-        guide = _sgd(method.lr_retained_guidance)
+        guide = _sgd(method.lr_retained_guidance, method.local_epochs)
         jobs = [_job(c, theta, (*key, str(c)), request, guide) for c in retained]
         jobs.append(TrainJob(target, theta, ("unlearn", "mode", "target", str(round_)), "forget",
-                             _sgd(method.lr_target_guidance), request, theta_de))  # fmt: skip
+                             _sgd(method.lr_target_guidance, method.local_epochs), request,
+                             theta_de))  # fmt: skip
         updates = session.train_jobs(jobs)
         theta = weighted_average([u.state for u in updates], [u.num_samples for u in updates])
         flops += sum(u.flops for u in updates)
@@ -230,9 +231,11 @@ def _single_target(method: Unlearner, request: ForgetRequest) -> int:
     return request.clients[0]
 
 
-def _sgd(lr: float) -> dict[str, float | int | str]:
+def _sgd(lr: float, epochs: int = 1) -> dict[str, float | int | str]:
     """MoDE's local step (``fednot.unlearning.mode._sgd``) as recipe overrides."""
-    return {"recipe-optimizer": "sgd", "recipe-lr": lr, "recipe-momentum": 0.0, "recipe-epochs": 1}
+    return {
+        "recipe-optimizer": "sgd", "recipe-lr": lr, "recipe-momentum": 0.0, "recipe-epochs": epochs,
+    }  # fmt: skip
 
 
 _STEPS: dict[str, Step] = {

@@ -144,7 +144,7 @@ def serve(
     new, log = result.state, TrainLog(stop_reason="no recovery: the step is complete")
     if result.schedule != "none":
         phase = "pretrain" if result.schedule == "train" else "recovery"
-        lr = None if phase == "pretrain" else session.config.unlearn.recovery_lr
+        lr = None if phase == "pretrain" else session.config.unlearn.recovery_lr_of(method.name)
         strategy = session.strategy(phase, exclude=exclude, lr=lr, per_client=targets)
         new, log = session.run_phase(result.state, strategy, _stop(session, phase), method.name)
     test["after"] = session.test_accuracy(new)

@@ -35,6 +35,7 @@ from torch import Tensor, nn
 from fednot.errors import ConfigError
 from fednot.federation.aggregate import clone_state
 from fednot.federation.costs import state_bytes
+from fednot.tune.space import IntRange, Range
 from fednot.typecheck import expect, is_number
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
@@ -76,6 +77,9 @@ class BadT(Unlearner):
     requirements = Requirements(forget_data=True)
     scenarios = CENTRALIZED
     scenario_note = CENTRALIZED_NOTE
+    schedule = "none"
+    # published: 1 epoch over a CIFAR-10 D_f + 30 % of D_r (~58 batches of 256); MNIST-5k: ~5
+    search_space = {"epochs": IntRange(1, 20, log=True), "lr": Range(1e-5, 1e-2, log=True)}
 
     def __init__(
         self,

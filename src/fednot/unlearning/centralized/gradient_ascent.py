@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from fednot.errors import ConfigError
 from fednot.federation.aggregate import clone_state
+from fednot.tune.space import IntRange, Range
 from fednot.typecheck import expect, is_number
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
@@ -42,6 +43,9 @@ class GA(Unlearner):
     requirements = Requirements(forget_data=True)
     scenarios = CENTRALIZED
     scenario_note = CENTRALIZED_NOTE
+    schedule = "none"
+    # published: 5 epochs over a CIFAR-10 D_f (~16 batches of 256); MNIST-5k's D_f gives 2
+    search_space = {"epochs": IntRange(1, 50, log=True), "lr": Range(1e-5, 1e-2, log=True)}
 
     def __init__(
         self,

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from fednot.federation.aggregate import clone_state
+from fednot.tune.space import IntRange, Range
 from fednot.typecheck import expect, is_number
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
@@ -71,6 +72,13 @@ class L1Sparse(Unlearner):
     requirements = Requirements()
     scenarios = CENTRALIZED
     scenario_note = CENTRALIZED_NOTE
+    schedule = "none"
+    # published: 10 epochs over a CIFAR-10 D_r (~141 batches of 256); MNIST-5k's D_r gives 12
+    search_space = {
+        "epochs": IntRange(1, 150, log=True),
+        "lr": Range(1e-3, 1e-1, log=True),
+        "gamma": Range(1e-5, 1e-3, log=True),
+    }
 
     def __init__(
         self,

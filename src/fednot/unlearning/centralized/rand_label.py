@@ -34,6 +34,7 @@ from fednot.data.federated import Preprocess, Samples
 from fednot.errors import ConfigError
 from fednot.federation.aggregate import clone_state
 from fednot.federation.costs import FlopMeter
+from fednot.tune.space import IntRange, Range
 from fednot.typecheck import expect, is_number
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
@@ -232,6 +233,9 @@ class RandL(Unlearner):
     requirements = Requirements(forget_data=True)
     scenarios = CENTRALIZED
     scenario_note = CENTRALIZED_NOTE
+    schedule = "none"
+    # 10 epochs over a CIFAR-10 D_f ∪ D_r (~157 batches of 256); MNIST-5k's gives 13
+    search_space = {"epochs": IntRange(1, 150, log=True), "lr": Range(1e-3, 1e-1, log=True)}
 
     def __init__(
         self,

@@ -1,0 +1,125 @@
+"""``fednot tune``: the arguments and the command (docs/tuning.md)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from fednot.cli.commands import _check_cache, _clients, _config, _setup
+from fednot.errors import ConfigError
+from fednot.paths import check_writable_dir
+from fednot.results import REFERENCE
+
+DESCRIPTION = """\
+Tune every method's hyperparameters with the same budget: --trials Optuna TPE trials per method
+(the first at the published values), each scored by the mean average gap to Retrain on a
+validation request: another target client (--target, default: the next one after the reported
+targets) and other seeds (--seeds, default: 1000,1001), never the request the bench reports.
+Methods followed by recovery also get the recovery learning rate. Writes tune.json (every trial,
+rewritten after each) and <preset>-tuned.toml, which `fednot bench --preset PATH` runs. Running
+the same command on the same --out resumes.
+"""
+
+
+def register_cli(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Add ``fednot tune`` to the subcommands ``sub``; ``common`` adds the config arguments."""
+    p = sub.add_parser(
+        "tune", help="tune every method's hyperparameters on a validation request (Optuna)",
+        description=DESCRIPTION,
+    )  # fmt: skip
+    common(p)
+    p.add_argument(
+        "--scenario",
+        help="client, class, instance, backdoor, noniid or centralized (default: the preset's)",
+    )
+    p.add_argument(
+        "--methods", help="comma-separated methods to tune (default: the preset's, but Retrain)"
+    )
+    p.add_argument(
+        "--trials", type=int, default=8, help="trials per method, the same for all (default: 8)"
+    )
+    p.add_argument(
+        "--target",
+        help="comma-separated validation target clients (default: the next ids after the "
+        "reported unlearn.forget_clients)",
+    )
+    p.add_argument(
+        "--seeds",
+        help="comma-separated validation seeds, none of the reported (default: 1000,1001)",
+    )
+    p.add_argument(
+        "--sampler-seed", type=int, default=0, help="the TPE sampler's seed (default: 0)"
+    )
+    p.add_argument("--out", help="tuning folder (default: <out_dir>/tune-<preset>-tuned); resumes")
+    p.set_defaults(handler=tune)
+
+
+def tune(args: argparse.Namespace) -> int:
+    """``fednot tune``."""
+    from fednot.tune.preset import tuned_name
+    from fednot.tune.study import TuneSettings
+    from fednot.tune.study import tune as run_tune
+    from fednot.tune.validation import validation_request
+
+    args.preset = args.preset or "mnist5k-cnn"
+    loaded = _config(args)
+    _, progress = _setup(args, loaded)  # applies --threads; the preset does not pin them
+    config = replace(loaded, threads=None)
+    names = config.unlearn.methods if args.methods is None else args.methods.split(",")
+    methods = [n.strip() for n in names if n.strip() and n.strip() != REFERENCE]
+    if not methods:
+        raise ConfigError("Nothing to tune: name methods with --methods, e.g. --methods ft,not.")
+    request = validation_request(config, _clients(args.target), _seeds(args.seeds))
+    out = Path(args.out or Path(config.out_dir) / f"tune-{tuned_name(args.preset)}")
+    check_writable_dir(out, "the tuning folder", "--out")
+    _check_cache(config)
+    settings = TuneSettings(trials=args.trials, seed=args.sampler_seed)
+    outcome = run_tune(
+        config, methods, request, out, settings=settings, preset=args.preset, progress=progress
+    )
+    print(summary_table(outcome.log))
+    for name, reason in outcome.skipped.items():
+        print(f"- {name}: not tuned ({reason})")
+    print(
+        f"\nSearch log: {outcome.log}\nTuned preset: {outcome.preset}\n"
+        f"Run it: fednot bench --preset {outcome.preset}"
+    )
+    return 0
+
+
+def summary_table(log_path: Path) -> str:
+    """Per method: trials, the published setting's objective, the best one's, the best values."""
+    import json
+
+    data = json.loads(log_path.read_text())
+    lines = [
+        "| method | trials | avg gap, published (trial 1) | avg gap, best | best values |",
+        "|---|---|---|---|---|",
+    ]
+    for name, entry in data["methods"].items():
+        trials, best = entry["trials"], entry["best"]
+        first = trials[0]["objective"] if trials else None
+        values = ", ".join(f"{k} = {v!r}" for k, v in (best or {}).get("params", {}).items())
+        lines.append(
+            f"| {name} | {entry['n_trials']} | {_gap(first)} | "
+            f"{_gap(best and best['objective'])} | {values or '— (every trial diverged)'} |"
+        )
+    return "\n".join(lines)
+
+
+def _gap(value: float | None) -> str:
+    return "diverged" if value is None else f"{value:.3f}"
+
+
+def _seeds(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError as e:
+        raise ConfigError(
+            f"Expected comma-separated seeds, e.g. --seeds 1000,1001, got {text!r}."
+        ) from e
