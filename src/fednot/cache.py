@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from fednot.errors import DamagedFileError, FedNotWarning
+from fednot.errors import ConfigError, DamagedFileError, FedNotWarning
 from fednot.integrity import problem, seal, unsealed
 
 CACHE_FORMAT = 2
@@ -67,6 +67,23 @@ def atomic_write_text(text: str, path: Path) -> None:
     with os.fdopen(fd, "w") as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+def read_json_state(path: Path) -> dict[str, Any] | None:
+    """The JSON state a resumable command left in ``path`` (``None``: there is none).
+
+    Raises:
+        ConfigError: the file exists but cannot be read or parsed.
+    """
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path} exists but cannot be read ({e}); choose another --out.") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} does not hold what fednot writes there; choose another --out.")
+    return data
 
 
 def save_verified(payload: Mapping[str, Any], path: Path) -> None:

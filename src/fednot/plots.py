@@ -21,7 +21,8 @@ _LABELS = {"retain_acc": "Retain acc.", "forget_acc": "Forget acc.", "test_acc":
 _HIGHLIGHT = ("not", "not_wb", "ft")
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the non-interactive Agg backend (imported on first use)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -30,8 +31,17 @@ def _pyplot() -> Any:
     return plt
 
 
-def _style(index: int, method: str) -> dict[str, Any]:
-    plt = _pyplot()
+def save_figure(fig: Any, path: Path, title: str, *, dpi: int = 110) -> None:
+    """Give ``fig`` its title (two lines: what, then the setup), lay it out, write and close it."""
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    pyplot().close(fig)
+
+
+def method_style(index: int, method: str) -> dict[str, Any]:
+    """The line style of the ``index``-th method of a figure: NoT black, NoT and FT thicker."""
+    plt = pyplot()
     color = plt.get_cmap("tab20")((2 * index) % 20 + (index // 10) % 2)
     if method == "not":
         color = "black"
@@ -50,7 +60,7 @@ def delta_chart(
     numbers written beside it. A method that diverged on every seed has no numbers and is left
     out; one that diverged on some seeds shows the others, its label saying how many diverged.
     """
-    plt = _pyplot()
+    plt = pyplot()
     rows = [r for r in summary if r["method"] != REFERENCE and r["seeds"]]
     panels = [*GAP_METRICS, "avg_gap"]
     height = max(3.2, 0.42 * len(rows) + 1.6)
@@ -68,7 +78,7 @@ def delta_chart(
             mean, low, high = stat["mean"], stat["low"], stat["high"]
             if math.isnan(low):
                 low = high = mean
-            style = _style(i, row["method"])
+            style = method_style(i, row["method"])
             shown = [min(max(v, -limit), limit) for v in (mean, low, high)]
             marker = "s" if row["method"] == ORIGINAL else "o"
             axis.errorbar(shown[0], y, xerr=[[shown[0] - shown[1]], [shown[2] - shown[0]]],
@@ -90,10 +100,8 @@ def delta_chart(
         axis.set_xlabel("points" if panel == "avg_gap" else "method − Retrain (points)")
         axis.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(ys, [_label(r) for r in rows])
-    fig.suptitle(f"Difference to Retrain, mean and 95 % CI over seeds\n{subtitle}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    title = f"Difference to Retrain, mean and 95 % CI over seeds\n{subtitle}"
+    save_figure(fig, path, title, dpi=120)
 
 
 def _label(row: Mapping[str, Any]) -> str:
@@ -127,7 +135,7 @@ def tradeoff_chart(
     axes. Dotted verticals mark the cost points the table reads (25, 50 and 100 % of Retrain's
     communication). The y axis is logarithmic when the mean gaps span more than a factor of 20.
     """
-    plt = _pyplot()
+    plt = pyplot()
     labels = [m for m, curve in curves.items() if curve]
     if not labels:
         return
@@ -169,11 +177,8 @@ def tradeoff_chart(
         axis.set_xlabel("communication / Retrain's")
     for row in axes:
         row[0].set_ylabel("average gap (points)")
-    fig.suptitle(
+    save_figure(
+        fig, path,
         "Average gap to Retrain against communication relative to Retrain (lower is better), "
         f"mean and 95 % CI over seeds\n{subtitle}",
-        fontsize=10,
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    )  # fmt: skip

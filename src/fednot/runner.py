@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from fednot import __version__
-from fednot.cache import atomic_save, atomic_write_text
+from fednot.cache import atomic_save, atomic_write_text, read_json_state
 from fednot.comparison import summarize, tradeoff_curves
 from fednot.config import RunConfig
 from fednot.config_rules import check_recovery_lr
@@ -120,15 +120,9 @@ class Run:
         self._resume()
 
     def _resume(self) -> None:
-        path = self.run_dir / "results.json"
-        if not path.exists():
+        previous = read_json_state(self.run_dir / "results.json")
+        if previous is None:
             return
-        try:
-            previous = json.loads(path.read_text())
-        except (OSError, ValueError) as e:
-            raise ConfigError(
-                f"{path} exists but cannot be read ({e}); choose another --out."
-            ) from e
         if previous.get("config") != to_dict(self.config):
             raise ConfigError(
                 f"{self.run_dir} holds a run with another configuration; choose another --out "

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from fednot.metrics.forgetting_quality import BUCKET, resolvable_epsilon
-from fednot.plots import _pyplot, _style
+from fednot.plots import method_style, pyplot, save_figure
 from fednot.results import REFERENCE
 
 
@@ -22,7 +22,7 @@ def epsilon_chart(report: Mapping[str, Any], path: Path, *, subtitle: str) -> No
     shows at this sample size. Right: the N-vs-N estimates the score uses. ε past a panel's
     last bucket earns no points and is drawn at the edge; light verticals mark the buckets.
     """
-    plt = _pyplot()
+    plt = pyplot()
     n, half = report["models"], report["half"]
     panels = (("half", half, f"{half} vs {half} models (with Retrain's own spread)"),
               ("full", n, f"{n} vs {n} models (the score)"))  # fmt: skip
@@ -35,7 +35,7 @@ def epsilon_chart(report: Mapping[str, Any], path: Path, *, subtitle: str) -> No
                 continue
             eps = np.sort(np.minimum(np.asarray(cell["epsilons"]), limit + BUCKET))
             share = np.arange(1, len(eps) + 1) / len(eps)
-            style = _style(index, row["method"])
+            style = method_style(index, row["method"])
             if row["method"] == REFERENCE:
                 style = {"color": "black", "linestyle": "--", "linewidth": 2.0}
             label = f"{row['title']} ({cell['score']:.3f})"
@@ -52,11 +52,8 @@ def epsilon_chart(report: Mapping[str, Any], path: Path, *, subtitle: str) -> No
         axis.legend(fontsize=8, loc="lower right", title="method (forgetting quality)",
                     title_fontsize=8)  # fmt: skip
     axes[0].set_ylabel("share of forgotten examples with ε ≤ x")
-    fig.suptitle(
+    save_figure(
+        fig, path,
         "How distinguishable each forgotten example is from Retrain's models (higher and further "
         f"left is better)\n{subtitle}",
-        fontsize=10,
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    )  # fmt: skip

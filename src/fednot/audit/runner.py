@@ -32,7 +32,7 @@ from fednot import __version__
 from fednot.audit.outputs import ModelOutputs
 from fednot.audit.report import score_methods, write_reports
 from fednot.audit.sampler import ModelSampler, SamplerPool
-from fednot.cache import atomic_write_text
+from fednot.cache import atomic_write_text, read_json_state
 from fednot.config import RunConfig
 from fednot.configio import to_dict, to_toml
 from fednot.environment import use_threads
@@ -105,15 +105,9 @@ class Audit:
         }  # fmt: skip
 
     def _resume(self) -> None:
-        path = self.out / "outputs.json"
-        if not path.exists():
+        previous = read_json_state(self.out / "outputs.json")
+        if previous is None:
             return
-        try:
-            previous = json.loads(path.read_text())
-        except (OSError, ValueError) as e:
-            raise ConfigError(
-                f"{path} exists but cannot be read ({e}); choose another --out."
-            ) from e
         if previous.get("identity") != self._identity():
             raise ConfigError(
                 f"{self.out} holds an audit with another configuration, seed or number of "

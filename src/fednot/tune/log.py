@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from fednot import __version__
-from fednot.cache import atomic_write_text
+from fednot.cache import atomic_write_text, read_json_state
 from fednot.errors import ConfigError
 from fednot.results import json_safe
 from fednot.tune.objective import TrialResult
@@ -110,14 +110,9 @@ class TuneLog:
     def open(cls, folder: Path, header: dict[str, Any]) -> TuneLog:
         """The log in ``folder`` if its header matches ``header``, else a new one."""
         path = folder / LOG_NAME
-        if not path.exists():
+        data = read_json_state(path)
+        if data is None:
             return cls(path, header)
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError) as e:
-            raise ConfigError(
-                f"{path} exists but cannot be read ({e}); choose another --out."
-            ) from e
         differ = [k for k in _HEADER if data.get(k) != _normal(header[k])]
         if differ:
             raise ConfigError(
