@@ -333,6 +333,16 @@ def test_entry_points_are_read_only_for_names_the_registry_lacks(
     assert entry_points == ["fednot.models"]
 
 
+def test_fednot_methods_lists_installed_methods_without_loading_them(
+    entry_points: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["methods"]) == 0
+    printed = capsys.readouterr().out
+    assert "tinyscale  extpkg:Scale from an unknown package" in printed
+    assert "tinynet" not in printed  # a model, not a method
+    assert "extpkg" not in sys.modules
+
+
 def test_entry_point_errors_name_the_group_and_the_package(
     entry_points: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

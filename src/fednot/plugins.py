@@ -193,6 +193,11 @@ def _unknown(name: str, kind: Kind, known: Sequence[str]) -> ConfigError:
     )
 
 
+def installed(kind: Kind) -> dict[str, str]:
+    """The entry-point names of ``kind``'s group, each with what declares it (nothing loaded)."""
+    return {p.name: f"{p.value} from {_package(p)}" for p in _entry_points(kind)}
+
+
 def _entry_points(kind: Kind) -> list[importlib.metadata.EntryPoint]:
     return list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUPS[kind]))
 

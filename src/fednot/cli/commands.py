@@ -18,6 +18,7 @@ from fednot.environment import use_threads
 from fednot.errors import ConfigError
 from fednot.experiment import Experiment
 from fednot.paths import check_writable_dir, check_writable_file
+from fednot.plugins import installed
 from fednot.preflight import check_state
 from fednot.presets import preset_description, preset_names, scenario_names
 from fednot.progress import Progress, Silent
@@ -256,9 +257,15 @@ def show_config(args: argparse.Namespace) -> int:
 
 def methods(args: argparse.Namespace) -> int:
     """``fednot methods``."""
-    for name in unlearner_names():
+    names = unlearner_names()
+    for name in names:
         cls = unlearner_class(name)
         print(f"{name:10s} {cls.title or name:10s} needs: {cls.requirements.describe()}")
+    external = {n: origin for n, origin in installed("method").items() if n not in names}
+    if external:
+        print("\nInstalled by other packages (entry points, group fednot.methods; not loaded):")
+        for name, origin in sorted(external.items()):
+            print(f"{name:10s} {origin}")
     return 0
 
 
