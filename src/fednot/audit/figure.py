@@ -49,7 +49,7 @@ def epsilon_chart(report: Mapping[str, Any], path: Path, *, subtitle: str) -> No
         axis.set_title(title, fontsize=10)
         axis.set_xlabel(f"per-example ε (dotted: ln({size - 1}); ≥ {limit} drawn at the edge)")
         axis.grid(alpha=0.25, axis="y")
-        axis.legend(fontsize=8, loc="lower right", title="method (forgetting quality)",
+        axis.legend(fontsize=8, loc="upper left", title="method (forgetting quality)",
                     title_fontsize=8)  # fmt: skip
     axes[0].set_ylabel("share of forgotten examples with ε ≤ x")
     save_figure(

@@ -142,12 +142,14 @@ def statements(report: Mapping[str, Any]) -> list[str]:
     ]
     for pair in report["pairs"]:
         a, b, (low, high) = titles[pair["a"]], titles[pair["b"]], pair["ci"]
-        interval = f"Δ = {pair['difference']:+.3f} [{low:+.3f}, {high:+.3f}]"
-        if low > 0 or high < 0:
-            better, worse = (a, b) if low > 0 else (b, a)
-            lines.append(f"{better} forgets better than {worse}: {interval}.")
+        difference = pair["difference"]
+        if high < 0:  # say it as the better one's advantage
+            a, b, difference, low, high = b, a, -difference, -high, -low
+        interval = f"Δ = {difference:+.3f} [{low:+.3f}, {high:+.3f}]"
+        if low > 0:
+            lines.append(f"{a} forgets better than {b} (score {a} − {b}): {interval}.")
         else:
-            lines.append(f"{a} and {b} cannot be told apart: {interval}.")
+            lines.append(f"{a} and {b} cannot be told apart (score {a} − {b}): {interval}.")
     lines.append(
         "Intervals: 95 % percentile bootstrap over the forgotten examples (paired for "
         "differences), with the models fixed; they do not include the variation of a new sample "

@@ -93,6 +93,7 @@ class Audit:
         self.progress = progress or Silent()
         self.outputs: dict[str, dict[int, ModelOutputs]] = {}
         self.elapsed = 0.0  # seconds spent by earlier invocations on this folder
+        self.original_seconds = 0.0  # pre-training the original, over every invocation
         self._resume()
 
     def _identity(self) -> dict[str, Any]:
@@ -118,6 +119,7 @@ class Audit:
             for method, models in previous["outputs"].items()
         }
         self.elapsed = float(previous.get("elapsed_seconds", 0.0))
+        self.original_seconds = float(previous.get("original_seconds", 0.0))
         done = sum(len(m) for m in self.outputs.values())
         self.progress.phase(f"resuming {self.out}: {done} models already audited")
 
@@ -143,14 +145,14 @@ class Audit:
         threads = torch.get_num_threads()
         use_threads(self.worker_threads)
         try:
-            original_seconds = self._produce(exp, methods)
+            self._produce(exp, methods)
         finally:
             use_threads(threads)
         scoring = time.perf_counter()
         report = score_methods(self.outputs, methods, self.models, self.seed)
         now = time.perf_counter()
         report["seconds"] = {
-            "wall": self.elapsed + now - start, "original": original_seconds,
+            "wall": self.elapsed + now - start, "original": self.original_seconds,
             "scoring": now - scoring, "this_invocation": now - start,
         }  # fmt: skip
         self.elapsed += now - start
@@ -162,14 +164,14 @@ class Audit:
         write_reports(report, self.config, self.out)
         return report
 
-    def _produce(self, exp: Experiment, methods: Mapping[str, Unlearner]) -> float:
-        """Pre-train the original if a method needs it, then every missing model; its seconds."""
+    def _produce(self, exp: Experiment, methods: Mapping[str, Unlearner]) -> None:
+        """Pre-train the original if a method needs it, then every missing model."""
         original: Trained | None = None
         start = time.perf_counter()
         if any(len(self.outputs.get(m, {})) < self.models for m in methods if m != REFERENCE):
             self.progress.phase(f"seed {self.seed}: the original model")
             original = exp.pretrain(history=history_union(methods.values()))
-        seconds = time.perf_counter() - start
+        self.original_seconds += time.perf_counter() - start
         pool = SamplerPool(ModelSampler(exp, original), self.jobs, self.worker_threads)
         # seed by seed, so that an audit stopped early holds every method's first models
         tasks = [
@@ -181,7 +183,6 @@ class Audit:
             self.outputs.setdefault(name, {})[k] = outputs
             self._save()
             self._report(name, k, outputs)
-        return seconds
 
     def _report(self, name: str, k: int, outputs: ModelOutputs) -> None:
         done = len(self.outputs[name])
@@ -200,6 +201,7 @@ class Audit:
             "fednot_version": __version__,
             "identity": self._identity(),
             "elapsed_seconds": self.elapsed,
+            "original_seconds": self.original_seconds,
             "outputs": {
                 method: {str(k): v.to_dict() for k, v in sorted(models.items())}
                 for method, models in self.outputs.items()
