@@ -76,7 +76,19 @@ def test_every_preset_loads_and_names_known_methods() -> None:
         config = load_config(preset=name)
         assert isinstance(config, RunConfig)
         assert set(config.unlearn.methods) <= set(unlearner_names())
-        assert config.seeds == ((0, 1, 2, 3, 4) if name == "mnist5k-cnn" else (0, 1, 2))
+        five = name.startswith("mnist5k-cnn")  # the default and its tuned preset
+        assert config.seeds == ((0, 1, 2, 3, 4) if five else (0, 1, 2))
+
+
+def test_the_shipped_tuned_preset_differs_from_its_base_in_tuned_values_only() -> None:
+    base, tuned = load_config(preset="mnist5k-cnn"), load_config(preset="mnist5k-cnn-tuned")
+    assert set(tuned.tuned) == set(base.unlearn.methods) - {"retrain"}
+    assert (tuned.data, tuned.model, tuned.train, tuned.seeds) == (
+        base.data, base.model, base.train, base.seeds
+    )  # fmt: skip
+    assert tuned.unlearn.forget_clients == base.unlearn.forget_clients
+    for method, keys in tuned.tuned.items():
+        assert set(tuned.tuned_values(method)) == set(keys)
 
 
 def test_the_default_preset_runs_every_method() -> None:
