@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from fednot.errors import ConfigError
+
 
 def add_config_arguments(parser: argparse.ArgumentParser, *, checkpoint: bool = False) -> None:
     """``--preset``, ``-c/--config`` and repeatable ``--set KEY=VALUE`` (into ``overrides``).
@@ -26,3 +28,13 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, checkpoint: bool = 
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a configuration value, e.g. --set train.rounds=30 (repeatable)",
     )  # fmt: skip
+
+
+def int_list(text: str | None, what: str, example: str) -> tuple[int, ...] | None:
+    """``"1,2"`` as ``(1, 2)``, ``None`` as ``None``; a `ConfigError` naming ``what`` otherwise."""
+    if text is None:
+        return None
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError as e:
+        raise ConfigError(f"Expected comma-separated {what}, e.g. {example}, got {text!r}.") from e

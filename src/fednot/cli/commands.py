@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fednot.checkpoint import load_checkpoint, save_checkpoint
+from fednot.cli.arguments import int_list
 from fednot.config import RunConfig
 from fednot.configio import as_overrides, load_config, read_toml, to_toml
 from fednot.environment import use_threads
@@ -37,12 +38,7 @@ def _setup(args: argparse.Namespace, config: RunConfig) -> tuple[RunConfig, Prog
 
 
 def _clients(text: str | None) -> tuple[int, ...] | None:
-    if text is None:
-        return None
-    try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError as e:
-        raise ConfigError(f"Expected comma-separated client ids, got {text!r}.") from e
+    return int_list(text, "client ids", "--forget-clients 0,3")
 
 
 def _threads(args: argparse.Namespace) -> list[str]:

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from fednot.cli.arguments import int_list
 from fednot.cli.commands import _check_cache, _clients, _config, _setup
 from fednot.errors import ConfigError
 from fednot.paths import check_writable_dir
@@ -115,11 +116,4 @@ def _gap(value: float | None) -> str:
 
 
 def _seeds(text: str | None) -> tuple[int, ...] | None:
-    if text is None:
-        return None
-    try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError as e:
-        raise ConfigError(
-            f"Expected comma-separated seeds, e.g. --seeds 1000,1001, got {text!r}."
-        ) from e
+    return int_list(text, "seeds", "--seeds 1000,1001")
