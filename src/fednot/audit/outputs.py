@@ -7,14 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from fednot.cache import ModelCache
 from fednot.data.federated import Samples
 from fednot.data.forget import ForgetSplit
 from fednot.experiment import Experiment
 from fednot.federation.divergence import check_evaluable
-from fednot.federation.local import accuracy
+from fednot.federation.local import accuracy, forward
 from fednot.metrics.forgetting_quality import logit_confidence
 from fednot.types import StateDict
 
@@ -75,16 +74,6 @@ def _finite(value: float) -> float | None:
     return None if math.isnan(value) else value
 
 
-def forward_logits(exp: Experiment, samples: Samples) -> torch.Tensor:
-    """The logits of the model ``exp.model`` currently holds, for ``samples`` in view order."""
-    model = exp.model.to(exp.device).eval()
-    chunks = []
-    with torch.no_grad():
-        for images, _ in samples.batches(exp.config.eval.batch_size):
-            chunks.append(model(exp.federation.preprocess(images).to(exp.device)).float().cpu())
-    return torch.cat(chunks) if chunks else torch.zeros(0, exp.federation.num_classes)
-
-
 def measure(exp: Experiment, state: StateDict, split: ForgetSplit, seconds: float) -> ModelOutputs:
     """The audited outputs of ``state``: forget-set confidences, retain, test and forget accuracy.
 
@@ -93,9 +82,12 @@ def measure(exp: Experiment, state: StateDict, split: ForgetSplit, seconds: floa
     """
     check_evaluable(state)
     exp.model.load_state_dict(state)
-    logits = forward_logits(exp, split.forget)
-    confidences = logit_confidence(logits, split.forget.labels).numpy()
-    forget_acc = float((logits.argmax(dim=1) == split.forget.labels).double().mean()) * 100
+    logits, labels = forward(
+        exp.model, split.forget, exp.federation.preprocess,
+        batch_size=exp.config.eval.batch_size, device=exp.device,
+    )  # fmt: skip
+    confidences = logit_confidence(logits, labels).numpy()
+    forget_acc = float((logits.argmax(dim=1) == labels).double().mean()) * 100
 
     def acc(samples: Samples) -> float:
         return accuracy(

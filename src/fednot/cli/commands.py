@@ -71,6 +71,12 @@ def _from_checkpoint(
     return load_checkpoint(Path(args.checkpoint), overrides)
 
 
+def _out_folder(args: argparse.Namespace, config: RunConfig, name: str) -> Path:
+    """``--out``, else ``<out_dir>/<name>-<time>``."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path(args.out) if args.out else Path(config.out_dir) / f"{name}-{stamp}"
+
+
 def _check_cache(config: RunConfig) -> None:
     if config.cache_dir:
         check_writable_dir(Path(config.cache_dir), "the model cache", "--set cache_dir=PATH")
@@ -120,8 +126,7 @@ def study(args: argparse.Namespace) -> int:
             raise ConfigError(f"Expected --param KEY=VALUE, got {text!r}.")
         options[key.strip()] = value.strip()
     function = analysis(args.group, args.kind, options)
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    out = Path(args.out) if args.out else Path(config.out_dir) / f"{args.group}-{args.kind}-{stamp}"
+    out = _out_folder(args, config, f"{args.group}-{args.kind}")
     check_writable_dir(out, "the output folder", "--out")
     _check_cache(config)
     path = function(Study(config, out, progress, options))
@@ -139,10 +144,7 @@ def audit(args: argparse.Namespace) -> int:
     args.preset = args.preset or "mnist5k-cnn"
     config, progress = _setup(args, _config(args, [f"unlearn.methods={json.dumps(names)}"]))
     seed = config.seeds[0] if args.seed is None else args.seed
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    out = Path(args.out) if args.out else Path(config.out_dir) / (
-        f"audit-{config.data.dataset}-{stamp}"
-    )  # fmt: skip
+    out = _out_folder(args, config, f"audit-{config.data.dataset}")
     check_writable_dir(out, "the audit folder", "--out")
     _check_cache(config)
     Audit(config, out, models=args.models, seed=seed, jobs=args.jobs, progress=progress).execute()

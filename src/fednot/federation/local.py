@@ -97,6 +97,29 @@ def local_train(
 
 
 @torch.no_grad()
+def forward(
+    model: nn.Module,
+    data: Samples,
+    preprocess: Preprocess,
+    *,
+    batch_size: int = 512,
+    device: torch.device | str = "cpu",
+) -> tuple[Tensor, Tensor]:
+    """The model's outputs for ``data`` in eval mode and view order, with the labels.
+
+    Returns:
+        ``(logits, labels)`` on the CPU: float32 ``[n, classes]`` and int64 ``[n]``.
+    """
+    model.to(device).eval()
+    logits, labels = [], []
+    for images, batch_labels in data.batches(batch_size):
+        logits.append(model(preprocess(images).to(device)).float().cpu())
+        labels.append(batch_labels)
+    if not logits:
+        return torch.zeros(0, 0), torch.zeros(0, dtype=torch.int64)
+    return torch.cat(logits), torch.cat(labels)
+
+
 def predict(
     model: nn.Module,
     data: Samples,
@@ -110,16 +133,11 @@ def predict(
     Returns:
         ``(losses, correct)``: float64 losses (natural log) and a boolean tensor.
     """
-    model.to(device).eval()
-    losses, correct = [], []
-    for images, labels in data.batches(batch_size):
-        logits = model(preprocess(images).to(device)).float()
-        labels = labels.to(device)
-        losses.append(nn.functional.cross_entropy(logits, labels, reduction="none").double().cpu())
-        correct.append((logits.argmax(dim=1) == labels).cpu())
-    if not losses:
+    logits, labels = forward(model, data, preprocess, batch_size=batch_size, device=device)
+    if len(labels) == 0:
         return torch.zeros(0, dtype=torch.float64), torch.zeros(0, dtype=torch.bool)
-    return torch.cat(losses), torch.cat(correct)
+    losses = nn.functional.cross_entropy(logits, labels, reduction="none").double()
+    return losses, logits.argmax(dim=1) == labels
 
 
 def accuracy(
