@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from fednot.comparison import summarize
 from fednot.config import TrainConfig, UnlearnConfig
 from fednot.errors import DivergenceError
 from fednot.experiment import Experiment
-from fednot.federation import fedavg as fedavg_module
+from fednot.federation.backend import InProcess, TrainJob
 from fednot.federation.fedavg import FedAvg, StopRule
 from fednot.federation.local import LocalRecipe, LocalUpdate, predict
 from fednot.metrics.mia import loss_mia
@@ -72,26 +73,30 @@ def test_pretraining_divergence_exits_2_and_leaves_no_model(
     assert _final_entries(cache) == []
 
 
-def test_a_diverging_round_is_never_checkpointed(monkeypatch: pytest.MonkeyPatch) -> None:
+class _Poisoned(InProcess):
+    """An in-process back-end whose 5th job (3 clients a round: round 2, client 1) sends NaN."""
+
+    calls = 0
+
+    def train(self, jobs: Sequence[TrainJob]) -> list[LocalUpdate]:
+        updates = super().train(jobs)
+        for i, update in enumerate(updates):
+            self.calls += 1
+            if self.calls == 5:
+                state = {k: torch.full_like(v, math.nan) if v.is_floating_point() else v
+                         for k, v in update.state.items()}  # fmt: skip
+                updates[i] = replace(update, state=state)
+        return updates
+
+
+def test_a_diverging_round_is_never_checkpointed() -> None:
     """Round 2's client 1 sends NaN weights: round 1 is checkpointed, round 2 raises first."""
     exp = Experiment(tiny_config(), seed=0, federation=tiny_federation())
-    real = fedavg_module.local_train
-    calls: list[int] = []
-
-    def poisoned(*args: Any, **kwargs: Any) -> LocalUpdate:
-        update = real(*args, **kwargs)
-        calls.append(1)
-        if len(calls) == 5:  # 3 clients a round: round 2, client 1
-            state = {k: torch.full_like(v, math.nan) if v.is_floating_point() else v
-                     for k, v in update.state.items()}  # fmt: skip
-            return replace(update, state=state)
-        return update
-
-    monkeypatch.setattr(fedavg_module, "local_train", poisoned)
     saved: list[StateDict] = []
+    backend = _Poisoned(exp.model, exp.federation, exp.streams, flops=exp.flops)
     fedavg = FedAvg(
         exp.model, exp.federation, LocalRecipe.from_config(exp.config.train), exp.streams,
-        phase="pretrain",
+        phase="pretrain", backend=backend,
     )  # fmt: skip
     with pytest.raises(DivergenceError, match=r"round 2 \(client 1\).*non-finite weights"):
         fedavg.run(dict(exp.initial_state), StopRule(3), checkpoint=lambda s, _: saved.append(s))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -17,7 +18,7 @@ from fednot.federation.aggregate import clone_state
 from fednot.federation.costs import state_bytes
 from fednot.federation.fedavg import FedAvg, StopRule
 from fednot.federation.history import HistorySpec, Snapshot, TrainingHistory
-from fednot.federation.local import LocalRecipe, local_train
+from fednot.federation.local import LocalRecipe, LocalUpdate, local_train
 from fednot.seeding import SeedStreams
 from fednot.testing import forbid_clients, tiny_config, tiny_federation
 from fednot.types import ForgetRequest, StateDict
@@ -28,7 +29,6 @@ from fednot.unlearning.federaser import (
     calibration_steps,
     per_layer_step,
     replay,
-    train_steps,
     uncalibrated_step,
 )
 from fednot.unlearning.registry import create_unlearner
@@ -167,22 +167,23 @@ def test_first_reconstructed_round_equals_retrains_first_round() -> None:
 # -- calibration training ---------------------------------------------------------------------
 
 
-def test_train_steps_equals_local_training_for_whole_epochs() -> None:
+def test_a_step_budget_equals_local_training_for_whole_epochs() -> None:
     federation = tiny_federation()
     data = federation.client(1).train
     recipe = LocalRecipe(epochs=2, batch_size=8, lr=0.05)
     model = _bn_model()
     start = clone_state(model.state_dict())
     meter = FedAvg(model, federation, recipe, SeedStreams(0), phase="p").flops
+
+    def train(recipe: LocalRecipe) -> LocalUpdate:
+        return local_train(model, start, data, federation.preprocess, recipe,
+                           torch.Generator().manual_seed(3), flops=meter)  # fmt: skip
+
     steps = 2 * math.ceil(len(data) / 8)
-    ours = train_steps(model, start, data, federation.preprocess, recipe,
-                       torch.Generator().manual_seed(3), steps, flops=meter)  # fmt: skip
-    theirs = local_train(model, start, data, federation.preprocess, recipe,
-                         torch.Generator().manual_seed(3), flops=meter)  # fmt: skip
+    ours, theirs = train(replace(recipe, epochs=1, steps=steps)), train(recipe)
     assert all(torch.equal(ours.state[k], theirs.state[k]) for k in theirs.state)
     assert ours.flops == theirs.flops
-    half = train_steps(model, start, data, federation.preprocess, recipe,
-                       torch.Generator().manual_seed(3), 3, flops=meter)  # fmt: skip
+    half = train(replace(recipe, steps=3))
     assert half.flops == 3 * meter.train_step((8, 1, 8, 8))
 
 

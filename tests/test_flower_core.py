@@ -155,9 +155,9 @@ def test_merge_requests_groups_compatible_requests(records) -> None:  # type: ig
     from fednot.integrations.flower.identity import FiledRequest, merge_requests
     from fednot.types import ForgetRequest
 
-    filed = [FiledRequest(2, ForgetRequest(clients=(2,)), 0),
-             FiledRequest(0, ForgetRequest(clients=(0,)), 0),
-             FiledRequest(1, ForgetRequest(clients=(1,), classes=(3,)), 10)]  # fmt: skip
+    filed = [FiledRequest(2, ForgetRequest(clients=(2,))),
+             FiledRequest(0, ForgetRequest(clients=(0,))),
+             FiledRequest(1, ForgetRequest(clients=(1,), classes=(3,)))]  # fmt: skip
     assert merge_requests(filed, separate=False) == [
         ForgetRequest(clients=(0, 2)),
         ForgetRequest(clients=(1,), classes=(3,)),

@@ -103,7 +103,7 @@ def test_class_wise_target_fine_tunes_on_retained_data_only() -> None:
     recovery = [
         m for m in grid.delivered
         if m.metadata.dst_node_id == node and m.metadata.message_type == "train"
-        and m.content["config"].get("phase") == "recovery"
+        and list(m.content["config"]["stream"])[:2] == ["client", "recovery"]
     ]  # fmt: skip
     assert recovery and all(m.content["config"]["data"] == "retained" for m in recovery)
     assert all(m.content["config"]["forget-classes"] == [0] for m in recovery)
@@ -217,16 +217,23 @@ def test_two_nodes_claiming_one_client_id_stop_the_run() -> None:
         ("mode", {"rounds": 2, "degradation_rounds": 1}, "1:client", ForgetRequest(clients=(1,))),
         ("ft", {}, "2:classes=1", ForgetRequest(clients=(2,), classes=(1,))),
         ("retrain", {}, "1:client", ForgetRequest(clients=(1,))),
+        ("federaser", {"delta_t": 1}, "1:client", ForgetRequest(clients=(1,))),
+        ("fukd", {"epochs": 1}, "1:client", ForgetRequest(clients=(1,))),
+        ("negsub", {}, "1:client", ForgetRequest(clients=(1,))),
+        ("not_wb", {}, "2:classes=0", ForgetRequest(clients=(2,), classes=(0,))),
     ],
-    ids=["fcu", "pgd", "puf-special", "puf-regular-class-wise", "mode", "ft-class-wise", "retrain"],
+    ids=["fcu", "pgd", "puf-special", "puf-regular-class-wise", "mode", "ft-class-wise", "retrain",
+         "federaser", "fukd", "negsub", "not_wb-class-wise"],
 )  # fmt: skip
 def test_every_method_on_flower_equals_the_engine(
     method: str, options: dict[str, Any], request_text: str, forget: ForgetRequest
 ) -> None:
+    """Methods are written once: on Flower, through the same engine, bit for bit."""
     base = tiny_config()
     config = replace(
         base, unlearn=replace(base.unlearn, methods=(method,), recovery_rounds=1),
         options={method: options} if options else {},
+        data=replace(base.data, server_samples=16 if method == "fukd" else 0),
     )  # fmt: skip
     _, _, outcome = engine_reference(config, forget, method)
     result, _ = _run(config, method=method, **{"forget-requests": request_text})
@@ -256,7 +263,7 @@ def test_fedavg_excluding_runs_under_flowers_own_start_loop() -> None:
 
 def test_a_method_flower_cannot_run_is_refused_before_training() -> None:
     base = tiny_config()
-    config = replace(base, unlearn=replace(base.unlearn, methods=("federaser",)))
+    config = replace(base, unlearn=replace(base.unlearn, methods=("ga",)))
 
-    with pytest.raises(ConfigError, match="not available on Flower yet: it needs history"):
-        _run(config, method="federaser")
+    with pytest.raises(ConfigError, match="does not apply to the client scenario"):
+        _run(config, method="ga")

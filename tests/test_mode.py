@@ -18,7 +18,7 @@ from fednot.seeding import SeedStreams
 from fednot.testing import tiny_config, tiny_federation
 from fednot.types import ForgetRequest, StateDict
 from fednot.unlearning.context import UnlearnContext
-from fednot.unlearning.mode import MoDE, momentum_update, pseudo_labels, train_on_pseudo_labels
+from fednot.unlearning.mode import MoDE, momentum_update
 from fednot.unlearning.registry import create_unlearner
 
 CLIENT = ForgetRequest(clients=(0,))
@@ -65,15 +65,6 @@ def test_momentum_update_by_hand() -> None:
         assert out["n"].item() == 3 and out["n"].dtype == torch.int64  # integer buffers: θ's
 
 
-def test_pseudo_labels_are_the_teachers_argmax() -> None:
-    teacher = nn.Linear(2, 3, bias=False)
-    with torch.no_grad():
-        teacher.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]]))
-    x = torch.tensor([[2.0, 1.0], [0.0, 5.0], [-3.0, -1.0]])
-    assert pseudo_labels(teacher, x).tolist() == [0, 1, 2]
-    assert not teacher.training  # pseudo-labelling runs in eval mode
-
-
 class _GarbageLabels(Samples):
     """The same images, with every label replaced by a wrong one."""
 
@@ -84,7 +75,8 @@ class _GarbageLabels(Samples):
 
 def _relabelled(data: Samples, teacher: nn.Module, ctx: UnlearnContext) -> Samples:
     images = data.source.images[data.indices]
-    labels = pseudo_labels(teacher, ctx.preprocess(images))
+    with torch.no_grad():
+        labels = teacher.eval()(ctx.preprocess(images)).argmax(dim=1)  # hard pseudo-labels
     return Samples(ImageSet(images, labels, data.source.classes), torch.arange(len(data)))
 
 
@@ -98,9 +90,9 @@ def test_target_guidance_trains_on_the_teachers_labels_not_the_true_ones() -> No
     meter = FlopMeter(ctx.model)
 
     def run(samples: Samples) -> tuple[StateDict, int]:
-        update = train_on_pseudo_labels(
-            ctx.model, teacher, state, samples, ctx.preprocess, recipe,
-            torch.Generator().manual_seed(5), flops=meter,
+        update = local_train(
+            ctx.model, state, samples, ctx.preprocess, recipe, torch.Generator().manual_seed(5),
+            flops=meter, teacher=teacher,
         )  # fmt: skip
         return update.state, update.flops
 

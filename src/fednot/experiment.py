@@ -26,11 +26,12 @@ from fednot.environment import resolve_device
 from fednot.errors import ConfigError, UnsupportedScenarioError
 from fednot.evaluation import Metrics, curve_point, evaluate, scenario_metrics
 from fednot.federation.aggregate import clone_state
+from fednot.federation.backend import Backend, BackendFactory, InProcess
 from fednot.federation.costs import Costs, FlopMeter
 from fednot.federation.divergence import check_evaluable, check_step
 from fednot.federation.fedavg import FedAvg, RoundHook, StopRule, TrainLog
 from fednot.federation.history import HistorySpec, TrainingHistory
-from fednot.federation.local import LocalRecipe, accuracy
+from fednot.federation.local import LocalRecipe
 from fednot.federation.training import Phase, train_cached
 from fednot.models.registry import create_model
 from fednot.outcome import Trained, UnlearnOutcome
@@ -54,6 +55,8 @@ class Experiment:
         federation: use this federation instead of reading ``config.data`` (tests, custom
             data); ``partition`` may accompany it for the record.
         partition: the partition the federation was built from.
+        backends: where the clients' work runs, for a view of the federation (default:
+            `InProcess`, in this process); the Flower ServerApp passes Flower's.
     """
 
     def __init__(
@@ -64,8 +67,10 @@ class Experiment:
         progress: Progress | None = None,
         federation: Federation | None = None,
         partition: Partition | None = None,
+        backends: BackendFactory | None = None,
     ) -> None:
         self.config = config
+        self.backends = backends
         self.seed = seed
         self.streams = SeedStreams(seed)
         self.training_seed: int | None = None
@@ -118,7 +123,7 @@ class Experiment:
         """
         spec = None if history is None or history.empty else history
         key = cache_key("pretrain", self._key_parts(history=spec and spec.to_dict()))
-        phase = self._train(key, self.federation, "pretrain", spec)
+        phase = self._train(key, self.federation, None, "pretrain", spec)
         warn_if_trivial(phase.log, self.federation.pooled_val().labels, self.config.train)
         return Trained(phase.state, phase.log, phase.cached, phase.history)
 
@@ -169,16 +174,17 @@ class Experiment:
             return self._retrain(split)
         trained = original if isinstance(original, Trained) else Trained(original, TrainLog())
         history = self._history_for(method, trained)
+        backend = self._backend(split.retained, split)
         ctx = UnlearnContext(
             method=method.name, requirements=method.requirements, request=request,
             retained=split.retained, model=self.model, initial_state=self.initial_state,
             streams=self.training_streams, recipe=LocalRecipe.from_config(self.config.train),
             flops=self.flops, device=self.device, model_name=self.config.model.name,
             model_options=self.config.model.options, forget=split.forget, history=history,
-            server_data=self._server_data(method),
+            server_data=self._server_data(method), backend=backend,
         )  # fmt: skip
         start = time.perf_counter()
-        result = method.unlearn(trained.state, ctx)
+        result = backend.unlearn_step(method, trained.state, ctx)
         check_step(result.state, method.name, self.config.options.get(method.name))
         step_costs = ctx.costs + result.costs + Costs(seconds=time.perf_counter() - start)
         first = self._curve_point(result.state, split) if self.config.eval.curve_every else {}
@@ -231,9 +237,20 @@ class Experiment:
         init = create_model(self.config.model.name, generator=generator, **self._make)  # type: ignore[arg-type]
         return clone_state(init.state_dict())
 
+    def _backend(self, federation: Federation, split: ForgetSplit | None) -> Backend:
+        """Where the clients of ``federation`` (all, or ``split``'s retained side) work."""
+        if self.backends is not None:
+            return self.backends(federation, split)
+        return InProcess(
+            self.model, federation, self.training_streams, flops=self.flops, device=self.device,
+            eval_batch_size=self.config.eval.batch_size,
+            forget=None if split is None else split.forget,
+        )  # fmt: skip
+
     def _fedavg(
-        self, federation: Federation, phase: str, label: str, lr: float | None = None
-    ) -> FedAvg:
+        self, federation: Federation, split: ForgetSplit | None, phase: str, label: str,
+        lr: float | None = None,
+    ) -> FedAvg:  # fmt: skip
         return FedAvg(
             self.model, federation, LocalRecipe.from_config(self.config.train, lr=lr),
             self.training_streams, phase=phase, label=label,
@@ -241,6 +258,7 @@ class Experiment:
             device=self.device, flops=self.flops, progress=self.progress,
             eval_batch_size=self.config.eval.batch_size,
             communicates=self.scenario.kind != "centralized",
+            backend=self._backend(federation, split),
         )  # fmt: skip
 
     def _key_parts(self, **extra: Any) -> dict[str, Any]:
@@ -285,11 +303,7 @@ class Experiment:
         unlearn = self.config.unlearn
         target = unlearn.target_val_acc
         if target == "original":
-            self.model.load_state_dict(original)
-            before = accuracy(
-                self.model, split.retained.pooled_val(), self.federation.preprocess,
-                batch_size=self.config.eval.batch_size, device=self.device,
-            )  # fmt: skip
+            before = self._backend(split.retained, split).val_accuracy(original)
             return before - unlearn.target_margin
         if target != "retrain":
             return target
@@ -303,19 +317,19 @@ class Experiment:
     def _retrain(self, split: ForgetSplit) -> UnlearnOutcome:
         curve = (self.config.eval.curve_every, self.config.eval.curve_subset)
         key = cache_key("retrain", self._key_parts(request=split.request.to_dict(), curve=curve))
-        phase = self._train(key, split.retained, "retrain", None, self._curve_hook(split))
+        phase = self._train(key, split.retained, split, "retrain", None, self._curve_hook(split))
         start = self._curve_point(self.initial_state, split) if curve[0] else {}  # round 0
         return UnlearnOutcome(
             "retrain", phase.state, Costs(), phase.log, start=start, cached=phase.cached
         )
 
     def _train(
-        self, key: str, federation: Federation, label: str, spec: HistorySpec | None,
-        on_round: RoundHook | None = None,
+        self, key: str, federation: Federation, split: ForgetSplit | None, label: str,
+        spec: HistorySpec | None, on_round: RoundHook | None = None,
     ) -> Phase:  # fmt: skip
         """Pre-training and Retrain: the pre-training recipe and streams, through the cache."""
         return train_cached(
-            self._fedavg(federation, "pretrain", label),
+            self._fedavg(federation, split, "pretrain", label),
             StopRule(self.config.train.rounds, patience=self.config.train.patience),
             self.initial_state, cache=self.cache, key=key, history=spec,
             progress=self.progress, title=f"seed {self.seed}: {label}", on_round=on_round,
@@ -327,7 +341,7 @@ class Experiment:
         unlearn = self.config.unlearn
         stop = StopRule(unlearn.recovery_rounds, unlearn.recovery_patience, target)
         lr = unlearn.recovery_lr_of(label)  # the method's own (unlearn.method_recovery_lr), if set
-        fedavg = self._fedavg(split.retained, "recovery", label, lr=lr)
+        fedavg = self._fedavg(split.retained, split, "recovery", label, lr=lr)
         if label in unlearn.method_recovery_lr:  # a divergence names the key that set the rate
             fedavg.stage = replace(fedavg.stage, lr_key=f"unlearn.method_recovery_lr.{label}")
         return fedavg.run(dict(state), stop, on_round=self._curve_hook(split))

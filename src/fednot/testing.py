@@ -64,21 +64,28 @@ def tiny_federation(
     shape: tuple[int, int, int] = (1, 8, 8),
     num_classes: int = 4,
     seed: int = 0,
+    server_size: int = 0,
 ) -> Federation:
-    """A federation of synthetic images with contiguous, equal client shares."""
+    """A federation of synthetic images with contiguous, equal client shares.
+
+    ``server_size`` more samples (after the test set) are the server's unlabeled slice.
+    """
     per_client = train_per_client + val_per_client
     pool = synthetic_images(
-        num_clients * per_client + test_size, shape=shape, num_classes=num_classes, seed=seed
-    )
+        num_clients * per_client + test_size + server_size, shape=shape,
+        num_classes=num_classes, seed=seed,
+    )  # fmt: skip
     clients = []
     for k in range(num_clients):
         start = k * per_client
         train = torch.arange(start, start + train_per_client)
         val = torch.arange(start + train_per_client, start + per_client)
         clients.append(ClientData(k, Samples(pool, train), Samples(pool, val)))
-    test = Samples(pool, torch.arange(num_clients * per_client, len(pool)))
+    end = num_clients * per_client + test_size
+    test = Samples(pool, torch.arange(num_clients * per_client, end))
+    server = Samples(pool, torch.arange(end, len(pool))) if server_size else None
     preprocess = Preprocess.fit(pool.images, augment=False, flip=False)
-    return Federation(tuple(clients), test, preprocess, num_classes, shape)
+    return Federation(tuple(clients), test, preprocess, num_classes, shape, server=server)
 
 
 def tiny_config(num_clients: int = 3, **sections: object) -> RunConfig:

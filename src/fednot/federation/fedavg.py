@@ -24,18 +24,24 @@ from torch import nn
 
 from fednot.data.federated import Federation
 from fednot.federation.aggregate import weighted_average
+from fednot.federation.backend import Backend, InProcess, TrainJob
 from fednot.federation.costs import Costs, FlopMeter, state_bytes
 from fednot.federation.divergence import Stage, describe_non_finite, non_finite, stage_of
 from fednot.federation.history import TrainingHistory
-from fednot.federation.local import LocalRecipe, LocalUpdate, accuracy, local_train
+from fednot.federation.local import LocalRecipe, LocalUpdate
 from fednot.progress import Progress
 from fednot.seeding import SeedStreams
 from fednot.types import StateDict
 
 
+def client_stream(phase: str, round_: int, client: int) -> tuple[object, ...]:
+    """The key of the stream client ``client`` trains with in round ``round_`` of ``phase``."""
+    return ("client", phase, round_, client)
+
+
 def client_generator(streams: SeedStreams, phase: str, round_: int, client: int) -> torch.Generator:
     """The generator client ``client`` trains with in round ``round_`` of ``phase``."""
-    return streams.torch("client", phase, round_, client)
+    return streams.torch(*client_stream(phase, round_, client))
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,11 @@ class StopRule:
     rounds: int
     patience: int | None = None
     target_val_acc: float | None = None
+
+    @property
+    def needs_validation(self) -> bool:
+        """Whether the rule reads validation accuracies (patience or a target)."""
+        return self.patience is not None or self.target_val_acc is not None
 
     def reason(self, val_accs: list[float]) -> str | None:
         """Why to stop after the rounds whose validation accuracies are ``val_accs``."""
@@ -113,7 +124,11 @@ CheckpointHook = Callable[[StateDict, TrainLog], None]
 
 
 class FedAvg:
-    """Runs FedAvg rounds over a federation, sequentially, on one device.
+    """Runs FedAvg rounds over a federation; the clients' training runs on ``backend``.
+
+    The loop is the same for every back-end: participants, seed streams, aggregation, the
+    history, the communication count and the stop rule live here; a `Backend` only runs the
+    clients' jobs and validation (default: `InProcess`, every client in this process).
 
     Every round checks its clients' losses and the new global state: a non-finite value raises
     `fednot.errors.DivergenceError` (naming ``stage``; default: derived from ``phase``, ``label``
@@ -137,6 +152,7 @@ class FedAvg:
         history: TrainingHistory | None = None,
         communicates: bool = True,
         stage: Stage | None = None,
+        backend: Backend | None = None,
     ) -> None:
         self.model = model
         self.federation = federation
@@ -152,7 +168,10 @@ class FedAvg:
         self.history = history
         self.communicates = communicates
         self.stage = stage or stage_of(phase, self.label, recipe.lr)
-        self._val = federation.pooled_val()
+        self.backend: Backend = backend or InProcess(
+            model, federation, streams, flops=self.flops, device=device,
+            eval_batch_size=eval_batch_size,
+        )  # fmt: skip
 
     def participants(self, round_: int) -> tuple[int, ...]:
         """Clients sampled in ``round_`` (all of them at participation 1)."""
@@ -175,14 +194,10 @@ class FedAvg:
         """
         start = time.perf_counter()
         clients = self.participants(round_)
-        updates = [
-            local_train(
-                self.model, state, self.federation.client(k).train, self.federation.preprocess,
-                self.recipe, client_generator(self.streams, self.phase, round_, k),
-                flops=self.flops, device=self.device,
-            )
-            for k in clients
-        ]  # fmt: skip
+        updates = self.backend.train(
+            [TrainJob(k, state, client_stream(self.phase, round_, k), self.recipe) for k in clients]
+        )
+        extra = self.backend.round_extras()
         new_state = weighted_average([u.state for u in updates], [u.num_samples for u in updates])
         self._check(round_, clients, updates, new_state)
         if self.history is not None:
@@ -190,13 +205,7 @@ class FedAvg:
                 round_, state, {k: u.state for k, u in zip(clients, updates, strict=True)},
                 {k: float(u.num_samples) for k, u in zip(clients, updates, strict=True)},
             )  # fmt: skip
-        val_acc = float("nan")
-        if validate:
-            self.model.load_state_dict(new_state)
-            val_acc = accuracy(
-                self.model, self._val, self.federation.preprocess,
-                batch_size=self.eval_batch_size, device=self.device,
-            )  # fmt: skip
+        val_acc = self.backend.val_accuracy(new_state) if validate else float("nan")
         samples = sum(u.num_samples for u in updates)
         record = RoundRecord(
             round=round_,
@@ -207,6 +216,7 @@ class FedAvg:
             comm_bytes=2 * state_bytes(state) * len(clients) if self.communicates else 0,
             flops=sum(u.flops for u in updates),
             seconds=time.perf_counter() - start,
+            extra=extra,
         )
         return new_state, record
 
@@ -242,16 +252,17 @@ class FedAvg:
             stop: the budget and stop rule.
             log: the rounds already done, when resuming; rounds continue from ``len(log)+1``.
             on_round: called with (round, new state) after each round; the metrics it returns
-                are stored in the round's ``extra``.
+                are added to the round's ``extra``.
             checkpoint: called with (state, log) after each round.
         """
         log = log or TrainLog()
+        validate = self.backend.validates_every_round or stop.needs_validation
         reason = stop.reason([r.val_acc for r in log.rounds])
         while reason is None:
             round_ = len(log.rounds) + 1
-            state, record = self.round(state, round_)
+            state, record = self.round(state, round_, validate=validate)
             if on_round is not None:
-                record = replace(record, extra=on_round(round_, state))
+                record = replace(record, extra={**record.extra, **on_round(round_, state)})
             log.rounds.append(record)
             reason = stop.reason([r.val_acc for r in log.rounds])
             log.stop_reason = reason or ""

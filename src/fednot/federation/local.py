@@ -21,6 +21,9 @@ class LocalRecipe:
 
     ``frozen`` names parameters that are not trained (the layer-wise optimality check freezes
     one layer); they get no gradient, so neither the optimiser nor weight decay moves them.
+    ``steps``, when set, replaces ``epochs`` by a budget of mini-batches: each (possibly
+    partial) epoch reshuffles, so whole epochs draw what ``epochs`` would (FedEraser's
+    calibration).
     """
 
     epochs: int = 1
@@ -30,6 +33,7 @@ class LocalRecipe:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     frozen: frozenset[str] = frozenset()
+    steps: int | None = None
 
     @classmethod
     def from_config(cls, config: TrainConfig, *, lr: float | None = None) -> LocalRecipe:
@@ -72,20 +76,29 @@ def local_train(
     *,
     flops: FlopMeter,
     device: torch.device | str = "cpu",
+    teacher: nn.Module | None = None,
 ) -> LocalUpdate:
-    """Train ``model`` from ``state`` on ``data`` for ``recipe.epochs`` epochs.
+    """Train ``model`` from ``state`` on ``data`` for ``recipe.epochs`` epochs (or ``steps``).
 
     Shuffling and augmentation draw only from ``generator`` (the client's stream for this round).
+    With a ``teacher``, its predictions replace the labels, which are never read (MoDE's memory
+    guidance); each batch then also costs the teacher's forward pass.
     """
     model.load_state_dict(state)
     model.to(device).train()
+    if teacher is not None:
+        teacher.to(device).eval()
     trainable = [p for n, p in model.named_parameters() if n not in recipe.frozen]
     optimizer = _OPTIMIZERS[recipe.optimizer](iter(trainable), recipe)
-    total_loss, seen, cost = 0.0, 0, 0
-    for _ in range(recipe.epochs):
+    total_loss, seen, cost, done, epoch = 0.0, 0, 0, 0, 0
+    while _more(recipe, epoch, done) and len(data):
         order = torch.randperm(len(data), generator=generator)
         for images, labels in data.batches(recipe.batch_size, order):
             x = preprocess(images, generator).to(device)
+            if teacher is not None:
+                with torch.no_grad():
+                    labels = teacher(x).argmax(dim=1)
+                cost += flops.forward(tuple(x.shape))
             loss = nn.functional.cross_entropy(model(x), labels.to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
@@ -93,7 +106,16 @@ def local_train(
             total_loss += float(loss.detach()) * len(labels)
             seen += len(labels)
             cost += flops.train_step(tuple(x.shape))
+            done += 1
+            if done == recipe.steps:
+                break
+        epoch += 1
     return LocalUpdate(clone_state(model.state_dict()), len(data), total_loss / max(seen, 1), cost)
+
+
+def _more(recipe: LocalRecipe, epoch: int, done: int) -> bool:
+    """Whether another (possibly partial) epoch runs."""
+    return epoch < recipe.epochs if recipe.steps is None else done < recipe.steps
 
 
 @torch.no_grad()

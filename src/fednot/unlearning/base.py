@@ -92,6 +92,9 @@ class Unlearner(ABC):
     # what its `unlearn` returns as `UnlearnResult.schedule`: "recovery" (the engine's recovery
     # follows, so `fednot tune` also tunes its recovery learning rate), "none" or "train"
     schedule: ClassVar[Schedule] = "recovery"
+    # whether the step reads the target's data itself (not through `UnlearnContext.train`), so
+    # that on a deployment it runs whole on the target's node (FCU, PGD); False: on the server
+    step_on_target: ClassVar[bool] = False
     # what `fednot tune` may vary: constructor option -> `fednot.tune.space` type, each holding
     # the published value (the constructor default); docs/tuning.md
     search_space: ClassVar[Mapping[str, Space]] = {}

@@ -9,16 +9,21 @@ them in their `Requirements`.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
+from dataclasses import replace
+
 import torch
 from torch import nn
 
-from fednot.data.federated import Federation, Preprocess, Samples
+from fednot.data.federated import ClientData, Federation, ForbiddenSamples, Preprocess, Samples
 from fednot.errors import MissingRequirementError
 from fednot.federation.aggregate import clone_state
+from fednot.federation.backend import Backend, InProcess, TrainJob
 from fednot.federation.costs import Costs, FlopMeter, state_bytes
 from fednot.federation.fedavg import FedAvg
 from fednot.federation.history import TrainingHistory
-from fednot.federation.local import LocalRecipe, LocalUpdate, local_train
+from fednot.federation.local import LocalRecipe, LocalUpdate
 from fednot.models.registry import create_model
 from fednot.seeding import SeedStreams
 from fednot.types import ForgetRequest, StateDict
@@ -46,6 +51,7 @@ class UnlearnContext:
         forget: Samples | None = None,
         history: TrainingHistory | None = None,
         server_data: Samples | None = None,
+        backend: Backend | None = None,
     ) -> None:
         self.method = method
         self.requirements = requirements
@@ -64,6 +70,9 @@ class UnlearnContext:
         self._server_data = server_data if requirements.server_data else None
         self._comm_bytes = 0
         self._flops = 0
+        self._backend: Backend = backend or InProcess(
+            model, retained, streams, flops=self.flops, device=device, forget=forget
+        )
 
     # -- what the method may read --------------------------------------------------------
 
@@ -94,6 +103,23 @@ class UnlearnContext:
         if self._server_data is None:
             raise self._refuse("server-side data", "server_data")
         return self._server_data
+
+    def on_server(self, reason: str) -> UnlearnContext:
+        """This context as a server that holds no client samples sees it.
+
+        Reading a client's samples or the forget samples raises `MissingRequirementError` with
+        ``reason``; what the server keeps (the history, its own data, the model, the streams)
+        stays readable. Costs counted on the twin are its own: add ``twin.costs``.
+        """
+        twin = copy.copy(self)
+        twin.retained = self.retained.replace(
+            ClientData(c.id, ForbiddenSamples(c.train, reason), ForbiddenSamples(c.val, reason))
+            for c in self.retained.clients
+        )  # fmt: skip
+        if self._forget is not None:
+            twin._forget = ForbiddenSamples(self._forget, reason)
+        twin._comm_bytes, twin._flops = 0, 0
+        return twin
 
     @property
     def preprocess(self) -> Preprocess:
@@ -131,30 +157,28 @@ class UnlearnContext:
         """What the method's step has cost so far."""
         return Costs(self._comm_bytes, self._flops)
 
-    def train_local(
-        self, state: StateDict, data: Samples, *key: object, recipe: LocalRecipe | None = None
-    ) -> LocalUpdate:
-        """Train from ``state`` on ``data`` with the run's recipe (or ``recipe``); counts FLOPs."""
-        update = local_train(
-            self.model, state, data, self.preprocess, recipe or self.recipe,
-            self.generator("local", *key), flops=self.flops, device=self.device,
-        )  # fmt: skip
-        self.add_costs(flops=update.flops)
-        return update
+    def train(self, jobs: Sequence[TrainJob]) -> list[LocalUpdate]:
+        """Run local training where the clients' data are; counts the FLOPs.
+
+        Each job's stream key is the method's own: ``("unlearn", method, *job.stream)``. A job
+        on the forget samples (``data="forget"``) needs ``requirements.forget_data``. Costs of
+        moving models are the method's to count (`transfer`): only it knows its protocol.
+        """
+        if any(job.data == "forget" for job in jobs) and self._forget is None:
+            raise self._refuse("training on the forget data", "forget_data")
+        keyed = [replace(job, stream=("unlearn", self.method, *job.stream)) for job in jobs]
+        updates = self._backend.train(keyed)
+        self.add_costs(flops=sum(u.flops for u in updates))
+        return updates
 
     def fedavg_round(
-        self,
-        state: StateDict,
-        federation: Federation,
-        *key: object,
-        recipe: LocalRecipe | None = None,
-        history: TrainingHistory | None = None,
+        self, state: StateDict, *key: object, recipe: LocalRecipe | None = None
     ) -> StateDict:
-        """One FedAvg round of ``federation`` from ``state``; counts traffic and FLOPs."""
+        """One FedAvg round of the retained clients from ``state``; counts traffic and FLOPs."""
         fedavg = FedAvg(
-            self.model, federation, recipe or self.recipe, self._streams,
+            self.model, self.retained, recipe or self.recipe, self._streams,
             phase="/".join(["unlearn", self.method, *map(str, key)]), flops=self.flops,
-            device=self.device, history=history,
+            device=self.device, backend=self._backend,
         )  # fmt: skip
         new_state, record = fedavg.round(state, 1, validate=False)
         self.add_costs(comm_bytes=record.comm_bytes, flops=record.flops)

@@ -35,17 +35,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import replace
 from typing import Literal, get_args
 
 import torch
-from torch import nn
 
-from fednot.data.federated import Preprocess, Samples
 from fednot.errors import ConfigError, UnsupportedScenarioError
-from fednot.federation.aggregate import clone_state
-from fednot.federation.costs import FlopMeter
+from fednot.federation.backend import TrainJob
 from fednot.federation.history import HistorySpec, Snapshot
-from fednot.federation.local import _OPTIMIZERS, LocalRecipe, LocalUpdate
+from fednot.federation.local import LocalRecipe
 from fednot.tune.space import Choice, Range
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
@@ -151,37 +149,6 @@ def replay(
     return state
 
 
-def train_steps(
-    model: nn.Module, state: StateDict, data: Samples, preprocess: Preprocess,
-    recipe: LocalRecipe, generator: torch.Generator, steps: int, *, flops: FlopMeter,
-    device: torch.device | str = "cpu",
-) -> LocalUpdate:  # fmt: skip
-    """Like `fednot.federation.local.local_train`, but stop after ``steps`` mini-batches.
-
-    Each (possibly partial) epoch reshuffles from ``generator``, so whole epochs draw exactly
-    what ``local_train`` draws and give bit-identical results.
-    """
-    model.load_state_dict(state)
-    model.to(device).train()
-    optimizer = _OPTIMIZERS[recipe.optimizer](model.parameters(), recipe)
-    done, cost, total_loss, seen = 0, 0, 0.0, 0
-    while done < steps and len(data):
-        order = torch.randperm(len(data), generator=generator)
-        for images, labels in data.batches(recipe.batch_size, order):
-            x = preprocess(images, generator).to(device)
-            loss = nn.functional.cross_entropy(model(x), labels.to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
-            optimizer.step()
-            total_loss += float(loss.detach()) * len(labels)
-            seen += len(labels)
-            cost += flops.train_step(tuple(x.shape))
-            done += 1
-            if done == steps:
-                break
-    return LocalUpdate(clone_state(model.state_dict()), len(data), total_loss / max(seen, 1), cost)
-
-
 def calibration_steps(num_samples: int, recipe: LocalRecipe, ratio: float) -> int:
     """round(r·E·⌈n/B⌉) local steps, at least one: E_cali = r·E epochs of ``num_samples``."""
     per_epoch = math.ceil(num_samples / recipe.batch_size)
@@ -240,7 +207,12 @@ class FedEraser(Unlearner):
         def train(j: int, start: StateDict, clients: tuple[int, ...]) -> dict[int, StateDict]:
             calibrated.append(snapshots[j].round)
             ctx.transfer(start, 2 * len(clients))  # θ̃ down, θ̂_k up, per calibrating client
-            return {k: self._calibrate(ctx, start, j, k) for k in clients}
+            jobs = [self._calibration(ctx, start, j, k) for k in clients]
+            floats = [n for n, v in start.items() if v.is_floating_point()]
+            return {
+                k: {n: u.state[n].to(start[n].device) - start[n] for n in floats}
+                for k, u in zip(clients, ctx.train(jobs), strict=True)
+            }
 
         result = replay(snapshots, retained, calibration=self.calibration, train=train)
         notes = {"stored_rounds": [s.round for s in snapshots], "calibrated_rounds": calibrated}
@@ -257,14 +229,8 @@ class FedEraser(Unlearner):
             )
         return list(history.snapshots)
 
-    def _calibrate(self, ctx: UnlearnContext, start: StateDict, j: int, client: int) -> StateDict:
-        data = ctx.retained.client(client).train
-        steps = calibration_steps(len(data), ctx.recipe, self.calibration_ratio)
-        generator = ctx.generator("calibrate", j, client)
-        update = train_steps(
-            ctx.model, start, data, ctx.preprocess, ctx.recipe, generator, steps,
-            flops=ctx.flops, device=ctx.device,
-        )  # fmt: skip
-        ctx.add_costs(flops=update.flops)
-        floats = [n for n, v in start.items() if v.is_floating_point()]
-        return {n: update.state[n].to(start[n].device) - start[n] for n in floats}
+    def _calibration(self, ctx: UnlearnContext, start: StateDict, j: int, client: int) -> TrainJob:
+        """Client ``client``'s calibration training from θ̃ of stored round ``j``."""
+        size = len(ctx.retained.client(client).train)  # the count only: no sample is read
+        steps = calibration_steps(size, ctx.recipe, self.calibration_ratio)
+        return TrainJob(client, start, ("calibrate", j, client), replace(ctx.recipe, steps=steps))

@@ -35,17 +35,15 @@ target.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import replace
 
 import torch
 from torch import Tensor, nn
 
-from fednot.data.federated import Preprocess, Samples
 from fednot.errors import ConfigError
-from fednot.federation.aggregate import clone_state, weighted_average
-from fednot.federation.costs import FlopMeter
-from fednot.federation.local import LocalRecipe, LocalUpdate
+from fednot.federation.aggregate import weighted_average
+from fednot.federation.backend import TrainJob
+from fednot.federation.local import LocalRecipe
 from fednot.tune.space import IntRange, Range
 from fednot.types import StateDict
 from fednot.unlearning.base import FEDERATED_SCENARIOS, Requirements, Unlearner, UnlearnResult
@@ -73,47 +71,6 @@ def pseudo_labels(teacher: nn.Module, x: Tensor) -> Tensor:
     teacher.eval()
     labels: Tensor = teacher(x).argmax(dim=1)
     return labels
-
-
-def train_on_pseudo_labels(
-    model: nn.Module,
-    teacher: nn.Module,
-    state: StateDict,
-    data: Samples,
-    preprocess: Preprocess,
-    recipe: LocalRecipe,
-    generator: torch.Generator,
-    *,
-    flops: FlopMeter,
-    device: torch.device | str = "cpu",
-) -> LocalUpdate:
-    """Train ``model`` from ``state`` on ``data`` relabelled by ``teacher`` (cross-entropy).
-
-    The true labels of ``data`` are never used. Cost per batch: one forward pass of the teacher
-    plus one training step.
-    """
-    model.load_state_dict(state)
-    model.to(device).train()
-    teacher.to(device)
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-        weight_decay=recipe.weight_decay,
-    )  # fmt: skip
-    total_loss, seen, cost = 0.0, 0, 0
-    for _ in range(recipe.epochs):
-        order = torch.randperm(len(data), generator=generator)
-        for images, _ in data.batches(recipe.batch_size, order):
-            x = preprocess(images, generator).to(device)
-            targets = pseudo_labels(teacher, x)
-            loss = nn.functional.cross_entropy(model(x), targets)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
-            optimizer.step()
-            total_loss += float(loss.detach()) * len(targets)
-            seen += len(targets)
-            shape = tuple(x.shape)
-            cost += flops.forward(shape) + flops.train_step(shape)
-    return LocalUpdate(clone_state(model.state_dict()), len(data), total_loss / max(seen, 1), cost)
 
 
 def _require_count(value: object, name: str) -> int:
@@ -175,46 +132,38 @@ class MoDE(Unlearner):
         if self.rounds == 0:
             return UnlearnResult(theta, notes={"degradation_rounds_run": 0})
         theta_de = ctx.fresh_state("degradation")
-        teacher = copy.deepcopy(ctx.model)
         degraded = 0
         for round_ in range(1, self.rounds + 1):
             if round_ <= self.degradation_rounds:
                 theta_de = ctx.fedavg_round(
-                    theta_de, ctx.retained, "degradation", round_,
+                    theta_de, "degradation", round_,
                     recipe=_sgd(ctx.recipe, self.lr_degradation, self.local_epochs),
                 )  # fmt: skip
                 theta = momentum_update(theta, theta_de, self.momentum)
                 degraded += 1
-            theta = self._guidance(theta, theta_de, teacher, ctx, round_)
+            theta = self._guidance(theta, theta_de, ctx, round_)
         return UnlearnResult(theta, notes={"degradation_rounds_run": degraded})
 
     def _guidance(
         self,
         theta: StateDict,
         theta_de: StateDict,
-        teacher: nn.Module,
         ctx: UnlearnContext,
         round_: int,
     ) -> StateDict:
         """One memory-guidance round: every client trains from θ; weights n_k over all."""
         recipe = _sgd(ctx.recipe, self.lr_retained_guidance, self.local_epochs)
-        updates = [
-            ctx.train_local(theta, client.train, "guidance", round_, client.id, recipe=recipe)
-            for client in ctx.retained.clients
-        ]
-        teacher.load_state_dict(theta_de)
-        target = train_on_pseudo_labels(
-            ctx.model, teacher, theta, ctx.forget_data, ctx.preprocess,
-            _sgd(ctx.recipe, self.lr_target_guidance, self.local_epochs),
-            ctx.generator("target", round_),
-            flops=ctx.flops, device=ctx.device,
-        )  # fmt: skip
-        ctx.add_costs(flops=target.flops)
         targets = ctx.request.clients
+        jobs = [
+            TrainJob(k, theta, ("local", "guidance", round_, k), recipe) for k in ctx.retained.ids
+        ]
+        # the target(s) learn the degraded model's pseudo-labels of D_u (its labels are unused)
+        guide = _sgd(ctx.recipe, self.lr_target_guidance, self.local_epochs)
+        jobs.append(TrainJob(targets[0], theta, ("target", round_), guide, "forget", theta_de))
+        updates = ctx.train(jobs)
         participants = set(ctx.retained.ids) | set(targets)
         ctx.transfer(theta, 2 * len(participants))  # θ down and up, once per client
         ctx.transfer(theta_de, len(targets))  # θ_de down to the target(s)
-        updates.append(target)
         return weighted_average([u.state for u in updates], [u.num_samples for u in updates])
 
 

@@ -37,6 +37,7 @@ from dataclasses import replace
 from typing import Literal
 
 from fednot.errors import ConfigError
+from fednot.federation.backend import TrainJob
 from fednot.tune.space import IntRange, Range
 from fednot.types import StateDict
 from fednot.unlearning.base import FEDERATED_SCENARIOS, Requirements, Unlearner, UnlearnResult
@@ -143,25 +144,18 @@ class PUF(Unlearner):
         theta = dict(state)
         targets = ctx.request.clients
         recipe = replace(ctx.recipe, epochs=self.epochs)
-        target = ctx.train_local(theta, ctx.forget_data, "target", recipe=recipe)
-        others: list[StateDict] = []
-        counts: list[float] = []
-        participants = set(targets)
-        if self.variant == "regular":
-            for client in ctx.retained.clients:
-                update = ctx.train_local(theta, client.train, "retained", client.id)
-                others.append(pseudo_gradient(update.state, theta))
-                counts.append(float(update.num_samples))
-            participants |= set(ctx.retained.ids)
+        jobs = [TrainJob(targets[0], theta, ("local", "target"), recipe, "forget")]
+        retained = ctx.retained.ids if self.variant == "regular" else ()
+        jobs += [TrainJob(k, theta, ("local", "retained", k), ctx.recipe) for k in retained]
+        target, *rest = ctx.train(jobs)
+        others = [pseudo_gradient(u.state, theta) for u in rest]
+        counts = [float(u.num_samples) for u in rest]
+        participants = set(targets) | set(retained)
         downloads, uploads = len(participants), len(targets) + len(others)
         ctx.transfer(theta, downloads + uploads)
         new = puf_update(
             theta, [pseudo_gradient(target.state, theta)], [float(target.num_samples)],
             alpha=self.alpha, other_deltas=others, other_weights=counts,
         )  # fmt: skip
-        notes = {
-            "variant": self.variant,
-            "alpha": self.alpha,
-            "target_samples": len(ctx.forget_data),
-        }
+        notes = {"variant": self.variant, "alpha": self.alpha, "target_samples": target.num_samples}
         return UnlearnResult(clamp_running_variances(new), notes=notes)

@@ -5,8 +5,8 @@ Message types it answers (flwr Message API):
 - ``query.identify``: its fednot client id (from ``node_config["partition-id"]``);
 - ``query.request``: its own forget request, if it has one (`runtime.request_text`);
 - ``train``: one local training run with the engine's `fednot.federation.local.local_train` and
-  the engine's stream for (phase, round, client), or a method's stream given in the message;
-- ``train.pseudo``: training on pseudo-labels of a teacher sent along (MoDE's target);
+  the engine's stream for (phase, round, client), or the stream given in the message; with a
+  ``teacher`` model sent along, on its pseudo-labels (MoDE's target);
 - ``train.unlearn``: a method's own step run on the target's own data (`target.target_step`);
 - ``evaluate``: correct predictions on one of its data parts.
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import replace
 
 from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
@@ -38,6 +37,7 @@ from fednot.integrations.flower.records import (
     as_int,
     config_in,
     message_bytes,
+    recipe_from,
     request_from_config,
     request_to_config,
     to_arrays,
@@ -45,7 +45,7 @@ from fednot.integrations.flower.records import (
 )
 from fednot.integrations.flower.runtime import ClientRuntime, client_runtime
 from fednot.integrations.flower.settings import ConfigValue, parse_settings
-from fednot.integrations.flower.target import pseudo_label_step, target_step
+from fednot.integrations.flower.target import target_step
 from fednot.types import StateDict
 
 BYTES_IN, BYTES_OUT = "comm-bytes-in", "comm-bytes-out"
@@ -93,23 +93,11 @@ def create_client_app(defaults: Mapping[str, ConfigValue] | None = None) -> Clie
         own = rt.own_request(context.node_config)
         if own is not None:
             answer.update(request_to_config(own))
-            answer["num-retained"] = len(rt.data("retained", own)) if own.kind != "client" else 0
         return _reply(msg, config=answer)
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:
         return _train(runtime(context), msg)
-
-    @app.train("pseudo")
-    def pseudo(msg: Message, context: Context) -> Message:
-        rt, content = runtime(context), msg.content
-        config = config_in(content)
-        update = pseudo_label_step(
-            rt, to_state(arrays_in(content)), to_state(arrays_in(content, "teacher")),
-            _recipe(rt.settings.config.train, config), request_from_config(config),
-            _stream(config) or [],
-        )  # fmt: skip
-        return _reply(msg, arrays=update.state, metrics=_train_metrics(update))
 
     @app.train("unlearn")
     def unlearn(msg: Message, context: Context) -> Message:
@@ -140,9 +128,14 @@ def _train(rt: ClientRuntime, msg: Message) -> Message:
         str(config.get("phase", "pretrain")), as_int(config["server-round"], "server-round"),
         _stream(config),
     )  # fmt: skip
+    teacher = None
+    if "teacher" in msg.content.array_records:  # its predictions replace the labels (MoDE)
+        teacher = rt.new_model()
+        teacher.load_state_dict(to_state(arrays_in(msg.content, "teacher")))
     update = local_train(
         rt.model, to_state(arrays_in(msg.content)), data, rt.federation.preprocess,
         _recipe(rt.settings.config.train, config), generator, flops=rt.flops, device=rt.device,
+        teacher=teacher,
     )  # fmt: skip
     return _reply(msg, arrays=update.state, metrics=_train_metrics(update))
 
@@ -170,16 +163,7 @@ def _stream(config: ConfigRecord) -> list[str] | None:
 
 def _recipe(train: TrainConfig, config: ConfigRecord) -> LocalRecipe:
     """The run's recipe with the message's overrides (``recipe-lr``, ``recipe-epochs``, ...)."""
-    recipe = LocalRecipe.from_config(train)
-    if "recipe-lr" in config:
-        recipe = replace(recipe, lr=as_float(config["recipe-lr"], "recipe-lr"))
-    if "recipe-momentum" in config:
-        recipe = replace(recipe, momentum=as_float(config["recipe-momentum"], "recipe-momentum"))
-    if "recipe-epochs" in config:
-        recipe = replace(recipe, epochs=as_int(config["recipe-epochs"], "recipe-epochs"))
-    if "recipe-optimizer" in config:
-        recipe = replace(recipe, optimizer=str(config["recipe-optimizer"]))
-    return recipe
+    return recipe_from(config, LocalRecipe.from_config(train))
 
 
 def _train_metrics(update: LocalUpdate) -> dict[str, int | float]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from flwr.app import ConfigRecord, Message, MessageType, RecordDict
@@ -49,11 +49,10 @@ class ClientMap:
 
 @dataclass(frozen=True)
 class FiledRequest:
-    """A request as a client filed it, with what the server needs to plan recovery."""
+    """A request as a client filed it."""
 
     client: int
     request: ForgetRequest
-    num_retained: int  # training samples the client keeps (0 when it leaves)
 
 
 @dataclass(frozen=True)
@@ -136,8 +135,7 @@ def collect_requests(
             continue
         reason = screen_request(client_of[node], request)
         if reason is None:
-            kept = as_int(config.get("num-retained", 0), "num-retained")
-            accepted.append(FiledRequest(client_of[node], request, kept))
+            accepted.append(FiledRequest(client_of[node], request))
         else:
             logger.warning("Refused the forget request of node %d: %s. Ignoring it.", node, reason)
             refused.append(Refusal(node, client_of[node], request.to_dict(), reason))
@@ -165,8 +163,3 @@ def merge_requests(filed: Iterable[FiledRequest], *, separate: bool) -> list[For
             indices = tuple(sorted(i for r in requests for i in (r.indices or ())))
         merged.append(ForgetRequest(clients=clients, classes=classes, indices=indices))
     return merged
-
-
-def retained_counts(filed: Iterable[FiledRequest]) -> Mapping[int, int]:
-    """How many training samples each requesting client keeps."""
-    return {f.client: f.num_retained for f in filed}

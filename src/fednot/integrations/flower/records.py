@@ -8,6 +8,7 @@ message's content (the count of flwr's ``message_size_mod``).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 from flwr.app import (
     ArrayRecord,
@@ -19,6 +20,7 @@ from flwr.app import (
 )
 
 from fednot.errors import ConfigError, FedNotError
+from fednot.federation.local import LocalRecipe
 from fednot.types import ForgetRequest, StateDict
 from fednot.unlearning.negation import negate
 
@@ -82,6 +84,35 @@ def request_from_config(config: ConfigRecord) -> ForgetRequest | None:
         classes=None if classes is None else as_ints(classes, "forget-classes"),
         indices=None if indices is None else as_ints(indices, "forget-indices"),
     )
+
+
+def recipe_entries(recipe: LocalRecipe) -> dict[str, float | int | str]:
+    """The entries that carry a local-training recipe (prefixed ``recipe-``)."""
+    if recipe.frozen:
+        raise ConfigError(
+            f"A recipe with frozen parameters ({sorted(recipe.frozen)}) cannot be sent to a "
+            "Flower client; the layer-wise analyses run in the engine only."
+        )
+    return {
+        "recipe-epochs": recipe.epochs, "recipe-batch-size": recipe.batch_size,
+        "recipe-optimizer": recipe.optimizer, "recipe-lr": recipe.lr,
+        "recipe-momentum": recipe.momentum, "recipe-weight-decay": recipe.weight_decay,
+        **({} if recipe.steps is None else {"recipe-steps": recipe.steps}),
+    }  # fmt: skip
+
+
+def recipe_from(config: ConfigRecord, base: LocalRecipe) -> LocalRecipe:
+    """``base`` with the ``recipe-`` entries of ``config`` (`recipe_entries`) applied."""
+    floats = {"lr": "recipe-lr", "momentum": "recipe-momentum",
+              "weight_decay": "recipe-weight-decay"}  # fmt: skip
+    ints = {"epochs": "recipe-epochs", "batch_size": "recipe-batch-size", "steps": "recipe-steps"}
+    changes: dict[str, object] = {
+        k: as_float(config[e], e) for k, e in floats.items() if e in config
+    }
+    changes.update({k: as_int(config[e], e) for k, e in ints.items() if e in config})
+    if "recipe-optimizer" in config:
+        changes["optimizer"] = str(config["recipe-optimizer"])
+    return replace(base, **changes)  # type: ignore[arg-type]
 
 
 def parse_request(text: str, client_id: int) -> ForgetRequest:

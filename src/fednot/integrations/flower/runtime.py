@@ -27,8 +27,8 @@ from fednot.models.registry import create_model
 from fednot.seeding import SeedStreams
 from fednot.types import ForgetRequest, StateDict
 
-DataPart = str  # "train" | "val" | "retained" | "forget"
-_PARTS = ("train", "val", "retained", "forget")
+DataPart = str  # "train" | "val" | "retained" | "retained-val" | "forget"
+_PARTS = ("train", "val", "retained", "retained-val", "forget")
 
 
 @dataclass(eq=False)
@@ -75,6 +75,8 @@ class ClientRuntime:
         if part == "forget":
             return split.forget
         kept = [c for c in split.retained.clients if c.id == self.client_id]
+        if part == "retained-val":  # the engine's validation split of a partial target
+            return kept[0].val if kept else own.val.view(own.val.indices[:0])
         return kept[0].train if kept else own.train.view(own.train.indices[:0])
 
     def own_part(self, request: ForgetRequest) -> ForgetRequest:

@@ -3,13 +3,14 @@
 The flow of one run (`run_fednot`), driven by the server as Flower requires:
 
 1. ``query.identify``: wait for one node per client and map node ids to fednot client ids;
-2. pre-training: FedAvg from the run's initial weights for ``train.rounds`` rounds (the
-   engine's pre-training, participants and streams), or a fednot checkpoint (``stage="unlearn"``);
+2. pre-training: the engine's own `Experiment.pretrain` (FedAvg from the run's initial weights,
+   its participants, streams and history), its clients' training as messages
+   (`fednot.integrations.flower.backend`), or a fednot checkpoint (``stage="unlearn"``);
 3. ``query.request``: every client may file a request for its own data; a request naming
    another client is refused (logged, recorded, ignored);
-4. for each accepted request: the method's own step (NoT: negation on the server), then
-   recovery with `FedAvgExcluding`, the forgotten clients left out (client-wise) or fine-tuning
-   on their retained data only (class- and instance-wise);
+4. for each accepted request: the engine's `Experiment.unlearn`: the method's own step (NoT:
+   negation on the server), then recovery on the retained side of the request, with the
+   engine's stop rules and cost accounting;
 5. test accuracy on the server, forget accuracy on the targets (``evaluate`` to them only), a
    ``result.json`` and the final model in ``out``, and one ``FEDNOT_DONE`` log line.
 """
@@ -18,9 +19,8 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,18 +31,11 @@ from fednot.checkpoint import save_checkpoint
 from fednot.configio import to_dict
 from fednot.errors import ConfigError
 from fednot.federation.costs import Costs
-from fednot.federation.fedavg import StopRule, TrainLog
-from fednot.federation.history import TrainingHistory
-from fednot.integrations.flower.identity import (
-    Refusal,
-    collect_requests,
-    merge_requests,
-    retained_counts,
-)
-from fednot.integrations.flower.methods import StepInput, check_supported, unlearn_step
-from fednot.integrations.flower.records import request_to_config
+from fednot.federation.fedavg import TrainLog
+from fednot.integrations.flower.identity import Refusal, collect_requests, merge_requests
 from fednot.integrations.flower.session import ServerSession
 from fednot.integrations.flower.settings import ConfigValue, FlowerSettings, parse_settings
+from fednot.outcome import Trained
 from fednot.types import ForgetRequest, StateDict
 from fednot.unlearning.base import Unlearner
 from fednot.unlearning.registry import create_unlearner
@@ -107,87 +100,61 @@ def run_fednot(grid: Grid, settings: FlowerSettings) -> FlowerResult:
     session = ServerSession(grid, settings)
     method = create_unlearner(settings.method, settings.config.options.get(settings.method))
     method.validate(session.model)
-    check_supported(method)
-    spec = method.history_spec() if method.requirements.history else None
-    history = None if spec is None else TrainingHistory(spec)
+    if not method.scenarios & {"client", "class", "instance"}:  # what clients can request
+        raise ConfigError(f"{method.not_applicable('client')} A Flower run serves clients.")
     clients = session.clients
-    state, log = _pretrain(session, history)
+    trained = _pretrain(session, method)
     result = FlowerResult(
-        settings.seed, method.name, dict(clients.node_of), log, session.test_accuracy(state), state
-    )
+        settings.seed, method.name, dict(clients.node_of), trained.log,
+        session.test_accuracy(trained.state), trained.state,
+    )  # fmt: skip
     if settings.stage == "pretrain":
         return _finish(session, result)
     filed, result.refused = collect_requests(session.grid, clients, timeout=settings.node_timeout)
-    counts = retained_counts(filed)
     for request in merge_requests(filed, separate=method.requirements.target_participation):
-        outcome, result.state = serve(session, method, result.state, request, counts, history)
+        current = replace(trained, state=result.state)  # requests are served one after another
+        outcome, result.state = serve(session, method, current, request)
         result.requests.append(outcome)
     return _finish(session, result)
 
 
 def serve(
-    session: ServerSession, method: Unlearner, state: StateDict, request: ForgetRequest,
-    retained_samples: Mapping[int, int], history: TrainingHistory | None = None,
-) -> tuple[RequestOutcome, StateDict]:  # fmt: skip
-    """The method's step for ``request``, then recovery; the outcome and the new model."""
-    partial = request.kind != "client"
-    exclude = sorted(c for c in request.clients if not partial or not retained_samples.get(c))
-    retained = tuple(c for c in session.clients.ids if c not in exclude)
-    targets = {c: {"data": "retained", **request_to_config(request)}
-               for c in request.clients if partial and c in retained}  # fmt: skip
+    session: ServerSession, method: Unlearner, trained: Trained, request: ForgetRequest
+) -> tuple[RequestOutcome, StateDict]:
+    """The engine's `Experiment.unlearn` of ``request`` (step, then recovery) on Flower."""
+    exp = session.experiment
+    state = trained.state
+    retained = exp.split(request).retained.ids
+    excluded = sorted(c for c in session.clients.ids if c not in retained)
     test = {"before": session.test_accuracy(state)}
     forget = {"before": session.client_accuracy(state, request.clients, "forget", request)}
-    start = time.perf_counter()
-    result = unlearn_step(StepInput(session, method, state, request, retained, history))
-    costs = result.costs + Costs(seconds=time.perf_counter() - start)
-    test["after_step"] = session.test_accuracy(result.state)
-    new, log = result.state, TrainLog(stop_reason="no recovery: the step is complete")
-    if result.schedule != "none":
-        phase = "pretrain" if result.schedule == "train" else "recovery"
-        lr = None if phase == "pretrain" else session.config.unlearn.recovery_lr_of(method.name)
-        strategy = session.strategy(phase, exclude=exclude, lr=lr, per_client=targets)
-        new, log = session.run_phase(result.state, strategy, _stop(session, phase), method.name)
-    test["after"] = session.test_accuracy(new)
-    forget["after"] = session.client_accuracy(new, request.clients, "forget", request)
+    session.step_state = None
+    outcome = exp.unlearn(trained, request, method)
+    step = exp.initial_state if session.step_state is None else session.step_state  # Retrain
+    test["after_step"] = session.test_accuracy(step)
+    test["after"] = session.test_accuracy(outcome.state)
+    forget["after"] = session.client_accuracy(outcome.state, request.clients, "forget", request)
     logger.info("%s served %s: test %s, forget %s", method.name, request.to_dict(), test, forget)
-    outcome = RequestOutcome(
-        request.to_dict(), method.name, exclude, costs, result.notes, log, test, forget
-    )
-    return outcome, new
+    served = RequestOutcome(
+        request.to_dict(), method.name, excluded, outcome.step_costs, outcome.notes, outcome.log,
+        test, forget,
+    )  # fmt: skip
+    return served, outcome.state
 
 
-def _pretrain(
-    session: ServerSession, history: TrainingHistory | None
-) -> tuple[StateDict, TrainLog]:
-    """FedAvg pre-training, or the checkpoint of ``stage="unlearn"``."""
-    settings, config = session.settings, session.config
+def _pretrain(session: ServerSession, method: Unlearner) -> Trained:
+    """The engine's pre-training (with the history ``method`` needs), or a checkpoint."""
+    settings, exp = session.settings, session.experiment
     if settings.stage == "unlearn":
-        return _load_checkpoint(session), TrainLog(stop_reason="loaded from a checkpoint")
-    strategy = session.strategy("pretrain", history=history)
-    state, log = session.run_phase(
-        session.initial_state, strategy, _stop(session, "pretrain"), "pretrain"
-    )
+        log = TrainLog(stop_reason="loaded from a checkpoint")
+        return Trained(_load_checkpoint(session), log)
+    trained = exp.pretrain(history=method.history_spec() if method.requirements.history else None)
     if settings.checkpoint:
         save_checkpoint(
-            Path(settings.checkpoint), state, config, settings.seed, "flower-pretrain",
-            log=log.to_dict(),
+            Path(settings.checkpoint), trained.state, exp.config, settings.seed,
+            "flower-pretrain", log=trained.log.to_dict(),
         )  # fmt: skip
-    return state, log
-
-
-def _stop(session: ServerSession, phase: str) -> StopRule:
-    """The engine's stop rule of a pre-training (or Retrain) or recovery phase."""
-    train, unlearn = session.config.train, session.config.unlearn
-    if phase == "pretrain":
-        return StopRule(train.rounds, patience=train.patience)
-    target = unlearn.target_val_acc
-    if target == "retrain" or target == "original":
-        raise ConfigError(
-            f'unlearn.target_val_acc = "{target}" is not supported on Flower yet (the Flower path '
-            "keeps its own recovery loop until the one-engine issue lands): set a number, or "
-            "rely on the budget unlearn.recovery_rounds."
-        )
-    return StopRule(unlearn.recovery_rounds, unlearn.recovery_patience, target)
+    return trained
 
 
 def _load_checkpoint(session: ServerSession) -> StateDict:

@@ -158,16 +158,19 @@ def load_federation(settings: FlowerSettings) -> Federation:
 
 def _build_federation(settings: FlowerSettings) -> Federation:
     streams = SeedStreams(settings.seed)
+    return build_scenario(settings.config, base_federation(settings), streams).federation
+
+
+def base_federation(settings: FlowerSettings) -> Federation:
+    """The run's federation before its scenario (what `Experiment` takes as ``federation``)."""
     config = settings.config
     if settings.data_source == "tiny":
         from fednot.testing import tiny_federation
 
-        federation = tiny_federation(config.data.num_clients)
-    else:
-        splits = read_splits(config.data, settings.cache_dir)
-        partition = make_partition(config.data, splits, streams)
-        federation = build_federation(config.data, splits, partition)
-    return build_scenario(config, federation, streams).federation
+        return tiny_federation(config.data.num_clients, server_size=config.data.server_samples)
+    splits = read_splits(config.data, settings.cache_dir)
+    partition = make_partition(config.data, splits, SeedStreams(settings.seed))
+    return build_federation(config.data, splits, partition)
 
 
 def read_splits(data: DataConfig, cache_dir: str) -> DatasetSplits:

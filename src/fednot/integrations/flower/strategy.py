@@ -25,7 +25,6 @@ from flwr.serverapp.strategy import FedAvg
 
 from fednot.errors import FedNotError
 from fednot.federation.aggregate import weighted_average
-from fednot.federation.history import TrainingHistory
 from fednot.integrations.flower.identity import ClientMap
 from fednot.integrations.flower.records import (
     ARRAYS,
@@ -60,7 +59,6 @@ class FedAvgExcluding(FedAvg):
         phase: the engine phase whose streams the clients draw from (``pretrain``, ``recovery``).
         config: entries sent to every client in every round (e.g. the recovery ``recipe-lr``).
         per_client: extra entries for some clients (e.g. a class-wise target's request).
-        history: where to record the rounds, for methods that need a training history.
     """
 
     def __init__(
@@ -72,7 +70,6 @@ class FedAvgExcluding(FedAvg):
         phase: str = "pretrain",
         config: Entries | None = None,
         per_client: Mapping[int, Entries] | None = None,
-        history: TrainingHistory | None = None,
     ) -> None:
         super().__init__(min_train_nodes=1, min_evaluate_nodes=1, min_available_nodes=1)
         self.clients = clients
@@ -84,10 +81,8 @@ class FedAvgExcluding(FedAvg):
         self.phase = phase
         self.config = dict(config or {})
         self.per_client = dict(per_client or {})
-        self.history = history
         self.last = RoundStats()
         self._sent: tuple[int, ...] = ()
-        self._start: ArrayRecord | None = None
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
@@ -98,7 +93,7 @@ class FedAvgExcluding(FedAvg):
         if bad:
             raise FedNotError(f"Round {server_round} would train excluded clients {bad}.")
         self._require_connected(chosen, grid)
-        self._sent, self._start = chosen, arrays
+        self._sent = chosen
         shared: Entries = {
             **config,
             **self.config,
@@ -116,12 +111,6 @@ class FedAvgExcluding(FedAvg):
         metrics = [metrics_in(r.content) for _, r in ordered]
         weights = [as_float(m[NUM_EXAMPLES], NUM_EXAMPLES) for m in metrics]
         new = weighted_average(states, weights)
-        if self.history is not None and self._start is not None:
-            clients = [c for c, _ in ordered]
-            self.history.record(
-                server_round, to_state(self._start), dict(zip(clients, states, strict=True)),
-                dict(zip(clients, weights, strict=True)),
-            )  # fmt: skip
         total = sum(weights)
         losses = [as_float(m["train-loss"], "train-loss") for m in metrics]
         loss = sum(x * w for x, w in zip(losses, weights, strict=True))

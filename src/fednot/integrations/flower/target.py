@@ -1,18 +1,12 @@
-"""Client-side actions of the methods that need the target client.
+"""A method's whole step on the target's node, on its own data only (`target_step`).
 
-Two actions run on the target's node, on its own data only:
-
-- `target_step`: a method's whole own step (``Unlearner.unlearn``), for methods whose step is
-  the target's work alone given the global model: FCU (model-contrastive unlearning and
-  frequency fusion) and PGD (the reference model, the ball and the projected ascent; the server
-  sends the target's own last local model and its aggregation share, which it received and
-  computed during training). The method gets an `UnlearnContext` like the engine's, except that
-  its retained federation holds only the target's own retained data.
-- `pseudo_label_step`: MoDE's memory guidance on the target (training on the teacher's
-  pseudo-labels of D_u), with `fednot.unlearning.mode.train_on_pseudo_labels`.
-
-The same seeds reach the same streams as in the engine (``("unlearn", method, ...)``), so a
-single-target request gives the engine's numbers.
+For methods whose step reads the target's data itself (``Unlearner.step_on_target``): FCU
+(model-contrastive unlearning and frequency fusion) and PGD (the reference model, the ball and
+the projected ascent; the server sends the target's own last local model and its aggregation
+share, which it received and computed during training). The method gets an `UnlearnContext`
+like the engine's, except that its retained federation holds only the target's own retained
+data. The same seeds reach the same streams as in the engine (``("unlearn", method, ...)``), so
+a single-target request gives the engine's numbers.
 """
 
 from __future__ import annotations
@@ -24,15 +18,11 @@ from fednot.data.forget import split_request
 from fednot.errors import ConfigError
 from fednot.federation.costs import Costs
 from fednot.federation.history import HistorySpec, TrainingHistory
-from fednot.federation.local import LocalRecipe, LocalUpdate
+from fednot.federation.local import LocalRecipe
 from fednot.integrations.flower.runtime import ClientRuntime
 from fednot.types import ForgetRequest, StateDict
 from fednot.unlearning.context import UnlearnContext
-from fednot.unlearning.mode import train_on_pseudo_labels
 from fednot.unlearning.registry import create_unlearner
-
-TARGET_STEP_METHODS = frozenset({"fcu", "pgd"})
-"""Methods whose own step runs whole on the target (`target_step`)."""
 
 
 @dataclass(frozen=True)
@@ -63,16 +53,14 @@ def target_step(
         last_local: the target's last local model of training (PGD).
         last_share: the target's aggregation share p_u in its last training round (PGD).
     """
-    if method_name not in TARGET_STEP_METHODS:
-        raise ConfigError(
-            f"{method_name!r} has no target-side step; target steps: {sorted(TARGET_STEP_METHODS)}."
-        )
     if request is None or request.clients != (rt.client_id,):
         raise ConfigError(
             f"Client {rt.client_id} runs a method's step only for its own request, got "
             f"{None if request is None else request.to_dict()}."
         )
     method = create_unlearner(method_name, rt.settings.config.options.get(method_name))
+    if not method.step_on_target:
+        raise ConfigError(f"{method_name!r} does not run its step on the target's node.")
     split = split_request(rt.federation, rt.own_part(request))
     own = split.retained.replace(c for c in split.retained.clients if c.id == rt.client_id)
     config = rt.settings.config
@@ -85,25 +73,6 @@ def target_step(
     )  # fmt: skip
     result = method.unlearn(state, ctx)
     return TargetOutcome(result.state, len(split.forget), ctx.costs + result.costs, result.notes)
-
-
-def pseudo_label_step(
-    rt: ClientRuntime,
-    state: StateDict,
-    teacher_state: StateDict,
-    recipe: LocalRecipe,
-    request: ForgetRequest | None,
-    stream: list[str],
-) -> LocalUpdate:
-    """Train from ``state`` on this client's D_u relabelled by the teacher (MoDE's target)."""
-    if request is None:
-        raise ConfigError("Pseudo-label training needs the forget request in the message.")
-    teacher = rt.new_model()
-    teacher.load_state_dict(teacher_state)
-    return train_on_pseudo_labels(
-        rt.model, teacher, state, rt.data("forget", request), rt.federation.preprocess, recipe,
-        rt.streams.torch(*stream), flops=rt.flops, device=rt.device,
-    )  # fmt: skip
 
 
 def _history(client: int, last_local: StateDict | None, share: float) -> TrainingHistory | None:

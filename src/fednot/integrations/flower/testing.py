@@ -50,7 +50,8 @@ def engine_reference(
     config: RunConfig, request: ForgetRequest, method: str = "not", seed: int = 0
 ) -> tuple[Experiment, Trained, UnlearnOutcome]:
     """The in-process engine on the tiny federation: (experiment, pre-trained, unlearned)."""
-    exp = Experiment(config, seed, federation=tiny_federation(config.data.num_clients))
+    federation = tiny_federation(config.data.num_clients, server_size=config.data.server_samples)
+    exp = Experiment(config, seed, federation=federation)
     unlearner = create_unlearner(method, config.options.get(method))
     trained = exp.pretrain(history=unlearner.history_spec())
     return exp, trained, exp.unlearn(trained, request, unlearner)

@@ -1,0 +1,176 @@
+"""`FlowerBackend`: the engine's clients' work as Flower messages.
+
+The server's `fednot.experiment.Experiment` runs the round loop, the per-request flow and the
+stop rules, as in simulation; for one view of the federation (all clients, or the retained side
+of a request) this back-end sends each training job to its client's SuperNode, where the
+ClientApp runs `fednot.federation.local.local_train` on its own samples with the job's stream and
+recipe. A partial target (a class- or instance-wise request) trains and validates on what it
+keeps (``retained``, ``retained-val``), exactly the engine's retained view.
+
+A method's own step runs on the server with the engine's context minus the clients' samples: its
+local training (``UnlearnContext.train``, ``fedavg_round``) comes back here as jobs, and what
+the server keeps (the history, its own data) stays readable. So every method is written once.
+A method whose step reads the target's data itself (``Unlearner.step_on_target``: FCU, PGD)
+runs whole on the target's node instead (`fednot.integrations.flower.target.target_step`); the
+server sends it the global model and, for a method with a history, the target's own last local
+model and aggregation share.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from flwr.app import ConfigRecord, Message, MessageType, RecordDict
+
+from fednot.data.federated import Federation
+from fednot.data.forget import ForgetSplit
+from fednot.errors import ConfigError
+from fednot.federation.backend import TrainJob
+from fednot.federation.costs import Costs
+from fednot.federation.history import TrainingHistory
+from fednot.federation.local import LocalUpdate
+from fednot.integrations.flower.records import (
+    ARRAYS,
+    CONFIG,
+    Entries,
+    arrays_in,
+    as_int,
+    config_in,
+    metrics_in,
+    recipe_entries,
+    request_to_config,
+    to_arrays,
+    to_state,
+)
+from fednot.integrations.flower.session import FlowerJob, ServerSession
+from fednot.types import ForgetRequest, StateDict
+from fednot.unlearning.base import UnlearnResult
+
+if TYPE_CHECKING:
+    from fednot.unlearning.base import Unlearner
+    from fednot.unlearning.context import UnlearnContext
+
+_NO_CLIENT_DATA = "a Flower server holds no client data; this method's step must run on the clients"
+
+
+class FlowerBackend:
+    """See the module docstring.
+
+    Args:
+        session: the server's session (grid, client map, experiment).
+        federation: the view whose clients work.
+        split: the request whose retained side the view is (``None``: all clients).
+    """
+
+    def __init__(
+        self, session: ServerSession, federation: Federation, split: ForgetSplit | None
+    ) -> None:
+        self.session = session
+        self.ids = federation.ids
+        self.request = None if split is None else split.request
+        request = self.request
+        partial = () if request is None or request.kind == "client" else request.clients
+        self.partial = {c for c in partial if c in self.ids}  # targets that keep some data
+        self._extras: dict[str, float] = {}
+
+    @property
+    def validates_every_round(self) -> bool:
+        """A round trip per validation: only with ``validate`` (or a stop rule that needs it)."""
+        return self.session.settings.validate
+
+    def train(self, jobs: Sequence[TrainJob]) -> list[LocalUpdate]:
+        """Send the jobs; the updates in job order, and the round's bytes in `round_extras`."""
+        grid, meter = self.session.grid, self.session.client_bytes
+        down, up = grid.sent[MessageType.TRAIN], grid.received[MessageType.TRAIN]
+        reported = dict(meter)
+        updates = self.session.train_jobs([self._job(job) for job in jobs])
+        self._extras = {
+            "flower_bytes_down": float(grid.sent[MessageType.TRAIN] - down),
+            "flower_bytes_up": float(grid.received[MessageType.TRAIN] - up),
+        }
+        for key in ("comm-bytes-in", "comm-bytes-out"):
+            if key in meter:
+                self._extras[key.replace("-", "_")] = float(meter[key] - reported.get(key, 0))
+        return updates
+
+    def val_accuracy(self, state: StateDict) -> float:
+        """Federated validation: every client of the view on its (retained) validation split."""
+        return self.session.accuracy_on(state, {c: self._part(c, "val") for c in self.ids})
+
+    def round_extras(self) -> dict[str, float]:
+        """Wire bytes of the last round, as the server's grid and the clients' meters count."""
+        return dict(self._extras)
+
+    def unlearn_step(
+        self, method: Unlearner, state: StateDict, ctx: UnlearnContext
+    ) -> UnlearnResult:
+        """The method's step: on the server, or where `flower.methods` runs it.
+
+        On the server the step sees the engine's context without the clients' samples; FCU and
+        PGD run on the target, PUF and MoDE as rounds of client jobs.
+        """
+        reason = method.not_applicable(ctx.request.kind)
+        if reason is not None:
+            raise ConfigError(reason)
+        if method.step_on_target:
+            history = ctx.history if method.requirements.history else None
+            result = self._on_target(method, state, ctx.request, history)
+        else:
+            server = ctx.on_server(_NO_CLIENT_DATA)
+            result = method.unlearn(state, server)
+            result = replace(result, costs=result.costs + server.costs)
+        self.session.step_state = result.state
+        return result
+
+    def _on_target(
+        self, method: Unlearner, state: StateDict, request: ForgetRequest,
+        history: TrainingHistory | None,
+    ) -> UnlearnResult:  # fmt: skip
+        """The method's whole step on the target's node (``step_on_target``)."""
+        if len(request.clients) != 1:
+            raise ConfigError(
+                f"On Flower, {method.title or method.name} serves one target per request (its "
+                f"step runs on the target's node); got clients {list(request.clients)}."
+            )
+        target = request.clients[0]
+        entries: Entries = {"method": method.name, **request_to_config(request)}
+        content = RecordDict({ARRAYS: to_arrays(state)})
+        if history is not None:
+            if target not in history.last_local:
+                raise ConfigError(
+                    f"{method.title} needs the target's last local model from training; run "
+                    "the pre-training in the same Flower run (stage='all')."
+                )
+            content["last-local"] = to_arrays(history.last_local[target])
+            entries["last-share"] = history.last_share[target]
+        content[CONFIG] = ConfigRecord(entries)
+        node = self.session.clients.node_of[target]
+        message = Message(content, node, f"{MessageType.TRAIN}.unlearn")
+        reply = self.session.send([message], f"{method.name} step on client {target}")[0]
+        metrics = metrics_in(reply.content)
+        comm = as_int(metrics["method-comm-bytes"], "method-comm-bytes")
+        costs = Costs(comm, as_int(metrics["flops"], "flops"))
+        notes = json.loads(str(config_in(reply.content)["notes"]))
+        return UnlearnResult(to_state(arrays_in(reply.content)), costs=costs, notes=notes)
+
+    def _job(self, job: TrainJob) -> FlowerJob:
+        if job.data == "forget":
+            data: Entries = {"data": "forget"}
+        else:
+            data = self._part(job.client, "train")
+        request = self.request if data["data"] != "train" else None
+        return FlowerJob(
+            job.client, job.state, tuple(str(p) for p in job.stream), str(data["data"]),
+            recipe_entries(job.recipe), request, job.teacher,
+        )  # fmt: skip
+
+    def _part(self, client: int, split: str) -> Entries:
+        """The message entries naming ``client``'s samples of the view (``train`` or ``val``)."""
+        if client not in self.partial:
+            return {"data": split}
+        assert self.request is not None
+        data = "retained" if split == "train" else "retained-val"
+        return {"data": data, **request_to_config(self.request)}
