@@ -63,7 +63,7 @@ def test_the_cli_declares_flower_up_without_flwr() -> None:
         """
         import argparse
         from fednot.errors import FedNotError
-        from fednot.integrations.flower_cli import register_cli
+        from fednot.cli.flower import register_cli
         parser = argparse.ArgumentParser()
         register_cli(parser.add_subparsers(dest="command"))
         args = parser.parse_args(["flower", "up", "--forget", "1=client"])
@@ -78,7 +78,7 @@ def test_the_cli_declares_flower_up_without_flwr() -> None:
 
 
 def test_parse_forget_reads_client_requests() -> None:
-    from fednot.integrations.flower_cli import parse_forget
+    from fednot.cli.flower import parse_forget
 
     assert parse_forget(["1=client", "2=classes=0,3"]) == {1: "client", 2: "classes=0,3"}
     with pytest.raises(ConfigError, match="CLIENT=REQUEST"):
@@ -86,7 +86,7 @@ def test_parse_forget_reads_client_requests() -> None:
 
 
 def test_register_cli_adds_flower_up() -> None:
-    from fednot.integrations.flower_cli import register_cli
+    from fednot.cli.flower import register_cli
 
     parser = argparse.ArgumentParser()
     register_cli(parser.add_subparsers(dest="command"))

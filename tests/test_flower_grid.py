@@ -242,25 +242,6 @@ def test_every_method_on_flower_equals_the_engine(
     assert same_state(result.state, outcome.state)
 
 
-def test_fedavg_excluding_runs_under_flowers_own_start_loop() -> None:
-    from fednot.integrations.flower import FedAvgExcluding, identify_clients, to_arrays
-    from fednot.models.registry import create_model
-
-    config = tiny_config()
-    defaults = app_defaults(config)
-    grid = InProcessGrid(create_client_app(defaults), node_configs(3), defaults)
-    clients = identify_clients(grid, 3, timeout=5)
-    model = create_model("mlp", input_shape=(1, 8, 8), num_classes=4, options={"hidden": (16,)})
-    strategy = FedAvgExcluding(clients=clients, exclude=[2])
-
-    result = strategy.start(grid, to_arrays(model.state_dict()), num_rounds=2)
-
-    assert len(result.train_metrics_clientapp) == 2 and len(result.evaluate_metrics_clientapp) == 2
-    excluded = clients.node_of[2]
-    assert all(m.metadata.dst_node_id != excluded for m in grid.delivered
-               if m.metadata.message_type in ("train", "evaluate"))  # fmt: skip
-
-
 def test_a_method_flower_cannot_run_is_refused_before_training() -> None:
     base = tiny_config()
     config = replace(base, unlearn=replace(base.unlearn, methods=("ga",)))

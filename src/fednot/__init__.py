@@ -19,13 +19,6 @@ import os as _os
 if "OMP_WAIT_POLICY" not in _os.environ:
     _os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
-from importlib.metadata import PackageNotFoundError, version  # noqa: E402
-
-try:
-    __version__ = version("fednot")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-    __version__ = "0.0.0+unknown"
-
 from fednot.config import DataConfig, EvalConfig, ModelConfig, RunConfig, TrainConfig, UnlearnConfig
 from fednot.configio import load_config, to_toml
 from fednot.evaluation import Metrics
@@ -45,6 +38,7 @@ from fednot.unlearning import (
     register_unlearner,
     unlearner_names,
 )
+from fednot.version import __version__
 
 __all__ = [
     "FT",

@@ -29,6 +29,7 @@ import torch
 
 from fednot.errors import ConfigError, DamagedFileError, FedNotWarning
 from fednot.integrity import problem, seal, unsealed
+from fednot.version import __version__
 
 CACHE_FORMAT = 2
 """Part of every cache key: 2 added the content digest, so older entries are never looked up."""
@@ -39,8 +40,6 @@ MAX_REASON = 200
 
 def cache_key(kind: str, parts: dict[str, Any]) -> str:
     """A stable key for ``parts`` (JSON-serialisable), prefixed by ``kind``."""
-    from fednot import __version__
-
     text = json.dumps(
         {"parts": parts, "format": CACHE_FORMAT, "version": __version__}, sort_keys=True
     )

@@ -19,13 +19,13 @@ from typing import Any
 
 import torch
 
-from fednot import __version__
 from fednot.cache import read_payload, save_verified
 from fednot.config import RunConfig
 from fednot.configio import apply_overrides, from_dict, to_dict
 from fednot.errors import ConfigError, DamagedFileError, FedNotWarning
 from fednot.integrity import DIGEST_KEY, problem, unsealed
 from fednot.types import StateDict
+from fednot.version import __version__
 
 FORMAT = "fednot-checkpoint-2"
 """The format `save_checkpoint` writes: format 1 plus a content digest."""

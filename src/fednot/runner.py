@@ -33,7 +33,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from fednot import __version__
 from fednot.cache import atomic_save, atomic_write_text, read_json_state
 from fednot.comparison import summarize, tradeoff_curves
 from fednot.config import RunConfig
@@ -60,6 +59,7 @@ from fednot.results import (
 from fednot.tables import noise_floor
 from fednot.unlearning.base import Unlearner
 from fednot.unlearning.registry import create_unlearner
+from fednot.version import __version__
 
 
 def default_run_dir(config: RunConfig) -> Path:

@@ -25,67 +25,24 @@ from fednot.data.federated import (
     ClientData,
     Federation,
     ForbiddenSamples,
-    Preprocess,
-    Samples,
     UnlabeledSamples,
 )
-from fednot.data.source import ImageSet
+from fednot.data.synthetic import synthetic_images, tiny_federation
 from fednot.experiment import Experiment
 from fednot.federation.fedavg import FedAvg, RoundRecord
 from fednot.types import StateDict
 from fednot.unlearning.base import Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
 
-
-def synthetic_images(
-    num_samples: int,
-    *,
-    shape: tuple[int, int, int] = (1, 8, 8),
-    num_classes: int = 4,
-    noise: float = 40.0,
-    seed: int = 0,
-) -> ImageSet:
-    """Learnable synthetic images: one random prototype per class plus Gaussian pixel noise."""
-    generator = torch.Generator().manual_seed(seed)
-    prototypes = torch.rand((num_classes, *shape), generator=generator) * 255
-    labels = torch.arange(num_samples) % num_classes
-    labels = labels[torch.randperm(num_samples, generator=generator)]
-    pixels = prototypes[labels] + noise * torch.randn((num_samples, *shape), generator=generator)
-    images = pixels.clamp(0, 255).round().to(torch.uint8)
-    return ImageSet(images, labels, tuple(str(c) for c in range(num_classes)))
-
-
-def tiny_federation(
-    num_clients: int = 3,
-    *,
-    train_per_client: int = 32,
-    val_per_client: int = 8,
-    test_size: int = 64,
-    shape: tuple[int, int, int] = (1, 8, 8),
-    num_classes: int = 4,
-    seed: int = 0,
-    server_size: int = 0,
-) -> Federation:
-    """A federation of synthetic images with contiguous, equal client shares.
-
-    ``server_size`` more samples (after the test set) are the server's unlabeled slice.
-    """
-    per_client = train_per_client + val_per_client
-    pool = synthetic_images(
-        num_clients * per_client + test_size + server_size, shape=shape,
-        num_classes=num_classes, seed=seed,
-    )  # fmt: skip
-    clients = []
-    for k in range(num_clients):
-        start = k * per_client
-        train = torch.arange(start, start + train_per_client)
-        val = torch.arange(start + train_per_client, start + per_client)
-        clients.append(ClientData(k, Samples(pool, train), Samples(pool, val)))
-    end = num_clients * per_client + test_size
-    test = Samples(pool, torch.arange(num_clients * per_client, end))
-    server = Samples(pool, torch.arange(end, len(pool))) if server_size else None
-    preprocess = Preprocess.fit(pool.images, augment=False, flip=False)
-    return Federation(tuple(clients), test, preprocess, num_classes, shape, server=server)
+__all__ = [
+    "check_unlearner",
+    "forbid_clients",
+    "forbid_samples",
+    "interrupted_at_round",
+    "synthetic_images",
+    "tiny_config",
+    "tiny_federation",
+]
 
 
 def tiny_config(num_clients: int = 3, **sections: object) -> RunConfig:

@@ -28,7 +28,6 @@ from typing import Any
 
 import torch
 
-from fednot import __version__
 from fednot.audit.outputs import ModelOutputs
 from fednot.audit.report import score_methods, write_reports
 from fednot.audit.sampler import ModelSampler, SamplerPool
@@ -43,6 +42,7 @@ from fednot.progress import Progress, Silent
 from fednot.results import REFERENCE
 from fednot.runner import create_methods, history_union
 from fednot.unlearning.base import Unlearner
+from fednot.version import __version__
 
 MIN_MODELS = 6
 """The fewest models per method: the Retrain split-half score needs 3 a side."""

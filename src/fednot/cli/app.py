@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from fednot import __version__
 from fednot.cli import commands
 from fednot.cli.arguments import add_config_arguments
+from fednot.cli.flower import register_cli as register_flower
 from fednot.cli.tune import register_cli as register_tune
 from fednot.errors import FedNotError
-from fednot.integrations.flower_cli import register_cli as register_flower
 
 
 def _common(

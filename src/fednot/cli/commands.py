@@ -30,14 +30,15 @@ from fednot.types import ForgetRequest
 from fednot.unlearning.registry import unlearner_class, unlearner_names
 
 
-def _setup(args: argparse.Namespace, config: RunConfig) -> tuple[RunConfig, Progress]:
+def setup_run(args: argparse.Namespace, config: RunConfig) -> tuple[RunConfig, Progress]:
     """Apply the thread count and record it in the configuration; the progress reporter."""
     config = replace(config, threads=use_threads(config.threads))
     quiet = getattr(args, "quiet", False) or os.environ.get("CI", "").lower() in ("1", "true")
     return config, (Silent() if quiet else Progress())
 
 
-def _clients(text: str | None) -> tuple[int, ...] | None:
+def client_ids(text: str | None) -> tuple[int, ...] | None:
+    """Comma-separated client ids (``--forget-clients``, ``--target``), or ``None``."""
     return int_list(text, "client ids", "--forget-clients 0,3")
 
 
@@ -46,7 +47,8 @@ def _threads(args: argparse.Namespace) -> list[str]:
     return [] if threads is None else [f"threads={threads}"]
 
 
-def _config(args: argparse.Namespace, extra: list[str] | None = None) -> RunConfig:
+def config_of(args: argparse.Namespace, extra: list[str] | None = None) -> RunConfig:
+    """The configuration the arguments name: preset, files, overrides, ``extra``, threads."""
     return load_config(
         args.config, [*args.overrides, *(extra or []), *_threads(args)], preset=args.preset,
         scenario=getattr(args, "scenario", None),
@@ -77,17 +79,18 @@ def _out_folder(args: argparse.Namespace, config: RunConfig, name: str) -> Path:
     return Path(args.out) if args.out else Path(config.out_dir) / f"{name}-{stamp}"
 
 
-def _check_cache(config: RunConfig) -> None:
+def check_cache(config: RunConfig) -> None:
+    """Refuse an unwritable model cache before any work."""
     if config.cache_dir:
         check_writable_dir(Path(config.cache_dir), "the model cache", "--set cache_dir=PATH")
 
 
 def run(args: argparse.Namespace) -> int:
     """``fednot run``."""
-    config, progress = _setup(args, _config(args))
+    config, progress = setup_run(args, config_of(args))
     run_dir = Path(args.out) if args.out else default_run_dir(config)
     check_writable_dir(run_dir, "the run folder", "--out")
-    _check_cache(config)
+    check_cache(config)
     runner = Run(config, run_dir, progress=progress)
     summary = runner.execute()
     print(main_table(summary, runner.not_applicable, tuned_values(config)))
@@ -118,7 +121,7 @@ def study(args: argparse.Namespace) -> int:
     from fednot.analysis.registry import analysis
 
     extra = [] if args.seeds is None else [f"seeds=[{args.seeds}]"]
-    config, progress = _setup(args, _config(args, extra))
+    config, progress = setup_run(args, config_of(args, extra))
     options = {}
     for text in args.params:
         key, sep, value = text.partition("=")
@@ -128,7 +131,7 @@ def study(args: argparse.Namespace) -> int:
     function = analysis(args.group, args.kind, options)
     out = _out_folder(args, config, f"{args.group}-{args.kind}")
     check_writable_dir(out, "the output folder", "--out")
-    _check_cache(config)
+    check_cache(config)
     path = function(Study(config, out, progress, options))
     print(f"Report written to {path} (figures and data beside it)")
     return 0
@@ -142,11 +145,11 @@ def audit(args: argparse.Namespace) -> int:
     if not names:
         raise ConfigError("--methods names no method; give e.g. --methods ft,not.")
     args.preset = args.preset or "mnist5k-cnn"
-    config, progress = _setup(args, _config(args, [f"unlearn.methods={json.dumps(names)}"]))
+    config, progress = setup_run(args, config_of(args, [f"unlearn.methods={json.dumps(names)}"]))
     seed = config.seeds[0] if args.seed is None else args.seed
     out = _out_folder(args, config, f"audit-{config.data.dataset}")
     check_writable_dir(out, "the audit folder", "--out")
-    _check_cache(config)
+    check_cache(config)
     Audit(config, out, models=args.models, seed=seed, jobs=args.jobs, progress=progress).execute()
     print((out / "audit.md").read_text())
     print(f"Audit written to {out}/ (audit.md, audit.json, audit.png, outputs.json, config.toml)")
@@ -172,9 +175,9 @@ def presets(args: argparse.Namespace) -> int:
 
 def train(args: argparse.Namespace) -> int:
     """``fednot train``."""
-    config, progress = _setup(args, _config(args))
+    config, progress = setup_run(args, config_of(args))
     check_writable_file(Path(args.out), "the checkpoint", "--out")
-    _check_cache(config)
+    check_cache(config)
     seed = config.seeds[0] if args.seed is None else args.seed
     exp = Experiment(config, seed, progress=progress)
     exp.check_request()  # the checkpoint's request must be evaluable later
@@ -190,7 +193,7 @@ def train(args: argparse.Namespace) -> int:
 def unlearn(args: argparse.Namespace) -> int:
     """``fednot unlearn``."""
     overrides = []
-    clients = _clients(args.forget_clients)
+    clients = client_ids(args.forget_clients)
     if clients is not None:
         overrides.append(f"unlearn.forget_clients={list(clients)}")
     if args.method not in unlearner_names():
@@ -205,7 +208,7 @@ def unlearn(args: argparse.Namespace) -> int:
     overrides.append(f"unlearn.methods={json.dumps([args.method])}")
     check_writable_file(Path(args.out), "the unlearned checkpoint", "--out")
     payload, config = _from_checkpoint(args, overrides)
-    config, progress = _setup(args, config)
+    config, progress = setup_run(args, config)
     seed = int(payload["seed"])
     exp = Experiment(config, seed, progress=progress)
     request = ForgetRequest(clients=config.unlearn.forget_clients)
@@ -227,8 +230,8 @@ def unlearn(args: argparse.Namespace) -> int:
 def evaluate(args: argparse.Namespace) -> int:
     """``fednot eval``."""
     payload, config = _from_checkpoint(args)
-    config, _ = _setup(args, config)
-    clients = _clients(args.forget_clients)
+    config, _ = setup_run(args, config)
+    clients = client_ids(args.forget_clients)
     if clients is None:
         stored = payload.get("request") or {}
         clients = tuple(stored.get("clients", config.unlearn.forget_clients))
@@ -248,7 +251,7 @@ def evaluate(args: argparse.Namespace) -> int:
 
 def show_config(args: argparse.Namespace) -> int:
     """``fednot config``."""
-    config, _ = _setup(args, _config(args))
+    config, _ = setup_run(args, config_of(args))
     print(to_toml(config), end="")
     return 0
 

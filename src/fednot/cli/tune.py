@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fednot.cli.arguments import int_list
-from fednot.cli.commands import _check_cache, _clients, _config, _setup
+from fednot.cli.commands import check_cache, client_ids, config_of, setup_run
 from fednot.errors import ConfigError
 from fednot.paths import check_writable_dir
 from fednot.results import REFERENCE
@@ -66,17 +66,17 @@ def tune(args: argparse.Namespace) -> int:
     from fednot.tune.validation import validation_request
 
     args.preset = args.preset or "mnist5k-cnn"
-    loaded = _config(args)
-    _, progress = _setup(args, loaded)  # applies --threads; the preset does not pin them
+    loaded = config_of(args)
+    _, progress = setup_run(args, loaded)  # applies --threads; the preset does not pin them
     config = replace(loaded, threads=None)
     names = config.unlearn.methods if args.methods is None else args.methods.split(",")
     methods = [n.strip() for n in names if n.strip() and n.strip() != REFERENCE]
     if not methods:
         raise ConfigError("Nothing to tune: name methods with --methods, e.g. --methods ft,not.")
-    request = validation_request(config, _clients(args.target), _seeds(args.seeds))
+    request = validation_request(config, client_ids(args.target), _seeds(args.seeds))
     out = Path(args.out or Path(config.out_dir) / f"tune-{tuned_name(args.preset)}")
     check_writable_dir(out, "the tuning folder", "--out")
-    _check_cache(config)
+    check_cache(config)
     settings = TuneSettings(trials=args.trials, seed=args.sampler_seed)
     outcome = run_tune(
         config, methods, request, out, settings=settings, preset=args.preset, progress=progress

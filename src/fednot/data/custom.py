@@ -19,8 +19,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
+import fednot.data.partition as partitioners
 from fednot.config import DataConfig
-from fednot.data import partition as partitioners
 from fednot.data.convert import image_set, is_array, read_raw, settle
 from fednot.data.federated import ClientData, Federation, Preprocess, Samples
 from fednot.data.partition import Partition

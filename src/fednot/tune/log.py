@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fednot import __version__
 from fednot.cache import atomic_write_text, read_json_state
 from fednot.errors import ConfigError
 from fednot.results import json_safe
 from fednot.tune.objective import TrialResult
+from fednot.version import __version__
 
 LOG_NAME = "tune.json"
 _HEADER = ("config", "validation", "sampler")

@@ -22,12 +22,12 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fednot import __version__
 from fednot.cache import atomic_write_text
 from fednot.config import TUNED_RECOVERY_LR, RunConfig
 from fednot.configio import _key, load_config, to_toml
 from fednot.presets import is_preset_path
 from fednot.unlearning.registry import unlearner_class
+from fednot.version import __version__
 
 if TYPE_CHECKING:
     from fednot.tune.log import TuneLog

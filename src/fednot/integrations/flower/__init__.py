@@ -1,11 +1,10 @@
 """Run NoT and the baselines on a Flower deployment (``pip install 'fednot[flower]'``).
 
-A thin adapter over the in-process engine's functions, on flwr's Message API:
+The in-process engine with Flower as its back-end, on flwr's Message API:
 
 - `create_server_app` / `create_client_app`: the fednot ServerApp and ClientApp
   (`fednot.integrations.flower.apps` holds default instances for ``flwr run``);
-- `FedAvgExcluding`: FedAvg with the engine's participants and aggregation, leaving the
-  forgotten clients out;
+- `UnlearningStrategy`: NoT, FT or Retrain for any Flower app, around its own Strategy;
 - `identify_clients`, `collect_requests`: the QUERY rounds that map node ids to fednot client ids
   and gather the clients' own forget requests (a request for another client's data is refused);
 - `negate_arrays`: NoT's negation on an `ArrayRecord`;
@@ -37,15 +36,16 @@ from fednot.integrations.flower.inprocess import InProcessGrid
 from fednot.integrations.flower.records import negate_arrays, to_arrays, to_state
 from fednot.integrations.flower.server_app import FlowerResult, create_server_app, run_fednot
 from fednot.integrations.flower.settings import RUN_CONFIG_DEFAULTS, FlowerSettings, parse_settings
-from fednot.integrations.flower.strategy import FedAvgExcluding
+from fednot.integrations.flower.unlearning_strategy import UnlearningResult, UnlearningStrategy
 
 __all__ = [
     "RUN_CONFIG_DEFAULTS",
     "ClientMap",
-    "FedAvgExcluding",
     "FlowerResult",
     "FlowerSettings",
     "InProcessGrid",
+    "UnlearningResult",
+    "UnlearningStrategy",
     "collect_requests",
     "comm_meter_mod",
     "create_client_app",

@@ -42,7 +42,7 @@ def write_app(folder: Path, config: Mapping[str, ConfigValue] | None = None) -> 
         "[project]",
         'name = "fednot-flower-app"',
         'version = "0.1.0"',
-        'dependencies = ["flwr>=1.41,<1.42"]  # and fednot, installed on every host',
+        'dependencies = ["flwr>=1.42,<1.43"]  # and fednot, installed on every host',
         "",
         "[tool.flwr.app]",
         'publisher = "fednot"',

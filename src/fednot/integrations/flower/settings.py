@@ -45,7 +45,7 @@ RUN_CONFIG_DEFAULTS: dict[str, ConfigValue] = {
     "stage": "all",  # all | pretrain (then save `checkpoint`) | unlearn (load `checkpoint`)
     "checkpoint": "",  # a fednot checkpoint on the ServerApp's host
     "out": "",  # a folder on the ServerApp's host for result.json and the final model
-    "data-source": "config",  # config (fednot's data registry) | tiny (fednot.testing, tests)
+    "data-source": "config",  # config (fednot's data registry) | tiny (fednot.data.synthetic)
     "forget-requests": "",  # requests relayed to the clients, e.g. "1:client 2:classes=0,3"
     "node-timeout": 120.0,  # seconds to wait for every client's node to connect
     "round-timeout": 600.0,  # seconds to wait for the replies of one round
@@ -165,7 +165,7 @@ def base_federation(settings: FlowerSettings) -> Federation:
     """The run's federation before its scenario (what `Experiment` takes as ``federation``)."""
     config = settings.config
     if settings.data_source == "tiny":
-        from fednot.testing import tiny_federation
+        from fednot.data.synthetic import tiny_federation
 
         return tiny_federation(config.data.num_clients, server_size=config.data.server_samples)
     splits = read_splits(config.data, settings.cache_dir)

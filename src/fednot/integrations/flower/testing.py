@@ -1,6 +1,6 @@
 """Helpers for testing fednot on Flower, and for checking a Flower run against the engine.
 
-`app_defaults` and `node_configs` set up the fednot apps on `fednot.testing.tiny_federation`;
+`app_defaults` and `node_configs` set up the fednot apps on `fednot.data.synthetic.tiny_federation`;
 `engine_reference` runs the same configuration through the in-process engine, whose numbers a
 Flower run must reproduce; `quiet_environment` (from `appdir`) is what every Flower process
 needs offline.
@@ -14,11 +14,11 @@ import torch
 
 from fednot.config import RunConfig
 from fednot.configio import to_toml
+from fednot.data.synthetic import tiny_federation
 from fednot.experiment import Experiment
 from fednot.integrations.flower.appdir import QUIET_ENVIRONMENT, quiet_environment
 from fednot.integrations.flower.settings import ConfigValue
 from fednot.outcome import Trained, UnlearnOutcome
-from fednot.testing import tiny_federation
 from fednot.types import ForgetRequest, StateDict
 from fednot.unlearning.registry import create_unlearner
 

@@ -2,7 +2,7 @@
 
 This module only declares the subcommand; it imports neither flwr nor
 `fednot.integrations.flower` until the command runs, so ``fednot`` works without the extra.
-Wire it with ``register_cli(subparsers)`` in `fednot.cli.app`.
+`fednot.cli.app` wires it with ``register_cli(subparsers)``.
 """
 
 from __future__ import annotations
