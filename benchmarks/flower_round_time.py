@@ -7,6 +7,7 @@ bytes per participant) and what flwr's size mods counted on the messages. Not a 
 numbers depend on the machine and its load (host steal time is printed).
 
     .venv/bin/python benchmarks/flower_round_time.py [--rounds 3] [--skip-deployment]
+        [--skip-simulation] [--poll 0.05]
 """
 
 from __future__ import annotations
@@ -66,14 +67,14 @@ def simulation(config: RunConfig, workdir: Path) -> dict[str, Any]:
     return {**_from_result(out), "wall": time.perf_counter() - start}
 
 
-def deployment(config: RunConfig, workdir: Path) -> dict[str, Any]:
+def deployment(config: RunConfig, workdir: Path, poll: float) -> dict[str, Any]:
     """Rounds on a SuperLink and 3 SuperNodes on 127.0.0.1, timed by the ServerApp."""
     from fednot.integrations.flower.appdir import write_app
     from fednot.integrations.flower.deploy import LocalDeployment
 
     out = workdir / "deployment"
     settings = {"fednot-config": to_toml(config), "stage": "pretrain", "out": str(out),
-                "cache-dir": str(workdir / "cache")}  # fmt: skip
+                "cache-dir": str(workdir / "cache"), "poll-interval": poll}  # fmt: skip
     app = write_app(workdir / "app", settings)
     nodes = [{"partition-id": k, "num-partitions": 3} for k in range(3)]
     start = time.perf_counter()
@@ -112,13 +113,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-deployment", action="store_true")
+    parser.add_argument("--skip-simulation", action="store_true")
+    parser.add_argument(
+        "--poll", type=float, default=0.05,
+        help="seconds between the server's pulls for replies (Flower's own grids: 3)",
+    )  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(1)
     config = _config(args.rounds)
     workdir = Path(tempfile.mkdtemp(prefix="fednot-flower-bench-"))
-    runs = {"fednot engine": engine(config), "Flower simulation": simulation(config, workdir)}
+    runs = {"fednot engine": engine(config)}
+    if not args.skip_simulation:
+        runs["Flower simulation"] = simulation(config, workdir)
     if not args.skip_deployment:
-        runs["Flower deployment"] = deployment(config, workdir)
+        runs[f"Flower deployment (poll {args.poll:g} s)"] = deployment(config, workdir, args.poll)
     exp = Experiment(config, 0)
     print(f"MNIST-5k, CNN ({state_bytes(exp.initial_state)} state bytes), 3 clients, "
           f"{args.rounds} rounds; load {Path('/proc/loadavg').read_text().split()[:3]}, "

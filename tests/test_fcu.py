@@ -160,7 +160,7 @@ def test_features_are_the_input_of_the_final_linear(model: str, head: str, width
 def test_options_are_validated_and_registered() -> None:
     with pytest.raises(ConfigError, match="Expected `iterations` to be a multiple"):
         FCU(iterations=25)
-    with pytest.raises(ConfigError, match="Expected `low_freq` to be in \\[0, 1\\], got 2"):
+    with pytest.raises(ConfigError, match="Expected `low_freq` to be a float in \\[0, 1\\], got 2"):
         FCU(low_freq=2)
     with pytest.raises(ConfigError, match="`low_freq_from`"):
         FCU(low_freq_from="both")  # type: ignore[arg-type]

@@ -228,7 +228,7 @@ def test_partial_forgetting_is_unsupported() -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"temperature": 0.0}, "Expected `temperature` to be a positive number, got 0.0"),
+        ({"temperature": 0.0}, "Expected `temperature` to be a positive float, got 0.0"),
         ({"epochs": -1}, "epochs"),
         ({"lr": -0.1}, "lr"),
         ({"momentum": 1.0}, "momentum"),

@@ -225,7 +225,7 @@ def test_refuses_federated_scenarios() -> None:
         ({"batch_size": 2.5}, "`batch_size` to be a positive int"),
         ({"lr": -1.0}, "`lr` to be a positive float, got -1.0"),
         ({"momentum": -0.1}, "`momentum` to be a non-negative float"),
-        ({"mode": "mixed"}, "`mode` to be 'merged' or 'alternating', got 'mixed'"),
+        ({"mode": "mixed"}, "`mode` to be one of \\['merged', 'alternating'\\], got 'mixed'"),
     ],
 )
 def test_hyperparameters_are_validated(options: dict[str, object], message: str) -> None:

@@ -195,7 +195,7 @@ def test_serves_only_the_centralized_scenario() -> None:
         ({"mask_ratio": 1.01}, "`mask_ratio`"),
         ({"momentum": -0.1}, "`momentum`"),
         ({"weight_decay": -1e-4}, "`weight_decay`"),
-        ({"mode": "shuffled"}, "`mode` to be 'merged' or 'alternating'"),
+        ({"mode": "shuffled"}, "`mode` to be one of \\['merged', 'alternating'\\]"),
     ],
 )
 def test_rejects_bad_hyperparameters(options: dict[str, object], message: str) -> None:

@@ -205,7 +205,7 @@ def test_serves_only_the_centralized_scenario() -> None:
     [
         ({"alpha": -1.0}, "`alpha` to be a non-negative float"),
         ({"alpha": float("nan")}, "`alpha`"),
-        ({"lam": -0.5}, "`lam` to be a non-negative finite float"),
+        ({"lam": -0.5}, "`lam` to be a non-negative"),
         ({"lam": float("inf")}, "`lam`"),
         ({"batch_size": 0}, "`batch_size` to be a positive int"),
         ({"batch_size": True}, "`batch_size`"),

@@ -122,14 +122,3 @@ def check_options(
             )
         checked[key] = check_value(value, hints.get(key, Any), f"{what}.{key}")
     return checked
-
-
-def expect(ok: bool, key: str, expected: str, value: object) -> None:
-    """Raise ``ConfigError("Expected `key` to be <expected>, got <value>.")`` unless ``ok``."""
-    if not ok:
-        raise ConfigError(f"Expected `{key}` to be {expected}, got {value!r}.")
-
-
-def is_number(value: object, kind: type | tuple[type, ...] = (int, float)) -> bool:
-    """True for an instance of ``kind`` (default int or float) that is not a bool."""
-    return isinstance(value, kind) and not isinstance(value, bool)

@@ -44,10 +44,18 @@ from fednot.federation.aggregate import clone_state
 from fednot.federation.costs import state_bytes
 from fednot.models.layers import layer_graph
 from fednot.tune.space import IntRange, Range
-from fednot.typecheck import expect, is_number
 from fednot.types import StateDict
 from fednot.unlearning.base import FEDERATED_SCENARIOS, Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
+from fednot.unlearning.options import (
+    expect,
+    float_in,
+    non_negative_float,
+    non_negative_int,
+    one_of,
+    positive_float,
+    positive_int,
+)
 from fednot.unlearning.registry import register_unlearner
 
 LowFreqFrom = Literal["unlearned", "original"]
@@ -213,30 +221,23 @@ class FCU(Unlearner):
         low_freq: float = 0.5,
         low_freq_from: LowFreqFrom = "unlearned",
     ) -> None:
-        counts = {"iterations": (iterations, 0), "fusion_interval": (fusion_interval, 1),
-                  "batch_size": (batch_size, 1)}  # fmt: skip
-        for key, (count, least) in counts.items():
-            expect(is_number(count, int) and count >= least, key, f"an int >= {least}", count)
+        self.iterations = non_negative_int(iterations, "iterations")
+        self.fusion_interval = positive_int(fusion_interval, "fusion_interval")
         multiple = f"a multiple of fusion_interval={fusion_interval}"
         expect(iterations % fusion_interval == 0, "iterations", multiple, iterations)
-        for key, rate in {"lr": lr, "temperature": temperature}.items():
-            expect(is_number(rate) and rate > 0, key, "a positive float", rate)
-        ok_decay = is_number(weight_decay) and weight_decay >= 0
-        expect(ok_decay, "weight_decay", "a non-negative float", weight_decay)
-        ok_betas = len(betas) == 2 and all(is_number(b) and 0 <= b < 1 for b in betas)
-        expect(ok_betas, "betas", "two floats in [0, 1)", betas)
-        expect(is_number(low_freq) and 0 <= low_freq <= 1, "low_freq", "in [0, 1]", low_freq)
-        ok_from = low_freq_from in ("unlearned", "original")
-        expect(ok_from, "low_freq_from", "'unlearned' or 'original'", low_freq_from)
-        self.iterations = iterations
-        self.fusion_interval = fusion_interval
-        self.batch_size = batch_size
-        self.lr = float(lr)
-        self.betas = (float(betas[0]), float(betas[1]))
-        self.weight_decay = float(weight_decay)
-        self.temperature = float(temperature)
-        self.low_freq = float(low_freq)
-        self.low_freq_from: LowFreqFrom = low_freq_from
+        self.batch_size = positive_int(batch_size, "batch_size")
+        self.lr = positive_float(lr, "lr")
+        expect(len(betas) == 2, "betas", "two floats in [0, 1)", betas)
+        self.betas = (
+            float_in(betas[0], "betas", 0, 1, high_open=True),
+            float_in(betas[1], "betas", 0, 1, high_open=True),
+        )
+        self.weight_decay = non_negative_float(weight_decay, "weight_decay")
+        self.temperature = positive_float(temperature, "temperature")
+        self.low_freq = float_in(low_freq, "low_freq", 0, 1)
+        self.low_freq_from: LowFreqFrom = one_of(
+            low_freq_from, "low_freq_from", ("unlearned", "original")
+        )
 
     def validate(self, model: nn.Module) -> None:
         """Check that ``model`` has a final Linear whose input serves as the feature."""

@@ -48,6 +48,7 @@ from fednot.tune.space import Choice, Range
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
+from fednot.unlearning.options import one_of, positive_float, positive_int
 from fednot.unlearning.registry import register_unlearner
 
 Calibration = Literal["per_client", "per_layer_mean", "none"]
@@ -173,21 +174,9 @@ class FedEraser(Unlearner):
         self, *, delta_t: int = 2, calibration_ratio: float = 0.5,
         calibration: Calibration = "per_client",
     ) -> None:  # fmt: skip
-        if isinstance(delta_t, bool) or not isinstance(delta_t, int) or delta_t < 1:
-            raise ConfigError(f"Expected `delta_t` to be a positive int, got {delta_t!r}.")
-        ratio = calibration_ratio
-        if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not ratio > 0:
-            raise ConfigError(
-                f"Expected `calibration_ratio` to be a positive number, got {calibration_ratio!r}."
-            )
-        if calibration not in get_args(Calibration):
-            raise ConfigError(
-                f"Expected `calibration` to be one of {list(get_args(Calibration))}, "
-                f"got {calibration!r}."
-            )
-        self.delta_t = delta_t
-        self.calibration_ratio = float(calibration_ratio)
-        self.calibration: Calibration = calibration
+        self.delta_t = positive_int(delta_t, "delta_t")
+        self.calibration_ratio = positive_float(calibration_ratio, "calibration_ratio")
+        self.calibration: Calibration = one_of(calibration, "calibration", get_args(Calibration))
 
     def history_spec(self) -> HistorySpec:
         """The global model and every client's update every ``delta_t`` rounds."""

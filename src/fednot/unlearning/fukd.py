@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from fednot.data.federated import Preprocess, Samples
-from fednot.errors import ConfigError, UnsupportedScenarioError
+from fednot.errors import UnsupportedScenarioError
 from fednot.federation.aggregate import clone_state
 from fednot.federation.costs import FlopMeter
 from fednot.federation.history import HistorySpec
@@ -43,6 +43,7 @@ from fednot.tune.space import IntRange, Range
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
+from fednot.unlearning.options import float_in, non_negative_int, positive_float, positive_int
 from fednot.unlearning.registry import register_unlearner
 
 
@@ -103,26 +104,6 @@ def distill(
     return cost
 
 
-_EXPECTED = {
-    "temperature": "a positive number",
-    "epochs": "a non-negative int",
-    "lr": "a positive number",
-    "momentum": "a number in [0, 1)",
-    "batch_size": "a positive int",
-}
-
-
-def _valid(name: str, value: object) -> bool:
-    """Whether ``value`` is what `_EXPECTED` says option ``name`` must be."""
-    if isinstance(value, bool):
-        return False
-    if name in ("epochs", "batch_size"):
-        return isinstance(value, int) and value >= (0 if name == "epochs" else 1)
-    if not isinstance(value, int | float):
-        return False
-    return 0 <= value < 1 if name == "momentum" else value > 0
-
-
 @register_unlearner
 class FUKD(Unlearner):
     """Subtract the target's historical updates, then distil from the original at the server."""
@@ -142,15 +123,11 @@ class FUKD(Unlearner):
         self, *, temperature: float = 2.0, epochs: int = 10, lr: float = 0.01,
         momentum: float = 0.9, batch_size: int = 64,
     ) -> None:  # fmt: skip
-        options = {"temperature": temperature, "epochs": epochs, "lr": lr, "momentum": momentum}
-        for name, value in {**options, "batch_size": batch_size}.items():
-            if not _valid(name, value):
-                raise ConfigError(f"Expected `{name}` to be {_EXPECTED[name]}, got {value!r}.")
-        self.temperature = float(temperature)
-        self.epochs = epochs
-        self.lr = float(lr)
-        self.momentum = float(momentum)
-        self.batch_size = batch_size
+        self.temperature = positive_float(temperature, "temperature")
+        self.epochs = non_negative_int(epochs, "epochs")
+        self.lr = positive_float(lr, "lr")
+        self.momentum = float_in(momentum, "momentum", 0, 1, high_open=True)
+        self.batch_size = positive_int(batch_size, "batch_size")
 
     def history_spec(self) -> HistorySpec:
         """Each client's weighted updates, summed over rounds."""

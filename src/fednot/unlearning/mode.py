@@ -40,7 +40,6 @@ from dataclasses import replace
 import torch
 from torch import Tensor, nn
 
-from fednot.errors import ConfigError
 from fednot.federation.aggregate import weighted_average
 from fednot.federation.backend import TrainJob
 from fednot.federation.local import LocalRecipe
@@ -48,6 +47,7 @@ from fednot.tune.space import IntRange, Range
 from fednot.types import StateDict
 from fednot.unlearning.base import FEDERATED_SCENARIOS, Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
+from fednot.unlearning.options import non_negative_int, positive_float, positive_int, unit_float
 from fednot.unlearning.registry import register_unlearner
 
 
@@ -71,21 +71,6 @@ def pseudo_labels(teacher: nn.Module, x: Tensor) -> Tensor:
     teacher.eval()
     labels: Tensor = teacher(x).argmax(dim=1)
     return labels
-
-
-def _require_count(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"Expected `{name}` to be a non-negative int, got {value!r}.")
-    return value
-
-
-def _require_rate(value: object, name: str, *, unit: bool = False) -> float:
-    expected = "a float in [0, 1]" if unit else "a positive float"
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"Expected `{name}` to be {expected}, got {value!r}.")
-    if not (0.0 <= value <= 1.0 if unit else value > 0.0):
-        raise ConfigError(f"Expected `{name}` to be {expected}, got {value!r}.")
-    return float(value)
 
 
 @register_unlearner
@@ -116,15 +101,13 @@ class MoDE(Unlearner):
         lr_retained_guidance: float = 5e-4,
         local_epochs: int = 1,
     ) -> None:
-        self.rounds = _require_count(rounds, "rounds")
-        self.degradation_rounds = _require_count(degradation_rounds, "degradation_rounds")
-        self.momentum = _require_rate(momentum, "momentum", unit=True)
-        self.lr_degradation = _require_rate(lr_degradation, "lr_degradation")
-        self.lr_target_guidance = _require_rate(lr_target_guidance, "lr_target_guidance")
-        self.lr_retained_guidance = _require_rate(lr_retained_guidance, "lr_retained_guidance")
-        if _require_count(local_epochs, "local_epochs") < 1:
-            raise ConfigError(f"Expected `local_epochs` to be a positive int, got {local_epochs}.")
-        self.local_epochs = local_epochs
+        self.rounds = non_negative_int(rounds, "rounds")
+        self.degradation_rounds = non_negative_int(degradation_rounds, "degradation_rounds")
+        self.momentum = unit_float(momentum, "momentum")
+        self.lr_degradation = positive_float(lr_degradation, "lr_degradation")
+        self.lr_target_guidance = positive_float(lr_target_guidance, "lr_target_guidance")
+        self.lr_retained_guidance = positive_float(lr_retained_guidance, "lr_retained_guidance")
+        self.local_epochs = positive_int(local_epochs, "local_epochs")
 
     def unlearn(self, state: StateDict, ctx: UnlearnContext) -> UnlearnResult:
         """Run ``rounds`` MoDE rounds from ``state``; recovery follows in the engine."""

@@ -40,6 +40,7 @@ from fednot.tune.space import Choice
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
+from fednot.unlearning.options import one_of
 from fednot.unlearning.registry import register_unlearner
 
 Scaling = Literal["update", "renormalize", "p_u", "one"]
@@ -143,11 +144,7 @@ class NegSub(Unlearner):
     search_space = {"scaling": Choice(("update", "renormalize"))}
 
     def __init__(self, *, scaling: Scaling = "update") -> None:
-        if scaling not in get_args(Scaling):
-            raise ConfigError(
-                f"Expected `scaling` to be one of {list(get_args(Scaling))}, got {scaling!r}."
-            )
-        self.scaling: Scaling = scaling
+        self.scaling: Scaling = one_of(scaling, "scaling", get_args(Scaling))
 
     def history_spec(self) -> HistorySpec:
         """Each client's last local model, its start and its weight."""

@@ -37,6 +37,7 @@ from fednot.tune.space import LayerChoice
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
+from fednot.unlearning.options import layer_selection
 from fednot.unlearning.registry import register_unlearner
 
 
@@ -116,13 +117,7 @@ class NoT(Unlearner):
         negate_bias: bool = False,
         strict: bool = True,
     ) -> None:
-        if isinstance(layers, list):
-            layers = tuple(layers)
-        if not isinstance(layers, str | tuple) or not layers:
-            raise ConfigError(
-                f"Expected `layers` to be 'first', 'last', 'all' or layer names, got {layers!r}."
-            )
-        self.layers = layers
+        self.layers = layer_selection(layers, "layers")
         self.negate_bias = negate_bias
         self.strict = strict
 

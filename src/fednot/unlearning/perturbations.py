@@ -37,6 +37,7 @@ from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
 from fednot.unlearning.negation import check_layers, negate, negation_targets
+from fednot.unlearning.options import layer_selection, non_negative_float, one_of, optional
 from fednot.unlearning.registry import register_unlearner
 
 Kind = Literal["negate", "none", "reinit", "noise", "flip", "rot90", "rot180"]
@@ -256,20 +257,10 @@ class Perturb(Unlearner):
         negate_bias: bool = False,
         noise_scale: float | None = None,
     ) -> None:
-        if kind not in PERTURBATIONS:
-            raise ConfigError(f"Expected `kind` to be one of {list(PERTURBATIONS)}, got {kind!r}.")
-        if isinstance(layers, list):
-            layers = tuple(layers)
-        if not isinstance(layers, str | tuple) or not layers:
-            raise ConfigError(
-                f"Expected `layers` to be 'first', 'last', 'all' or layer names, got {layers!r}."
-            )
-        if noise_scale is not None and noise_scale < 0:
-            raise ConfigError(f"Expected `noise_scale` to be >= 0, got {noise_scale}.")
-        self.kind = kind
-        self.layers = layers
+        self.kind = one_of(kind, "kind", tuple(PERTURBATIONS))
+        self.layers = layer_selection(layers, "layers")
         self.negate_bias = negate_bias
-        self.noise_scale = noise_scale
+        self.noise_scale = optional(noise_scale, non_negative_float, "noise_scale")
 
     def validate(self, model: nn.Module) -> None:
         """Check that the perturbation applies to the chosen layers of ``model``."""

@@ -41,10 +41,10 @@ from fednot.federation.aggregate import clone_state
 from fednot.federation.history import HistorySpec, TrainingHistory
 from fednot.federation.local import accuracy
 from fednot.tune.space import IntRange, Range
-from fednot.typecheck import expect, is_number
 from fednot.types import StateDict
 from fednot.unlearning.base import FEDERATED_SCENARIOS, Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
+from fednot.unlearning.options import float_in, optional, positive_float, positive_int, unit_float
 from fednot.unlearning.registry import register_unlearner
 
 _EVAL_BATCH = 512  # `accuracy`'s batch size, for counting the early-stop checks' forward passes
@@ -121,10 +121,6 @@ def project_to_ball(
     return out
 
 
-def _optional_positive(value: object) -> bool:
-    return value is None or (is_number(value) and value > 0)  # type: ignore[operator]
-
-
 @register_unlearner
 class PGD(Unlearner):
     """Projected gradient ascent of the target on D_u, inside a ball around w_ref."""
@@ -149,24 +145,14 @@ class PGD(Unlearner):
         tau: float | None = None,
         distance_threshold: float | None = None,
     ) -> None:
-        for name, count in (("epochs", epochs), ("batch_size", batch_size),
-                            ("num_random", num_random)):  # fmt: skip
-            ok = isinstance(count, int) and not isinstance(count, bool) and count > 0
-            expect(ok, name, "a positive int", count)
-        expect(is_number(lr) and lr > 0, "lr", "a positive float", lr)
-        expect(is_number(momentum) and 0 <= momentum < 1, "momentum", "a float in [0, 1)", momentum)
-        expect(_optional_positive(clip_norm), "clip_norm", "a positive float or None", clip_norm)
-        ok = tau is None or (is_number(tau) and 0 <= tau <= 1)
-        expect(ok, "tau", "a float in [0, 1] or None", tau)
-        expect(_optional_positive(distance_threshold), "distance_threshold",
-               "a positive float or None", distance_threshold)  # fmt: skip
-        self.epochs = epochs
-        self.lr = float(lr)
-        self.momentum = float(momentum)
-        self.batch_size = batch_size
-        self.clip_norm = None if clip_norm is None else float(clip_norm)
-        self.num_random = num_random
-        self.tau = None if tau is None else float(tau)
+        self.epochs = positive_int(epochs, "epochs")
+        self.lr = positive_float(lr, "lr")
+        self.momentum = float_in(momentum, "momentum", 0, 1, high_open=True)
+        self.batch_size = positive_int(batch_size, "batch_size")
+        self.clip_norm = optional(clip_norm, positive_float, "clip_norm")
+        self.num_random = positive_int(num_random, "num_random")
+        self.tau = optional(tau, unit_float, "tau")
+        self.distance_threshold = optional(distance_threshold, positive_float, "distance_threshold")
         self.distance_threshold = None if distance_threshold is None else float(distance_threshold)
 
     def history_spec(self) -> HistorySpec:

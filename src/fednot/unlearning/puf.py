@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Literal
+from typing import Literal, get_args
 
 from fednot.errors import ConfigError
 from fednot.federation.backend import TrainJob
@@ -42,6 +42,7 @@ from fednot.tune.space import IntRange, Range
 from fednot.types import StateDict
 from fednot.unlearning.base import FEDERATED_SCENARIOS, Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
+from fednot.unlearning.options import non_negative_float, one_of, optional, positive_int
 from fednot.unlearning.registry import register_unlearner
 
 Variant = Literal["regular", "special"]
@@ -126,18 +127,10 @@ class PUF(Unlearner):
     def __init__(
         self, *, variant: Variant = "regular", alpha: float | None = None, epochs: int = 1
     ) -> None:
-        if variant not in _DEFAULT_ALPHA:
-            raise ConfigError(f"Expected `variant` to be 'regular' or 'special', got {variant!r}.")
-        number = isinstance(alpha, int | float) and not isinstance(alpha, bool)
-        if alpha is not None and not (number and alpha >= 0):
-            raise ConfigError(
-                f"Expected `alpha` to be a non-negative float or None, got {alpha!r}."
-            )
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise ConfigError(f"Expected `epochs` to be a positive int, got {epochs!r}.")
-        self.variant: Variant = variant
-        self.alpha = _DEFAULT_ALPHA[variant] if alpha is None else float(alpha)
-        self.epochs = epochs
+        self.variant: Variant = one_of(variant, "variant", get_args(Variant))
+        alpha = optional(alpha, non_negative_float, "alpha")
+        self.alpha = _DEFAULT_ALPHA[variant] if alpha is None else alpha
+        self.epochs = positive_int(epochs, "epochs")
 
     def unlearn(self, state: StateDict, ctx: UnlearnContext) -> UnlearnResult:
         """One PUF round from ``state``; recovery follows in the engine."""

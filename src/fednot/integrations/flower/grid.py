@@ -18,15 +18,16 @@ from flwr.supercore.run import Run
 from fednot.errors import FedNotError
 from fednot.integrations.flower.records import message_bytes
 
-POLL_SECONDS = 0.05
-"""How often `MeteredGrid.send_and_receive` asks for replies."""
-
 
 class MeteredGrid(Grid):
-    """Delegates to ``grid``; `sent` and `received` count content bytes per message type."""
+    """Delegates to ``grid``; `sent` and `received` count content bytes per message type.
 
-    def __init__(self, grid: Grid) -> None:
+    `send_and_receive` pulls replies every ``poll`` seconds.
+    """
+
+    def __init__(self, grid: Grid, poll: float = 0.05) -> None:
         self.grid = grid
+        self.poll = poll
         self.sent: Counter[str] = Counter()
         self.received: Counter[str] = Counter()
 
@@ -68,7 +69,7 @@ class MeteredGrid(Grid):
     def send_and_receive(
         self, messages: Iterable[Message], *, timeout: float | None = None
     ) -> Iterable[Message]:
-        """Push ``messages``, then pull their replies every `POLL_SECONDS` until all are in.
+        """Push ``messages``, then pull their replies every ``poll`` seconds until all are in.
 
         Flower's own grids sleep 3 s between pulls, which a deployment round pays at least
         once; pulling through the public `pull_messages` sooner costs the SuperLink a cheap
@@ -83,7 +84,7 @@ class MeteredGrid(Grid):
             pending -= {m.metadata.reply_to_message_id for m in got}
             if not pending or (deadline is not None and time.monotonic() >= deadline):
                 break
-            time.sleep(POLL_SECONDS)
+            time.sleep(self.poll)
         return replies
 
     def total(self) -> int:

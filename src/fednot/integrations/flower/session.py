@@ -99,7 +99,7 @@ class ServerSession:
     def __init__(self, grid: Grid, settings: FlowerSettings) -> None:
         from fednot.integrations.flower.backend import FlowerBackend
 
-        self.grid = MeteredGrid(grid)
+        self.grid = MeteredGrid(grid, settings.poll_interval)
         self.settings = settings
         self.experiment = Experiment(
             server_config(settings.config), settings.seed, progress=LogProgress(),

@@ -49,6 +49,7 @@ RUN_CONFIG_DEFAULTS: dict[str, ConfigValue] = {
     "forget-requests": "",  # requests relayed to the clients, e.g. "1:client 2:classes=0,3"
     "node-timeout": 120.0,  # seconds to wait for every client's node to connect
     "round-timeout": 600.0,  # seconds to wait for the replies of one round
+    "poll-interval": 0.05,  # seconds between the server's pulls for replies (Flower's: 3)
     "validate": False,  # federated validation after every round (forced by a stop rule)
     "cache-dir": "",  # where ClientApps cache decoded data sets ("" = no cache)
 }
@@ -72,6 +73,7 @@ class FlowerSettings:
     forget_requests: str = ""
     node_timeout: float = 120.0
     round_timeout: float = 600.0
+    poll_interval: float = 0.05
     validate: bool = False
     cache_dir: str = ""
 
@@ -126,8 +128,19 @@ def parse_settings(
         stage=stage, checkpoint=str(values["checkpoint"]), out=str(values["out"]),  # type: ignore[arg-type]
         data_source=source, forget_requests=str(values["forget-requests"]),  # type: ignore[arg-type]
         node_timeout=float(values["node-timeout"]), round_timeout=float(values["round-timeout"]),
+        poll_interval=_positive(values["poll-interval"], "poll-interval"),
         validate=bool(values["validate"]), cache_dir=str(values["cache-dir"]),
     )  # fmt: skip
+
+
+def _positive(value: ConfigValue, key: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not number > 0:
+        raise ConfigError(f"Expected `{key}` to be a positive number of seconds, got {value!r}.")
+    return number
 
 
 def _run_config(toml_text: str, overrides: str) -> RunConfig:

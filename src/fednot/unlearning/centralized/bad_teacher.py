@@ -36,12 +36,12 @@ from fednot.errors import ConfigError
 from fednot.federation.aggregate import clone_state
 from fednot.federation.costs import state_bytes
 from fednot.tune.space import IntRange, Range
-from fednot.typecheck import expect, is_number
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.centralized.rand_label import fetch_joint
 from fednot.unlearning.centralized.scope import CENTRALIZED, CENTRALIZED_NOTE
 from fednot.unlearning.context import UnlearnContext
+from fednot.unlearning.options import positive_float, positive_int, unit_float
 from fednot.unlearning.registry import register_unlearner
 
 
@@ -90,16 +90,11 @@ class BadT(Unlearner):
         temperature: float = 1.0,
         retain_fraction: float = 0.3,
     ) -> None:
-        for key, count in {"epochs": epochs, "batch_size": batch_size}.items():
-            expect(is_number(count, int) and count >= 1, key, "a positive int", count)
-        for key, rate in {"lr": lr, "temperature": temperature}.items():
-            expect(is_number(rate) and rate > 0, key, "a positive float", rate)
-        ok_fraction = is_number(retain_fraction) and 0 <= retain_fraction <= 1
-        expect(ok_fraction, "retain_fraction", "a float in [0, 1]", retain_fraction)
-        self.epochs = epochs
-        self.lr = float(lr)
-        self.batch_size = batch_size
-        self.temperature = float(temperature)
+        self.epochs = positive_int(epochs, "epochs")
+        self.lr = positive_float(lr, "lr")
+        self.batch_size = positive_int(batch_size, "batch_size")
+        self.temperature = positive_float(temperature, "temperature")
+        self.retain_fraction = unit_float(retain_fraction, "retain_fraction")
         self.retain_fraction = float(retain_fraction)
 
     def unlearn(self, state: StateDict, ctx: UnlearnContext) -> UnlearnResult:

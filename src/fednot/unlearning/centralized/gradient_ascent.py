@@ -21,11 +21,11 @@ from torch import Tensor, nn
 from fednot.errors import ConfigError
 from fednot.federation.aggregate import clone_state
 from fednot.tune.space import IntRange, Range
-from fednot.typecheck import expect, is_number
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.centralized.scope import CENTRALIZED, CENTRALIZED_NOTE
 from fednot.unlearning.context import UnlearnContext
+from fednot.unlearning.options import non_negative_float, positive_float, positive_int
 from fednot.unlearning.registry import register_unlearner
 
 
@@ -56,15 +56,11 @@ class GA(Unlearner):
         weight_decay: float = 5e-4,
         batch_size: int = 256,
     ) -> None:
-        for key, count in {"epochs": epochs, "batch_size": batch_size}.items():
-            expect(is_number(count, int) and count >= 1, key, "a positive int", count)
-        expect(is_number(lr) and lr > 0, "lr", "a positive float", lr)
-        for key, rate in {"momentum": momentum, "weight_decay": weight_decay}.items():
-            expect(is_number(rate) and rate >= 0, key, "a non-negative float", rate)
-        self.epochs = epochs
-        self.lr = float(lr)
-        self.momentum = float(momentum)
-        self.weight_decay = float(weight_decay)
+        self.epochs = positive_int(epochs, "epochs")
+        self.lr = positive_float(lr, "lr")
+        self.momentum = non_negative_float(momentum, "momentum")
+        self.weight_decay = non_negative_float(weight_decay, "weight_decay")
+        self.batch_size = positive_int(batch_size, "batch_size")
         self.batch_size = batch_size
 
     def unlearn(self, state: StateDict, ctx: UnlearnContext) -> UnlearnResult:

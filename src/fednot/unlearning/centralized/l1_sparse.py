@@ -33,11 +33,18 @@ from torch import Tensor, nn
 
 from fednot.federation.aggregate import clone_state
 from fednot.tune.space import IntRange, Range
-from fednot.typecheck import expect, is_number
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.centralized.scope import CENTRALIZED, CENTRALIZED_NOTE
 from fednot.unlearning.context import UnlearnContext
+from fednot.unlearning.options import (
+    expect,
+    float_in,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from fednot.unlearning.registry import register_unlearner
 
 
@@ -57,10 +64,6 @@ def l1_schedule(epoch: int, epochs: int, no_l1_epochs: int, gamma: float) -> flo
 def l1_norm(params: Iterable[Tensor]) -> Tensor:
     """‖θ‖₁: the sum of |θ| over every element of ``params`` (differentiable)."""
     return torch.stack([p.abs().sum() for p in params]).sum()
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @register_unlearner
@@ -91,22 +94,15 @@ class L1Sparse(Unlearner):
         weight_decay: float = 5e-4,
         batch_size: int = 256,
     ) -> None:
-        for name, count in (("epochs", epochs), ("batch_size", batch_size)):
-            expect(_is_int(count) and count > 0, name, "a positive int", count)
-        ok = _is_int(no_l1_epochs) and 0 <= no_l1_epochs <= epochs
-        expect(ok, "no_l1_epochs", f"an int in [0, epochs={epochs}]", no_l1_epochs)
-        expect(is_number(gamma) and gamma >= 0, "gamma", "a non-negative float", gamma)
-        expect(is_number(lr) and lr > 0, "lr", "a positive float", lr)
-        expect(is_number(momentum) and 0 <= momentum < 1, "momentum", "a float in [0, 1)",
-               momentum)  # fmt: skip
-        ok = is_number(weight_decay) and weight_decay >= 0
-        expect(ok, "weight_decay", "a non-negative float", weight_decay)
-        self.epochs = epochs
-        self.no_l1_epochs = no_l1_epochs
-        self.gamma = float(gamma)
-        self.lr = float(lr)
-        self.momentum = float(momentum)
-        self.weight_decay = float(weight_decay)
+        self.epochs = positive_int(epochs, "epochs")
+        self.no_l1_epochs = non_negative_int(no_l1_epochs, "no_l1_epochs")
+        in_budget = f"an int in [0, epochs={epochs}]"
+        expect(no_l1_epochs <= epochs, "no_l1_epochs", in_budget, no_l1_epochs)
+        self.gamma = non_negative_float(gamma, "gamma")
+        self.lr = positive_float(lr, "lr")
+        self.momentum = float_in(momentum, "momentum", 0, 1, high_open=True)
+        self.weight_decay = non_negative_float(weight_decay, "weight_decay")
+        self.batch_size = positive_int(batch_size, "batch_size")
         self.batch_size = batch_size
 
     def unlearn(self, state: StateDict, ctx: UnlearnContext) -> UnlearnResult:

@@ -38,12 +38,19 @@ from torch import Tensor, nn
 
 from fednot.errors import ConfigError
 from fednot.tune.space import IntRange, Range
-from fednot.typecheck import expect, is_number
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.centralized.rand_label import Mode, train_random_labels
 from fednot.unlearning.centralized.scope import CENTRALIZED, CENTRALIZED_NOTE
 from fednot.unlearning.context import UnlearnContext
+from fednot.unlearning.options import (
+    expect,
+    float_in,
+    non_negative_float,
+    one_of,
+    positive_float,
+    positive_int,
+)
 from fednot.unlearning.registry import register_unlearner
 
 
@@ -115,24 +122,14 @@ class SalUn(Unlearner):
         batch_size: int = 256,
         mode: Mode = "merged",
     ) -> None:
-        for name, count in (("epochs", epochs), ("batch_size", batch_size)):
-            ok = isinstance(count, int) and not isinstance(count, bool) and count > 0
-            expect(ok, name, "a positive int", count)
-        expect(is_number(lr) and lr > 0, "lr", "a positive float", lr)
-        ok = is_number(mask_ratio) and 0 < mask_ratio <= 1
-        expect(ok, "mask_ratio", "a float in (0, 1]", mask_ratio)
-        expect(is_number(momentum) and 0 <= momentum < 1, "momentum", "a float in [0, 1)",
-               momentum)  # fmt: skip
-        ok = is_number(weight_decay) and weight_decay >= 0
-        expect(ok, "weight_decay", "a non-negative float", weight_decay)
-        expect(mode in ("merged", "alternating"), "mode", "'merged' or 'alternating'", mode)
-        self.epochs = epochs
-        self.lr = float(lr)
-        self.mask_ratio = float(mask_ratio)
-        self.momentum = float(momentum)
-        self.weight_decay = float(weight_decay)
-        self.batch_size = batch_size
-        self.mode: Mode = mode
+        self.epochs = positive_int(epochs, "epochs")
+        self.lr = positive_float(lr, "lr")
+        self.mask_ratio = float_in(mask_ratio, "mask_ratio", 0, 1)
+        expect(mask_ratio > 0, "mask_ratio", "a float in (0, 1]", mask_ratio)
+        self.momentum = float_in(momentum, "momentum", 0, 1, high_open=True)
+        self.weight_decay = non_negative_float(weight_decay, "weight_decay")
+        self.batch_size = positive_int(batch_size, "batch_size")
+        self.mode: Mode = one_of(mode, "mode", ("merged", "alternating"))
 
     def mask(self, state: StateDict, ctx: UnlearnContext) -> dict[str, Tensor]:
         """The saliency mask of ``state`` on D_f (eval mode); counts one train step per batch."""

@@ -35,11 +35,11 @@ from fednot.data.federated import Samples, concat
 from fednot.errors import ConfigError
 from fednot.federation.aggregate import clone_state
 from fednot.tune.space import IntRange, Range
-from fednot.typecheck import expect, is_number
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.centralized.scope import CENTRALIZED, CENTRALIZED_NOTE
 from fednot.unlearning.context import UnlearnContext
+from fednot.unlearning.options import expect, non_negative_float, positive_int
 from fednot.unlearning.registry import register_unlearner
 
 
@@ -121,14 +121,10 @@ class SSD(Unlearner):
     }
 
     def __init__(self, *, alpha: float = 10.0, lam: float = 1.0, batch_size: int = 128) -> None:
-        ok = is_number(alpha) and not math.isnan(alpha) and alpha >= 0
-        expect(ok, "alpha", "a non-negative float (inf selects nothing)", alpha)
-        ok = is_number(lam) and math.isfinite(lam) and lam >= 0
-        expect(ok, "lam", "a non-negative finite float", lam)
-        ok = isinstance(batch_size, int) and not isinstance(batch_size, bool) and batch_size > 0
-        expect(ok, "batch_size", "a positive int", batch_size)
-        self.alpha = float(alpha)
-        self.lam = float(lam)
+        self.alpha = non_negative_float(alpha, "alpha")  # inf selects nothing
+        self.lam = non_negative_float(lam, "lam")
+        expect(math.isfinite(lam), "lam", "a non-negative finite float", lam)
+        self.batch_size = positive_int(batch_size, "batch_size")
         self.batch_size = batch_size
 
     def unlearn(self, state: StateDict, ctx: UnlearnContext) -> UnlearnResult:
