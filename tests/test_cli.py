@@ -17,6 +17,8 @@ FAST = [
     "--set", "train.batch_size=64",
     "--set", "unlearn.recovery_rounds=2",
     "--set", "eval.curve_every=1",
+    "--set", "eval.mia_repeats=5",  # the MIA's resolution is not what these tests check
+    "--set", "eval.mia_null_permutations=20",
 ]  # fmt: skip
 KEYS = {
     "method",

@@ -37,6 +37,8 @@ FAST = [
     "--set", "train.rounds=2",
     "--set", "train.batch_size=64",
     "--set", "unlearn.recovery_rounds=2",
+    "--set", "eval.mia_repeats=2",  # the MIA's resolution is not what these tests check
+    "--set", "eval.mia_null_permutations=0",
     "-q",
 ]  # fmt: skip
 REQUEST = ForgetRequest(clients=(0,))

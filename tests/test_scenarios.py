@@ -137,6 +137,7 @@ SMOKE = [
     "--set", "train.rounds=1", "--set", "train.batch_size=128",
     "--set", "unlearn.recovery_rounds=1", "--set", "data.server_samples=0",
     "--set", "cache_dir=", "--set", "save_models=false", "-q",
+    "--set", "eval.mia_repeats=2", "--set", "eval.mia_null_permutations=0",
 ]  # fmt: skip
 
 
