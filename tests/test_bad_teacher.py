@@ -8,13 +8,12 @@ import warnings
 import pytest
 import torch
 
-from fednot.config import ScenarioConfig, UnlearnConfig
 from fednot.errors import ConfigError, UnsupportedScenarioError
 from fednot.experiment import Experiment
 from fednot.federation.costs import state_bytes
 from fednot.federation.local import LocalRecipe
 from fednot.outcome import UnlearnOutcome
-from fednot.testing import tiny_config, tiny_federation
+from fednot.testing import centralized_experiment, tiny_config, tiny_federation
 from fednot.types import StateDict
 from fednot.unlearning.centralized.bad_teacher import (
     BadT,
@@ -28,16 +27,8 @@ from fednot.unlearning.registry import unlearner_class
 LN3 = math.log(3.0)
 
 
-def _experiment(seed: int = 0) -> Experiment:
-    config = tiny_config(
-        num_clients=1, scenario=ScenarioConfig(kind="centralized", forget_ratio=0.25),
-        unlearn=UnlearnConfig(forget_clients=(0,), recovery_rounds=0),
-    )  # fmt: skip
-    return Experiment(config, seed, federation=tiny_federation(num_clients=1))
-
-
 def _run(method: BadT) -> tuple[Experiment, UnlearnOutcome]:
-    exp = _experiment()
+    exp = centralized_experiment()
     return exp, exp.unlearn(exp.initial_state, exp.scenario.request, method)
 
 
@@ -131,7 +122,7 @@ def _kl_to(exp: Experiment, student: StateDict, teacher: StateDict) -> float:
 
 
 def test_forget_samples_move_towards_the_incompetent_teacher() -> None:
-    exp = _experiment()
+    exp = centralized_experiment()
     trained = exp.pretrain().state
     ctx = _context(exp)
     result = BadT(lr=0.01, epochs=5, batch_size=8).unlearn(trained, ctx)
@@ -140,11 +131,8 @@ def test_forget_samples_move_towards_the_incompetent_teacher() -> None:
     assert after < 0.5 * before
 
 
-def test_same_seed_same_output() -> None:
-    method = BadT(lr=1e-3, batch_size=4)
-    _, first = _run(method)
-    _, second = _run(method)
-    assert all(torch.equal(first.state[k], second.state[k]) for k in first.state)
+def test_the_retain_fraction_sets_the_retained_subset() -> None:
+    _, first = _run(BadT(lr=1e-3, batch_size=4))
     _, other = _run(BadT(lr=1e-3, batch_size=4, retain_fraction=0.5))
     assert other.notes["retain_samples"] == 12
     assert any(not torch.equal(first.state[k], other.state[k]) for k in first.state)

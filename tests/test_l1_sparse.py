@@ -6,34 +6,23 @@ import copy
 
 import pytest
 import torch
-from torch import Tensor, nn
+from torch import nn
 
-from fednot.config import ModelConfig, ScenarioConfig, UnlearnConfig
-from fednot.data.federated import ClientData, Samples
-from fednot.errors import ConfigError, MissingRequirementError, UnsupportedScenarioError
+from fednot.config import UnlearnConfig
+from fednot.errors import ConfigError, UnsupportedScenarioError
 from fednot.experiment import Experiment
 from fednot.federation.costs import FlopMeter
 from fednot.outcome import Trained
 from fednot.seeding import SeedStreams
-from fednot.testing import tiny_config, tiny_federation
+from fednot.testing import centralized_experiment, tiny_config, tiny_federation
 from fednot.types import StateDict
 from fednot.unlearning.centralized.l1_sparse import L1Sparse, l1_norm, l1_schedule
 from fednot.unlearning.registry import create_unlearner
 
 
-def _experiment(**sections: object) -> Experiment:
-    config = tiny_config(
-        num_clients=1,
-        scenario=ScenarioConfig(kind="centralized", forget_ratio=0.25),
-        unlearn=UnlearnConfig(forget_clients=(0,), recovery_rounds=0),
-        **sections,
-    )
-    return Experiment(config, 0, federation=tiny_federation(num_clients=1))
-
-
 @pytest.fixture(scope="module")
 def trained() -> tuple[Experiment, Trained]:
-    exp = _experiment()
+    exp = centralized_experiment()
     return exp, exp.pretrain()
 
 
@@ -132,60 +121,6 @@ def test_counts_one_train_step_per_retained_batch_and_no_traffic(
     assert outcome.step_costs.flops == 2 * per_epoch > 0
     assert outcome.step_costs.comm_bytes == 0
     assert outcome.log.rounds == [] and outcome.log.costs.flops == 0  # no recovery follows
-
-
-class _Tripwire(Samples):
-    """A view that raises on any read of the samples in ``forbidden``."""
-
-    def __init__(self, view: Samples, forbidden: Tensor) -> None:
-        super().__init__(view.source, view.indices)
-        self.forbidden = forbidden
-
-    def fetch(self, positions: Tensor) -> tuple[Tensor, Tensor]:
-        if torch.isin(self.indices[positions], self.forbidden).any():
-            raise MissingRequirementError("a forget sample was read")
-        return super().fetch(positions)
-
-    def view(self, indices: Tensor) -> Samples:
-        return _Tripwire(Samples(self.source, indices), self.forbidden)
-
-
-def test_never_reads_the_forget_samples(trained: tuple[Experiment, Trained]) -> None:
-    exp, original = trained
-    request = exp.scenario.request
-    assert request.indices is not None and len(request.indices) == 8
-    federation = tiny_federation(num_clients=1)
-    holder = federation.clients[0]
-    armed = _Tripwire(holder.train, torch.tensor(request.indices))
-    guarded = Experiment(exp.config, 0, federation=federation.replace(
-        [ClientData(0, armed, holder.val)]
-    ))  # fmt: skip
-    assert guarded.scenario.request == request
-    method = L1Sparse(epochs=2, batch_size=8)
-    state = guarded.unlearn(original, request, method).state
-    clean = _run(exp, original, method)
-    assert all(torch.equal(state[k], clean[k]) for k in clean)
-    with pytest.raises(MissingRequirementError):  # the tripwire is armed
-        guarded.split(request).forget.fetch(torch.arange(1))
-
-
-def test_keeps_keys_shapes_and_dtypes_of_a_batchnorm_model() -> None:
-    exp = _experiment(model=ModelConfig(name="resnet18", options={"width": 4}))
-    original = exp.pretrain()
-    state = _run(exp, original, L1Sparse(epochs=1, batch_size=16))
-    assert set(state) == set(original.state)
-    assert any(v.dtype == torch.int64 for v in state.values())  # num_batches_tracked
-    for key, value in original.state.items():
-        assert state[key].shape == value.shape and state[key].dtype == value.dtype
-
-
-def test_same_seed_gives_bit_identical_output(trained: tuple[Experiment, Trained]) -> None:
-    exp, original = trained
-    first = _run(exp, original, L1Sparse(epochs=2, batch_size=8))
-    again = _experiment()
-    second = _run(again, again.pretrain(), L1Sparse(epochs=2, batch_size=8))
-    assert all(torch.equal(first[k], second[k]) for k in first)
-    assert not torch.equal(first["fc1.weight"], original.state["fc1.weight"])
 
 
 def test_end_to_end_through_the_registry(trained: tuple[Experiment, Trained]) -> None:

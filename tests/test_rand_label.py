@@ -5,14 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fednot.config import ScenarioConfig, UnlearnConfig
 from fednot.data.federated import Samples
 from fednot.data.source import ImageSet
 from fednot.errors import ConfigError, UnsupportedScenarioError
 from fednot.experiment import Experiment
 from fednot.federation.costs import FlopMeter
 from fednot.outcome import UnlearnOutcome
-from fednot.testing import tiny_config, tiny_federation
+from fednot.testing import centralized_experiment, tiny_config, tiny_federation
 from fednot.types import StateDict
 from fednot.unlearning.centralized.rand_label import (
     RandL,
@@ -28,16 +27,8 @@ from fednot.unlearning.registry import unlearner_class
 NUM_CLASSES = 4
 
 
-def _experiment(seed: int = 0) -> Experiment:
-    config = tiny_config(
-        num_clients=1, scenario=ScenarioConfig(kind="centralized", forget_ratio=0.25),
-        unlearn=UnlearnConfig(forget_clients=(0,), recovery_rounds=0),
-    )  # fmt: skip
-    return Experiment(config, seed, federation=tiny_federation(num_clients=1))
-
-
 def _run(method: RandL, seed: int = 0) -> tuple[Experiment, UnlearnOutcome]:
-    exp = _experiment(seed)
+    exp = centralized_experiment(seed)
     return exp, exp.unlearn(exp.initial_state, exp.scenario.request, method)
 
 
@@ -128,7 +119,7 @@ def test_alternating_mode_is_one_pass_over_forget_then_retain() -> None:
 
 
 def _train(mask: dict[str, torch.Tensor] | None, seed: int = 0) -> tuple[StateDict, StateDict]:
-    exp = _experiment()
+    exp = centralized_experiment()
     split = exp.split(exp.scenario.request)
     state = exp.initial_state
     run = train_random_labels(
@@ -141,7 +132,7 @@ def _train(mask: dict[str, torch.Tensor] | None, seed: int = 0) -> tuple[StateDi
 
 
 def test_mask_leaves_masked_out_weights_bit_identical() -> None:
-    exp = _experiment()
+    exp = centralized_experiment()
     params = dict(exp.model.named_parameters())
     first, *others = list(params)
     generator = torch.Generator().manual_seed(3)
@@ -155,7 +146,7 @@ def test_mask_leaves_masked_out_weights_bit_identical() -> None:
 
 
 def test_all_ones_mask_equals_no_mask() -> None:
-    exp = _experiment()
+    exp = centralized_experiment()
     ones = {k: torch.ones_like(p) for k, p in exp.model.named_parameters()}
     _, masked = _train(ones)
     _, plain = _train(None)
@@ -176,7 +167,7 @@ def test_restore_masked_resets_weights_and_zeroes_their_momentum() -> None:
 
 
 def test_check_mask_rejects_unknown_names_and_shapes() -> None:
-    model = _experiment().model
+    model = centralized_experiment().model
     name, param = next(iter(model.named_parameters()))
     check_mask(model, {name: torch.ones_like(param)})
     with pytest.raises(ConfigError, match="'nope'"):

@@ -35,6 +35,7 @@ from fednot.unlearning.base import Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
 
 __all__ = [
+    "centralized_experiment",
     "check_unlearner",
     "forbid_clients",
     "forbid_samples",
@@ -98,7 +99,8 @@ def check_unlearner(method: Unlearner, *, seed: int = 0) -> None:
     - the declared requirements are consistent (a history spec iff ``history`` is declared);
     - the declared ``schedule`` is the one its step returns (``fednot tune`` tunes the recovery
       learning rate of the methods that declare ``"recovery"``);
-    - the output keeps every key, shape and dtype of the input state;
+    - the output keeps every key, shape and dtype of the input state, also for a model with
+      BatchNorm (float running statistics, an integer counter: a small ResNet-18);
     - the same seed gives a bit-identical output;
     - a method that does not declare ``forget_data`` runs with the forget samples replaced by
       views that raise on any read, so it provably never reads them.
@@ -110,7 +112,7 @@ def check_unlearner(method: Unlearner, *, seed: int = 0) -> None:
     federated = "client" in method.scenarios
     config, make = _federated_setup() if federated else _centralized_setup()
 
-    def once(federation: Federation) -> StateDict:
+    def once(federation: Federation, config: RunConfig = config) -> StateDict:
         trained = Experiment(config, seed, federation=make()).pretrain(
             history=method.history_spec()
         )
@@ -131,18 +133,15 @@ def check_unlearner(method: Unlearner, *, seed: int = 0) -> None:
         f"{method.name}: declares schedule = {method.schedule!r}, but its step returned "
         f"{schedules[0]!r}; set the class attribute `schedule` to what `unlearn` returns"
     )
-    reference = Experiment(config, seed, federation=make()).initial_state
-    assert set(first) == set(reference), f"{method.name}: the state's keys changed"
-    for key, value in reference.items():
-        out = first[key]
-        assert out.shape == value.shape and out.dtype == value.dtype, (
-            f"{method.name}: {key} changed from {value.dtype}{tuple(value.shape)} to "
-            f"{out.dtype}{tuple(out.shape)}"
-        )
+    _check_layout(method.name, first, Experiment(config, seed, federation=make()).initial_state)
     second = once(make())
     assert all(torch.equal(first[k], second[k]) for k in first), (
         f"{method.name}: the same seed gave different outputs"
     )
+    batchnorm = replace(config, model=ModelConfig(name="resnet18", options={"width": 4}))
+    reference = Experiment(batchnorm, seed, federation=make()).initial_state
+    assert any(not v.is_floating_point() for v in reference.values())  # the counter
+    _check_layout(method.name, once(make(), batchnorm), reference)
     if not method.requirements.forget_data:
         request = Experiment(config, seed, federation=make()).scenario.request
         if federated:
@@ -152,17 +151,37 @@ def check_unlearner(method: Unlearner, *, seed: int = 0) -> None:
             once(forbid_samples(make(), request.indices))
 
 
+def _check_layout(name: str, out: StateDict, reference: StateDict) -> None:
+    """Every key of ``reference``, each with its shape and dtype."""
+    assert set(out) == set(reference), f"{name}: the state's keys changed"
+    for key, value in reference.items():
+        assert out[key].shape == value.shape and out[key].dtype == value.dtype, (
+            f"{name}: {key} changed from {value.dtype}{tuple(value.shape)} to "
+            f"{out[key].dtype}{tuple(out[key].shape)}"
+        )
+
+
 def _federated_setup() -> tuple[RunConfig, Callable[[], Federation]]:
     config = tiny_config(unlearn=UnlearnConfig(recovery_rounds=0), data=_data_with_server())
     return config, lambda: _with_server(tiny_federation())
 
 
-def _centralized_setup() -> tuple[RunConfig, Callable[[], Federation]]:
+def _centralized_setup(**sections: object) -> tuple[RunConfig, Callable[[], Federation]]:
     config = tiny_config(
         num_clients=1, scenario=ScenarioConfig(kind="centralized", forget_ratio=0.25),
-        unlearn=UnlearnConfig(forget_clients=(0,), recovery_rounds=0),
+        unlearn=UnlearnConfig(forget_clients=(0,), recovery_rounds=0), **sections,
     )  # fmt: skip
     return config, lambda: tiny_federation(num_clients=1)
+
+
+def centralized_experiment(seed: int = 0, **sections: object) -> Experiment:
+    """One data holder forgetting a seeded quarter of its samples, recovery off.
+
+    The setting of `check_unlearner` for centralized methods, and of their own tests;
+    ``sections`` replace whole configuration sections (e.g. ``model=ModelConfig(...)``).
+    """
+    config, make = _centralized_setup(**sections)
+    return Experiment(config, seed, federation=make())
 
 
 def _data_with_server() -> DataConfig:
