@@ -14,6 +14,9 @@ A method whose step reads the target's data itself (``Unlearner.step_on_target``
 runs whole on the target's node instead (`fednot.integrations.flower.target.target_step`); the
 server sends it the global model and, for a method with a history, the target's own last local
 model and aggregation share.
+
+`server_experiment` builds the server's experiment with this back-end (no model cache, no
+curves: the forget set stays with its owners); `test_accuracy` scores on the server's test split.
 """
 
 from __future__ import annotations
@@ -25,13 +28,16 @@ from typing import TYPE_CHECKING
 
 from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 
+from fednot.config import RunConfig
 from fednot.data.federated import Federation
 from fednot.data.forget import ForgetSplit
 from fednot.errors import ConfigError
+from fednot.experiment import Experiment
 from fednot.federation.backend import TrainJob
 from fednot.federation.costs import Costs
+from fednot.federation.fedavg import RoundRecord
 from fednot.federation.history import TrainingHistory
-from fednot.federation.local import LocalUpdate
+from fednot.federation.local import LocalUpdate, accuracy
 from fednot.integrations.flower.records import (
     ARRAYS,
     CONFIG,
@@ -45,7 +51,9 @@ from fednot.integrations.flower.records import (
     to_arrays,
     to_state,
 )
-from fednot.integrations.flower.session import FlowerJob, ServerSession
+from fednot.integrations.flower.session import FlowerJob, ServerSession, logger
+from fednot.integrations.flower.settings import base_federation
+from fednot.progress import Progress
 from fednot.types import ForgetRequest, StateDict
 from fednot.unlearning.base import UnlearnResult
 
@@ -174,3 +182,51 @@ class FlowerBackend:
         assert self.request is not None
         data = "retained" if split == "train" else "retained-val"
         return {"data": data, **request_to_config(self.request)}
+
+
+class LogProgress(Progress):
+    """The experiment's progress lines, on fednot's Flower logger (one line per round)."""
+
+    def phase(self, text: str) -> None:
+        """Log a phase."""
+        logger.info("==> %s", text)
+
+    def info(self, text: str) -> None:
+        """Log a line."""
+        logger.info("%s", text)
+
+    def round(self, phase: str, record: RoundRecord, total: int) -> None:
+        """Log a round and its clients."""
+        logger.info("%s round %d/%d: clients %s", phase, record.round, total, list(record.clients))
+
+
+def server_config(config: RunConfig) -> RunConfig:
+    """The configuration the server's experiment runs: no model cache, no curves.
+
+    The curves evaluate the forget set after every few rounds, which only its owners hold; a
+    Flower run measures its own accuracies (`test_accuracy`, `ServerSession.client_accuracy`).
+    """
+    return replace(config, cache_dir="", eval=replace(config.eval, curve_every=0))
+
+
+def server_experiment(session: ServerSession) -> Experiment:
+    """The engine on the server: the run's experiment, its clients' work sent as messages.
+
+    It builds the federation for the shapes, the partition (who holds what: the retained side of
+    a request) and the test split; the clients' samples are read only on their nodes.
+    """
+    settings = session.settings
+    return Experiment(
+        server_config(settings.config), settings.seed, progress=LogProgress(),
+        federation=base_federation(settings),
+        backends=lambda federation, split: FlowerBackend(session, federation, split),
+    )  # fmt: skip
+
+
+def test_accuracy(exp: Experiment, state: StateDict) -> float:
+    """Accuracy (%) of ``state`` on the server's test split."""
+    exp.model.load_state_dict(state)
+    return accuracy(
+        exp.model, exp.federation.test, exp.federation.preprocess,
+        batch_size=exp.config.eval.batch_size, device=exp.device,
+    )  # fmt: skip

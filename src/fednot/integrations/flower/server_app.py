@@ -30,8 +30,10 @@ from flwr.serverapp import Grid, ServerApp
 from fednot.checkpoint import save_checkpoint
 from fednot.configio import to_dict
 from fednot.errors import ConfigError
+from fednot.experiment import Experiment
 from fednot.federation.costs import Costs
 from fednot.federation.fedavg import TrainLog
+from fednot.integrations.flower.backend import server_experiment, test_accuracy
 from fednot.integrations.flower.identity import Refusal, collect_requests, merge_requests
 from fednot.integrations.flower.session import ServerSession
 from fednot.integrations.flower.settings import ConfigValue, FlowerSettings, parse_settings
@@ -98,41 +100,42 @@ def create_server_app(defaults: Mapping[str, ConfigValue] | None = None) -> Serv
 def run_fednot(grid: Grid, settings: FlowerSettings) -> FlowerResult:
     """Run the whole flow of the module docstring on ``grid``."""
     session = ServerSession(grid, settings)
+    exp = server_experiment(session)
     method = create_unlearner(settings.method, settings.config.options.get(settings.method))
-    method.validate(session.model)
+    method.validate(exp.model)
     if not method.scenarios & {"client", "class", "instance"}:  # what clients can request
         raise ConfigError(f"{method.not_applicable('client')} A Flower run serves clients.")
     clients = session.clients
-    trained = _pretrain(session, method)
+    trained = _pretrain(session, exp, method)
     result = FlowerResult(
         settings.seed, method.name, dict(clients.node_of), trained.log,
-        session.test_accuracy(trained.state), trained.state,
+        test_accuracy(exp, trained.state), trained.state,
     )  # fmt: skip
     if settings.stage == "pretrain":
-        return _finish(session, result)
+        return _finish(session, exp, result)
     filed, result.refused = collect_requests(session.grid, clients, timeout=settings.node_timeout)
     for request in merge_requests(filed, separate=method.requirements.target_participation):
         current = replace(trained, state=result.state)  # requests are served one after another
-        outcome, result.state = serve(session, method, current, request)
+        outcome, result.state = serve(session, exp, method, current, request)
         result.requests.append(outcome)
-    return _finish(session, result)
+    return _finish(session, exp, result)
 
 
 def serve(
-    session: ServerSession, method: Unlearner, trained: Trained, request: ForgetRequest
-) -> tuple[RequestOutcome, StateDict]:
+    session: ServerSession, exp: Experiment, method: Unlearner, trained: Trained,
+    request: ForgetRequest,
+) -> tuple[RequestOutcome, StateDict]:  # fmt: skip
     """The engine's `Experiment.unlearn` of ``request`` (step, then recovery) on Flower."""
-    exp = session.experiment
     state = trained.state
     retained = exp.split(request).retained.ids
     excluded = sorted(c for c in session.clients.ids if c not in retained)
-    test = {"before": session.test_accuracy(state)}
+    test = {"before": test_accuracy(exp, state)}
     forget = {"before": session.client_accuracy(state, request.clients, "forget", request)}
     session.step_state = None
     outcome = exp.unlearn(trained, request, method)
     step = exp.initial_state if session.step_state is None else session.step_state  # Retrain
-    test["after_step"] = session.test_accuracy(step)
-    test["after"] = session.test_accuracy(outcome.state)
+    test["after_step"] = test_accuracy(exp, step)
+    test["after"] = test_accuracy(exp, outcome.state)
     forget["after"] = session.client_accuracy(outcome.state, request.clients, "forget", request)
     logger.info("%s served %s: test %s, forget %s", method.name, request.to_dict(), test, forget)
     served = RequestOutcome(
@@ -142,12 +145,12 @@ def serve(
     return served, outcome.state
 
 
-def _pretrain(session: ServerSession, method: Unlearner) -> Trained:
+def _pretrain(session: ServerSession, exp: Experiment, method: Unlearner) -> Trained:
     """The engine's pre-training (with the history ``method`` needs), or a checkpoint."""
-    settings, exp = session.settings, session.experiment
+    settings = session.settings
     if settings.stage == "unlearn":
         log = TrainLog(stop_reason="loaded from a checkpoint")
-        return Trained(_load_checkpoint(session), log)
+        return Trained(_load_checkpoint(settings), log)
     trained = exp.pretrain(history=method.history_spec() if method.requirements.history else None)
     if settings.checkpoint:
         save_checkpoint(
@@ -157,21 +160,21 @@ def _pretrain(session: ServerSession, method: Unlearner) -> Trained:
     return trained
 
 
-def _load_checkpoint(session: ServerSession) -> StateDict:
+def _load_checkpoint(settings: FlowerSettings) -> StateDict:
     from fednot.checkpoint import load_checkpoint
 
-    payload, config = load_checkpoint(Path(session.settings.checkpoint))
+    payload, config = load_checkpoint(Path(settings.checkpoint))
     for section in ("data", "model", "train"):
-        if to_dict(getattr(config, section)) != to_dict(getattr(session.config, section)):
+        if to_dict(getattr(config, section)) != to_dict(getattr(settings.config, section)):
             raise ConfigError(
-                f"The checkpoint {session.settings.checkpoint} was trained with another "
+                f"The checkpoint {settings.checkpoint} was trained with another "
                 f"[{section}] than this run's; run with the checkpoint's configuration."
             )
     state: StateDict = payload["state"]
     return state
 
 
-def _finish(session: ServerSession, result: FlowerResult) -> FlowerResult:
+def _finish(session: ServerSession, exp: Experiment, result: FlowerResult) -> FlowerResult:
     """Record the byte counts, write ``out``, and log the summary line."""
     result.bytes_sent = dict(session.grid.sent)
     result.bytes_received = dict(session.grid.received)
@@ -181,14 +184,14 @@ def _finish(session: ServerSession, result: FlowerResult) -> FlowerResult:
         out.mkdir(parents=True, exist_ok=True)
         (out / "result.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
         save_checkpoint(
-            out / "final.pt", result.state, session.config, settings.seed, "flower-final"
+            out / "final.pt", result.state, settings.config, settings.seed, "flower-final"
         )
     last = result.requests[-1] if result.requests else None
     logger.info(
         "FEDNOT_DONE method=%s requests=%d refused=%d pretrain_test_acc=%.2f test_acc=%.2f "
         "forget_acc=%s",
         result.method, len(result.requests), len(result.refused), result.pretrain_test_acc,
-        session.test_accuracy(result.state), "n/a" if last is None else last.forget_acc,
+        test_accuracy(exp, result.state), "n/a" if last is None else last.forget_acc,
     )  # fmt: skip
     return result
 

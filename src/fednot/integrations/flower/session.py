@@ -1,11 +1,9 @@
-"""What the ServerApp knows about a run, and the round trips it makes to the clients.
+"""The round trips the ServerApp makes to its clients.
 
-`ServerSession` holds the settings, the (metered) grid, the client map and the run's
-`fednot.experiment.Experiment`: the federation (the server reads only its test split and its
-shapes; clients' samples stay on their nodes), the model, the initial weights and the seed
-streams. The experiment runs every FedAvg phase, the per-request flow and the stop rules exactly
-as in simulation; its clients' work goes through `fednot.integrations.flower.backend`, which
-turns jobs into messages with `train_jobs` and validations into `correct_on`.
+`ServerSession` holds the settings, the (metered) grid and the client map, and turns work into
+messages: training jobs (`train_jobs`, one round trip per batch of distinct clients) and
+evaluations (`accuracy_on`). The engine's `fednot.experiment.Experiment` on the server drives
+them through `fednot.integrations.flower.backend.FlowerBackend`.
 """
 
 from __future__ import annotations
@@ -13,16 +11,13 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
-from fednot.config import RunConfig
 from fednot.errors import FedNotError
-from fednot.experiment import Experiment
-from fednot.federation.fedavg import RoundRecord
-from fednot.federation.local import LocalUpdate, accuracy
+from fednot.federation.local import LocalUpdate
 from fednot.integrations.flower.grid import MeteredGrid
 from fednot.integrations.flower.identity import ClientMap, identify_clients
 from fednot.integrations.flower.records import (
@@ -38,8 +33,7 @@ from fednot.integrations.flower.records import (
     to_arrays,
     to_state,
 )
-from fednot.integrations.flower.settings import FlowerSettings, base_federation
-from fednot.progress import Progress
+from fednot.integrations.flower.settings import FlowerSettings
 from fednot.types import ForgetRequest, StateDict
 
 logger = logging.getLogger("flwr.fednot")  # under flwr's logger: it reaches `flwr run --stream`
@@ -68,49 +62,12 @@ class FlowerJob:
     teacher: StateDict | None = None
 
 
-class LogProgress(Progress):
-    """The experiment's progress lines, on fednot's Flower logger (one line per round)."""
-
-    def phase(self, text: str) -> None:
-        """Log a phase."""
-        logger.info("==> %s", text)
-
-    def info(self, text: str) -> None:
-        """Log a line."""
-        logger.info("%s", text)
-
-    def round(self, phase: str, record: RoundRecord, total: int) -> None:
-        """Log a round and its clients."""
-        logger.info("%s round %d/%d: clients %s", phase, record.round, total, list(record.clients))
-
-
-def server_config(config: RunConfig) -> RunConfig:
-    """The configuration the server's experiment runs: no model cache, no curves.
-
-    The curves evaluate the forget set after every few rounds, which only its owners hold; a
-    Flower run measures its own accuracies (`ServerSession.test_accuracy`, `client_accuracy`).
-    """
-    return replace(config, cache_dir="", eval=replace(config.eval, curve_every=0))
-
-
 class ServerSession:
     """See the module docstring."""
 
     def __init__(self, grid: Grid, settings: FlowerSettings) -> None:
-        from fednot.integrations.flower.backend import FlowerBackend
-
         self.grid = MeteredGrid(grid, settings.poll_interval)
         self.settings = settings
-        self.experiment = Experiment(
-            server_config(settings.config), settings.seed, progress=LogProgress(),
-            federation=base_federation(settings),
-            backends=lambda federation, request: FlowerBackend(self, federation, request),
-        )  # fmt: skip
-        exp = self.experiment
-        self.config, self.federation, self.model = exp.config, exp.federation, exp.model
-        self.initial_state, self.streams, self.flops = (
-            exp.initial_state, exp.training_streams, exp.flops
-        )  # fmt: skip
         self.client_bytes: Counter[str] = Counter()  # as the clients' meters report them
         self.step_state: StateDict | None = None  # the model after the last method step
         self._clients: ClientMap | None = None
@@ -123,14 +80,6 @@ class ServerSession:
                 self.grid, self.settings.num_clients, timeout=self.settings.node_timeout
             )
         return self._clients
-
-    def test_accuracy(self, state: StateDict) -> float:
-        """Accuracy (%) on the server's test split."""
-        self.model.load_state_dict(state)
-        return accuracy(
-            self.model, self.federation.test, self.federation.preprocess,
-            batch_size=self.config.eval.batch_size, device=self.experiment.device,
-        )  # fmt: skip
 
     def client_accuracy(
         self, state: StateDict, clients: Sequence[int], part: str, request: ForgetRequest | None
