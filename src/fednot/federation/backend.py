@@ -28,7 +28,7 @@ from torch import nn
 from fednot.data.federated import Federation, Samples
 from fednot.data.forget import ForgetSplit
 from fednot.federation.costs import FlopMeter
-from fednot.federation.local import LocalRecipe, LocalUpdate, accuracy, local_train
+from fednot.federation.local import LocalRecipe, LocalUpdate, Loss, accuracy, local_train
 from fednot.seeding import SeedStreams
 from fednot.types import StateDict
 
@@ -49,6 +49,8 @@ class TrainJob:
         data: ``train``: the client's samples of the view; ``forget``: the request's forget
             samples, which only its targets hold (methods that declare ``forget_data``).
         teacher: a model whose predictions replace the labels (MoDE's memory guidance).
+        loss: a loss of (logits, labels) instead of the cross-entropy (in-process only: a
+            function does not travel to a client's node).
     """
 
     client: int
@@ -57,6 +59,7 @@ class TrainJob:
     recipe: LocalRecipe
     data: Literal["train", "forget"] = "train"
     teacher: StateDict | None = None
+    loss: Loss | None = None
 
 
 class Backend(Protocol):
@@ -143,6 +146,7 @@ class InProcess:
         return local_train(
             self.model, job.state, data, self.federation.preprocess, job.recipe,
             self.streams.torch(*job.stream), flops=self.flops, device=self.device, teacher=teacher,
+            loss=job.loss,
         )  # fmt: skip
 
     def val_accuracy(self, state: StateDict) -> float:

@@ -56,6 +56,10 @@ _OPTIMIZERS: dict[str, Callable[[Iterator[nn.Parameter], LocalRecipe], torch.opt
 }
 
 
+Loss = Callable[[Tensor, Tensor], Tensor]
+"""A training loss of (logits, labels)."""
+
+
 @dataclass(frozen=True)
 class LocalUpdate:
     """What a client sends back after a round, plus what it cost."""
@@ -77,13 +81,16 @@ def local_train(
     flops: FlopMeter,
     device: torch.device | str = "cpu",
     teacher: nn.Module | None = None,
+    loss: Loss | None = None,
 ) -> LocalUpdate:
     """Train ``model`` from ``state`` on ``data`` for ``recipe.epochs`` epochs (or ``steps``).
 
     Shuffling and augmentation draw only from ``generator`` (the client's stream for this round).
     With a ``teacher``, its predictions replace the labels, which are never read (MoDE's memory
-    guidance); each batch then also costs the teacher's forward pass.
+    guidance); each batch then also costs the teacher's forward pass. ``loss`` replaces the
+    cross-entropy (e.g. gradient ascent's negated one).
     """
+    loss = loss or nn.functional.cross_entropy
     model.load_state_dict(state)
     model.to(device).train()
     if teacher is not None:
@@ -99,11 +106,11 @@ def local_train(
                 with torch.no_grad():
                     labels = teacher(x).argmax(dim=1)
                 cost += flops.forward(tuple(x.shape))
-            loss = nn.functional.cross_entropy(model(x), labels.to(device))
+            value = loss(model(x), labels.to(device))
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
+            value.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
-            total_loss += float(loss.detach()) * len(labels)
+            total_loss += float(value.detach()) * len(labels)
             seen += len(labels)
             cost += flops.train_step(tuple(x.shape))
             done += 1

@@ -165,6 +165,11 @@ class FlowerBackend:
         return UnlearnResult(to_state(arrays_in(reply.content)), costs=costs, notes=notes)
 
     def _job(self, job: TrainJob) -> FlowerJob:
+        if job.loss is not None:
+            raise ConfigError(
+                "A training job with its own loss function runs in the engine only: a function "
+                "does not travel to a client's node."
+            )
         if job.data == "forget":
             data: Entries = {"data": "forget"}
         else:

@@ -15,11 +15,13 @@ Cost: E epochs of train steps over |D_f| samples only.
 
 from __future__ import annotations
 
-import torch
+import math
+
 from torch import Tensor, nn
 
 from fednot.errors import ConfigError
-from fednot.federation.aggregate import clone_state
+from fednot.federation.backend import TrainJob
+from fednot.federation.local import LocalRecipe
 from fednot.tune.space import IntRange, Range
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
@@ -70,23 +72,13 @@ class GA(Unlearner):
             raise ConfigError(
                 "GA ascends the loss on the forget data, but the request selects none."
             )
-        model = ctx.model
-        model.load_state_dict(state)
-        model.to(ctx.device).train()
-        optimizer = torch.optim.SGD(
-            model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay
-        )
-        generator = ctx.generator("train")
-        steps = 0
-        for _ in range(self.epochs):
-            order = torch.randperm(len(forget), generator=generator)
-            for images, labels in forget.batches(self.batch_size, order):
-                x = ctx.preprocess(images, generator).to(ctx.device)
-                loss = ascent_loss(model(x), labels.to(ctx.device))
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()  # type: ignore[no-untyped-call]
-                optimizer.step()
-                ctx.add_costs(flops=ctx.flops.train_step(tuple(x.shape)))
-                steps += 1
+        recipe = LocalRecipe(
+            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
+            weight_decay=self.weight_decay,
+        )  # fmt: skip
+        holder = ctx.request.clients[0]
+        job = TrainJob(holder, state, ("train",), recipe, "forget", loss=ascent_loss)
+        (update,) = ctx.train([job])
+        steps = self.epochs * math.ceil(len(forget) / self.batch_size)
         notes = {"steps": steps, "forget_samples": len(forget)}
-        return UnlearnResult(clone_state(model.state_dict()), schedule="none", notes=notes)
+        return UnlearnResult(update.state, schedule="none", notes=notes)
