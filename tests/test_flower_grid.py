@@ -37,7 +37,9 @@ from fednot.integrations.flower.testing import (  # noqa: E402
     same_state,
 )
 from fednot.testing import tiny_config  # noqa: E402
-from fednot.types import ForgetRequest  # noqa: E402
+from fednot.types import ForgetRequest, StateDict  # noqa: E402
+from fednot.unlearning.base import Unlearner, UnlearnResult  # noqa: E402
+from fednot.unlearning.context import UnlearnContext  # noqa: E402
 
 pytestmark = pytest.mark.flower
 
@@ -240,6 +242,31 @@ def test_every_method_on_flower_equals_the_engine(
 
     assert len(result.requests) == 1
     assert same_state(result.state, outcome.state)
+
+
+class OneRound(Unlearner):
+    """A method the Flower integration has never heard of: its step is one more FedAvg round of
+    the retained clients at a tenth of the learning rate, asked of the context."""
+
+    name = "oneround"
+
+    def unlearn(self, state: StateDict, ctx: UnlearnContext) -> UnlearnResult:
+        recipe = replace(ctx.recipe, lr=ctx.recipe.lr / 10)
+        return UnlearnResult(ctx.fedavg_round(state, "extra", recipe=recipe))
+
+
+def test_a_new_method_runs_on_flower_with_no_flower_code() -> None:
+    """Adding a method touches its file, its registration and its test: nothing of Flower's."""
+    name = f"{__name__}:OneRound"
+    base = tiny_config()
+    config = replace(base, unlearn=replace(base.unlearn, methods=(name,), recovery_rounds=1))
+    _, _, outcome = engine_reference(config, ForgetRequest(clients=(1,)), name)
+    result, grid = _run(config, method=name, **{"forget-requests": "1:client"})
+
+    assert same_state(result.state, outcome.state)
+    phase = "unlearn/oneround/extra"  # the round's stream: ("client", phase, 1, client)
+    extra = [m for m in grid.delivered if phase in list(m.content["config"].get("stream", []))]
+    assert len(extra) == 2  # the step's round went to the two retained clients as messages
 
 
 def test_a_method_flower_cannot_run_is_refused_before_training() -> None:
