@@ -123,7 +123,7 @@ class Experiment:
         """
         spec = None if history is None or history.empty else history
         key = cache_key("pretrain", self._key_parts(history=spec and spec.to_dict()))
-        phase = self._train(key, self.federation, None, "pretrain", spec)
+        phase = self._train(key, None, "pretrain", spec)
         warn_if_trivial(phase.log, self.federation.pooled_val().labels, self.config.train)
         return Trained(phase.state, phase.log, phase.cached, phase.history)
 
@@ -174,7 +174,7 @@ class Experiment:
             return self._retrain(split)
         trained = original if isinstance(original, Trained) else Trained(original, TrainLog())
         history = self._history_for(method, trained)
-        backend = self._backend(split.retained, split)
+        backend = self._backend(split)
         ctx = UnlearnContext(
             method=method.name, requirements=method.requirements, request=request,
             retained=split.retained, model=self.model, initial_state=self.initial_state,
@@ -237,8 +237,9 @@ class Experiment:
         init = create_model(self.config.model.name, generator=generator, **self._make)  # type: ignore[arg-type]
         return clone_state(init.state_dict())
 
-    def _backend(self, federation: Federation, split: ForgetSplit | None) -> Backend:
-        """Where the clients of ``federation`` (all, or ``split``'s retained side) work."""
+    def _backend(self, split: ForgetSplit | None) -> Backend:
+        """Where the clients work: all of them (no split), or ``split``'s retained side."""
+        federation = self.federation if split is None else split.retained
         if self.backends is not None:
             return self.backends(federation, split)
         return InProcess(
@@ -248,9 +249,10 @@ class Experiment:
         )  # fmt: skip
 
     def _fedavg(
-        self, federation: Federation, split: ForgetSplit | None, phase: str, label: str,
-        lr: float | None = None,
-    ) -> FedAvg:  # fmt: skip
+        self, split: ForgetSplit | None, phase: str, label: str, lr: float | None = None
+    ) -> FedAvg:
+        """FedAvg over all clients (no split) or ``split``'s retained side."""
+        federation = self.federation if split is None else split.retained
         return FedAvg(
             self.model, federation, LocalRecipe.from_config(self.config.train, lr=lr),
             self.training_streams, phase=phase, label=label,
@@ -258,7 +260,7 @@ class Experiment:
             device=self.device, flops=self.flops, progress=self.progress,
             eval_batch_size=self.config.eval.batch_size,
             communicates=self.scenario.kind != "centralized",
-            backend=self._backend(federation, split),
+            backend=self._backend(split),
         )  # fmt: skip
 
     def _key_parts(self, **extra: Any) -> dict[str, Any]:
@@ -303,7 +305,7 @@ class Experiment:
         unlearn = self.config.unlearn
         target = unlearn.target_val_acc
         if target == "original":
-            before = self._backend(split.retained, split).val_accuracy(original)
+            before = self._backend(split).val_accuracy(original)
             return before - unlearn.target_margin
         if target != "retrain":
             return target
@@ -317,19 +319,19 @@ class Experiment:
     def _retrain(self, split: ForgetSplit) -> UnlearnOutcome:
         curve = (self.config.eval.curve_every, self.config.eval.curve_subset)
         key = cache_key("retrain", self._key_parts(request=split.request.to_dict(), curve=curve))
-        phase = self._train(key, split.retained, split, "retrain", None, self._curve_hook(split))
+        phase = self._train(key, split, "retrain", None, self._curve_hook(split))
         start = self._curve_point(self.initial_state, split) if curve[0] else {}  # round 0
         return UnlearnOutcome(
             "retrain", phase.state, Costs(), phase.log, start=start, cached=phase.cached
         )
 
     def _train(
-        self, key: str, federation: Federation, split: ForgetSplit | None, label: str,
-        spec: HistorySpec | None, on_round: RoundHook | None = None,
+        self, key: str, split: ForgetSplit | None, label: str, spec: HistorySpec | None,
+        on_round: RoundHook | None = None,
     ) -> Phase:  # fmt: skip
-        """Pre-training and Retrain: the pre-training recipe and streams, through the cache."""
+        """Pre-training (no split) and Retrain: the pre-training recipe and streams, cached."""
         return train_cached(
-            self._fedavg(federation, split, "pretrain", label),
+            self._fedavg(split, "pretrain", label),
             StopRule(self.config.train.rounds, patience=self.config.train.patience),
             self.initial_state, cache=self.cache, key=key, history=spec,
             progress=self.progress, title=f"seed {self.seed}: {label}", on_round=on_round,
@@ -341,7 +343,7 @@ class Experiment:
         unlearn = self.config.unlearn
         stop = StopRule(unlearn.recovery_rounds, unlearn.recovery_patience, target)
         lr = unlearn.recovery_lr_of(label)  # the method's own (unlearn.method_recovery_lr), if set
-        fedavg = self._fedavg(split.retained, split, "recovery", label, lr=lr)
+        fedavg = self._fedavg(split, "recovery", label, lr=lr)
         if label in unlearn.method_recovery_lr:  # a divergence names the key that set the rate
             fedavg.stage = replace(fedavg.stage, lr_key=f"unlearn.method_recovery_lr.{label}")
         return fedavg.run(dict(state), stop, on_round=self._curve_hook(split))
