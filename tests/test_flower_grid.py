@@ -275,3 +275,24 @@ def test_a_method_flower_cannot_run_is_refused_before_training() -> None:
 
     with pytest.raises(ConfigError, match="does not apply to the client scenario"):
         _run(config, method="ga")
+
+
+def test_the_oracle_stop_rule_is_refused_before_training() -> None:
+    base = tiny_config()
+    config = replace(base, unlearn=replace(base.unlearn, target_val_acc="retrain"))
+
+    with pytest.raises(ConfigError, match='target_val_acc = "retrain"'):
+        _run(config)
+
+
+def test_the_original_stop_rule_runs_on_flower_as_in_the_engine() -> None:
+    base = tiny_config()
+    unlearn = replace(base.unlearn, target_val_acc="original", target_margin=50.0)
+    config = replace(base, unlearn=replace(unlearn, recovery_rounds=3))
+    _, _, outcome = engine_reference(config, ForgetRequest(clients=(1,)))
+    result, _ = _run(config, **{"forget-requests": "1:client"})
+
+    served = result.requests[0]
+    assert served.recovery.stop_reason == outcome.log.stop_reason
+    assert len(served.recovery.rounds) == len(outcome.log.rounds) < 3  # stopped early
+    assert same_state(result.state, outcome.state)

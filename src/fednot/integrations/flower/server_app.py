@@ -105,6 +105,12 @@ def run_fednot(grid: Grid, settings: FlowerSettings) -> FlowerResult:
     method.validate(exp.model)
     if not method.scenarios & {"client", "class", "instance"}:  # what clients can request
         raise ConfigError(f"{method.not_applicable('client')} A Flower run serves clients.")
+    if exp.config.unlearn.target_val_acc == "retrain":
+        raise ConfigError(
+            'unlearn.target_val_acc = "retrain" (an oracle) needs Retrain\'s accuracy, which a '
+            'Flower run does not compute: set a number, "original", or rely on the budget '
+            "unlearn.recovery_rounds."
+        )
     clients = session.clients
     trained = _pretrain(session, exp, method)
     result = FlowerResult(
