@@ -4,9 +4,9 @@ Message types it answers (flwr Message API):
 
 - ``query.identify``: its fednot client id (from ``node_config["partition-id"]``);
 - ``query.request``: its own forget request, if it has one (`runtime.request_text`);
-- ``train``: one local training run with the engine's `fednot.federation.local.local_train` and
-  the engine's stream for (phase, round, client), or the stream given in the message; with a
-  ``teacher`` model sent along, on its pseudo-labels (MoDE's target);
+- ``train``: one local training run with the engine's `fednot.federation.local.local_train`, on
+  the engine's seed stream the message names; with a ``teacher`` model sent along, on its
+  pseudo-labels (MoDE's target);
 - ``train.unlearn``: a method's own step run on the target's own data (`target.target_step`);
 - ``evaluate``: correct predictions on one of its data parts.
 
@@ -25,6 +25,7 @@ from flwr.clientapp.mod import message_size_mod
 from flwr.clientapp.typing import ClientAppCallable
 
 from fednot.config import TrainConfig
+from fednot.errors import FedNotError
 from fednot.federation.local import LocalRecipe, LocalUpdate, local_train, predict
 from fednot.integrations.flower.records import (
     ARRAYS,
@@ -34,7 +35,6 @@ from fednot.integrations.flower.records import (
     Entries,
     arrays_in,
     as_float,
-    as_int,
     config_in,
     message_bytes,
     recipe_from,
@@ -124,10 +124,9 @@ def _train(rt: ClientRuntime, msg: Message) -> Message:
     """One local training run from the message's global model (`local_train`)."""
     config = config_in(msg.content)
     data = rt.data(str(config.get("data", "train")), request_from_config(config))
-    generator = rt.generator(
-        str(config.get("phase", "pretrain")), as_int(config["server-round"], "server-round"),
-        _stream(config),
-    )  # fmt: skip
+    if "stream" not in config:
+        raise FedNotError("A train message must name its seed stream (`stream`).")
+    generator = rt.streams.torch(*_stream(config))
     teacher = None
     if "teacher" in msg.content.array_records:  # its predictions replace the labels (MoDE)
         teacher = rt.new_model()
@@ -155,10 +154,9 @@ def _evaluate(rt: ClientRuntime, msg: Message) -> Message:
     return _reply(msg, metrics=metrics)
 
 
-def _stream(config: ConfigRecord) -> list[str] | None:
-    """The engine stream key a message names, if any."""
-    stream = config.get("stream")
-    return None if stream is None else [str(part) for part in stream]  # type: ignore[union-attr]
+def _stream(config: ConfigRecord) -> list[str]:
+    """The engine's stream key a train message names (e.g. ``client recovery 3 4``)."""
+    return [str(part) for part in config["stream"]]  # type: ignore[union-attr]
 
 
 def _recipe(train: TrainConfig, config: ConfigRecord) -> LocalRecipe:

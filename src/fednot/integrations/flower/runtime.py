@@ -20,7 +20,6 @@ from fednot.data.forget import split_request
 from fednot.errors import ConfigError
 from fednot.federation.aggregate import clone_state
 from fednot.federation.costs import FlopMeter
-from fednot.federation.fedavg import client_generator
 from fednot.integrations.flower.records import parse_request
 from fednot.integrations.flower.settings import ConfigValue, FlowerSettings, load_federation
 from fednot.models.registry import create_model
@@ -55,12 +54,6 @@ class ClientRuntime:
         """The run's initial weights, drawn as the engine draws them (stream ``init``)."""
         init = _model(self.settings, self.federation, self.streams.torch("init"))
         return clone_state(init.state_dict())
-
-    def generator(self, phase: str, round_: int, stream: list[str] | None) -> torch.Generator:
-        """The engine's stream for this client: ``stream`` if given, else its FedAvg stream."""
-        if stream:
-            return self.streams.torch(*stream)
-        return client_generator(self.streams, phase, round_, self.client_id)
 
     def data(self, part: DataPart, request: ForgetRequest | None = None) -> Samples:
         """The client's own samples: ``train``, ``val``, or the two sides of ``request``."""

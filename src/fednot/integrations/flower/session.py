@@ -127,7 +127,7 @@ class ServerSession:
         if id(job.state) not in arrays:
             arrays[id(job.state)] = to_arrays(job.state)
         record = arrays[id(job.state)]
-        entries: Entries = {"stream": list(job.stream), "data": job.data, "server-round": 0}
+        entries: Entries = {"stream": list(job.stream), "data": job.data}
         entries.update(job.recipe)
         if job.request is not None:
             entries.update(request_to_config(job.request))
