@@ -2,9 +2,10 @@
 
 Always available: the request, the retained federation, a scratch model of the architecture,
 the run's initial weights, the run's local-training recipe, seeded generators, and helpers that
-train and aggregate while counting communication and FLOPs into the method's step costs. The
-forget data, the stored history and the server's data are available only to methods that declare
-them in their `Requirements`.
+train and aggregate while counting communication and FLOPs into the method's step costs
+(`train`, `fedavg_round`: the jobs run where the clients' data are, through the engine's
+back-end, in this process or on their Flower nodes). The forget data, the stored history and the
+server's data are available only to methods that declare them in their `Requirements`.
 """
 
 from __future__ import annotations
