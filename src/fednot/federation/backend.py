@@ -28,7 +28,14 @@ from torch import nn
 from fednot.data.federated import Federation, Samples
 from fednot.data.forget import ForgetSplit
 from fednot.federation.costs import FlopMeter
-from fednot.federation.local import LocalRecipe, LocalUpdate, Loss, accuracy, local_train
+from fednot.federation.local import (
+    LocalRecipe,
+    LocalUpdate,
+    Loss,
+    Penalty,
+    accuracy,
+    local_train,
+)
 from fednot.seeding import SeedStreams
 from fednot.types import StateDict
 
@@ -49,8 +56,9 @@ class TrainJob:
         data: ``train``: the client's samples of the view; ``forget``: the request's forget
             samples, which only its targets hold (methods that declare ``forget_data``).
         teacher: a model whose predictions replace the labels (MoDE's memory guidance).
-        loss: a loss of (logits, labels) instead of the cross-entropy (in-process only: a
-            function does not travel to a client's node).
+        loss: a loss of (logits, labels) instead of the cross-entropy, and ``penalty`` a
+            regulariser of the weights by epoch (in-process only: a function does not travel
+            to a client's node).
     """
 
     client: int
@@ -60,6 +68,7 @@ class TrainJob:
     data: Literal["train", "forget"] = "train"
     teacher: StateDict | None = None
     loss: Loss | None = None
+    penalty: Penalty | None = None
 
 
 class Backend(Protocol):
@@ -146,7 +155,7 @@ class InProcess:
         return local_train(
             self.model, job.state, data, self.federation.preprocess, job.recipe,
             self.streams.torch(*job.stream), flops=self.flops, device=self.device, teacher=teacher,
-            loss=job.loss,
+            loss=job.loss, penalty=job.penalty,
         )  # fmt: skip
 
     def val_accuracy(self, state: StateDict) -> float:

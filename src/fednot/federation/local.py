@@ -58,6 +58,8 @@ _OPTIMIZERS: dict[str, Callable[[Iterator[nn.Parameter], LocalRecipe], torch.opt
 
 Loss = Callable[[Tensor, Tensor], Tensor]
 """A training loss of (logits, labels)."""
+Penalty = Callable[[nn.Module, int], Tensor | None]
+"""A regulariser of the model's weights, by epoch (counted from 0); ``None``: none that epoch."""
 
 
 @dataclass(frozen=True)
@@ -82,13 +84,15 @@ def local_train(
     device: torch.device | str = "cpu",
     teacher: nn.Module | None = None,
     loss: Loss | None = None,
+    penalty: Penalty | None = None,
 ) -> LocalUpdate:
     """Train ``model`` from ``state`` on ``data`` for ``recipe.epochs`` epochs (or ``steps``).
 
     Shuffling and augmentation draw only from ``generator`` (the client's stream for this round).
     With a ``teacher``, its predictions replace the labels, which are never read (MoDE's memory
     guidance); each batch then also costs the teacher's forward pass. ``loss`` replaces the
-    cross-entropy (e.g. gradient ascent's negated one).
+    cross-entropy (e.g. gradient ascent's negated one); ``penalty(model, epoch)``, a regulariser
+    of the weights, is added to it (ℓ1-sparse's γ_e·‖θ‖₁).
     """
     loss = loss or nn.functional.cross_entropy
     model.load_state_dict(state)
@@ -107,6 +111,9 @@ def local_train(
                     labels = teacher(x).argmax(dim=1)
                 cost += flops.forward(tuple(x.shape))
             value = loss(model(x), labels.to(device))
+            extra = None if penalty is None else penalty(model, epoch)
+            if extra is not None:
+                value = value + extra
             optimizer.zero_grad(set_to_none=True)
             value.backward()  # type: ignore[no-untyped-call]
             optimizer.step()

@@ -165,7 +165,7 @@ class FlowerBackend:
         return UnlearnResult(to_state(arrays_in(reply.content)), costs=costs, notes=notes)
 
     def _job(self, job: TrainJob) -> FlowerJob:
-        if job.loss is not None:
+        if job.loss is not None or job.penalty is not None:
             raise ConfigError(
                 "A training job with its own loss function runs in the engine only: a function "
                 "does not travel to a client's node."

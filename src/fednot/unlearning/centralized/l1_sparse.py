@@ -31,7 +31,8 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor, nn
 
-from fednot.federation.aggregate import clone_state
+from fednot.federation.backend import TrainJob
+from fednot.federation.local import LocalRecipe
 from fednot.tune.space import IntRange, Range
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
@@ -103,33 +104,23 @@ class L1Sparse(Unlearner):
         self.momentum = float_in(momentum, "momentum", 0, 1, high_open=True)
         self.weight_decay = non_negative_float(weight_decay, "weight_decay")
         self.batch_size = positive_int(batch_size, "batch_size")
-        self.batch_size = batch_size
 
     def unlearn(self, state: StateDict, ctx: UnlearnContext) -> UnlearnResult:
         """Fine-tune ``state`` on D_r for ``epochs`` epochs with the ℓ1 penalty; no recovery."""
-        model = ctx.model
-        model.load_state_dict(state)
-        model.to(ctx.device).train()
-        optimizer = torch.optim.SGD(
-            model.parameters(), lr=self.lr, momentum=self.momentum,
+        gammas = [
+            l1_schedule(e, self.epochs, self.no_l1_epochs, self.gamma) for e in range(self.epochs)
+        ]
+
+        def penalty(model: nn.Module, epoch: int) -> Tensor | None:
+            return gammas[epoch] * l1_norm(model.parameters()) if gammas[epoch] else None
+
+        recipe = LocalRecipe(
+            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
             weight_decay=self.weight_decay,
         )  # fmt: skip
-        data = ctx.retained.pooled_train()
-        generator = ctx.generator("train")
-        gammas = []
-        for epoch in range(self.epochs):
-            gamma = l1_schedule(epoch, self.epochs, self.no_l1_epochs, self.gamma)
-            gammas.append(gamma)
-            order = torch.randperm(len(data), generator=generator)
-            for images, labels in data.batches(self.batch_size, order):
-                x = ctx.preprocess(images, generator).to(ctx.device)
-                loss = nn.functional.cross_entropy(model(x), labels.to(ctx.device))
-                if gamma:
-                    loss = loss + gamma * l1_norm(model.parameters())
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()  # type: ignore[no-untyped-call]
-                optimizer.step()
-                ctx.add_costs(flops=ctx.flops.train_step(tuple(x.shape)))
-        out = clone_state(model.state_dict())
-        l1 = float(l1_norm(p.detach() for p in model.parameters()))
+        (holder,) = ctx.retained.ids  # one data holder: the centralized scenario
+        (update,) = ctx.train([TrainJob(holder, state, ("train",), recipe, penalty=penalty)])
+        out = update.state
+        params = [n for n, _ in ctx.model.named_parameters()]
+        l1 = float(l1_norm(out[n] for n in params))
         return UnlearnResult(out, schedule="none", notes={"gammas": gammas, "l1_norm": l1})
