@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import pytest
@@ -18,12 +19,12 @@ from fednot.federation.aggregate import clone_state
 from fednot.federation.costs import FlopMeter, state_bytes
 from fednot.federation.fedavg import FedAvg, StopRule
 from fednot.federation.history import HistorySpec, TrainingHistory
-from fednot.federation.local import LocalRecipe
+from fednot.federation.local import LocalRecipe, local_train
 from fednot.seeding import SeedStreams
 from fednot.testing import forbid_clients, tiny_config, tiny_federation
 from fednot.types import ForgetRequest, StateDict
 from fednot.unlearning.context import UnlearnContext
-from fednot.unlearning.fukd import FUKD, distill, distillation_loss, subtract_updates
+from fednot.unlearning.fukd import FUKD, distillation_loss, subtract_updates
 
 REQUEST = ForgetRequest(clients=(0,))
 SERVER = 32
@@ -137,9 +138,13 @@ def _distilled(
     with torch.no_grad():
         for p in student.parameters():
             p.mul_(0.5)
-    distill(student, teacher, data, federation.preprocess, torch.Generator().manual_seed(0),
-            temperature=2.0, epochs=epochs, lr=0.05, momentum=0.9, batch_size=8,
-            flops=FlopMeter(student))  # fmt: skip
+    recipe = LocalRecipe(epochs=epochs, batch_size=8, lr=0.05, momentum=0.9, weight_decay=0.0)
+    update = local_train(
+        student, clone_state(student.state_dict()), data, federation.preprocess, recipe,
+        torch.Generator().manual_seed(0), flops=FlopMeter(student), teacher=teacher,
+        loss=functools.partial(distillation_loss, temperature=2.0),
+    )  # fmt: skip
+    student.load_state_dict(update.state)
     return student, teacher
 
 

@@ -57,7 +57,7 @@ _OPTIMIZERS: dict[str, Callable[[Iterator[nn.Parameter], LocalRecipe], torch.opt
 
 
 Loss = Callable[[Tensor, Tensor], Tensor]
-"""A training loss of (logits, labels)."""
+"""A training loss of (logits, targets): the labels, or a teacher's logits."""
 Penalty = Callable[[nn.Module, int], Tensor | None]
 """A regulariser of the model's weights, by epoch (counted from 0); ``None``: none that epoch."""
 
@@ -89,12 +89,14 @@ def local_train(
     """Train ``model`` from ``state`` on ``data`` for ``recipe.epochs`` epochs (or ``steps``).
 
     Shuffling and augmentation draw only from ``generator`` (the client's stream for this round).
-    With a ``teacher``, its predictions replace the labels, which are never read (MoDE's memory
-    guidance); each batch then also costs the teacher's forward pass. ``loss`` replaces the
-    cross-entropy (e.g. gradient ascent's negated one); ``penalty(model, epoch)``, a regulariser
-    of the weights, is added to it (ℓ1-sparse's γ_e·‖θ‖₁).
+    ``loss(logits, targets)`` replaces the cross-entropy with the labels (e.g. gradient ascent's
+    negated one). With a ``teacher``, the targets are its logits instead, and the labels are never
+    used: by default the loss is the cross-entropy with its hard predictions (MoDE's memory
+    guidance), or e.g. a distillation loss (FUKD); each batch then also costs the teacher's
+    forward pass. ``penalty(model, epoch)``, a regulariser of the weights, is added to the loss
+    (ℓ1-sparse's γ_e·‖θ‖₁).
     """
-    loss = loss or nn.functional.cross_entropy
+    loss = loss or (nn.functional.cross_entropy if teacher is None else _pseudo_label_loss)
     model.load_state_dict(state)
     model.to(device).train()
     if teacher is not None:
@@ -106,25 +108,31 @@ def local_train(
         order = torch.randperm(len(data), generator=generator)
         for images, labels in data.batches(recipe.batch_size, order):
             x = preprocess(images, generator).to(device)
+            targets = labels.to(device)
             if teacher is not None:
                 with torch.no_grad():
-                    labels = teacher(x).argmax(dim=1)
+                    targets = teacher(x)
                 cost += flops.forward(tuple(x.shape))
-            value = loss(model(x), labels.to(device))
+            value = loss(model(x), targets)
             extra = None if penalty is None else penalty(model, epoch)
             if extra is not None:
                 value = value + extra
             optimizer.zero_grad(set_to_none=True)
             value.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
-            total_loss += float(value.detach()) * len(labels)
-            seen += len(labels)
+            total_loss += float(value.detach()) * len(x)
+            seen += len(x)
             cost += flops.train_step(tuple(x.shape))
             done += 1
             if done == recipe.steps:
                 break
         epoch += 1
     return LocalUpdate(clone_state(model.state_dict()), len(data), total_loss / max(seen, 1), cost)
+
+
+def _pseudo_label_loss(logits: Tensor, teacher_logits: Tensor) -> Tensor:
+    """Cross-entropy with the teacher's hard predictions ŷ = argmax teacher(x)."""
+    return nn.functional.cross_entropy(logits, teacher_logits.argmax(dim=1))
 
 
 def _more(recipe: LocalRecipe, epoch: int, done: int) -> bool:

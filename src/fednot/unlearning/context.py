@@ -24,7 +24,7 @@ from fednot.federation.backend import Backend, InProcess, TrainJob
 from fednot.federation.costs import Costs, FlopMeter, state_bytes
 from fednot.federation.fedavg import FedAvg
 from fednot.federation.history import TrainingHistory
-from fednot.federation.local import LocalRecipe, LocalUpdate
+from fednot.federation.local import LocalRecipe, LocalUpdate, Loss, local_train
 from fednot.models.registry import create_model
 from fednot.seeding import SeedStreams
 from fednot.types import ForgetRequest, StateDict
@@ -171,6 +171,26 @@ class UnlearnContext:
         updates = self._backend.train(keyed)
         self.add_costs(flops=sum(u.flops for u in updates))
         return updates
+
+    def train_on_server(
+        self, state: StateDict, data: Samples, *key: object, recipe: LocalRecipe,
+        teacher: StateDict | None = None, loss: Loss | None = None,
+    ) -> LocalUpdate:  # fmt: skip
+        """Train from ``state`` on data the server holds (e.g. `server_data`); counts the FLOPs.
+
+        `fednot.federation.local.local_train` on the server, with the stream
+        ``("unlearn", method, *key)``: a ``teacher`` state's logits are the targets of ``loss``.
+        """
+        model = None
+        if teacher is not None:
+            model = copy.deepcopy(self.model)
+            model.load_state_dict(teacher)
+        update = local_train(
+            self.model, state, data, self.preprocess, recipe, self.generator(*key),
+            flops=self.flops, device=self.device, teacher=model, loss=loss,
+        )  # fmt: skip
+        self.add_costs(flops=update.flops)
+        return update
 
     def fedavg_round(
         self, state: StateDict, *key: object, recipe: LocalRecipe | None = None

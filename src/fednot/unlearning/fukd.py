@@ -28,17 +28,15 @@ client traffic before recovery.
 
 from __future__ import annotations
 
-import copy
+import functools
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
-from fednot.data.federated import Preprocess, Samples
 from fednot.errors import UnsupportedScenarioError
-from fednot.federation.aggregate import clone_state
-from fednot.federation.costs import FlopMeter
 from fednot.federation.history import HistorySpec
+from fednot.federation.local import LocalRecipe
 from fednot.tune.space import IntRange, Range
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
@@ -64,44 +62,6 @@ def distillation_loss(student_logits: Tensor, teacher_logits: Tensor, temperatur
     log_teacher = nn.functional.log_softmax(teacher_logits / temperature, dim=1)
     kl = nn.functional.kl_div(log_student, log_teacher, reduction="batchmean", log_target=True)
     return kl * temperature**2
-
-
-def distill(
-    student: nn.Module,
-    teacher: nn.Module,
-    data: Samples,
-    preprocess: Preprocess,
-    generator: torch.Generator,
-    *,
-    temperature: float,
-    epochs: int,
-    lr: float,
-    momentum: float,
-    batch_size: int,
-    flops: FlopMeter,
-    device: torch.device | str = "cpu",
-) -> int:
-    """Train ``student`` in place to match the frozen ``teacher`` on ``data``; return the FLOPs.
-
-    Only the images of ``data`` are read (the labels `Samples.fetch` returns are discarded).
-    """
-    student.to(device).train()
-    teacher.to(device).eval()
-    optimizer = torch.optim.SGD(student.parameters(), lr=lr, momentum=momentum)
-    cost = 0
-    for _ in range(epochs):
-        order = torch.randperm(len(data), generator=generator)
-        for images, _labels in data.batches(batch_size, order):
-            x = preprocess(images, generator).to(device)
-            with torch.no_grad():
-                target = teacher(x)
-            loss = distillation_loss(student(x), target, temperature)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
-            optimizer.step()
-            shape = tuple(x.shape)
-            cost += flops.forward(shape) + flops.train_step(shape)
-    return cost
 
 
 @register_unlearner
@@ -143,16 +103,16 @@ class FUKD(Unlearner):
         sums = ctx.history.update_sums
         targets = ctx.request.clients
         subtracted = subtract_updates(state, [sums[u] for u in targets if u in sums])
-        teacher = copy.deepcopy(ctx.model)
-        teacher.load_state_dict(state)
-        student = ctx.model
-        student.load_state_dict(subtracted)
-        flops = distill(
-            student, teacher, ctx.server_data, ctx.preprocess, ctx.generator("distill"),
-            temperature=self.temperature, epochs=self.epochs, lr=self.lr,
-            momentum=self.momentum, batch_size=self.batch_size, flops=ctx.flops,
-            device=ctx.device,
+        update = ctx.train_on_server(
+            subtracted, ctx.server_data, "distill", recipe=self.recipe(), teacher=state,
+            loss=functools.partial(distillation_loss, temperature=self.temperature),
         )  # fmt: skip
-        ctx.add_costs(flops=flops)
         notes = {"never_participated": [u for u in targets if u not in sums]}
-        return UnlearnResult(clone_state(student.state_dict()), notes=notes)
+        return UnlearnResult(update.state, notes=notes)
+
+    def recipe(self) -> LocalRecipe:
+        """The distillation's SGD (no weight decay) over the server's data."""
+        return LocalRecipe(
+            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
+            weight_decay=0.0,
+        )  # fmt: skip
