@@ -70,8 +70,8 @@ def write_caltech(root: Path, classes: int = 3, per_class: int = 40) -> Path:
 
 def test_every_preset_loads_and_names_known_methods() -> None:
     names = preset_names()
-    assert {"mnist5k-cnn", "cifar10-cnn", "cifar10-resnet18", "cifar100-resnet18",
-            "caltech101-vit"} <= set(names)  # fmt: skip
+    assert {"mnist5k-cnn", "mnist5k-cnn-tuned", "fmnist-cnn", "fmnist-cnn-tuned", "cifar10-cnn",
+            "cifar10-resnet18", "cifar100-resnet18", "caltech101-vit"} <= set(names)  # fmt: skip
     for name in names:
         config = load_config(preset=name)
         assert isinstance(config, RunConfig)
@@ -80,8 +80,9 @@ def test_every_preset_loads_and_names_known_methods() -> None:
         assert config.seeds == ((0, 1, 2, 3, 4) if five else (0, 1, 2))
 
 
-def test_the_shipped_tuned_preset_differs_from_its_base_in_tuned_values_only() -> None:
-    base, tuned = load_config(preset="mnist5k-cnn"), load_config(preset="mnist5k-cnn-tuned")
+@pytest.mark.parametrize("name", ["mnist5k-cnn", "fmnist-cnn"])
+def test_a_shipped_tuned_preset_differs_from_its_base_in_tuned_values_only(name: str) -> None:
+    base, tuned = load_config(preset=name), load_config(preset=f"{name}-tuned")
     assert set(tuned.tuned) == set(base.unlearn.methods) - {"retrain"}
     assert (tuned.data, tuned.model, tuned.train, tuned.seeds) == (
         base.data, base.model, base.train, base.seeds

@@ -18,21 +18,21 @@ import torch
 from fednot.cache import ModelCache, cache_key
 from fednot.config import RunConfig
 from fednot.configio import to_dict
-from fednot.data.federated import Federation, Samples, UnlabeledSamples
+from fednot.data.federated import Federation
 from fednot.data.forget import ForgetSplit, split_request
 from fednot.data.partition import Partition
 from fednot.data.registry import load_federation
 from fednot.environment import resolve_device
-from fednot.errors import ConfigError, UnsupportedScenarioError
+from fednot.errors import UnsupportedScenarioError
 from fednot.evaluation import Metrics, curve_point, evaluate, scenario_metrics
 from fednot.federation.aggregate import clone_state
 from fednot.federation.backend import Backend, BackendFactory, InProcess
 from fednot.federation.costs import Costs, FlopMeter
 from fednot.federation.divergence import check_evaluable, check_step
 from fednot.federation.fedavg import FedAvg, RoundHook, StopRule, TrainLog
-from fednot.federation.history import HistorySpec, TrainingHistory
+from fednot.federation.history import HistorySpec
 from fednot.federation.local import LocalRecipe
-from fednot.federation.training import Phase, train_cached
+from fednot.federation.training import Phase, recovery_stop, train_cached
 from fednot.models.registry import create_model
 from fednot.outcome import Trained, UnlearnOutcome
 from fednot.preflight import check_federation, check_model, check_request, warn_if_trivial
@@ -42,6 +42,7 @@ from fednot.seeding import SeedStreams, derive_seed
 from fednot.types import ForgetRequest, StateDict
 from fednot.unlearning.base import Unlearner
 from fednot.unlearning.context import UnlearnContext
+from fednot.unlearning.provide import history_for, server_data_for
 from fednot.unlearning.registry import create_unlearner
 
 
@@ -173,7 +174,7 @@ class Experiment:
         if method.name == "retrain":
             return self._retrain(split)
         trained = original if isinstance(original, Trained) else Trained(original, TrainLog())
-        history = self._history_for(method, trained)
+        history = history_for(method, trained)
         backend = self._backend(split)
         ctx = UnlearnContext(
             method=method.name, requirements=method.requirements, request=request,
@@ -181,7 +182,7 @@ class Experiment:
             streams=self.training_streams, recipe=LocalRecipe.from_config(self.config.train),
             flops=self.flops, device=self.device, model_name=self.config.model.name,
             model_options=self.config.model.options, forget=split.forget, history=history,
-            server_data=self._server_data(method), backend=backend,
+            server_data=server_data_for(method, self.federation), backend=backend,
         )  # fmt: skip
         start = time.perf_counter()
         result = backend.unlearn_step(method, trained.state, ctx)
@@ -191,9 +192,13 @@ class Experiment:
         if result.schedule == "none":
             state_out, log = result.state, TrainLog(stop_reason="no recovery: the step is complete")
         else:
-            self.progress.phase(f"seed {self.seed}: {method.name}: recovery on {_who(split)}")
-            target = self._target_val_acc(reference_val_acc, trained.state, split)
-            state_out, log = self._recover(result.state, split, method.name, target)
+            who = f"{len(split.retained.clients)} retained clients"
+            self.progress.phase(f"seed {self.seed}: {method.name}: recovery on {who}")
+            stop = recovery_stop(
+                self.config.unlearn, reference_val_acc,
+                lambda: self._backend(split).val_accuracy(trained.state),
+            )  # fmt: skip
+            state_out, log = self._recover(result.state, split, method.name, stop)
             self.progress.info(f"{method.name}: {log.stop_reason} after {len(log.rounds)} rounds")
         storage = history.storage_bytes() if history is not None else 0
         return UnlearnOutcome(
@@ -277,45 +282,6 @@ class Experiment:
             **extra,
         }
 
-    def _history_for(self, method: Unlearner, trained: Trained) -> TrainingHistory | None:
-        spec = method.history_spec()
-        if spec is None or not method.requirements.history:
-            return None
-        if trained.history is None:
-            raise ConfigError(
-                f"Method {method.name!r} needs the training history, but the model was "
-                f"pre-trained without it. Pre-train with `pretrain(history={spec})`."
-            )
-        return trained.history.restrict(spec)
-
-    def _server_data(self, method: Unlearner) -> Samples | None:
-        server = self.federation.server
-        if method.requirements.server_data and server is None:
-            raise ConfigError(
-                f"Method {method.name!r} needs data held by the server. Reserve a slice of the "
-                "training pool for it with data.server_samples (e.g. --set "
-                "data.server_samples=500); no client will hold those samples."
-            )
-        return None if server is None else UnlabeledSamples(server.source, server.indices)
-
-    def _target_val_acc(
-        self, reference: float | None, original: StateDict, split: ForgetSplit
-    ) -> float | None:
-        """The accuracy that ends recovery early, if the configured rule has one."""
-        unlearn = self.config.unlearn
-        target = unlearn.target_val_acc
-        if target == "original":
-            before = self._backend(split).val_accuracy(original)
-            return before - unlearn.target_margin
-        if target != "retrain":
-            return target
-        if reference is None:
-            raise ConfigError(
-                'unlearn.target_val_acc = "retrain" (an oracle rule) needs Retrain\'s validation '
-                "accuracy: run Retrain first and pass reference_val_acc."
-            )
-        return reference
-
     def _retrain(self, split: ForgetSplit) -> UnlearnOutcome:
         curve = (self.config.eval.curve_every, self.config.eval.curve_subset)
         key = cache_key("retrain", self._key_parts(request=split.request.to_dict(), curve=curve))
@@ -338,10 +304,9 @@ class Experiment:
         )  # fmt: skip
 
     def _recover(
-        self, state: StateDict, split: ForgetSplit, label: str, target: float | None
+        self, state: StateDict, split: ForgetSplit, label: str, stop: StopRule
     ) -> tuple[StateDict, TrainLog]:
         unlearn = self.config.unlearn
-        stop = StopRule(unlearn.recovery_rounds, unlearn.recovery_patience, target)
         lr = unlearn.recovery_lr_of(label)  # the method's own (unlearn.method_recovery_lr), if set
         fedavg = self._fedavg(split, "recovery", label, lr=lr)
         if label in unlearn.method_recovery_lr:  # a divergence names the key that set the rate
@@ -362,7 +327,3 @@ class Experiment:
             return self._curve_point(state, split) if every and round_ % every == 0 else {}
 
         return hook
-
-
-def _who(split: ForgetSplit) -> str:
-    return f"{len(split.retained.clients)} retained clients"

@@ -7,10 +7,13 @@ checkpointed under the same key, so an interrupted phase resumes where it stoppe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from fednot.cache import ModelCache
+from fednot.config import UnlearnConfig
+from fednot.errors import ConfigError
 from fednot.federation.aggregate import clone_state
 from fednot.federation.fedavg import FedAvg, RoundHook, StopRule, TrainLog
 from fednot.federation.history import HistorySpec, TrainingHistory
@@ -76,6 +79,32 @@ def train_cached(
     cache.save(key, _payload(state, log, recorder))
     progress.info(f"{log.stop_reason}; final val acc {log.rounds[-1].val_acc:.2f}%")
     return Phase(state, log, False, recorder)
+
+
+def recovery_stop(
+    unlearn: UnlearnConfig, reference: float | None, original_val_acc: Callable[[], float]
+) -> StopRule:
+    """The stop rule of a method's recovery: its budget, patience and target accuracy, if any.
+
+    Args:
+        unlearn: the run's unlearning settings (``recovery_rounds``, ``recovery_patience``,
+            ``target_val_acc``, ``target_margin``).
+        reference: Retrain's final retained-validation accuracy; only the oracle target
+            ``"retrain"`` reads it.
+        original_val_acc: measures the original model on the retained validation data; called
+            only for the target ``"original"``.
+    """
+    target = unlearn.target_val_acc
+    if target == "original":
+        target = original_val_acc() - unlearn.target_margin
+    elif target == "retrain":
+        if reference is None:
+            raise ConfigError(
+                'unlearn.target_val_acc = "retrain" (an oracle rule) needs Retrain\'s validation '
+                "accuracy: run Retrain first and pass reference_val_acc."
+            )
+        target = reference
+    return StopRule(unlearn.recovery_rounds, unlearn.recovery_patience, target)
 
 
 def _payload(state: StateDict, log: TrainLog, history: TrainingHistory | None) -> dict[str, Any]:
