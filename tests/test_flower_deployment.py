@@ -1,13 +1,17 @@
-"""A real Flower deployment: a SuperLink and 3 SuperNodes on 127.0.0.1 serve a NoT request.
+"""A real Flower deployment: a SuperLink and 3 SuperNodes on 127.0.0.1 serve a request.
 
-Every message starts a fresh ``flwr-clientapp`` process on its SuperNode, so this takes about a
-minute on two cores (longer on a loaded machine). It runs in the normal suite; deselect it with
-``-m "not deployment"``.
+Two methods cover the two kinds of work a method sends to the nodes: NoT's step runs on the
+server and its recovery as train messages; PGD's step runs whole on the target's node (a
+``target.step`` message carrying its history). Every message starts a fresh ``flwr-clientapp``
+process on its SuperNode, so each takes about a minute on two cores (longer on a loaded
+machine). They run in the normal suite; deselect them with ``-m "not deployment"``.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,26 +30,38 @@ from fednot.types import ForgetRequest  # noqa: E402
 pytestmark = [pytest.mark.flower, pytest.mark.deployment]
 
 
-def test_local_deployment_serves_a_not_request(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("method", "options"),
+    [("not", {}), ("pgd", {"epochs": 1, "num_random": 2, "batch_size": 16})],
+    ids=["not-on-the-server", "pgd-on-the-target"],
+)
+def test_local_deployment_serves_a_request(
+    method: str, options: dict[str, Any], tmp_path: Path
+) -> None:
     config = tiny_config(
         train=TrainConfig(rounds=1, batch_size=8, lr=0.05),
-        unlearn=UnlearnConfig(forget_clients=(0,), recovery_rounds=1), threads=1,
+        unlearn=UnlearnConfig(forget_clients=(0,), recovery_rounds=1, methods=(method,)),
+        threads=1,
     )  # fmt: skip
+    config = replace(config, options={method: options} if options else {})
 
     done = deploy(
-        to_toml(config), config.data.num_clients, forget={1: "client"}, workdir=tmp_path,
-        single_run=True, timeout=240, extra={"data-source": "tiny"},
+        to_toml(config), config.data.num_clients, method=method, forget={1: "client"},
+        workdir=tmp_path, single_run=True, timeout=240, extra={"data-source": "tiny"},
     )  # fmt: skip
 
     assert done.runs[0].returncode == 0
-    assert "FEDNOT_DONE method=not requests=1 refused=0" in done.runs[0].output
+    assert f"FEDNOT_DONE method={method} requests=1 refused=0" in done.runs[0].output
     result = done.result
     served = result["requests"][0]
     assert served["request"]["clients"] == [1] and served["excluded"] == [1]
-    assert served["notes"]["negated_layers"] == ["fc1"]
+    if method == "not":
+        assert served["notes"]["negated_layers"] == ["fc1"]
+        assert served["test_acc"]["after_step"] < served["test_acc"]["before"]
+    else:  # PGD's step ran on the target's node and reported its ascent
+        assert served["notes"]["steps"] > 0
     assert [r["clients"] for r in served["recovery"]["rounds"]] == [[0, 2]]
-    assert served["test_acc"]["after_step"] < served["test_acc"]["before"]
-    exp, _, outcome = engine_reference(config, ForgetRequest(clients=(1,)))
+    exp, _, outcome = engine_reference(config, ForgetRequest(clients=(1,)), method)
     metrics = exp.evaluate(outcome.state, ForgetRequest(clients=(1,)))  # the engine's numbers
     assert served["test_acc"]["after"] == pytest.approx(metrics.test_acc)
     assert served["forget_acc"]["after"] == pytest.approx(metrics.forget_acc)
