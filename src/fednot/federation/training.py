@@ -3,6 +3,7 @@
 Pre-training and Retrain go through here. The cache entry holds the final state, the per-round
 log and, when asked for, the recorded training history; while training, the latest round is
 checkpointed under the same key, so an interrupted phase resumes where it stopped.
+`recovery_stop` builds the stop rule of a method's recovery from the run's settings.
 """
 
 from __future__ import annotations
