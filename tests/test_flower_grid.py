@@ -1,7 +1,8 @@
 """The fednot Flower apps on an in-process Grid: the flow, its numbers, refusals, bytes.
 
-No Ray, processes or sockets: `InProcessGrid` hands each message to the real ClientApp. These
-are the tests to run first when the flwr pin moves.
+No Ray, processes or sockets: `InProcessGrid` hands each message to the real ClientApp, its
+content (and the reply's) through Flower's wire format. These are the tests to run first when
+the flwr pin moves.
 """
 
 from __future__ import annotations
@@ -296,3 +297,27 @@ def test_the_original_stop_rule_runs_on_flower_as_in_the_engine() -> None:
     assert served.recovery.stop_reason == outcome.log.stop_reason
     assert len(served.recovery.rounds) == len(outcome.log.rounds) < 3  # stopped early
     assert same_state(result.state, outcome.state)
+
+
+def test_the_in_process_grid_delivers_what_the_wire_format_carries() -> None:
+    import numpy as np
+    from flwr.app import Array, ArrayRecord
+
+    sent = RecordDict({
+        "arrays": ArrayRecord({"w": Array(np.array([1e-38, -0.0, np.pi], dtype=np.float32))}),
+        "config": ConfigRecord({"stream": ["client", "recovery", "3"], "lr": 0.1, "steps": 7}),
+    })  # fmt: skip
+    seen: list[RecordDict] = []
+
+    def client_app(message: Message, context: Context) -> Message:
+        seen.append(message.content)
+        return Message(message.content, reply_to=message)
+
+    grid = InProcessGrid(client_app, [{"partition-id": 0}])
+    (node,) = grid.get_node_ids()
+    (reply,) = grid.send_and_receive([Message(sent, node, "train")])
+
+    for got in (seen[0], reply.content):  # the node's copy, and the server's copy of the reply
+        assert got is not sent and got["arrays"] is not sent["arrays"]
+        assert got["arrays"]["w"].numpy().tobytes() == sent["arrays"]["w"].numpy().tobytes()
+        assert dict(got["config"]) == dict(sent["config"])

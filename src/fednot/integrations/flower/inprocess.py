@@ -1,10 +1,12 @@
 """`InProcessGrid`: a Flower Grid that hands every message straight to a ClientApp.
 
 No Ray, no processes, no sockets: the ServerApp's logic runs against real ClientApp handlers in
-one process, in seconds. Tests use it to check the flow and its numbers; it is also the test to
-run first when the flwr pin moves, since it touches two flwr internals (as ``run_simulation``
-does): the process's `TaskIdentity`, which ``Message()`` reads, and the message ids a grid
-assigns.
+one process, in seconds. Every message's content and every reply's still cross Flower's wire
+format: deflated to the bytes a SuperLink stores and inflated again (`over_the_wire`), so what a
+node computes from is what a deployment would deliver. Tests use it to check the flow and its
+numbers; it is also the test to run first when the flwr pin moves, since it touches flwr
+internals (as ``run_simulation`` does): the process's `TaskIdentity`, which ``Message()`` reads,
+the message ids a grid assigns, and the inflatable-object helpers.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from uuid import uuid4
 from flwr.app import Context, Error, Message, RecordDict
 from flwr.common.constant import SUPERLINK_NODE_ID
 from flwr.serverapp import Grid
+from flwr.supercore.inflatable.inflatable_object import get_all_nested_objects
+from flwr.supercore.inflatable.inflatable_utils import inflate_object_from_contents
 from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
 
@@ -105,8 +109,21 @@ class InProcessGrid(Grid):
         node = message.metadata.dst_node_id
         if node not in self.contexts:
             return Message(Error(CLIENT_APP_ERROR, f"no node {node}"), reply_to=message)
+        if message.has_content():
+            message.content = over_the_wire(message.content)
         try:
             reply: Message = self.client_app(message, self.contexts[node])
         except Exception as e:  # noqa: BLE001 - a failing ClientApp becomes an error reply
             return Message(Error(CLIENT_APP_ERROR, f"{type(e).__name__}: {e}"), reply_to=message)
+        if reply.has_content():
+            reply.content = over_the_wire(reply.content)
         return reply
+
+
+def over_the_wire(content: RecordDict) -> RecordDict:
+    """``content`` as its receiver gets it: every object deflated to bytes, then inflated."""
+    contents = {key: obj.deflate() for key, obj in get_all_nested_objects(content).items()}
+    received = inflate_object_from_contents(content.object_id, contents)
+    if not isinstance(received, RecordDict):  # the wire format would have changed under us
+        raise TypeError(f"Expected a RecordDict back from the wire, got {type(received)}.")
+    return received
