@@ -1,7 +1,10 @@
-"""Requests through Flower's simulation runtime (``run_simulation``, Ray): NoT, whose step runs
-on the server, and PGD, whose step runs on the target's node with its history.
+"""Every federated method through Flower's simulation runtime (``run_simulation``, Ray).
 
-ServerApp in a thread, ClientApps in Ray actors; about 15-30 s, mostly Ray's start-up.
+One simulation serves a request with each method in turn (a ServerApp whose main calls
+`run_fednot` once per method, on the same virtual SuperNodes), so Ray starts once: about 20 s
+for all of them. Each must give the in-process engine's model bit for bit. The methods cover
+both kinds of node work: a step on the server with train messages (NoT, FT, NegSub, ...) and a
+step run whole on the target's node with its history (PGD, FCU).
 """
 
 from __future__ import annotations
@@ -18,47 +21,83 @@ pytest.importorskip(
     "constraints.txt -e '.[flower]'",
 )  # fmt: skip
 
+from flwr.app import Context  # noqa: E402
+from flwr.serverapp import Grid, ServerApp  # noqa: E402
+
+from fednot.integrations.flower.server_app import FlowerResult, run_fednot  # noqa: E402
+from fednot.integrations.flower.settings import parse_settings  # noqa: E402
 from fednot.integrations.flower.testing import (  # noqa: E402
     app_defaults,
     engine_reference,
     quiet_environment,
+    same_state,
     simulate,
 )
 from fednot.testing import tiny_config  # noqa: E402
 from fednot.types import ForgetRequest  # noqa: E402
+from fednot.unlearning.registry import unlearner_class, unlearner_names  # noqa: E402
 
 pytestmark = pytest.mark.flower
 
+# every federated method, with options small enough for the tiny federation
+OPTIONS: dict[str, dict[str, Any]] = {
+    "retrain": {},
+    "ft": {},
+    "federaser": {"delta_t": 1},
+    "fukd": {"epochs": 1},
+    "pgd": {"epochs": 1, "num_random": 2, "batch_size": 16},
+    "mode": {"rounds": 2, "degradation_rounds": 1},
+    "fcu": {"iterations": 20, "fusion_interval": 10, "batch_size": 16},
+    "puf": {"variant": "special"},
+    "negsub": {},
+    "not": {},
+    "not_wb": {},
+    "perturb": {},
+}
 
-@pytest.mark.parametrize(
-    ("method", "options"),
-    [("not", {}), ("pgd", {"epochs": 1, "num_random": 2, "batch_size": 16})],
-    ids=["not-on-the-server", "pgd-on-the-target"],
-)
-def test_a_request_under_run_simulation(
-    method: str, options: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+
+def test_the_cases_are_every_method_a_client_can_request() -> None:
+    assert set(OPTIONS) == {
+        n for n in unlearner_names() if "client" in unlearner_class(n).scenarios
+    }
+
+
+def test_every_method_under_run_simulation_equals_the_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for key, value in quiet_environment(tmp_path / "flwr-home").items():
         monkeypatch.setenv(key, value)
     base = tiny_config()
-    unlearn = replace(base.unlearn, methods=(method,))
-    config = replace(base, unlearn=unlearn, options={method: options} if options else {})
-    out = tmp_path / "out"
-    defaults = app_defaults(config, out=str(out), method=method, **{"forget-requests": "1:client"})
+    config = replace(
+        base, unlearn=replace(base.unlearn, recovery_rounds=1, methods=tuple(OPTIONS)),
+        options={method: options for method, options in OPTIONS.items() if options},
+        data=replace(base.data, server_samples=16),  # FUKD distils on the server's slice
+    )  # fmt: skip
+    defaults = app_defaults(config, **{"forget-requests": "1:client"})
+    results: dict[str, FlowerResult] = {}
+    server_app = ServerApp()
 
-    simulate(defaults, config.data.num_clients)
+    @server_app.main()
+    def main(grid: Grid, context: Context) -> None:
+        for method in OPTIONS:
+            own = {**defaults, "method": method, "out": str(tmp_path / method)}
+            results[method] = run_fednot(grid, parse_settings(context.run_config, own))
 
-    result = json.loads((out / "result.json").read_text())
-    exp, trained, outcome = engine_reference(config, ForgetRequest(clients=(1,)), method)
-    served = result["requests"][0]
-    assert served["request"]["clients"] == [1] and not result["refused"]
-    metrics = exp.evaluate(outcome.state, ForgetRequest(clients=(1,)))
-    assert served["test_acc"]["after"] == pytest.approx(metrics.test_acc)
-    assert served["forget_acc"]["after"] == pytest.approx(metrics.forget_acc)
-    assert [r["clients"] for r in result["pretrain"]["rounds"]] == [
-        list(r.clients) for r in trained.log.rounds
-    ]
-    assert [r["clients"] for r in served["recovery"]["rounds"]] == [
-        list(r.clients) for r in outcome.log.rounds
-    ]
-    assert (out / "final.pt").exists()
+    simulate(defaults, config.data.num_clients, server_app)
+
+    assert list(results) == list(OPTIONS)  # every method was served, none raised
+    for method, result in results.items():
+        exp, trained, outcome = engine_reference(config, ForgetRequest(clients=(1,)), method)
+        assert same_state(result.state, outcome.state), method
+        served = json.loads((tmp_path / method / "result.json").read_text())["requests"]
+        assert len(served) == 1 and served[0]["request"]["clients"] == [1], method
+        metrics = exp.evaluate(outcome.state, ForgetRequest(clients=(1,)))
+        assert served[0]["test_acc"]["after"] == pytest.approx(metrics.test_acc), method
+        assert served[0]["forget_acc"]["after"] == pytest.approx(metrics.forget_acc), method
+        assert [r.clients for r in result.pretrain.rounds] == [
+            r.clients for r in trained.log.rounds
+        ], method
+        assert [r.clients for r in result.requests[0].recovery.rounds] == [
+            r.clients for r in outcome.log.rounds
+        ], method
+        assert (tmp_path / method / "final.pt").exists(), method

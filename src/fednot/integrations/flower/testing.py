@@ -9,6 +9,7 @@ needs offline.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -21,6 +22,9 @@ from fednot.integrations.flower.settings import ConfigValue
 from fednot.outcome import Trained, UnlearnOutcome
 from fednot.types import ForgetRequest, StateDict
 from fednot.unlearning.registry import create_unlearner
+
+if TYPE_CHECKING:
+    from flwr.serverapp import ServerApp
 
 __all__ = [
     "QUIET_ENVIRONMENT",
@@ -62,8 +66,10 @@ def same_state(a: StateDict, b: StateDict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def simulate(defaults: Mapping[str, ConfigValue], num_supernodes: int) -> None:
-    """Run the fednot ServerApp and ClientApp under Flower's simulation engine on this machine.
+def simulate(
+    defaults: Mapping[str, ConfigValue], num_supernodes: int, server_app: ServerApp | None = None
+) -> None:
+    """Run fednot's ClientApp and ``server_app`` (default: fednot's) under Flower's simulation.
 
     One CPU per virtual SuperNode, Ray on two CPUs and quiet logs (set `quiet_environment` first).
     """
@@ -72,7 +78,8 @@ def simulate(defaults: Mapping[str, ConfigValue], num_supernodes: int) -> None:
     from fednot.integrations.flower import create_client_app, create_server_app
 
     run_simulation(
-        server_app=create_server_app(dict(defaults)), client_app=create_client_app(dict(defaults)),
+        server_app=server_app or create_server_app(dict(defaults)),
+        client_app=create_client_app(dict(defaults)),
         num_supernodes=num_supernodes,
         backend_config={
             "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
