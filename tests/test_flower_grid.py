@@ -18,7 +18,8 @@ pytest.importorskip(
     "flwr", reason="flwr is not installed: pip install -c constraints.txt -e '.[flower]'"
 )
 
-from flwr.app import ConfigRecord, Context, Message, RecordDict  # noqa: E402
+import numpy as np  # noqa: E402
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, RecordDict  # noqa: E402
 
 from fednot.config import TrainConfig, UnlearnConfig  # noqa: E402
 from fednot.errors import ConfigError  # noqa: E402
@@ -300,9 +301,6 @@ def test_the_original_stop_rule_runs_on_flower_as_in_the_engine() -> None:
 
 
 def test_the_in_process_grid_delivers_what_the_wire_format_carries() -> None:
-    import numpy as np
-    from flwr.app import Array, ArrayRecord
-
     sent = RecordDict({
         "arrays": ArrayRecord({"w": Array(np.array([1e-38, -0.0, np.pi], dtype=np.float32))}),
         "config": ConfigRecord({"stream": ["client", "recovery", "3"], "lr": 0.1, "steps": 7}),
