@@ -86,9 +86,13 @@ def test_every_method_under_run_simulation_equals_the_engine(
     simulate(defaults, config.data.num_clients, server_app)
 
     assert list(results) == list(OPTIONS)  # every method was served, none raised
+    negation = results["not"].requests[0]  # NoT's own step ran on the server
+    assert negation.notes["negated_layers"] == ["fc1"]
+    assert negation.test_acc["after_step"] < negation.test_acc["before"]
     for method, result in results.items():
         exp, trained, outcome = engine_reference(config, ForgetRequest(clients=(1,)), method)
         assert same_state(result.state, outcome.state), method
+        assert not result.refused, method
         served = json.loads((tmp_path / method / "result.json").read_text())["requests"]
         assert len(served) == 1 and served[0]["request"]["clients"] == [1], method
         metrics = exp.evaluate(outcome.state, ForgetRequest(clients=(1,)))
