@@ -91,7 +91,9 @@ def test_register_cli_adds_flower_up() -> None:
     parser = argparse.ArgumentParser()
     register_cli(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["flower", "up", "--set", "train.rounds=2", "--single-run"])
-    assert args.overrides == ["train.rounds=2"] and args.single_run
+    assert args.overrides == ["train.rounds=2"] and args.single_run and args.methods is None
+    args = parser.parse_args(["flower", "up", "--method", "ft", "--method", "not"])
+    assert args.methods == ["ft", "not"]
 
 
 # -- pure parts (need flwr's record classes) -------------------------------------------------
@@ -197,3 +199,24 @@ def test_every_name_the_flower_extra_exports_exists(records) -> None:  # type: i
     import fednot.integrations.flower as flower
 
     assert all(hasattr(flower, name) for name in flower.__all__)
+
+
+def test_deploy_refuses_methods_it_cannot_serve_before_starting_anything(
+    tmp_path: Path,
+    records,  # type: ignore[no-untyped-def]
+) -> None:
+    from fednot.configio import to_toml
+    from fednot.integrations.flower.deploy import deploy
+    from fednot.testing import tiny_config
+
+    toml = to_toml(tiny_config())
+    for methods, match in [
+        ((), "one or more distinct methods"),
+        (("not", "not"), "one or more distinct methods"),
+        (("no-such-method",), "Unknown unlearner"),
+        (("ssd",), "does not serve a client's request"),
+        (("pgd",), "reads the training history"),  # two runs: the history is gone
+    ]:
+        with pytest.raises(ConfigError, match=match):
+            deploy(toml, 3, methods=methods, workdir=tmp_path)
+    assert list(tmp_path.iterdir()) == []  # nothing was written or started

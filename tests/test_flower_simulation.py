@@ -10,9 +10,7 @@ step run whole on the target's node with its history (PGD, FCU).
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -33,31 +31,15 @@ from fednot.integrations.flower.testing import (  # noqa: E402
     same_state,
     simulate,
 )
-from fednot.testing import tiny_config  # noqa: E402
+from fednot.testing import TINY_OPTIONS, every_method_config, tiny_config  # noqa: E402
 from fednot.types import ForgetRequest  # noqa: E402
 from fednot.unlearning.registry import unlearner_class, unlearner_names  # noqa: E402
 
 pytestmark = pytest.mark.flower
 
-# every federated method, with options small enough for the tiny federation
-OPTIONS: dict[str, dict[str, Any]] = {
-    "retrain": {},
-    "ft": {},
-    "federaser": {"delta_t": 1},
-    "fukd": {"epochs": 1},
-    "pgd": {"epochs": 1, "num_random": 2, "batch_size": 16},
-    "mode": {"rounds": 2, "degradation_rounds": 1},
-    "fcu": {"iterations": 20, "fusion_interval": 10, "batch_size": 16},
-    "puf": {"variant": "special"},
-    "negsub": {},
-    "not": {},
-    "not_wb": {},
-    "perturb": {},
-}
-
 
 def test_the_cases_are_every_method_a_client_can_request() -> None:
-    assert set(OPTIONS) == {
+    assert set(TINY_OPTIONS) == {
         n for n in unlearner_names() if "client" in unlearner_class(n).scenarios
     }
 
@@ -67,25 +49,20 @@ def test_every_method_under_run_simulation_equals_the_engine(
 ) -> None:
     for key, value in quiet_environment(tmp_path / "flwr-home").items():
         monkeypatch.setenv(key, value)
-    base = tiny_config()
-    config = replace(
-        base, unlearn=replace(base.unlearn, recovery_rounds=1, methods=tuple(OPTIONS)),
-        options={method: options for method, options in OPTIONS.items() if options},
-        data=replace(base.data, server_samples=16),  # FUKD distils on the server's slice
-    )  # fmt: skip
+    config = every_method_config(tiny_config())
     defaults = app_defaults(config, **{"forget-requests": "1:client"})
     results: dict[str, FlowerResult] = {}
     server_app = ServerApp()
 
     @server_app.main()
     def main(grid: Grid, context: Context) -> None:
-        for method in OPTIONS:
+        for method in TINY_OPTIONS:
             own = {**defaults, "method": method, "out": str(tmp_path / method)}
             results[method] = run_fednot(grid, parse_settings(context.run_config, own))
 
     simulate(defaults, config.data.num_clients, server_app)
 
-    assert list(results) == list(OPTIONS)  # every method was served, none raised
+    assert list(results) == list(TINY_OPTIONS)  # every method was served, none raised
     negation = results["not"].requests[0]  # NoT's own step ran on the server
     assert negation.notes["negated_layers"] == ["fc1"]
     assert negation.test_acc["after_step"] < negation.test_acc["before"]

@@ -1,6 +1,7 @@
 """Helpers for testing fednot and methods built on it.
 
-Tiny synthetic federations, and a tripwire that proves a method never reads the forget data.
+Tiny synthetic federations, every federated method configured for them (`every_method_config`),
+and a tripwire that proves a method never reads the forget data.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from typing import Any
 from unittest import mock
 
 import torch
@@ -35,7 +37,9 @@ from fednot.unlearning.base import Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
 
 __all__ = [
+    "TINY_OPTIONS",
     "centralized_experiment",
+    "every_method_config",
     "check_unlearner",
     "forbid_clients",
     "forbid_samples",
@@ -62,6 +66,35 @@ def tiny_config(num_clients: int = 3, **sections: object) -> RunConfig:
         "save_models": False,
     }
     return RunConfig(**{**fields, **sections})  # type: ignore[arg-type]
+
+
+TINY_OPTIONS: dict[str, dict[str, Any]] = {
+    "retrain": {},
+    "ft": {},
+    "federaser": {"delta_t": 1},
+    "fukd": {"epochs": 1},
+    "pgd": {"epochs": 1, "num_random": 2, "batch_size": 16},
+    "mode": {"rounds": 2, "degradation_rounds": 1},
+    "fcu": {"iterations": 20, "fusion_interval": 10, "batch_size": 16},
+    "puf": {"variant": "special"},
+    "negsub": {},
+    "not": {},
+    "not_wb": {},
+    "perturb": {},
+}
+"""Every method a client can request, with options small enough for a `tiny_federation`."""
+
+
+def every_method_config(config: RunConfig) -> RunConfig:
+    """``config`` running every method of `TINY_OPTIONS`, with one recovery round.
+
+    The server holds 16 samples: FUKD's unlabeled distillation set.
+    """
+    return replace(
+        config, unlearn=replace(config.unlearn, recovery_rounds=1, methods=tuple(TINY_OPTIONS)),
+        options={method: options for method, options in TINY_OPTIONS.items() if options},
+        data=replace(config.data, server_samples=16),
+    )  # fmt: skip
 
 
 def forbid_clients(federation: Federation, client_ids: tuple[int, ...]) -> Federation:

@@ -1,8 +1,11 @@
 """`deploy`: pre-train on a local Flower deployment, then serve the clients' forget requests.
 
 It writes the app (`fednot.integrations.flower.appdir.write_app`), starts a
-`fednot.integrations.flower.processes.LocalDeployment`, runs pre-training and the unlearning
-requests as two Flower runs joined by a checkpoint (or as one run), and stops everything.
+`fednot.integrations.flower.processes.LocalDeployment`, and stops everything at the end. In
+between, each method serves the requests in a Flower run of its own, all on the same
+SuperLink and SuperNodes: by default one pre-training run writes a checkpoint and each method's
+run unlearns from it (the same original model for every method); with ``single_run`` each
+method's run pre-trains itself, which the methods that read the training history need.
 
 Each SuperNode reads its forget request from a file (``forget-file`` in its node config) at
 every request round, so a data owner can file a request after training without a restart.
@@ -13,26 +16,34 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fednot.errors import FedNotError
+from fednot.errors import ConfigError, FedNotError
 from fednot.integrations.flower.appdir import write_app
 from fednot.integrations.flower.processes import LocalDeployment, RunOutput
 from fednot.integrations.flower.settings import ConfigValue
+from fednot.unlearning.registry import unlearner_class
 
 __all__ = ["DeployResult", "LocalDeployment", "RunOutput", "deploy", "read_result", "temp_workdir"]
 
 
 @dataclass
 class DeployResult:
-    """What `deploy` did: the runs' outputs, the final ``result.json`` and where files are."""
+    """What `deploy` did: each run's output, each method's ``result.json``, where files are.
+
+    Attributes:
+        workdir: FLWR_HOME, logs, the app, and ``out/<method>/`` (result.json, final.pt).
+        runs: every ``flwr run``, in order (the pre-training run first, if there was one).
+        results: each method's ``result.json``, in the order the methods ran.
+        up_seconds: how long the SuperLink and SuperNodes took to start.
+    """
 
     workdir: Path
     runs: list[RunOutput]
-    result: dict[str, Any]
+    results: dict[str, dict[str, Any]]
     up_seconds: float
 
 
@@ -41,7 +52,7 @@ def deploy(
     num_clients: int,
     *,
     seed: int = -1,
-    method: str = "not",
+    methods: Sequence[str] = ("not",),
     forget: Mapping[int, str] | None = None,
     workdir: Path | None = None,
     single_run: bool = False,
@@ -55,20 +66,26 @@ def deploy(
         config_toml: the fednot `RunConfig` as TOML (`fednot.configio.to_toml`).
         num_clients: how many SuperNodes to start (``data.num_clients``).
         seed: the run seed (-1: the configuration's first).
-        method: the unlearning method.
+        methods: the unlearning methods, each serving the requests in its own Flower run.
         forget: each requesting client's request text (``client``, ``classes=0,3``, ...),
             written to its SuperNode's request file after pre-training.
         workdir: where FLWR_HOME, logs, the app and results go (default: a new temp folder).
-        single_run: pre-train and unlearn in one Flower run instead of two runs joined by a
-            checkpoint.
+        single_run: each method's run pre-trains and unlearns, instead of one pre-training run
+            and a checkpoint that every method's run starts from.
         timeout: seconds allowed per ``flwr run``.
         extra: further run-config defaults (e.g. ``data-source``).
         echo: print each run's streamed log as it comes.
+
+    Raises:
+        ConfigError: for no method, a repeated or unknown one, one that serves no client's
+            request, or (without ``single_run``) one that reads the training history, which
+            only a run that pre-trains records.
     """
+    _check_methods(methods, single_run)
     workdir = workdir or temp_workdir()
     out = workdir / "out"
     app = write_app(workdir / "app", {
-        "fednot-config": config_toml, "seed": seed, "method": method, "out": str(out),
+        "fednot-config": config_toml, "seed": seed, "method": methods[0],
         "cache-dir": str(workdir / "cache"), "checkpoint": str(workdir / "pretrained.pt"),
         **(extra or {}),
     })  # fmt: skip
@@ -84,20 +101,42 @@ def deploy(
     ]
     start = time.perf_counter()
     runs: list[RunOutput] = []
+
+    def run(stage: str, method: str, folder: Path) -> None:
+        if echo:
+            print(f"==> flwr run: stage {stage}, method {method}", flush=True)
+        overrides = {"stage": stage, "method": method, "out": str(folder)}
+        runs.append(federation.run(app, overrides, timeout, echo=echo))
+        if runs[-1].returncode != 0:
+            raise FedNotError(
+                f"flwr run (stage {stage}, method {method}) failed with code "
+                f"{runs[-1].returncode}:\n{runs[-1].output[-4000:]}\nLogs: {workdir / 'logs'}"
+            )
+
     with LocalDeployment(nodes, workdir) as federation:  # type: ignore[arg-type]
         up = time.perf_counter() - start
-        stages = [("all", True)] if single_run else [("pretrain", False), ("unlearn", True)]
-        for stage, file_requests in stages:
-            if file_requests:
-                for client, text in (forget or {}).items():
-                    (requests / f"{client}.txt").write_text(text + "\n")
-            runs.append(federation.run(app, {"stage": stage}, timeout, echo=echo))
-            if runs[-1].returncode != 0:
-                raise FedNotError(
-                    f"flwr run (stage {stage}) failed with code {runs[-1].returncode}:\n"
-                    f"{runs[-1].output[-4000:]}\nLogs: {workdir / 'logs'}"
-                )
-    return DeployResult(workdir, runs, read_result(out), up)
+        if not single_run:
+            run("pretrain", methods[0], out / "pretrain")
+        for client, text in (forget or {}).items():
+            (requests / f"{client}.txt").write_text(text + "\n")
+        for method in methods:
+            run("all" if single_run else "unlearn", method, out / method)
+    return DeployResult(workdir, runs, {m: read_result(out / m) for m in methods}, up)
+
+
+def _check_methods(methods: Sequence[str], single_run: bool) -> None:
+    """Fail before any process starts (see `deploy`'s Raises)."""
+    if not methods or len(set(methods)) != len(methods):
+        raise ConfigError(f"Expected one or more distinct methods, got {list(methods)}.")
+    for name in methods:
+        cls = unlearner_class(name)
+        if not cls.scenarios & {"client", "class", "instance"}:  # what a client can request
+            raise ConfigError(f"{name!r} does not serve a client's request on a federation.")
+        if cls.requirements.history and not single_run:
+            raise ConfigError(
+                f"{name!r} reads the training history, which only a run that pre-trains "
+                "records: serve it with single_run (fednot flower up --single-run)."
+            )
 
 
 def temp_workdir() -> Path:
