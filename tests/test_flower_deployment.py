@@ -8,8 +8,10 @@ Every message starts a fresh ``flwr-clientapp`` process on its SuperNode, and a 
   node (``train.unlearn``, carrying the training history the server kept), the recovery's train
   messages and the evaluations.
 - Marked ``long`` (``make test-long``, run by CI after ``make test``): every method a client can
-  request, each in its own Flower run on one deployment (``fednot flower up`` with every
-  ``--method``), each giving the in-process engine's model bit for bit. About ten minutes.
+  request, each in its own Flower run on one deployment (``fednot flower up --single-run`` with
+  every ``--method``), each giving the in-process engine's model bit for bit (about ten
+  minutes); and two methods unlearning from one pre-training run's checkpoint, ``fednot flower
+  up``'s default (about two minutes).
 
 Deselect both with ``-m "not deployment"``.
 """
@@ -50,13 +52,18 @@ def _config(methods: tuple[str, ...]) -> RunConfig:
     )  # fmt: skip
 
 
-def _deploy(config: RunConfig, methods: tuple[str, ...], workdir: Path, timeout: float) -> dict:
+def _deploy(
+    config: RunConfig, methods: tuple[str, ...], workdir: Path, timeout: float,
+    single_run: bool = True,
+) -> dict:  # fmt: skip
     done = deploy(
         to_toml(config), config.data.num_clients, methods=methods, forget={1: "client"},
-        workdir=workdir, single_run=True, timeout=timeout, extra={"data-source": "tiny"},
+        workdir=workdir, single_run=single_run, timeout=timeout, extra={"data-source": "tiny"},
     )  # fmt: skip
-    assert [run.returncode for run in done.runs] == [0] * len(methods)
-    for method, run in zip(methods, done.runs, strict=True):
+    runs = done.runs if single_run else done.runs[1:]  # after the pre-training run
+    assert [run.returncode for run in done.runs] == [0] * len(done.runs)
+    assert len(runs) == len(methods)
+    for method, run in zip(methods, runs, strict=True):
         assert f"FEDNOT_DONE method={method} requests=1 refused=0" in run.output
     assert processes_with(f"FLWR_HOME={workdir / 'flwr-home'}".encode()) == []  # none left
     assert list(done.results) == list(methods)
@@ -103,3 +110,22 @@ def test_every_method_on_a_local_deployment_equals_the_engine(tmp_path: Path) ->
 
     for method in methods:
         _check_against_the_engine(config, method, results[method], tmp_path / "out")
+
+
+@pytest.mark.long
+def test_methods_unlearn_from_one_pretraining_run_on_a_local_deployment(tmp_path: Path) -> None:
+    methods = ("fcu", "not")  # fednot flower up's default: a checkpoint joins the runs
+    config = replace(_config(methods), options={"fcu": TINY_OPTIONS["fcu"]})
+
+    results = _deploy(config, methods, tmp_path, timeout=240, single_run=False)
+
+    assert (tmp_path / "pretrained.pt").exists()
+    for method in methods:
+        assert results[method]["pretrain"]["stop_reason"] == "loaded from a checkpoint"
+        exp, _, outcome = engine_reference(config, REQUEST, method)
+        payload, _ = load_checkpoint(tmp_path / "out" / method / "final.pt")
+        assert same_state(payload["state"], outcome.state), method
+        served = results[method]["requests"]
+        assert len(served) == 1 and served[0]["excluded"] == [1], method
+        metrics = exp.evaluate(outcome.state, REQUEST)
+        assert served[0]["forget_acc"]["after"] == pytest.approx(metrics.forget_acc), method
