@@ -35,7 +35,8 @@ class DeployResult:
     """What `deploy` did: each run's output, each method's ``result.json``, where files are.
 
     Attributes:
-        workdir: FLWR_HOME, logs, the app, and ``out/<method>/`` (result.json, final.pt).
+        workdir: FLWR_HOME, logs, the app, and ``out/<method>/`` (result.json, final.pt;
+            ``out/pretrain/`` for the pre-training run).
         runs: every ``flwr run``, in order (the pre-training run first, if there was one).
         results: each method's ``result.json``, in the order the methods ran.
         up_seconds: how long the SuperLink and SuperNodes took to start.
