@@ -39,8 +39,8 @@ from fednot.unlearning.context import UnlearnContext
 __all__ = [
     "TINY_OPTIONS",
     "centralized_experiment",
-    "every_method_config",
     "check_unlearner",
+    "every_method_config",
     "forbid_clients",
     "forbid_samples",
     "interrupted_at_round",
