@@ -45,7 +45,7 @@ def test_run_writes_a_complete_run_directory(
     results = json.loads((out / "results.json").read_text())
     records = results["records"]
     assert {(r["method"], r["seed"]) for r in records} == {
-        (m, s) for m in ("original", "retrain", "ft", "not") for s in (0, 1)
+        (m, s) for m in ("original", "retrain", "retrain_prime", "ft", "not") for s in (0, 1)
     }
     for record in records:
         assert KEYS <= set(record)
@@ -58,16 +58,13 @@ def test_run_writes_a_complete_run_directory(
     assert results["logs"]["not/seed0"]["rounds"][0]["extra"]["forget_acc"] >= 0
     report = (out / "results.md").read_text()
     assert report.count("\n|") >= 5 and "## What the numbers support" in report
-    assert "## Paired differences in average gap" in report and "− NoT: end" in report
+    assert "## Paired differences in average gap" in report and "**Minus NoT**" in report
     assert (out / "results.png").stat().st_size > 10_000
     assert (out / "tradeoff.png").stat().st_size > 10_000
     ft = next(row for row in results["summary"] if row["method"] == "ft")
     assert ft["paired"]["not"]["end"]["n"] == 2 and set(ft["gap_at"]) == {
-        "end",
-        "comm25",
-        "comm50",
-        "comm100",
-    }
+        "end", "comm25", "comm50", "comm100", "flops25", "flops50", "flops100",
+    }  # fmt: skip
     assert {"not", "ft"} <= set(results["tradeoff"])
     assert (out / "partition-seed0.json").exists() and (out / "partition-seed1.json").exists()
     assert "[train]" in (out / "config.toml").read_text()

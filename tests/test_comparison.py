@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from scipy import stats
 
 from fednot.comparison import summarize, tradeoff_curves
 from fednot.results import Record, with_gaps
+from fednot.statements import paired_table, statements
 from fednot.stats import mean_ci, paired_ci
-from fednot.tables import main_table, paired_table, statements
+from fednot.tables import main_table
 
 RETRAIN = {"retain_acc": 100.0, "forget_acc": 96.0, "test_acc": 97.0, "mia": 50.0}
 RETRAIN_BYTES = 1000
@@ -62,7 +64,13 @@ def test_gaps_are_per_seed_with_t_intervals_and_paired_with_not() -> None:
     ft_gaps = [r.avg_gap for r in records if r.method == "ft"]
     not_gaps = [r.avg_gap for r in records if r.method == "not"]
     assert ft["avg_gap"] == mean_ci(ft_gaps).to_dict()
-    assert ft["paired"]["not"]["end"] == paired_ci(ft_gaps, not_gaps).to_dict()
+    entry = ft["paired"]["not"]["end"]
+    assert {k: entry[k] for k in ("mean", "low", "high", "n")} == paired_ci(
+        ft_gaps, not_gaps
+    ).to_dict()
+    assert entry["p"] == pytest.approx(stats.ttest_rel(ft_gaps, not_gaps).pvalue, rel=1e-9)
+    assert entry["p_exact"] == pytest.approx(2 / 32)  # FT's gap is higher on all 5 seeds
+    assert entry["family"] == "primary" and entry["p_holm"] is not None
     # at 50 % of Retrain's 1000 bytes the last affordable round is round 5: offset * (10 - 5) / 4
     assert ft["gap_at"]["comm50"]["mean"] == pytest.approx(4.04 * 5 / 4)
     assert not ft["beyond_run"]["comm50"] and ft["beyond_run"]["comm100"] == [0, 1, 2, 3, 4]
@@ -73,13 +81,12 @@ def test_statements_state_a_ranking_only_when_the_ci_excludes_zero() -> None:
     records, logs = _run([0.4, 0.5, 0.6, 0.5, 0.4], [4.0, 4.2, 3.9, 4.1, 4.0])
     text = statements(summarize(records, logs), 9)
     assert "NoT's average gap is lower than FT's" in text
-    assert "FT's average gap is higher than NoT's" in text
     assert "not distinguishable" not in text
 
     noisy, logs = _run([0.4, 3.0, 0.1, 2.5, 1.0], [1.0, 0.2, 2.9, 0.9, 2.0])
     text = statements(summarize(noisy, logs), 9)
     assert "lower than" not in text and "higher than" not in text
-    assert "(5 seeds): No difference from NoT's is distinguishable for FT (" in text
+    assert "Not distinguishable from NoT's: FT (" in text
 
 
 def test_one_seed_states_nothing() -> None:
@@ -103,3 +110,55 @@ def test_tradeoff_curves_pool_seeds_per_round() -> None:
     assert first["x"] == 0.0 and first["n"] == 2
     assert first["gap"] == pytest.approx((0.4 * 10 + 0.6 * 10) / 2 / 4)
     assert curves["not"][5]["x"] == pytest.approx(0.5)
+
+
+def _gap_records(gaps: dict[str, list[float]]) -> list[Record]:
+    """Records whose per-seed average gap is gaps[method][seed] (all of it on forget acc.)."""
+    records = []
+    for seed in range(len(gaps["not"])):
+        records.append(_record("retrain", seed, RETRAIN))
+        for method, values in gaps.items():
+            forget = RETRAIN["forget_acc"] - 4 * values[seed]
+            records.append(_record(method, seed, {**RETRAIN, "forget_acc": forget}))
+    return with_gaps(records)
+
+
+def test_a_ranking_needs_the_holm_adjusted_p_of_its_family() -> None:
+    base = [0.25] * 5
+    noise = [0.3, -0.2, 0.1, -0.3, 0.2]
+    gaps = {
+        "not": base,
+        "marginal": [b + d for b, d in zip(base, [0.10, 0.02, 0.12, 0.05, 0.08], strict=True)],
+        "clear": [b + 2.0 + d / 10 for b, d in zip(base, noise, strict=True)],
+        **{f"noisy{k}": [b + k * d for b, d in zip(base, noise, strict=True)] for k in (1, 2, 3)},
+    }
+    summary = summarize(_gap_records(gaps), {})
+    marginal = _row(summary, "marginal")["paired"]["not"]["end"]
+    clear = _row(summary, "clear")["paired"]["not"]["end"]
+    assert marginal["p"] < 0.05 and not paired_ci(gaps["marginal"], base).contains_zero
+    family = [_row(summary, m)["paired"]["not"]["end"]["p"] for m in gaps if m != "not"]
+    assert len(family) == 5 and marginal["p_holm"] == pytest.approx(4 * marginal["p"])
+    assert clear["p_holm"] == pytest.approx(5 * clear["p"]) and clear["p_holm"] < 0.05
+    text = statements(summary, 30)
+    assert "NoT's average gap is lower than clear's" in text
+    assert "lower than marginal" not in text and "Not distinguishable from NoT's: marginal" in text
+    assert "Every ranking above therefore rests on the t-test's normality" in text  # 5 seeds
+    # at 50 % of the communication nothing is read here (no logs); exploratory: none
+
+
+def test_exploratory_points_give_leads_never_rankings() -> None:
+    records, logs = _run([0.4, 0.5, 0.6, 0.5, 0.4], [4.0, 4.2, 3.9, 4.1, 4.0])
+    summary = summarize(records, logs)
+    entry = _row(summary, "ft")["paired"]["not"]["comm25"]
+    assert entry["family"] == "exploratory" and entry["p_holm"] is None and entry["p"] < 0.05
+    text = statements(summary, 9)
+    assert "Exploratory (no multiplicity control" in text
+    assert "At 25 % of Retrain's communication: FT's gap higher than NoT's" in text
+    assert "Primary, at 25 %" not in text
+
+
+def test_nothing_is_stated_on_a_reading_beyond_the_run() -> None:
+    records, logs = _run([0.4, 0.5, 0.6, 0.5, 0.4], [4.0, 4.2, 3.9, 4.1, 4.0])
+    entry = _row(summarize(records, logs), "ft")["paired"]["not"]["comm100"]
+    assert entry["excluded"] and entry["p_holm"] is None  # the 900-byte runs end before 1000
+    assert "100 % of Retrain's communication" not in statements(summarize(records, logs), 9)

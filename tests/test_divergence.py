@@ -26,7 +26,8 @@ from fednot.federation.local import LocalRecipe, LocalUpdate, predict
 from fednot.metrics.mia import loss_mia
 from fednot.plots import delta_chart
 from fednot.results import Record, with_gaps
-from fednot.tables import main_table, statements
+from fednot.statements import statements
+from fednot.tables import main_table
 from fednot.testing import tiny_config, tiny_federation
 from fednot.types import ForgetRequest, StateDict
 

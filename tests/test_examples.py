@@ -30,7 +30,7 @@ def test_the_example_runs_and_benches(example: Path, capsys: pytest.CaptureFixtu
     assert main(["run", "-c", "config.toml", "--out", "run"]) == 0
     results = json.loads((example / "run" / "results.json").read_text())
     methods = {r["method"] for r in results["records"]}
-    assert methods == {"original", "retrain", "ft", "not"}
+    assert methods == {"original", "retrain", "retrain_prime", "ft", "not"}
     not_ = next(r for r in results["records"] if r["method"] == "not")
     assert not_["notes"]["negated_layers"] == ["stem"]
     trained = next(r for r in results["records"] if r["method"] == "original")

@@ -14,6 +14,7 @@ from fednot.metrics.mia import (
     fold_accuracies,
     loss_mia,
     mia_noise_floor,
+    permute_membership,
 )
 
 
@@ -154,6 +155,50 @@ def test_noise_floor_ignores_real_signal_and_the_attack_clears_it() -> None:
         attack = loss_mia(members, nonmembers, seed=0, repeats=10, **sides)
         assert floor.mean == pytest.approx(50, abs=1)
         assert attack.mean > 50 + 10 * floor.half_width
+
+
+def _no_signal_world(
+    rng: np.random.Generator, members: int = 280, nonmembers: int = 1000
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """MNIST-like losses of 10 classes, all from one distribution: most tiny, a few large."""
+    labels = rng.integers(0, 10, members + nonmembers)
+    hard = rng.random(len(labels)) < 0.05 + 0.01 * labels
+    losses = np.where(
+        hard, rng.exponential(2.0, len(labels)), rng.exponential(0.002 * (1 + labels))
+    )
+    return losses[:members], losses[members:], labels[:members], labels[members:]
+
+
+def test_noise_floor_covers_the_scores_of_no_signal_forget_sets() -> None:
+    # The floor answers "could a forget set of this size with no membership signal score
+    # this?": in worlds where members and non-members come from one distribution, about 95 % of
+    # attacks must land within it (~93 % expected with 50 permutations). The former null, which
+    # shuffled membership inside each repeat's draw, covered 72 % of these worlds.
+    rng = np.random.default_rng(0)
+    inside = []
+    for world in range(200):
+        members, nonmembers, m_labels, n_labels = _no_signal_world(rng)
+        kw = {"member_labels": m_labels, "nonmember_labels": n_labels, "repeats": 10}
+        score = loss_mia(members, nonmembers, seed=world, **kw).mean
+        floor = mia_noise_floor(members, nonmembers, seed=world, permutations=50, **kw)
+        inside.append(abs(score - 50) <= floor.half_width)
+    assert 0.88 <= np.mean(inside) <= 0.995
+
+
+def test_membership_permutations_stay_within_each_class() -> None:
+    rng = np.random.default_rng(8)
+    m_labels, n_labels = rng.integers(0, 3, 40), np.r_[rng.integers(0, 4, 90), 5]
+    members, nonmembers = permute_membership(
+        m_labels, n_labels, permutations=30, rng=np.random.default_rng(0)
+    )
+    assert members.shape == (30, 40) and nonmembers.shape == (30, 91)
+    pooled_labels = np.r_[m_labels, n_labels]
+    for m_row, n_row in zip(members, nonmembers, strict=True):
+        np.testing.assert_array_equal(np.sort(np.r_[m_row, n_row]), np.arange(131))
+        np.testing.assert_array_equal(pooled_labels[m_row], m_labels)  # labels kept in place
+        np.testing.assert_array_equal(pooled_labels[n_row], n_labels)
+    assert (members >= 40).mean() == pytest.approx(91 / 131, abs=0.1)  # non-members move in
+    assert len({tuple(row) for row in members}) == 30
 
 
 def test_identical_distributions_score_about_fifty() -> None:

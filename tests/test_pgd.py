@@ -43,7 +43,7 @@ def _step_only(
     exp: Experiment, trained: Trained, request: ForgetRequest, method: PGD
 ) -> UnlearnOutcome:
     """Run the method through the engine with recovery switched off: the method's own output."""
-    exp._recover = lambda state, split, label, target: (state, TrainLog())  # type: ignore[method-assign]
+    exp._recover = lambda state, *_: (state, TrainLog())  # type: ignore[method-assign]
     return exp.unlearn(trained, request, method)
 
 

@@ -220,7 +220,12 @@ def test_cli_run_keys_records_by_the_method_name_and_resumes(
     assert main(argv) == 0
     assert "| Scale |" in capsys.readouterr().out
     results = json.loads((out / "results.json").read_text())
-    assert {r["method"] for r in results["records"]} == {"original", "retrain", "scale"}
+    assert {r["method"] for r in results["records"]} == {
+        "original",
+        "retrain",
+        "retrain_prime",
+        "scale",
+    }
     assert "scale/seed0" in results["logs"] and (out / "models" / "scale-seed0.pt").exists()
     assert _calls().count("scale factor=0.25") == 1
 
@@ -318,7 +323,7 @@ def test_entry_points_name_a_model_a_data_set_and_a_method(
     methods = ["--set", 'unlearn.methods=["tinyscale"]', "--set", "options.tinyscale.factor=0.75"]
     assert main(["run", *FAST, *names, *methods, "--out", str(out)]) == 0
     records = json.loads((out / "results.json").read_text())["records"]
-    assert {r["method"] for r in records} == {"original", "retrain", "scale"}
+    assert {r["method"] for r in records} == {"original", "retrain", "retrain_prime", "scale"}
     assert _calls().count("scale factor=0.75") == 1
 
 

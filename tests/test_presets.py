@@ -154,6 +154,6 @@ def test_preset_runs_on_files_in_the_standard_layout(tmp_path: Path, preset, wri
     ]
     assert main(argv) == 0
     records = json.loads((out / "results.json").read_text())["records"]
-    assert {r["method"] for r in records} == {"original", "retrain", "not"}
+    assert {r["method"] for r in records} == {"original", "retrain", "retrain_prime", "not"}
     assert (out / "results.csv").read_text().startswith("method,")
     assert (out / "results.png").stat().st_size > 10_000

@@ -14,7 +14,7 @@ from fednot.data.forget import split_request
 from fednot.experiment import Experiment
 from fednot.presets import preset_names, scenario_names
 from fednot.testing import tiny_config, tiny_federation
-from fednot.trajectory import Point, read_at_cost, trajectory
+from fednot.trajectory import Point, Trajectory, read_at_cost, reading_rounds, trajectory
 from fednot.types import ForgetRequest
 
 
@@ -103,18 +103,38 @@ def test_the_last_trajectory_point_equals_the_final_evaluation() -> None:
     assert set(outcome.start) >= {"retain_acc", "forget_acc", "test_acc", "mia"}
 
 
-def _points() -> list[Point]:
+def _points(evaluated: tuple[int, ...] = (0, 1, 2, 3)) -> Trajectory:
     metrics = {"retain_acc": 90.0, "forget_acc": 90.0, "test_acc": 90.0, "mia": 50.0}
-    return [Point(r, 100 + 10 * r, 0, {**metrics, "forget_acc": 90.0 - r}) for r in range(4)]
+    costs = tuple(Point(r, 100 + 10 * r, 5 * r, {}) for r in range(4))
+    points = tuple(
+        Point(r, 100 + 10 * r, 5 * r, {**metrics, "forget_acc": 90.0 - r}) for r in evaluated
+    )
+    return Trajectory(points, costs)
 
 
 def test_reading_at_a_cost_takes_the_last_model_within_it() -> None:
-    points = _points()  # cumulative bytes 100 (step), 110, 120, 130
-    assert read_at_cost(points, 99, 130) is None  # the step alone costs more
-    reading = read_at_cost(points, 125, 130)
+    points = _points()  # cumulative bytes 100 (step), 110, 120, 130; FLOPs 0, 5, 10, 15
+    assert read_at_cost(points, 99) is None  # the step alone costs more
+    reading = read_at_cost(points, 125)
     assert reading is not None and reading.point.round == 2 and not reading.beyond_run
-    beyond = read_at_cost(points, 500, 130)
+    assert reading.exact
+    beyond = read_at_cost(points, 500)
     assert beyond is not None and beyond.point.round == 3 and beyond.beyond_run
+    flops = read_at_cost(points, 7, "flops")
+    assert flops is not None and flops.point.round == 1 and flops.exact
+
+
+def test_a_reading_the_grid_skipped_is_flagged_inexact() -> None:
+    grid = _points(evaluated=(0, 2, 3))  # round 1 not evaluated
+    reading = read_at_cost(grid, 115)  # round 1 is the last within 115 bytes
+    assert reading is not None and reading.point.round == 0 and not reading.exact
+
+
+def test_reading_rounds_are_the_last_round_within_each_exceeded_budget() -> None:
+    costs = list(_points().costs)
+    assert reading_rounds(costs, {"comm25": 115.0, "flops50": 7.0}) == {1}
+    assert reading_rounds(costs[:2], {"comm25": 115.0}) == set()  # not exceeded yet
+    assert reading_rounds(costs, {"comm50": 95.0}) == set()  # the step alone costs more
 
 
 def test_trajectory_counts_the_step_and_every_round_cost() -> None:
@@ -126,7 +146,13 @@ def test_trajectory_counts_the_step_and_every_round_cost() -> None:
              "extra": {"retain_acc": 1.0, "forget_acc": 2.0, "test_acc": 3.0, "mia": 50.0}},
         ],
     }  # fmt: skip
-    points = trajectory(log, step_comm_bytes=7, step_flops=1)
+    run = trajectory(log, step_comm_bytes=7, step_flops=1)
+    points = run.points
     assert [(p.round, p.comm_bytes, p.flops) for p in points] == [(0, 7, 1), (2, 27, 11)]
+    assert [(c.round, c.comm_bytes, c.flops) for c in run.costs] == [
+        (0, 7, 1),
+        (1, 17, 6),
+        (2, 27, 11),
+    ]
     reference = {"retain_acc": 2.0, "forget_acc": 2.0, "test_acc": 2.0, "mia": 52.0}
     assert points[0].gap(reference) == pytest.approx((1 + 0 + 1 + 2) / 4)

@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from fednot.stats import Interval, mean_ci, paired_ci
+from fednot.stats import (
+    Interval,
+    holm,
+    mean_ci,
+    paired_ci,
+    seeds_for_exact,
+    sign_flip_p,
+    smallest_sign_flip_p,
+    t_test_p,
+)
 
 VALUES = [0.82, 1.31, 0.59, 1.05, 0.97]
 OTHER = [1.21, 1.40, 1.02, 1.11, 1.38]
@@ -55,3 +64,32 @@ def test_bad_inputs_raise_clear_errors() -> None:
         paired_ci([1.0], [1.0, 2.0])
     with pytest.raises(ValueError, match="level"):
         mean_ci([1.0, 2.0], level=1.5)
+
+
+def test_t_test_p_matches_scipy_ttest_rel() -> None:
+    expected = stats.ttest_rel(VALUES, OTHER).pvalue
+    assert t_test_p(np.subtract(VALUES, OTHER).tolist()) == pytest.approx(expected, rel=1e-12)
+    assert math.isnan(t_test_p([0.3]))
+
+
+def test_sign_flip_p_equals_a_hand_enumeration() -> None:
+    # differences -0.39, -0.09, -0.43, -0.06, -0.41: all five negative, so only the observed
+    # pattern and its mirror reach |sum| = 1.38 among the 32 sign patterns: p = 2/32.
+    assert sign_flip_p(np.subtract(VALUES, OTHER).tolist()) == pytest.approx(2 / 32)
+    # 1, -2, 3: sums over the 8 patterns are ±6, ±4, ±2, ±0 ... |sum| >= |1-2+3| = 2 for
+    # (1,2,3)->6, (1,-2,3)->2, (-1,2,3)->4, (1,2,-3)->0, and their mirrors: 6 of 8.
+    assert sign_flip_p([1.0, -2.0, 3.0]) == pytest.approx(6 / 8)
+    assert smallest_sign_flip_p(5) == 1 / 16 and smallest_sign_flip_p(3) == 0.25
+    assert seeds_for_exact(0.05) == 6
+    with pytest.raises(ValueError, match="exceeds"):
+        sign_flip_p([1.0] * 21)
+
+
+def test_holm_equals_a_hand_computation() -> None:
+    # m = 4 tests, sorted 0.01, 0.02, 0.03, 0.04: 4*0.01 = 0.04, 3*0.02 = 0.06,
+    # 2*0.03 = 0.06 (running max 0.06), 1*0.04 = 0.04 -> 0.06; NaN untouched.
+    got = holm([0.03, 0.01, math.nan, 0.04, 0.02])
+    assert got[1] == pytest.approx(0.04) and got[4] == pytest.approx(0.06)
+    assert got[0] == pytest.approx(0.06) and got[3] == pytest.approx(0.06)
+    assert math.isnan(got[2])
+    assert holm([0.6, 0.5]) == pytest.approx([1.0, 1.0])  # capped at 1

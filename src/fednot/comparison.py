@@ -24,37 +24,40 @@ from dataclasses import dataclass
 from typing import Any
 
 from fednot.metrics.gaps import GAP_METRICS
-from fednot.results import ORIGINAL, REFERENCE, Record
+from fednot.paired import SeedGaps, compare
+from fednot.results import ORIGINAL, REFERENCE, RETRAIN_FLOOR, Record
 from fednot.stats import Interval, mean_ci, paired_ci
-from fednot.trajectory import COST_POINTS, Point, cost_key, read_cost_points, trajectory
+from fednot.trajectory import Trajectory, cost_keys, read_cost_points, trajectory
 
 END = "end"
-PAIRED_WITH: tuple[str, ...] = ("not", "ft")
-"""The methods every other method is compared with, seed by seed."""
+PAIRED_WITH: tuple[str, ...] = ("not", "ft", RETRAIN_FLOOR)
+"""The rows every method is compared with, seed by seed: NoT, FT, and Retrain′ (whose gap
+is what retraining itself scores: a method as close to Retrain as that is as good as a retrain).
+"""
+PRIMARY: tuple[tuple[str, str], ...] = (
+    ("not", END), ("not", "comm50"), ("ft", END), ("ft", "comm50"), (RETRAIN_FLOOR, END),
+)  # fmt: skip
+"""The declared families of the primary analysis (docs/protocol.md, "Statistics"): one reference
+× one reading point each, every method in it; Holm's correction within each family. Every
+other paired comparison is exploratory."""
 
 SCENARIO_METRICS = ("asr", "forget_class_acc", "remaining_class_test_acc")
+ATTACK_METRICS = ("conf_auc", "conf_tpr")
+"""The confidence attack's statistics (docs/metrics.md): reported beside the four gap metrics."""
 
 
 def reading_points() -> tuple[str, ...]:
-    """``end`` and the cost points' keys, in table order."""
-    return (END, *(cost_key(f) for f in COST_POINTS))
-
-
-@dataclass(frozen=True)
-class SeedGaps:
-    """One method's per-seed average gaps at every reading point.
-
-    Attributes:
-        gaps: reading point → seed → average gap to that seed's Retrain.
-        beyond_run: cost point → seeds whose run ended before that cost (final model read).
-    """
-
-    gaps: dict[str, dict[int, float]]
-    beyond_run: dict[str, list[int]]
+    """``end`` and the cost points' keys (communication, then FLOPs), in table order."""
+    return (END, *cost_keys())
 
 
 def per_seed_gaps(records: Sequence[Record], logs: Mapping[str, Any]) -> dict[str, SeedGaps]:
-    """Method → its `SeedGaps` (the original and Retrain have none)."""
+    """Method → its `SeedGaps` (the original and Retrain have none; Retrain′ only at the end).
+
+    At a cost point, the gap is taken against Retrain's final model measured on the same
+    samples as the method's point (the last point of Retrain's own trajectory, which is its
+    final model); without a Retrain trajectory, against Retrain's table metrics.
+    """
     reference = {r.seed: r for r in records if r.method == REFERENCE}
     runs = {(run.label, seed): run for seed, run in curve_runs(records, logs)}
     out: dict[str, SeedGaps] = {}
@@ -62,18 +65,20 @@ def per_seed_gaps(records: Sequence[Record], logs: Mapping[str, Any]) -> dict[st
         ref = reference.get(record.seed)
         if ref is None or record.avg_gap is None or record.method in (ORIGINAL, REFERENCE):
             continue
-        entry = out.setdefault(record.method, SeedGaps({}, {}))
+        entry = out.setdefault(record.method, SeedGaps({}, {}, {}))
         entry.gaps.setdefault(END, {})[record.seed] = record.avg_gap
         run = runs.get((record.method, record.seed))
         if run is None:
             continue
-        readings = read_cost_points(run.points, run.reference_comm_bytes, record.comm_bytes)
+        readings = read_cost_points(run.trajectory, ref.comm_bytes, ref.flops)
         for key, reading in readings.items():
             if reading is None:
                 continue
             entry.gaps.setdefault(key, {})[record.seed] = reading.point.gap(run.reference)
             if reading.beyond_run:
                 entry.beyond_run.setdefault(key, []).append(record.seed)
+            if not reading.exact:
+                entry.inexact.setdefault(key, []).append(record.seed)
     return out
 
 
@@ -87,6 +92,11 @@ def summarize(records: Sequence[Record], logs: Mapping[str, Any]) -> list[dict[s
     by_method = {m: [r for r in measured if r.method == m] for m in methods}
     reference = {r.seed: r for r in by_method.get(REFERENCE, [])}
     gaps = per_seed_gaps(measured, logs)
+    not_methods = [m for m in gaps if m == RETRAIN_FLOOR]
+    paired = compare(
+        gaps, PAIRED_WITH, reading_points(), PRIMARY,
+        skip={"not": not_methods, "ft": not_methods},
+    )  # fmt: skip
     rows = []
     for method, rs in by_method.items():
         first = next(r for r in records if r.method == method)
@@ -109,24 +119,24 @@ def summarize(records: Sequence[Record], logs: Mapping[str, Any]) -> list[dict[s
             if reference
             else None
         )
-        mine = gaps.get(method, SeedGaps({}, {}))
+        mine = gaps.get(method, SeedGaps({}, {}, {}))
         row["gap_at"] = {
             key: _interval(list(mine.gaps.get(key, {}).values())) for key in reading_points()
         }
         row["beyond_run"] = {
             key: sorted(mine.beyond_run.get(key, [])) for key in reading_points()[1:]
         }
-        row["paired"] = {
-            other: {key: _paired(mine.gaps, gaps[other].gaps, key) for key in reading_points()}
-            for other in PAIRED_WITH
-            if other != method and other in gaps and method in gaps
-        }
+        row["inexact"] = {key: sorted(mine.inexact.get(key, [])) for key in reading_points()[1:]}
+        row["paired"] = paired.get(method, {})
+        for metric in ATTACK_METRICS:
+            row[metric] = _optional_metric(rs, metric, reference)
         for metric in SCENARIO_METRICS:
             values = [v for r in rs if (v := getattr(r, metric)) is not None]
             row[metric] = _interval(values)
         row.update(_costs(rs, reference))
-        floors = [r.mia_floor for r in rs if r.mia_floor is not None]
-        row["mia_floor"] = sum(floors) / len(floors) if floors else None
+        for name in ("mia_floor", "conf_auc_floor", "conf_tpr_floor"):
+            floors = [v for r in rs if (v := getattr(r, name, None)) is not None]
+            row[name] = sum(floors) / len(floors) if floors else None
         rows.append(row)
     return rows
 
@@ -134,18 +144,29 @@ def summarize(records: Sequence[Record], logs: Mapping[str, Any]) -> list[dict[s
 def _without_values(row: dict[str, Any]) -> dict[str, Any]:
     """The row of a method that diverged on every seed: its keys, and no numbers."""
     empty = dict.fromkeys((*GAP_METRICS, "val_acc", "avg_gap", "avg_gap_of_means",
-                           *SCENARIO_METRICS, "mia_floor"))  # fmt: skip
+                           *SCENARIO_METRICS, *ATTACK_METRICS, "mia_floor",
+                           "conf_auc_floor", "conf_tpr_floor"))  # fmt: skip
     costs = dict.fromkeys(("comm_bytes", "flops", "storage_bytes", "rounds", "seconds",
                            "comm_bytes_ratio", "flops_ratio", "comm_to_target_ratio"))  # fmt: skip
     return {
         **row, **empty, **costs, "gap_at": dict.fromkeys(reading_points()),
-        "beyond_run": {key: [] for key in reading_points()[1:]}, "paired": {},
+        "beyond_run": {key: [] for key in reading_points()[1:]},
+        "inexact": {key: [] for key in reading_points()[1:]}, "paired": {},
         "rounds_to_target": [],
     }  # fmt: skip
 
 
 def _interval(values: Sequence[float]) -> dict[str, Any] | None:
     return mean_ci(list(values)).to_dict() if values else None
+
+
+def _optional_metric(
+    rs: Sequence[Record], metric: str, reference: Mapping[int, Record]
+) -> dict[str, Any] | None:
+    """`_metric` over the records that have ``metric`` (results from before it existed: none)."""
+    have = [r for r in rs if getattr(r, metric, None) is not None]
+    refs = {s: r for s, r in reference.items() if getattr(r, metric, None) is not None}
+    return _metric(have, metric, refs) if have else None
 
 
 def _metric(rs: Sequence[Record], metric: str, reference: Mapping[int, Record]) -> dict[str, Any]:
@@ -161,16 +182,6 @@ def _metric(rs: Sequence[Record], metric: str, reference: Mapping[int, Record]) 
         ref_mean = sum(getattr(r, metric) for r in refs) / len(refs)
         out["delta_of_means"] = abs(out["mean"] - ref_mean)
     return out
-
-
-def _paired(
-    mine: Mapping[str, Mapping[int, float]], theirs: Mapping[str, Mapping[int, float]], key: str
-) -> dict[str, Any] | None:
-    a, b = mine.get(key, {}), theirs.get(key, {})
-    seeds = sorted(set(a) & set(b))
-    if not seeds:
-        return None
-    return paired_ci([a[s] for s in seeds], [b[s] for s in seeds]).to_dict()
 
 
 def _costs(rs: Sequence[Record], reference: Mapping[int, Record]) -> dict[str, Any]:
@@ -195,19 +206,29 @@ def _costs(rs: Sequence[Record], reference: Mapping[int, Record]) -> dict[str, A
 
 
 def curve_runs(records: Sequence[Record], logs: Mapping[str, Any]) -> list[tuple[int, CurveRun]]:
-    """(seed, run) for every unlearning record with a log: its trajectory and its seed's Retrain."""
+    """(seed, run) for every unlearning record with a log: its trajectory and its seed's Retrain.
+
+    The reference is Retrain's final model measured as the trajectory's points are (the last
+    point of Retrain's own trajectory: the same samples when ``eval.curve_subset`` cuts the
+    sets); without one, Retrain's table metrics. Retrain′ (a retrain from scratch) has no curve.
+    """
     reference = {r.seed: r for r in records if r.method == REFERENCE}
     runs = []
     for record in records:
         ref = reference.get(record.seed)
         log = logs.get(f"{record.method}/seed{record.seed}")
-        if record.method in (ORIGINAL, REFERENCE) or ref is None or log is None or record.diverged:
+        skipped = record.method in (ORIGINAL, REFERENCE, RETRAIN_FLOOR)
+        if skipped or ref is None or log is None or record.diverged:
             continue
-        points = trajectory(
-            log, step_comm_bytes=record.step_comm_bytes, step_flops=record.step_flops
+        run = trajectory(log, step_comm_bytes=record.step_comm_bytes, step_flops=record.step_flops)
+        ref_metrics: Mapping[str, float] = {m: float(getattr(ref, m)) for m in GAP_METRICS}
+        ref_log = logs.get(f"{REFERENCE}/seed{record.seed}")
+        ref_last = (
+            None if ref_log is None else trajectory(ref_log, step_comm_bytes=0, step_flops=0).last
         )
-        ref_metrics = {m: float(getattr(ref, m)) for m in GAP_METRICS}
-        runs.append((record.seed, CurveRun(record.method, points, ref_metrics, ref.comm_bytes)))
+        if ref_last is not None and ref_last.round == ref.rounds:
+            ref_metrics = ref_last.metrics
+        runs.append((record.seed, CurveRun(record.method, run, ref_metrics, ref.comm_bytes)))
     return runs
 
 
@@ -226,7 +247,7 @@ class CurveRun:
     """One run's trajectory with the Retrain it is measured against (its seed's)."""
 
     label: str
-    points: Sequence[Point]
+    trajectory: Trajectory
     reference: Mapping[str, float]
     reference_comm_bytes: int
 
@@ -243,7 +264,7 @@ def pool_curves(runs: Sequence[CurveRun]) -> dict[str, list[dict[str, float]]]:
     for run in runs:
         if run.reference_comm_bytes <= 0:
             continue
-        for point in run.points:
+        for point in run.trajectory.points:
             pooled.setdefault(run.label, {}).setdefault(point.round, []).append(
                 (point.comm_bytes / run.reference_comm_bytes, point.gap(run.reference))
             )

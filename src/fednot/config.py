@@ -230,6 +230,8 @@ class EvalConfig:
     mia_null_permutations: int = 200  # permutations of the MIA's noise floor; 0 = skip (ours)
     curve_every: int = 1  # recovery rounds between trajectory points; 0 = off
     curve_subset: int | None = None  # None: full sets; else at most this many samples per set
+    # Retrain′: per seed, a retrain from another training seed, the floor of every gap (ours)
+    retrain_floor: bool = True
 
     def __post_init__(self) -> None:
         _require(self.batch_size >= 1, "eval.batch_size must be >= 1.")

@@ -2,7 +2,8 @@
 
 The same evaluation serves the final table and every trajectory point: the full sets by default,
 and the membership-inference attack averaged over repeated draws (docs/protocol.md,
-"Membership inference").
+"Membership inference"). The final evaluation adds a second, stronger attack on the calibrated
+true-class confidence (`fednot.metrics.confidence`), which trajectories do not carry.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from fednot.config import EvalConfig
 from fednot.data.federated import Federation, Preprocess, Samples
 from fednot.data.forget import ForgetSplit
 from fednot.errors import DivergenceError
-from fednot.federation.local import predict
+from fednot.federation.local import predict, predict_with_margins
+from fednot.metrics.confidence import confidence_attack
 from fednot.metrics.mia import loss_mia, mia_noise_floor
 from fednot.seeding import SeedStreams
 from fednot.types import StateDict
@@ -34,13 +36,20 @@ class Metrics:
         mia: the balanced loss attack (50 = D_u indistinguishable from unseen data), averaged
             over ``eval.mia_repeats`` draws of non-members and folds.
         mia_std: the standard deviation of one draw's score over those repeats.
-        mia_floor: the attack's noise floor: 95 % of permutation-null attacks (no signal, same
-            sizes, same averaging) land within 50 ± this many points (``None``: not computed).
+        mia_floor: the attack's noise floor: 95 % of attacks on a forget set of this size with no
+            membership signal (a permutation null: membership reassigned once within each class,
+            then the same averaged attack) land within 50 ± this many points (``None``: not
+            computed).
         val_acc: accuracy on the retained clients' pooled validation splits.
         asr: backdoor attack success rate: the share of triggered test images (true label not
             the target label) classified as the target label (backdoor scenario only).
         forget_class_acc: test accuracy on the forgotten classes (class-wise only).
         remaining_class_test_acc: test accuracy on the other classes (class-wise only).
+        conf_auc: the calibrated confidence attack's ROC AUC × 100, D_u against the test set
+            (50 = chance; docs/metrics.md). Not part of the average gap.
+        conf_tpr: its true-positive rate in percent at a 1 % false-positive rate (chance ≈ 1).
+        conf_auc_floor: 95 % of its permutation-null AUCs lie within 50 ± this many points.
+        conf_tpr_floor: the 95th percentile of its permutation-null TPRs, in percent.
     """
 
     retain_acc: float
@@ -53,6 +62,10 @@ class Metrics:
     asr: float | None = None
     forget_class_acc: float | None = None
     remaining_class_test_acc: float | None = None
+    conf_auc: float | None = None
+    conf_tpr: float | None = None
+    conf_auc_floor: float | None = None
+    conf_tpr_floor: float | None = None
 
     def to_dict(self) -> dict[str, float | None]:
         """JSON-ready form."""
@@ -113,10 +126,12 @@ def evaluate(
         state: the global state to evaluate.
         split: the request's retained federation and forget set.
         test_federation: supplies the test set and preprocessing.
-        streams: the run's streams; the MIA draws from ``("mia",)``.
+        streams: the run's streams; the loss MIA draws from ``("mia",)``, the confidence
+            attack's null from ``("mia", "confidence")``.
         config: evaluation settings.
         device: where to run.
-        noise_floor: also compute the MIA's permutation noise floor (``mia_floor``).
+        noise_floor: also compute the attacks' permutation noise floors (``mia_floor``,
+            ``conf_auc_floor``, ``conf_tpr_floor``), with ``config.mia_null_permutations``.
     """
     model.load_state_dict(state)
     preprocess = test_federation.preprocess
@@ -124,20 +139,29 @@ def evaluate(
     def run(samples: Samples) -> tuple[torch.Tensor, torch.Tensor]:
         return predict(model, samples, preprocess, batch_size=config.batch_size, device=device)
 
+    def scored(samples: Samples) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return predict_with_margins(
+            model, samples, preprocess, batch_size=config.batch_size, device=device
+        )
+
     _, retain_correct = run(split.retain)
-    forget_losses, forget_correct = run(split.forget)
-    test_losses, test_correct = run(test_federation.test)
+    forget_losses, forget_correct, forget_margins = scored(split.forget)
+    test_losses, test_correct, test_margins = scored(test_federation.test)
     _, val_correct = run(split.retained.pooled_val())
     sides = _attack_sides(forget_losses, split.forget, test_losses, test_federation.test, config)
     mia = loss_mia(**sides, seed=streams.seed_for("mia"), **_attack_options(config))
+    permutations = config.mia_null_permutations if noise_floor else 0
     floor = None
-    if noise_floor and config.mia_null_permutations:
+    if permutations:
         floor = mia_noise_floor(
-            **sides,
-            seed=streams.seed_for("mia"),  # the null of exactly the attack's draws
-            permutations=config.mia_null_permutations,
+            **sides, seed=streams.seed_for("mia"), permutations=permutations,
             **_attack_options(config),
-        ).half_width
+        ).half_width  # fmt: skip
+    conf = confidence_attack(
+        forget_margins.numpy(), test_margins.numpy(), member_labels=split.forget.labels.numpy(),
+        nonmember_labels=test_federation.test.labels.numpy(),
+        seed=streams.seed_for("mia", "confidence"), permutations=permutations,
+    )  # fmt: skip
     return Metrics(
         retain_acc=_pct(retain_correct),
         forget_acc=_pct(forget_correct),
@@ -146,6 +170,10 @@ def evaluate(
         mia_std=mia.std,
         val_acc=_pct(val_correct),
         mia_floor=floor,
+        conf_auc=conf.auc,
+        conf_tpr=conf.tpr_at_1fpr,
+        conf_auc_floor=conf.auc_floor,
+        conf_tpr_floor=conf.tpr_floor,
     )
 
 

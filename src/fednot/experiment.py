@@ -18,6 +18,7 @@ import torch
 from fednot.cache import ModelCache, cache_key
 from fednot.config import RunConfig
 from fednot.configio import to_dict
+from fednot.curves import CurveRecorder, complete_log
 from fednot.data.federated import Federation
 from fednot.data.forget import ForgetSplit, split_request
 from fednot.data.partition import Partition
@@ -39,6 +40,7 @@ from fednot.preflight import check_federation, check_model, check_request, warn_
 from fednot.progress import Progress, Silent
 from fednot.scenarios import build_scenario
 from fednot.seeding import SeedStreams, derive_seed
+from fednot.trajectory import budgets
 from fednot.types import ForgetRequest, StateDict
 from fednot.unlearning.base import Unlearner
 from fednot.unlearning.context import UnlearnContext
@@ -148,6 +150,7 @@ class Experiment:
         method: Unlearner | str,
         *,
         reference_val_acc: float | None = None,
+        reference_costs: Costs | None = None,
     ) -> UnlearnOutcome:
         """Apply ``method`` to the trained model for ``request``, then recover.
 
@@ -159,6 +162,9 @@ class Experiment:
                 ``"pkg.module:Class"`` (options from ``config.options[name]``).
             reference_val_acc: Retrain's final retained-validation accuracy, needed only by the
                 oracle stop rule ``unlearn.target_val_acc = "retrain"``.
+            reference_costs: Retrain's costs on this request: with a trajectory
+                (``eval.curve_every``), the last round within each cost point is evaluated too,
+                so every cost reading is exact (`fednot.curves`).
 
         Raises:
             DivergenceError: the method's step, its recovery or Retrain diverged (a non-finite
@@ -198,7 +204,14 @@ class Experiment:
                 self.config.unlearn, reference_val_acc,
                 lambda: self._backend(split).val_accuracy(trained.state),
             )  # fmt: skip
-            state_out, log = self._recover(result.state, split, method.name, stop)
+            limits = (
+                {}
+                if reference_costs is None
+                else budgets(reference_costs.comm_bytes, reference_costs.flops)
+            )
+            state_out, log = self._recover(
+                result.state, split, method.name, stop, limits, step_costs
+            )
             self.progress.info(f"{method.name}: {log.stop_reason} after {len(log.rounds)} rounds")
         storage = history.storage_bytes() if history is not None else 0
         return UnlearnOutcome(
@@ -285,10 +298,17 @@ class Experiment:
     def _retrain(self, split: ForgetSplit) -> UnlearnOutcome:
         curve = (self.config.eval.curve_every, self.config.eval.curve_subset)
         key = cache_key("retrain", self._key_parts(request=split.request.to_dict(), curve=curve))
-        phase = self._train(key, split, "retrain", None, self._curve_hook(split))
-        start = self._curve_point(self.initial_state, split) if curve[0] else {}  # round 0
+
+        def measure(state: StateDict) -> dict[str, float]:
+            return self._curve_point(state, split)
+
+        hook = CurveRecorder(measure, curve[0], {}, Costs()) if curve[0] else None
+        phase = self._train(key, split, "retrain", None, hook)
+        start, log = {}, phase.log
+        if curve[0]:  # round 0, and the final model whatever round training stopped at
+            start, log = measure(self.initial_state), complete_log(phase.log, phase.state, measure)
         return UnlearnOutcome(
-            "retrain", phase.state, Costs(), phase.log, start=start, cached=phase.cached
+            "retrain", phase.state, Costs(), log, start=start, cached=phase.cached
         )
 
     def _train(
@@ -304,14 +324,20 @@ class Experiment:
         )  # fmt: skip
 
     def _recover(
-        self, state: StateDict, split: ForgetSplit, label: str, stop: StopRule
-    ) -> tuple[StateDict, TrainLog]:
+        self, state: StateDict, split: ForgetSplit, label: str, stop: StopRule,
+        limits: dict[str, float], step_costs: Costs,
+    ) -> tuple[StateDict, TrainLog]:  # fmt: skip
         unlearn = self.config.unlearn
         lr = unlearn.recovery_lr_of(label)  # the method's own (unlearn.method_recovery_lr), if set
         fedavg = self._fedavg(split, "recovery", label, lr=lr)
         if label in unlearn.method_recovery_lr:  # a divergence names the key that set the rate
             fedavg.stage = replace(fedavg.stage, lr_key=f"unlearn.method_recovery_lr.{label}")
-        return fedavg.run(dict(state), stop, on_round=self._curve_hook(split))
+        every = self.config.eval.curve_every
+        if not every:
+            return fedavg.run(dict(state), stop)
+        recorder = CurveRecorder(lambda s: self._curve_point(s, split), every, limits, step_costs)
+        state, log = fedavg.run(dict(state), stop, on_round=recorder)
+        return state, recorder.complete(log, state)
 
     def _curve_point(self, state: StateDict, split: ForgetSplit) -> dict[str, float]:
         """The four metrics of one trajectory point (`fednot.evaluation.curve_point`)."""
@@ -319,11 +345,3 @@ class Experiment:
             self.model, state, split, self.federation, self.streams, self.config.eval,
             device=self.device,
         )  # fmt: skip
-
-    def _curve_hook(self, split: ForgetSplit) -> RoundHook:
-        every = self.config.eval.curve_every
-
-        def hook(round_: int, state: StateDict) -> dict[str, float]:
-            return self._curve_point(state, split) if every and round_ % every == 0 else {}
-
-        return hook

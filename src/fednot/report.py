@@ -5,15 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from fednot.config import RunConfig
-from fednot.tables import (
-    BELOW_NOISE,
-    BEYOND,
-    NOT_DISTINGUISHABLE,
-    main_table,
-    noise_floor,
-    paired_table,
-    statements,
-)
+from fednot.statements import EXCLUDED, paired_table, statements
+from fednot.tables import BELOW_NOISE, BEYOND, INEXACT, NOT_DISTINGUISHABLE, main_table, noise_floor
 
 
 def describe_setup(config: RunConfig, *, short: bool = False) -> str:
@@ -97,12 +90,19 @@ def report_markdown(
         f"Cells: mean ± half-width of the 95 % Student-t CI over {seeds} seeds (no interval for "
         "one seed); in brackets the signed Δ to Retrain, the mean of per-seed differences "
         "(each seed against its own Retrain). Avg. gap: mean over seeds of the per-seed mean "
-        "of the four |Δ| (lower is better). Gap @x % comm.: the average gap of the last "
-        "evaluated model whose cumulative communication (the method's step included) is at "
-        f"most x % of the same seed's Retrain; {BEYOND}: the method's run ended before that "
-        "cost, so its final model is read; —: the step alone costs more. MIA: balanced loss "
-        f"attack, 50 = indistinguishable, averaged over {config.eval.mia_repeats} draws; "
-        f"noise floor: {floor_text}; {BELOW_NOISE}: |Δ MIA| below that floor. "
+        "of the four |Δ| of retain, forget and test accuracy and the loss MIA (lower is "
+        "better). Retrain′: Retrain's recipe from another training seed; its gap is what "
+        "retraining itself scores, the floor of every gap. Gap @x % comm. (FLOPs): the average "
+        "gap of the model after the last round whose cumulative communication (training FLOPs), "
+        "the method's step included, is at most x % of the same seed's Retrain, against "
+        "Retrain's final model measured on the same samples; "
+        f"{BEYOND}: the method's run ended before that cost, so its final model is read; "
+        f"{INEXACT}: the evaluation grid skipped that round (older logs), an earlier round is "
+        "read; —: the step alone costs more. MIA: balanced loss attack, 50 = "
+        f"indistinguishable, averaged over {config.eval.mia_repeats} draws; noise floor: "
+        f"{floor_text}; {BELOW_NOISE}: |Δ| below the attack's floor. Conf. AUC and TPR @1 % "
+        "FPR: the attack on the true class's logit-scaled confidence, calibrated per class on "
+        "the non-members (docs/metrics.md); AUC 50 and TPR 1 are chance. "
         "Comm./FLOPs / Retrain: the unlearning step plus recovery, relative to the same seed's "
         "Retrain. Storage: history the server keeps for the method. Oracle column: the first "
         "recovery round whose retained-validation accuracy reaches Retrain's final one, per "
@@ -112,9 +112,15 @@ def report_markdown(
     paired = paired_table(summary)
     paired_part = (
         "## Paired differences in average gap\n\n"
-        "Per method, its per-seed average gap minus NoT's and minus FT's (negative: closer to "
-        f"Retrain than the reference), mean and 95 % CI over the same seeds; {NOT_DISTINGUISHABLE}"
-        f": the CI contains 0, not distinguishable at this number of seeds.\n\n{paired}\n\n"
+        "Per reference (NoT, FT, Retrain′), each method's per-seed average gap minus the "
+        "reference's (negative: closer to Retrain than the reference), mean and 95 % CI over "
+        "the same seeds, with the paired t-test's p, the exact sign-flip test's p and, in a "
+        "primary family (the end of the budget and 50 % of Retrain's communication against "
+        "NoT and FT; the end against Retrain′: docs/protocol.md), the Holm-adjusted p. "
+        "The exact test cannot go below 2^(1−n) with n seeds: it needs 6 seeds to reach 0.05. "
+        f"{NOT_DISTINGUISHABLE}: no ranking (exploratory, or Holm p ≥ 0.05); {EXCLUDED}: not "
+        f"tested, a side's run ended before that cost or was not read at its last round.\n\n"
+        f"{paired}\n\n"
         if paired
         else ""
     )

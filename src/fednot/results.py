@@ -14,6 +14,8 @@ from typing import Any
 from fednot.metrics.gaps import avg_gap
 
 REFERENCE = "retrain"
+RETRAIN_FLOOR = "retrain_prime"
+"""Retrain′: an independent retrain (another training seed), the floor of every gap."""
 ORIGINAL = "original"
 
 
@@ -57,6 +59,10 @@ class Record:
     requirements: str
     storage_bytes: int = 0
     mia_floor: float | None = None  # the MIA's permutation noise floor (half-width, points)
+    conf_auc: float | None = None  # the confidence attack's ROC AUC × 100 (docs/metrics.md)
+    conf_tpr: float | None = None  # its TPR at 1 % FPR, in percent
+    conf_auc_floor: float | None = None  # its AUC's noise floor (half-width, points)
+    conf_tpr_floor: float | None = None  # 95th percentile of its null TPR, in percent
     cached: bool = False
     notes: dict[str, Any] = field(default_factory=dict)
     diverged: str = ""  # why the method diverged on this seed ("": it did not)

@@ -42,6 +42,7 @@ from fednot.errors import ConfigError, DivergenceError
 from fednot.evaluation import Metrics
 from fednot.experiment import Experiment
 from fednot.federation.aggregate import clone_state
+from fednot.federation.costs import Costs
 from fednot.federation.history import HistorySpec
 from fednot.outcome import Trained, UnlearnOutcome
 from fednot.plots import delta_chart, tradeoff_chart
@@ -50,6 +51,7 @@ from fednot.report import describe_setup, report_markdown
 from fednot.results import (
     ORIGINAL,
     REFERENCE,
+    RETRAIN_FLOOR,
     Record,
     csv_text,
     json_safe,
@@ -60,6 +62,10 @@ from fednot.tables import noise_floor
 from fednot.unlearning.base import Unlearner
 from fednot.unlearning.registry import create_unlearner
 from fednot.version import __version__
+
+FLOOR_TRAINING_SEED = 1
+"""Retrain′'s training seed (`Experiment.reseeded`): initial weights and client streams."""
+FLOOR_TITLE = "Retrain′ (another training seed)"
 
 
 def default_run_dir(config: RunConfig) -> Path:
@@ -168,16 +174,31 @@ class Run:
                     exp, ORIGINAL, "original (before unlearning)", trained.state, None, "none"
                 )
             for name, method in methods.items():
-                if self._done(name, seed):
-                    continue
-                self._cell(exp, trained, method)
+                if not self._done(name, seed):
+                    self._cell(exp, trained, method)
+                if name == REFERENCE and self._wants_floor(seed):
+                    self._floor_cell(exp, trained)
         summary, curves = self._summaries()
         self._write(summary, curves)
         self.write_charts(summary, curves)
         return summary
 
     def _seed_done(self, seed: int, methods: Iterable[str]) -> bool:
-        return all(self._done(m, seed) for m in [ORIGINAL, *methods])
+        done = all(self._done(m, seed) for m in [ORIGINAL, *methods])
+        return done and not self._wants_floor(seed)
+
+    def _wants_floor(self, seed: int) -> bool:
+        return self.config.eval.retrain_floor and self._done(RETRAIN_FLOOR, seed) is None
+
+    def _floor_cell(self, exp: Experiment, trained: Trained) -> None:
+        """Retrain′: Retrain's recipe from another training seed, cached like Retrain.
+
+        Another training seed draws other initial weights and client streams; the data,
+        partition, request and evaluation are the seed's.
+        """
+        twin = exp.reseeded(FLOOR_TRAINING_SEED)
+        outcome = twin.unlearn(trained, exp.scenario.request, REFERENCE)
+        self._add(exp, RETRAIN_FLOOR, FLOOR_TITLE, outcome.state, outcome, "none")
 
     def _experiment(self, seed: int, methods: Iterable[Unlearner]) -> Experiment:
         """The seed's experiment, after checking the methods and the request against it."""
@@ -191,10 +212,12 @@ class Run:
         """Unlearn with ``method``, evaluate, record; a divergence (not Retrain's) is recorded."""
         title, needs = type(method).title or method.name, method.requirements.describe()
         reference = self._done(REFERENCE, exp.seed)
+        costs = None if reference is None else Costs(reference.comm_bytes, reference.flops)
         try:
             outcome = exp.unlearn(
                 trained, exp.scenario.request, method,
                 reference_val_acc=reference.val_acc if reference else None,
+                reference_costs=costs,
             )  # fmt: skip
             self._add(exp, method.name, title, outcome.state, outcome, needs)
         except DivergenceError as error:

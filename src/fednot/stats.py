@@ -79,3 +79,81 @@ def paired_ci(a: Sequence[float], b: Sequence[float], level: float = LEVEL) -> I
     if len(a) != len(b):
         raise ValueError(f"Paired values need equal lengths, got {len(a)} and {len(b)}.")
     return mean_ci([x - y for x, y in zip(a, b, strict=True)], level)
+
+
+EXACT_ENUMERATION_LIMIT = 20
+"""Up to this many seeds, `sign_flip_p` enumerates every sign pattern (2^20 patterns)."""
+
+
+def t_test_p(differences: Sequence[float]) -> float:
+    """Two-sided p-value of the one-sample t-test of mean 0 (the test behind `paired_ci`).
+
+    NaN for fewer than two values. With no spread, 1 for a mean of 0 and 0 otherwise.
+    """
+    n = len(differences)
+    if n < 2:
+        return math.nan
+    mean = math.fsum(differences) / n
+    variance = math.fsum((v - mean) ** 2 for v in differences) / (n - 1)
+    if variance == 0:
+        return 1.0 if mean == 0 else 0.0
+    statistic = mean / math.sqrt(variance / n)
+    return float(2 * _scipy_stats.t.sf(abs(statistic), n - 1))
+
+
+def sign_flip_p(differences: Sequence[float]) -> float:
+    """Exact two-sided p-value of the paired sign-flip (permutation) test of mean 0.
+
+    Under the null that each per-seed difference is as likely negative as positive, every one
+    of the 2^n sign patterns is equally likely; p is the share of patterns whose |mean| is at
+    least the observed |mean| (the observed pattern included, so p ≥ 2^(1−n) for a nonzero
+    mean: `smallest_sign_flip_p`). No normality is assumed. NaN for no values.
+
+    Raises:
+        ValueError: more than `EXACT_ENUMERATION_LIMIT` values.
+    """
+    n = len(differences)
+    if n == 0:
+        return math.nan
+    if n > EXACT_ENUMERATION_LIMIT:
+        raise ValueError(
+            f"sign_flip_p enumerates 2^n sign patterns; n = {n} exceeds "
+            f"{EXACT_ENUMERATION_LIMIT}. Use fewer seeds per comparison."
+        )
+    import numpy as np
+
+    values = np.asarray(differences, dtype=np.float64)
+    patterns = ((np.arange(2**n)[:, None] >> np.arange(n)) & 1) * 2 - 1
+    sums = np.abs(patterns @ values)
+    observed = abs(float(values.sum()))
+    return float(np.mean(sums >= observed * (1 - 1e-12) - 1e-15))
+
+
+def smallest_sign_flip_p(n: int) -> float:
+    """The smallest p-value `sign_flip_p` can give with ``n`` seeds: 2^(1−n)."""
+    return 2.0 ** (1 - n) if n >= 1 else math.nan
+
+
+def seeds_for_exact(alpha: float = 1 - LEVEL) -> int:
+    """The fewest seeds with which the exact sign-flip test can reach ``alpha`` (6 for 0.05)."""
+    n = 1
+    while smallest_sign_flip_p(n) > alpha:
+        n += 1
+    return n
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values of one family of tests (NaN entries stay NaN).
+
+    Sorted ascending, the i-th smallest of m p-values (i from 0) is multiplied by m − i, the
+    running maximum keeps the order, and values are capped at 1. Rejecting where the adjusted
+    p is below alpha controls the family-wise error rate at alpha under any dependence.
+    """
+    tested = sorted((p, i) for i, p in enumerate(p_values) if not math.isnan(p))
+    m = len(tested)
+    adjusted = [math.nan] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(tested):
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[i] = running
+    return adjusted

@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fednot.comparison import END, PAIRED_WITH, SCENARIO_METRICS, reading_points
+from fednot.comparison import END, SCENARIO_METRICS, reading_points
 from fednot.metrics.gaps import GAP_METRICS
 from fednot.results import ORIGINAL, REFERENCE
 from fednot.stats import Interval
@@ -22,7 +22,12 @@ _SCENARIO_HEADER = {
     "forget_class_acc": "Forget-class test acc.",
     "remaining_class_test_acc": "Remaining-class test acc.",
 }
-_POINT_HEADER = {"comm25": "@25 % comm.", "comm50": "@50 % comm.", "comm100": "@100 % comm."}
+_POINT_HEADER = {
+    "comm25": "@25 % comm.", "comm50": "@50 % comm.", "comm100": "@100 % comm.",
+    "flops25": "@25 % FLOPs", "flops50": "@50 % FLOPs", "flops100": "@100 % FLOPs",
+}  # fmt: skip
+_ATTACK_HEADER = {"conf_auc": "Conf. AUC (Δ)", "conf_tpr": "TPR @1 % FPR (Δ)"}
+INEXACT = "*"
 BEYOND = "†"
 BELOW_NOISE = "‡"
 NOT_DISTINGUISHABLE = "≈"
@@ -35,6 +40,8 @@ def point_text(key: str, recovery_rounds: int | None = None) -> str:
     if key == END:
         budget = f" of {recovery_rounds} recovery rounds" if recovery_rounds is not None else ""
         return f"the end of the common budget{budget}"
+    if key.startswith("flops"):
+        return f"{key.removeprefix('flops')} % of Retrain's training FLOPs"
     return f"{key.removeprefix('comm')} % of Retrain's communication"
 
 
@@ -63,13 +70,29 @@ def _ci(data: Mapping[str, Any] | None) -> str:
 
 
 def _metric_cell(row: Mapping[str, Any], metric: str, floor: float | None) -> str:
-    stat = row[metric]
+    stat = row.get(metric)
+    if stat is None:
+        return "—"
     text = format_interval(stat)
     delta = _interval(stat.get("delta"))
     if delta is None or row["method"] == REFERENCE:
         return text
-    mark = BELOW_NOISE if metric == "mia" and floor is not None and abs(delta.mean) < floor else ""
+    mark = BELOW_NOISE if floor is not None and abs(delta.mean) < floor else ""
     return f"{text} ({delta.mean:+.2f}{mark})"
+
+
+def _floors(summary: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
+    """Per attack statistic, Retrain's floor (mean over seeds), else any row's."""
+    out: dict[str, float | None] = {}
+    for metric, key in (("mia", "mia_floor"), ("conf_auc", "conf_auc_floor")):
+        values = {row["method"]: row.get(key) for row in summary}
+        value = values.get(REFERENCE)
+        out[metric] = (
+            value
+            if value is not None
+            else next((f for f in values.values() if f is not None), None)
+        )
+    return out
 
 
 def noise_floor(summary: Sequence[Mapping[str, Any]]) -> float | None:
@@ -97,9 +120,11 @@ def main_table(
     """
     tuned = {method: values for method, values in (tuned or {}).items() if values}
     extra = _extra(summary)
-    floor = noise_floor(summary)
+    floors = _floors(summary)
+    attacks = [m for m in _ATTACK_HEADER if any(row.get(m) for row in summary)]
     header = [
-        "Method", "Retain (Δ)", "Forget (Δ)", "Test (Δ)", "MIA (Δ)", "Avg. gap ↓",
+        "Method", "Retain (Δ)", "Forget (Δ)", "Test (Δ)", "MIA (Δ)",
+        *(_ATTACK_HEADER[m] for m in attacks), "Avg. gap ↓",
         *(f"Gap {_POINT_HEADER[k]}" for k in reading_points()[1:]),
         *(_SCENARIO_HEADER[m] for m in extra),
         "Comm. / Retrain", "FLOPs / Retrain", "Storage (B)", "Rounds",
@@ -112,11 +137,15 @@ def main_table(
             title = _tuned_title(row, tuned)
             lines.append(f"| {' | '.join([title, text, *['—'] * (len(header) - 2)])} |")
             continue
-        cells = [_title(row, tuned), *(_metric_cell(row, m, floor) for m in GAP_METRICS)]
+        cells = [_title(row, tuned), *(_metric_cell(row, m, floors.get(m)) for m in GAP_METRICS)]
+        cells += [_metric_cell(row, m, floors.get(m)) for m in attacks]
         cells.append(format_interval(row["avg_gap"]))
         for key in reading_points()[1:]:
             text = format_interval(row["gap_at"].get(key))
-            cells.append(text + (BEYOND if row["beyond_run"].get(key) and text != "—" else ""))
+            if text != "—":
+                text += BEYOND if row["beyond_run"].get(key) else ""
+                text += INEXACT if (row.get("inexact") or {}).get(key) else ""
+            cells.append(text)
         cells += [format_interval(row.get(m)) for m in extra]
         if row["method"] == ORIGINAL:
             cells += ["—"] * 6
@@ -196,87 +225,6 @@ def divergence_notes(summary: Sequence[Mapping[str, Any]]) -> list[str]:
     return out
 
 
-def paired_table(summary: Sequence[Mapping[str, Any]]) -> str:
-    """Per method: its per-seed average gap minus NoT's and minus FT's, with 95 % CIs."""
-    refs = [r for r in PAIRED_WITH if any(r in row.get("paired", {}) for row in summary)]
-    if not refs:
-        return ""
-    titles = {row["method"]: row["title"] for row in summary}
-    header = ["Method"]
-    for ref in refs:
-        header += [f"− {titles[ref]}: {'end' if k == END else _POINT_HEADER[k]}"
-                   for k in reading_points()]  # fmt: skip
-    lines = [f"| {' | '.join(header)} |", f"|{'---|' * len(header)}"]
-    for row in summary:
-        if not row.get("paired"):
-            continue
-        cells = [row["title"]]
-        for ref in refs:
-            paired = row["paired"].get(ref)
-            cells += [_ci(paired.get(k)) if paired else "—" for k in reading_points()]
-        lines.append(f"| {' | '.join(cells)} |")
-    return "\n".join(lines)
-
-
-def statements(summary: Sequence[Mapping[str, Any]], recovery_rounds: int | None = None) -> str:
-    """The sentences the paired CIs support, from NoT's and FT's side, at every reading point.
-
-    A method is named "lower" or "higher" only when the paired 95 % CI of the difference
-    excludes 0; the others are listed as not distinguishable, with their numbers. Differences
-    are the reference's per-seed gap minus the other method's, over the seeds where both have
-    values; a method that diverged on some seed is listed with that count, never ranked on it.
-    """
-    titles = {row["method"]: row["title"] for row in summary}
-    beyond = {row["method"]: row.get("beyond_run", {}) for row in summary}
-    out = []
-    for ref in PAIRED_WITH:
-        if ref not in titles:
-            continue
-        for key in reading_points():
-            lower: list[str] = []
-            higher: list[str] = []
-            same: list[str] = []
-            seeds: set[int] = set()
-            late = False
-            for row in summary:
-                data = (row.get("paired") or {}).get(ref, {}).get(key)
-                if data is None or data["n"] < 2:
-                    continue
-                diff = Interval.from_dict(data)  # row − ref; the reference's side is −diff
-                seeds.add(diff.n)
-                late = late or bool(beyond[row["method"]].get(key) or beyond[ref].get(key))
-                numbers = (f"(difference {-diff.mean:+.2f}, 95 % CI "
-                           f"[{-diff.high:+.2f}, {-diff.low:+.2f}])")  # fmt: skip
-                name = titles[row["method"]]
-                if diff.contains_zero:
-                    same.append(f"{name} {numbers}")
-                else:
-                    (lower if diff.mean > 0 else higher).append(f"{name}'s {numbers}")
-            if not (lower or higher or same):
-                continue
-            n = "/".join(str(k) for k in sorted(seeds))
-            where = f"- At {point_text(key, recovery_rounds)} ({n} seeds)"
-            parts = []
-            if lower:
-                parts.append(f"{titles[ref]}'s average gap is lower than {'; '.join(lower)}")
-            if higher:
-                parts.append(f"{titles[ref]}'s average gap is higher than {'; '.join(higher)}")
-            if same:
-                parts.append(
-                    f"No difference from {titles[ref]}'s is distinguishable for {'; '.join(same)}"
-                )
-            note = (
-                f" {BEYOND} Some runs ended before this cost: their final model is read."
-                if late
-                else ""
-            )
-            out.append(f"{where}: " + ". ".join(parts) + f".{note}")
-    if not out:
-        out.append("- No paired comparison is possible (fewer than two seeds, or no NoT/FT row).")
-    out += [_diverged_statement(row) for row in summary if row.get("diverged")]
-    return "\n".join(out)
-
-
 def _diverged_statement(row: Mapping[str, Any]) -> str:
     diverged = len(row["diverged"])
     if not row["seeds"]:
@@ -286,7 +234,3 @@ def _diverged_statement(row: Mapping[str, Any]) -> str:
         f"- {row['title']} diverged on {diverged} of {diverged + len(row['seeds'])} seeds: it is "
         f"compared on the other {len(row['seeds'])} {seeds} only."
     )
-
-
-def _seeds(summary: Sequence[Mapping[str, Any]], method: str) -> int:
-    return next((len(row["seeds"]) for row in summary if row["method"] == method), 0)

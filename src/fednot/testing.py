@@ -60,7 +60,7 @@ def tiny_config(num_clients: int = 3, **sections: object) -> RunConfig:
         "model": ModelConfig(name="mlp", options={"hidden": (16,)}),
         "train": TrainConfig(rounds=2, batch_size=8, lr=0.05),
         "unlearn": UnlearnConfig(forget_clients=(0,), recovery_rounds=2),
-        "eval": EvalConfig(curve_every=0, mia_folds=2),
+        "eval": EvalConfig(curve_every=0, mia_folds=2, retrain_floor=False),
         "seeds": (0,),
         "cache_dir": "",
         "save_models": False,

@@ -1,33 +1,60 @@
 """A method's recovery as a trajectory: metrics against cumulative cost (docs/protocol.md).
 
-Each unlearning run logs, per evaluated round, the four metrics (its curve points) and that
-round's communication and FLOPs. A trajectory turns the log into points (round, cumulative
-bytes, cumulative FLOPs, metrics), where the cumulative cost starts with the method's own step
-(FedEraser's calibration, PGD's projected ascent, ...) and round 0 is the model right after
-the step, before any recovery round.
+Each unlearning run logs every recovery round's communication and FLOPs, and the four metrics
+of the rounds it evaluated (its curve points). A trajectory turns the log into points (round,
+cumulative bytes, cumulative FLOPs, metrics), where the cumulative cost starts with the
+method's own step (FedEraser's calibration, PGD's projected ascent, ...) and round 0 is the
+model right after the step, before any recovery round.
 
-Reading a trajectory at a cost point (e.g. 50 % of Retrain's communication) takes the last
-evaluated model whose cumulative cost does not exceed it: the model a server holds when it has
-spent at most that much. Nothing is interpolated between rounds (no such model exists). A cost
-below the method's step cost has no model (``None``); a cost beyond the method's last round
-reads its final model, flagged as beyond the run.
+Reading a trajectory at a cost point (e.g. 50 % of Retrain's communication, or of its FLOPs)
+takes the last evaluated model whose cumulative cost does not exceed it: the model a server
+holds when it has spent at most that much. Nothing is interpolated between rounds (no such
+model exists). The reading is *exact* when that model is the last round within the cost: the
+engine evaluates that round for every cost point it is given (`reading_rounds`), so an
+evaluation grid (``eval.curve_every``) never makes a method read early. A cost below the
+method's step cost has no model (``None``); a cost beyond the method's last round reads its
+final model, flagged as beyond the run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from fednot.metrics.gaps import GAP_METRICS
 
 COST_POINTS: tuple[float, ...] = (0.25, 0.5, 1.0)
-"""Fractions of Retrain's communication at which every method is read."""
+"""Fractions of Retrain's cost at which every method is read."""
+
+CostKind = Literal["comm", "flops"]
+COST_KINDS: tuple[CostKind, ...] = ("comm", "flops")
+"""Communication (bytes) and computation (training FLOPs): each has its own cost points."""
 
 
-def cost_key(fraction: float) -> str:
+def cost_key(fraction: float, kind: CostKind = "comm") -> str:
     """The JSON key of a cost point: ``comm25`` for 25 % of Retrain's communication."""
-    return f"comm{round(fraction * 100)}"
+    return f"{kind}{round(fraction * 100)}"
+
+
+def cost_keys(kind: CostKind | None = None) -> tuple[str, ...]:
+    """Every cost point's key (of one kind, or of both: communication first)."""
+    kinds = COST_KINDS if kind is None else (kind,)
+    return tuple(cost_key(f, k) for k in kinds for f in COST_POINTS)
+
+
+def kind_of(key: str) -> CostKind:
+    """The cost kind of a cost point's key."""
+    return "flops" if key.startswith("flops") else "comm"
+
+
+def budgets(reference_comm: int, reference_flops: int) -> dict[str, float]:
+    """Every cost point in absolute units (bytes, FLOPs) for a Retrain that cost this much.
+
+    A kind Retrain spent nothing of (centralized: no communication) has no cost points.
+    """
+    totals = {"comm": reference_comm, "flops": reference_flops}
+    return {cost_key(f, k): f * totals[k] for k in COST_KINDS if totals[k] > 0 for f in COST_POINTS}
 
 
 @dataclass(frozen=True)
@@ -46,18 +73,37 @@ class Point:
     flops: int
     metrics: Mapping[str, float]
 
+    def cost(self, kind: CostKind) -> int:
+        """The cumulative cost of this kind."""
+        return self.comm_bytes if kind == "comm" else self.flops
+
     def gap(self, reference: Mapping[str, float]) -> float:
-        """Average gap to ``reference`` (Retrain's final metrics): mean of the four |Δ|."""
+        """Average gap to ``reference`` (Retrain's metrics): mean of the four |Δ|."""
         return sum(abs(self.metrics[m] - reference[m]) for m in GAP_METRICS) / len(GAP_METRICS)
 
 
-def trajectory(log: Mapping[str, Any], *, step_comm_bytes: int, step_flops: int) -> list[Point]:
-    """The evaluated points of one run's log (``results.json`` ``logs[...]``).
+@dataclass(frozen=True)
+class Trajectory:
+    """A run's evaluated points, and the cumulative cost after every round (evaluated or not).
 
-    Rounds without all four metrics (not evaluated: ``eval.curve_every > 1``) add their cost
-    but no point.
+    ``costs[r]`` is the point-less cost after round ``r`` (``costs[0]``: the step alone).
     """
-    points = []
+
+    points: tuple[Point, ...]
+    costs: tuple[Point, ...]
+
+    @property
+    def last(self) -> Point | None:
+        """The last evaluated point (the final model, when the run evaluated it)."""
+        return self.points[-1] if self.points else None
+
+
+def trajectory(log: Mapping[str, Any], *, step_comm_bytes: int, step_flops: int) -> Trajectory:
+    """The trajectory of one run's log (``results.json`` ``logs[...]``).
+
+    Rounds without all four metrics (not evaluated) add their cost but no point.
+    """
+    points, costs = [], [Point(0, step_comm_bytes, step_flops, {})]
     start = log.get("start") or {}
     if all(m in start for m in GAP_METRICS):
         points.append(Point(0, step_comm_bytes, step_flops, dict(start)))
@@ -65,54 +111,74 @@ def trajectory(log: Mapping[str, Any], *, step_comm_bytes: int, step_flops: int)
     for record in log.get("rounds", []):
         comm += int(record["comm_bytes"])
         flops += int(record["flops"])
+        round_ = int(record["round"])
+        costs.append(Point(round_, comm, flops, {}))
         extra = record.get("extra") or {}
         if all(m in extra for m in GAP_METRICS):
-            points.append(Point(int(record["round"]), comm, flops, dict(extra)))
-    return points
+            points.append(Point(round_, comm, flops, dict(extra)))
+    return Trajectory(tuple(points), tuple(costs))
 
 
 @dataclass(frozen=True)
 class Reading:
-    """A trajectory read at a cost: the point, and whether the run ended before that cost."""
+    """A trajectory read at a cost.
+
+    Attributes:
+        point: the model read.
+        beyond_run: the run ended before spending that much (its final model is read).
+        exact: the model read is the run's last round within the cost, so the method is not
+            read earlier than its budget allows. False only for logs whose evaluation grid
+            skipped that round (results written before exact readings existed).
+    """
 
     point: Point
     beyond_run: bool
+    exact: bool
 
 
-def read_at_cost(points: Sequence[Point], budget: float, run_comm: int) -> Reading | None:
-    """The last point whose cumulative communication is at most ``budget`` bytes.
-
-    Args:
-        points: the trajectory, in round order.
-        budget: the cost point in bytes.
-        run_comm: the run's total communication; ``beyond_run`` is set when ``budget`` exceeds
-            it (the run ended before spending that much, so its final model is read).
+def read_at_cost(run: Trajectory, budget: float, kind: CostKind = "comm") -> Reading | None:
+    """The last evaluated point whose cumulative cost of ``kind`` is at most ``budget``.
 
     Returns:
         ``None`` when no evaluated model costs that little (the step alone costs more).
     """
     chosen = None
-    for point in points:
-        if point.comm_bytes <= budget:
+    for point in run.points:
+        if point.cost(kind) <= budget:
             chosen = point
     if chosen is None:
         return None
-    return Reading(chosen, beyond_run=budget > run_comm)
+    within = [c.round for c in run.costs if c.cost(kind) <= budget]
+    total = run.costs[-1].cost(kind)
+    return Reading(
+        chosen, beyond_run=budget > total, exact=bool(within) and chosen.round == within[-1]
+    )
 
 
 def read_cost_points(
-    points: Sequence[Point], reference_comm: int, run_comm: int
+    run: Trajectory, reference_comm: int, reference_flops: int
 ) -> dict[str, Reading | None]:
-    """The trajectory read at each of `COST_POINTS` of ``reference_comm`` (Retrain's bytes).
+    """The trajectory read at each cost point of a Retrain that cost this much (`budgets`).
 
-    Keys are `cost_key` names; every value is ``None`` when Retrain sent nothing (centralized:
-    no cost point exists).
+    Keys are `cost_keys`; a kind Retrain spent nothing of reads ``None`` at each of its points.
     """
+    limits = budgets(reference_comm, reference_flops)
     return {
-        cost_key(fraction): (
-            read_at_cost(points, fraction * reference_comm, run_comm)
-            if reference_comm > 0
-            else None
-        )
-        for fraction in COST_POINTS
+        key: read_at_cost(run, limits[key], kind_of(key)) if key in limits else None
+        for key in cost_keys()
     }
+
+
+def reading_rounds(costs: Sequence[Point], limits: Mapping[str, float]) -> set[int]:
+    """The rounds whose model a cost point reads: per budget, the last round within it.
+
+    ``costs`` is the cumulative cost after each round so far (`Trajectory.costs`, round 0
+    first). A budget not yet exceeded has no round yet (the run may still spend more).
+    """
+    rounds = set()
+    for key, budget in limits.items():
+        kind = kind_of(key)
+        within = [c.round for c in costs if c.cost(kind) <= budget]
+        if within and costs[-1].cost(kind) > budget:
+            rounds.add(within[-1])
+    return rounds

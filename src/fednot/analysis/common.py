@@ -13,12 +13,13 @@ from fednot.config import RunConfig
 from fednot.configio import to_toml
 from fednot.data.federated import Federation
 from fednot.experiment import Experiment
+from fednot.federation.costs import Costs
 from fednot.metrics.gaps import GAP_METRICS
 from fednot.outcome import UnlearnOutcome
 from fednot.progress import Progress, Silent
 from fednot.stats import mean_ci
 from fednot.tables import format_interval
-from fednot.trajectory import COST_POINTS, Point, cost_key, read_cost_points, trajectory
+from fednot.trajectory import COST_POINTS, Trajectory, cost_key, read_cost_points, trajectory
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -115,18 +116,18 @@ def with_trajectories(config: RunConfig) -> RunConfig:
     return replace(config, eval=replace(config.eval, curve_every=1))
 
 
-def outcome_points(outcome: UnlearnOutcome) -> list[Point]:
-    """The evaluated points of an unlearning outcome, step costs included."""
+def outcome_points(outcome: UnlearnOutcome) -> Trajectory:
+    """The trajectory of an unlearning outcome, step costs included."""
     log = {"start": outcome.start, **outcome.log.to_dict()}
     costs = outcome.step_costs
     return trajectory(log, step_comm_bytes=costs.comm_bytes, step_flops=costs.flops)
 
 
 def gaps_at_cost(
-    points: Sequence[Point], reference: Mapping[str, float], ref_comm: int, run_comm: int
+    run: Trajectory, reference: Mapping[str, float], ref_costs: Costs
 ) -> dict[str, float | None]:
-    """The average gap read at each cost point of `COST_POINTS` (``None``: no model yet)."""
-    readings = read_cost_points(points, ref_comm, run_comm)
+    """The average gap read at each cost point (`cost_keys`; ``None``: no model yet)."""
+    readings = read_cost_points(run, ref_costs.comm_bytes, ref_costs.flops)
     return {key: None if r is None else r.point.gap(reference) for key, r in readings.items()}
 
 

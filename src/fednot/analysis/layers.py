@@ -61,7 +61,7 @@ def ablate_layers(study: Study) -> Path:
             method = NoT(layers=layers, strict=False)
             with warnings.catch_warnings():  # outside NoT's theory on purpose; kept in the notes
                 warnings.simplefilter("ignore", NegationWarning)
-                outcome = exp.unlearn(trained, request, method)
+                outcome = exp.unlearn(trained, request, method, reference_costs=retrain.costs)
             metrics = exp.evaluate(outcome.state).values()
             points = outcome_points(outcome)
             runs.append(CurveRun(label, points, reference, ref_comm))
@@ -69,7 +69,7 @@ def ablate_layers(study: Study) -> Path:
                 **metrics, "avg_gap": avg_gap(metrics, reference), "seed": seed,
                 "comm_bytes": outcome.costs.comm_bytes, "comm_ratio": outcome.costs.comm_bytes
                 / max(ref_comm, 1), "rounds": len(outcome.log.rounds),
-                "gap_at": gaps_at_cost(points, reference, ref_comm, outcome.costs.comm_bytes),
+                "gap_at": gaps_at_cost(points, reference, retrain.costs),
                 "warnings": outcome.notes.get("warnings", []),
             })  # fmt: skip
     curves = pool_curves(runs)

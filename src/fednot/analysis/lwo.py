@@ -147,7 +147,7 @@ def lwo_check(exp: Experiment, trained: StateDict, *, rounds: int, negation: NoT
         )  # fmt: skip
         initial = test_acc(start)
         state, log = fedavg.run(
-            dict(start), StopRule(rounds), on_round=lambda _, s: {"test_acc": test_acc(s)}
+            dict(start), StopRule(rounds), on_round=lambda _, s, __: {"test_acc": test_acc(s)}
         )
         changed = [k for k in recipe.frozen if not torch.equal(state[k], start[k])]
         if changed:

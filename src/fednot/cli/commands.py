@@ -25,7 +25,8 @@ from fednot.presets import preset_description, preset_names, scenario_names
 from fednot.progress import Progress, Silent
 from fednot.report import tuned_values
 from fednot.runner import Run, default_run_dir
-from fednot.tables import main_table, statements
+from fednot.statements import statements
+from fednot.tables import main_table
 from fednot.types import ForgetRequest
 from fednot.unlearning.registry import unlearner_class, unlearner_names
 

@@ -119,7 +119,7 @@ class TrainLog:
         return cls(rounds, str(data.get("stop_reason", "")))
 
 
-RoundHook = Callable[[int, StateDict], dict[str, float]]
+RoundHook = Callable[[int, StateDict, RoundRecord], dict[str, float]]
 CheckpointHook = Callable[[StateDict, TrainLog], None]
 
 
@@ -251,8 +251,8 @@ class FedAvg:
             state: the global state to start from (or to resume from, with ``log``).
             stop: the budget and stop rule.
             log: the rounds already done, when resuming; rounds continue from ``len(log)+1``.
-            on_round: called with (round, new state) after each round; the metrics it returns
-                are added to the round's ``extra``.
+            on_round: called with (round, new state, its record) after each round; the
+                metrics it returns are added to the round's ``extra``.
             checkpoint: called with (state, log) after each round.
         """
         log = log or TrainLog()
@@ -262,7 +262,7 @@ class FedAvg:
             round_ = len(log.rounds) + 1
             state, record = self.round(state, round_, validate=validate)
             if on_round is not None:
-                record = replace(record, extra={**record.extra, **on_round(round_, state)})
+                record = replace(record, extra={**record.extra, **on_round(round_, state, record)})
             log.rounds.append(record)
             reason = stop.reason([r.val_acc for r in log.rounds])
             log.stop_reason = reason or ""

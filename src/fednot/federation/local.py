@@ -12,6 +12,7 @@ from fednot.config import TrainConfig
 from fednot.data.federated import Preprocess, Samples
 from fednot.federation.aggregate import clone_state
 from fednot.federation.costs import FlopMeter
+from fednot.metrics.confidence import true_class_margin
 from fednot.types import StateDict
 
 
@@ -182,6 +183,33 @@ def predict(
         return torch.zeros(0, dtype=torch.float64), torch.zeros(0, dtype=torch.bool)
     losses = nn.functional.cross_entropy(logits, labels, reduction="none").double()
     return losses, logits.argmax(dim=1) == labels
+
+
+def predict_with_margins(
+    model: nn.Module,
+    data: Samples,
+    preprocess: Preprocess,
+    *,
+    batch_size: int = 512,
+    device: torch.device | str = "cpu",
+) -> tuple[Tensor, Tensor, Tensor]:
+    """`predict`'s losses and correctness, plus the true-class margins, from one forward pass.
+
+    The margin is phi = z_y − logsumexp_{j≠y} z_j = log(p_y / (1 − p_y)), computed in float64
+    from the logits (`fednot.metrics.confidence.true_class_margin`): unlike the float32 loss, it
+    still tells confident samples apart.
+
+    Returns:
+        ``(losses, correct, margins)``: float64 losses (natural log), a boolean tensor and float64
+        margins, in view order.
+    """
+    logits, labels = forward(model, data, preprocess, batch_size=batch_size, device=device)
+    if len(labels) == 0:
+        empty = torch.zeros(0, dtype=torch.float64)
+        return empty, torch.zeros(0, dtype=torch.bool), empty.clone()
+    losses = nn.functional.cross_entropy(logits, labels, reduction="none").double()
+    margins = torch.from_numpy(true_class_margin(logits.numpy(), labels.numpy()))
+    return losses, logits.argmax(dim=1) == labels, margins
 
 
 def accuracy(

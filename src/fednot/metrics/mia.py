@@ -16,8 +16,17 @@ A draw gives every sample a uniform random key and takes, per side, the n smalle
 order; the j-th drawn of each side falls in fold j mod k. Label-matched, both sides give, per
 class c, their k_c = min(members of c, non-members of c) smallest-key samples of class c, so
 the two sides cannot differ by class alone (which, for skewed forget sets, would let even
-Retrain score above 50). `mia_noise_floor` permutes which losses are members within each drawn
-sample (and class): chance scores, saying how far from 50 a score must be to mean anything.
+Retrain score above 50).
+
+Noise floor (`mia_noise_floor`): could a forget set of this size with no membership signal
+score this? Under that null hypothesis the members' and non-members' losses of each class are
+exchangeable, so each permutation pools the m_c members and n_c non-members of class c (all
+samples when unlabelled), reassigns m_c of them at random as the members, and reruns the whole
+averaged attack of `loss_mia` (its own ``repeats`` draws of samples and folds) on the permuted
+sides. Membership is permuted once per permutation, not per repeat: the real attack meets the
+same forget set in every repeat, and so does each null attack, whose forget set's chance
+idiosyncrasies therefore survive the averaging just as the real one's do. The floor is the 95th
+percentile of |score − 50| over the permutations.
 
 Infinite losses: finite weights can still give logits that overflow, and so a per-sample loss
 of +inf. Such a loss is replaced by the largest finite loss of either side (-inf by the
@@ -30,6 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -45,6 +55,7 @@ _SHUFFLE_ELEMENTS = 1 << 22  # losses permuted at once by the noise floor (32 MB
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.intp]
+AnyArray = NDArray[Any]
 Terms = tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]
 
 
@@ -88,10 +99,15 @@ def loss_mia(
         member_labels: the members' classes; with ``nonmember_labels``, label-matches the draws.
         nonmember_labels: the non-members' classes.
     """
-    x, _ = _draws(
+    m_loss, m_label, n_loss, n_label = _sides(
         member_losses, nonmember_losses, member_labels, nonmember_labels,
-        np.random.default_rng(seed), folds=folds, repeats=repeats, max_iter=max_iter,
+        folds=folds, repeats=repeats, max_iter=max_iter,
     )  # fmt: skip
+    _matched_size(m_label, n_label, folds=folds, labelled=member_labels is not None)
+    m_index, n_index = balanced_draws(
+        m_label, n_label, repeats=repeats, rng=np.random.default_rng(seed)
+    )
+    x = np.concatenate([m_loss[m_index], n_loss[n_index]], axis=1)
     scores = fold_accuracies(x, folds=folds, max_iter=max_iter).mean(axis=-1) * 100
     std = float(scores.std(ddof=1)) if repeats > 1 else 0.0
     return MIAResult(float(scores.mean()), std, x.shape[1] // 2, repeats)
@@ -104,30 +120,61 @@ def mia_noise_floor(
 ) -> NoiseFloor:  # fmt: skip
     """Permutation null of `loss_mia`: arguments as there, plus ``permutations`` null attacks.
 
-    Draws as `loss_mia` with this seed, then each permutation shuffles which losses sit in member
-    and which in non-member slots within every repeat's sample (and class, if label-matched),
-    folds kept stratified, and scores the whole averaged attack. Pass the attack's ``repeats``.
+    Each permutation reassigns membership once, within each class when labelled
+    (`permute_membership`), then scores `loss_mia`'s whole procedure on the permuted sides:
+    ``repeats`` fresh balanced draws of samples and folds, averaged (module docstring, "Noise
+    floor"). Pass the attack's ``repeats``, ``folds`` and labels. The attacks of several
+    permutations are fitted together, ``_SHUFFLE_ELEMENTS`` pooled losses' worth at a time.
     """
     _require(
         permutations >= 1, f"permutations must be at least 1 (200 is stable), got {permutations}."
     )
-    rng = np.random.default_rng(seed)
-    x, groups = _draws(
-        member_losses, nonmember_losses, member_labels, nonmember_labels, rng,
+    m_loss, m_label, n_loss, n_label = _sides(
+        member_losses, nonmember_losses, member_labels, nonmember_labels,
         folds=folds, repeats=repeats, max_iter=max_iter,
     )  # fmt: skip
-    chunk = max(1, _SHUFFLE_ELEMENTS // x.size)
+    n = _matched_size(m_label, n_label, folds=folds, labelled=member_labels is not None)
+    rng = np.random.default_rng(seed)
+    pooled = np.concatenate([m_loss, n_loss])
+    chunk = max(1, _SHUFFLE_ELEMENTS // (repeats * len(pooled)))
     scores = np.empty(permutations)
     for start in range(0, permutations, chunk):
-        shuffled = np.repeat(x[None], min(chunk, permutations - start), axis=0)
-        for one in shuffled:
-            for slots in groups:
-                one[:, slots] = rng.permuted(one[:, slots], axis=1)
-        accuracies = fold_accuracies(shuffled, folds=folds, max_iter=max_iter)
-        scores[start : start + len(shuffled)] = accuracies.mean(axis=(-2, -1)) * 100
+        count = min(chunk, permutations - start)
+        m_pos, n_pos = permute_membership(m_label, n_label, permutations=count, rng=rng)
+        m_index, n_index = balanced_draws(m_label, n_label, repeats=count * repeats, rng=rng)
+        row = np.repeat(np.arange(count), repeats)[:, None]  # each repeat's permutation
+        x = np.concatenate([pooled[m_pos[row, m_index]], pooled[n_pos[row, n_index]]], axis=1)
+        accuracies = fold_accuracies(
+            x.reshape(count, repeats, 2 * n), folds=folds, max_iter=max_iter
+        )
+        scores[start : start + count] = accuracies.mean(axis=(-2, -1)) * 100
     std = float(scores.std(ddof=1)) if permutations > 1 else 0.0
     half_width = float(np.percentile(np.abs(scores - 50), 95))
-    return NoiseFloor(float(scores.mean()), std, half_width, permutations, x.shape[1] // 2)
+    return NoiseFloor(float(scores.mean()), std, half_width, permutations, n)
+
+
+def permute_membership(
+    member_labels: ArrayLike, nonmember_labels: ArrayLike, *, permutations: int,
+    rng: np.random.Generator,
+) -> tuple[IntArray, IntArray]:  # fmt: skip
+    """Label-matched membership permutations, as indices into the members, then non-members.
+
+    Returns ``(members, nonmembers)``, ``(permutations, m)`` and ``(permutations, n)``: row p's
+    member i is pooled sample ``members[p, i]`` (index j < m: member j; m + j: non-member j).
+    Per row and class c, the m_c members and n_c non-members of class c are pooled and shuffled;
+    the first m_c fill the members' class-c positions, the rest the non-members'. So every
+    position keeps its label, and the members of class c are a uniformly random m_c-subset of
+    the class's pool. One label for all samples: an unlabelled permutation.
+    """
+    m_label, n_label = np.asarray(member_labels).ravel(), np.asarray(nonmember_labels).ravel()
+    members = np.empty((permutations, len(m_label)), np.intp)
+    nonmembers = np.empty((permutations, len(n_label)), np.intp)
+    for label in np.union1d(m_label, n_label):
+        m_at, n_at = np.flatnonzero(m_label == label), np.flatnonzero(n_label == label)
+        pool = np.concatenate([m_at, len(m_label) + n_at])
+        shuffled = rng.permuted(np.broadcast_to(pool, (permutations, len(pool))), axis=1)
+        members[:, m_at], nonmembers[:, n_at] = shuffled[:, : len(m_at)], shuffled[:, len(m_at) :]
+    return members, nonmembers
 
 
 def balanced_draws(
@@ -288,12 +335,11 @@ def _fold_layout(n: int, folds: int) -> list[tuple[IntArray, IntArray, IntArray]
     ]  # fmt: skip
 
 
-def _draws(
+def _sides(
     m_losses: ArrayLike, n_losses: ArrayLike, m_labels: ArrayLike | None,
-    n_labels: ArrayLike | None, rng: np.random.Generator, *, folds: int, repeats: int,
-    max_iter: int,
-) -> tuple[FloatArray, list[IntArray]]:  # fmt: skip
-    """Check, sort and draw: ``(repeats, 2n)`` losses (`fold_accuracies`), each class's slots."""
+    n_labels: ArrayLike | None, *, folds: int, repeats: int, max_iter: int,
+) -> tuple[FloatArray, AnyArray, FloatArray, AnyArray]:  # fmt: skip
+    """Check the arguments; each side's losses and labels, sorted by loss, then label."""
     for name, value, least, advice in (
         ("folds", folds, 2, "test on one, fit on the rest"),
         ("repeats", repeats, 1, f"{DEFAULT_REPEATS} is stable"),
@@ -305,7 +351,7 @@ def _draws(
         "member_labels and nonmember_labels go together: pass both for a label-matched attack, "
         "or neither.",
     )
-    sides = []
+    sides: list[FloatArray | AnyArray] = []
     raw = [np.asarray(losses, dtype=np.float64).ravel() for losses in (m_losses, n_losses)]
     for name, loss, labels in zip(
         ("member", "nonmember"), clamp_infinite(*raw), (m_labels, n_labels), strict=True
@@ -318,20 +364,23 @@ def _draws(
             f"{name}_labels needs one label per loss, got {len(label)} for {len(loss)} losses.",
         )
         order = np.lexsort((label, loss))
-        sides.append((loss[order], label[order]))
-    (m_loss, m_label), (n_loss, n_label) = sides
-    m_index, n_index = balanced_draws(m_label, n_label, repeats=repeats, rng=rng)
-    n = m_index.shape[1]
+        sides += [loss[order], label[order]]
+    m_loss, m_label, n_loss, n_label = sides
+    return m_loss, m_label, n_loss, n_label
+
+
+def _matched_size(m_label: AnyArray, n_label: AnyArray, *, folds: int, labelled: bool) -> int:
+    """The members per draw, Σ_c min(members of c, non-members of c); at least one per fold."""
+    classes, m_counts = np.unique(m_label, return_counts=True)
+    n_counts = np.array([np.count_nonzero(n_label == c) for c in classes], dtype=np.intp)
+    n = int(np.minimum(m_counts, n_counts).sum())
     _require(
         n >= folds,
         f"The MIA needs at least {folds} members and {folds} non-members (one per fold), got "
-        f"{n}{' label-matched' if m_labels is not None else ''} from {len(m_loss)} members and "
-        f"{len(n_loss)} non-members; pass more samples or fewer folds.",
+        f"{n}{' label-matched' if labelled else ''} from {len(m_label)} members and "
+        f"{len(n_label)} non-members; pass more samples or fewer folds.",
     )
-    _, counts = np.unique(m_label[m_index[0]], return_counts=True)
-    ends = np.cumsum(counts)
-    groups = [np.r_[e - k : e, n + e - k : n + e] for e, k in zip(ends, counts, strict=True)]
-    return np.concatenate([m_loss[m_index], n_loss[n_index]], axis=1), groups
+    return n
 
 
 def clamp_infinite(*sides: FloatArray) -> list[FloatArray]:
