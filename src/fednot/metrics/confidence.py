@@ -83,7 +83,7 @@ def true_class_margin(logits: ArrayLike, labels: ArrayLike) -> FloatArray:
     np.put_along_axis(others, y[:, None], -np.inf, axis=1)
     top = others.max(axis=1)
     safe = np.where(np.isfinite(top), top, 0.0)
-    with np.errstate(invalid="ignore", over="ignore"):
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         rest = safe + np.log(np.exp(others - safe[:, None]).sum(axis=1))
         return np.asarray(true - np.where(np.isfinite(top), rest, top), dtype=np.float64)
 
