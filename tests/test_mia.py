@@ -7,11 +7,10 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from fednot.errors import ConfigError
+from fednot.metrics.logistic import fit_logistic_1d, fold_accuracies
 from fednot.metrics.mia import (
     MIAResult,
     balanced_draws,
-    fit_logistic_1d,
-    fold_accuracies,
     loss_mia,
     mia_noise_floor,
     permute_membership,
