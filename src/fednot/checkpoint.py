@@ -12,6 +12,7 @@ their content cannot be verified: refusing them would force re-training models t
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -52,21 +53,37 @@ def save_checkpoint(
 
 
 def load_checkpoint(
-    path: Path, overrides: list[str] | None = None
+    path: Path, overrides: list[str] | None = None, *, trust_code: bool = False
 ) -> tuple[dict[str, Any], RunConfig]:
     """Read a checkpoint; return its payload and its configuration with ``overrides`` applied.
 
     Overrides may change the unlearning and evaluation settings but not what determines the
     trained model (data, model, FedAvg recipe).
 
+    A checkpoint is a file, possibly downloaded: its configuration never makes fednot import
+    code. Registry names and installed packages' entry points resolve as usual; an import
+    string (``"pkg.module:attr"``) in ``data.dataset``, ``model.name`` or ``unlearn.methods`` is
+    refused unless the user gave the same string in ``overrides`` or passes ``trust_code``
+    (``--trust-code``): `foreign_code`.
+
     Raises:
         ConfigError: the file does not exist, is not a fednot checkpoint, is damaged (unreadable
-            or changed since fednot wrote it), lacks ``state``, ``config`` or ``seed``, holds a
-            configuration that does not parse, or ``overrides`` change what trained the model.
+            or changed since fednot wrote it), lacks ``state``, ``config`` or ``seed``, names
+            code to import without ``trust_code``, holds a configuration that does not parse,
+            or ``overrides`` change what trained the model.
     """
     payload = _verified(path)
     _check_structure(path, payload)
     base = payload["config"]
+    foreign = foreign_code(base, overrides or [])
+    if foreign and not trust_code:
+        named = ", ".join(f"{key} = {value!r}" for key, value in foreign)
+        raise ConfigError(
+            f"Checkpoint {path} names code to import ({named}); fednot does not run code that a "
+            "file names. If you trust this checkpoint and that code, pass --trust-code (Python: "
+            "load_checkpoint(..., trust_code=True)); a registry name or an installed package's "
+            "entry point needs no opt-in."
+        )
     try:
         from_dict(RunConfig, base)
     except ConfigError as e:
@@ -81,6 +98,24 @@ def load_checkpoint(
                 "trained model. Train a new checkpoint instead."
             )
     return payload, from_dict(RunConfig, merged)
+
+
+def foreign_code(config: Mapping[str, Any], overrides: list[str]) -> list[tuple[str, str]]:
+    """``(key, import string)`` of the code a checkpoint's configuration would import.
+
+    The import strings (they hold a ``:``) in ``data.dataset``, ``model.name`` and the methods
+    that would run (``unlearn.methods`` after ``overrides``) that ``overrides`` do not name
+    themselves: what the user typed is trusted, what the file holds is not.
+    """
+    merged = apply_overrides(dict(config), overrides)
+    given = json.dumps(apply_overrides({}, overrides))
+    found = []
+    for section, key in (("data", "dataset"), ("model", "name"), ("unlearn", "methods")):
+        value = (merged.get(section) or {}).get(key)
+        for entry in value if isinstance(value, list) else [value]:
+            if isinstance(entry, str) and ":" in entry and json.dumps(entry) not in given:
+                found.append((f"{section}.{key}", entry))
+    return found
 
 
 def _verified(path: Path) -> dict[str, Any]:

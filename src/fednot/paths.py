@@ -24,18 +24,36 @@ def check_writable_dir(path: Path, what: str, option: str) -> None:
         option: the option that sets it, for the message ("--out").
     """
     if path.exists() and not path.is_dir():
+        kind = "a file" if path.is_file() else "not a regular file or folder"
         raise ConfigError(
-            f"{what.capitalize()} {path} is a file, not a folder; pass a folder path to {option}."
+            f"{what.capitalize()} {path} is {kind}, not a folder; pass a folder path to {option}."
         )
     _probe(path, what, option)
 
 
-def check_writable_file(path: Path, what: str, option: str) -> None:
-    """``path`` is a file fednot may create or replace."""
+def check_writable_file(
+    path: Path, what: str, option: str, *, inputs: tuple[Path, ...] = ()
+) -> None:
+    """``path`` is a file fednot may create or replace: new, or a regular file, not an input.
+
+    A device, a FIFO or a socket is never replaced (``--out /dev/null`` must not replace the
+    system's), and neither is one of the command's ``inputs`` (e.g. the source checkpoint).
+    """
     if path.is_dir():
         raise ConfigError(
             f"{what.capitalize()} {path} is a folder; pass a file path (e.g. model.pt) to {option}."
         )
+    if path.exists() and not path.is_file():
+        raise ConfigError(
+            f"{what.capitalize()} {path} exists and is not a regular file (a device, FIFO or "
+            f"socket); fednot never replaces one. Pass a new file path (e.g. model.pt) to {option}."
+        )
+    for source in inputs:
+        if path.resolve() == source.resolve():
+            raise ConfigError(
+                f"{option} {path} is the command's input {source}; writing {what} there would "
+                f"replace it. Pass another path to {option}."
+            )
     _probe(path.parent, what, option)
 
 

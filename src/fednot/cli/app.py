@@ -26,6 +26,12 @@ def _common(
     )  # fmt: skip
     if quiet:
         parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    if checkpoint:
+        parser.add_argument(
+            "--trust-code", action="store_true",
+            help="let the checkpoint's configuration import the code it names (import strings "
+            "such as 'pkg.module:attr'); without it such a checkpoint is refused",
+        )  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -71,7 +71,7 @@ def _from_checkpoint(
         )
     from_file = as_overrides(read_toml(args.config)) if args.config else []
     overrides = [*from_file, *args.overrides, *(extra or []), *_threads(args)]
-    return load_checkpoint(Path(args.checkpoint), overrides)
+    return load_checkpoint(Path(args.checkpoint), overrides, trust_code=args.trust_code)
 
 
 def _out_folder(args: argparse.Namespace, config: RunConfig, name: str) -> Path:
@@ -207,7 +207,9 @@ def unlearn(args: argparse.Namespace) -> int:
             )
         overrides.append(f"options.{json.dumps(args.method)}.negate_bias=false")
     overrides.append(f"unlearn.methods={json.dumps([args.method])}")
-    check_writable_file(Path(args.out), "the unlearned checkpoint", "--out")
+    check_writable_file(
+        Path(args.out), "the unlearned checkpoint", "--out", inputs=(Path(args.checkpoint),)
+    )
     payload, config = _from_checkpoint(args, overrides)
     config, progress = setup_run(args, config)
     seed = int(payload["seed"])

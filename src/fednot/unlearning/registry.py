@@ -8,6 +8,7 @@ import string ``"pkg.module:MyMethod"`` naming an `Unlearner` subclass (`fednot.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,11 +20,19 @@ from fednot.unlearning.base import Unlearner
 _REGISTRY: dict[str, type[Unlearner]] = {}
 
 
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+"""A method's ``name``: it names files (``models/<name>-seed<S>.pt``), so no path can hide in it."""
+
+
 def register_unlearner(cls: type[Unlearner]) -> type[Unlearner]:
     """Register ``cls`` under ``cls.name``; usable as a class decorator."""
     name = getattr(cls, "name", None)
-    if not isinstance(name, str) or not name:
-        raise ConfigError(f"{cls.__name__} needs a class attribute `name` to be registered.")
+    if not isinstance(name, str) or not SAFE_NAME.fullmatch(name):
+        raise ConfigError(
+            f"{cls.__name__} needs a class attribute `name` to be registered: letters, digits, "
+            f"'_', '-', '+' or '.', starting with a letter or digit (got {name!r}); model files "
+            "are named after it."
+        )
     if name in _REGISTRY and _REGISTRY[name] is not cls:
         raise ConfigError(f"An unlearner named {name!r} is already registered.")
     _REGISTRY[name] = cls
@@ -52,10 +61,11 @@ def method_class(found: External) -> type[Unlearner]:
     if not (inspect.isclass(cls) and issubclass(cls, Unlearner)):
         raise found.refuse(expected)
     name = getattr(cls, "name", None)
-    if not isinstance(name, str) or not name:
+    if not isinstance(name, str) or not SAFE_NAME.fullmatch(name):
         raise found.refuse(
-            "an Unlearner subclass with a class attribute `name` (a non-empty str: its records "
-            "and tables use it)",
+            "an Unlearner subclass with a class attribute `name` (letters, digits, '_', '-', "
+            "'+' or '.', starting with a letter or digit: its records, tables and model files "
+            "use it, so it may not hold a path)",
             f"class {cls.__qualname__} with name = {name!r}",
         )
     if inspect.isabstract(cls):
