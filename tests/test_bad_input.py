@@ -135,6 +135,7 @@ CASES: list[tuple[str, list[str], str, int]] = [
     ("threads-flag", [*TRAIN, "--threads", "-1"], "threads must be >= 1", 2),
     ("threads-key", [*RUN, *_sets("threads=0")], "threads must be >= 1", 2),
     ("device", [*TRAIN, *_sets("device=gpu")], "is not a torch device", 2),
+    ("layout", [*TRAIN, *_sets("memory_format=nhwc")], "memory_format must be one of", 2),
     ("options-unused", [*RUN, *_sets("options.pgd.lr=1")], "options given for ['pgd']", 2),
     ("option-unknown", [*RUN, *_sets("options.not.bogus=1")], "bogus", 2),
     ("layer", [*RUN, *_sets('options.not.layers=["nope"]')], "no layer 'nope'", 2),

@@ -1,12 +1,13 @@
-"""The machine a run uses: its torch device and its CPU threads (docs/reliability.md).
+"""The machine a run uses: its torch device, CPU threads and memory layout (docs/reliability.md).
 
-Both are checked before any work starts, so a device the machine lacks, or a thread count torch
-refuses, is a one-line error rather than a failure deep inside torch.
+The device and threads are checked before any work starts, so a device the machine lacks, or a
+thread count torch refuses, is a one-line error rather than a failure deep inside torch.
 """
 
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from fednot.errors import ConfigError
 
@@ -61,3 +62,15 @@ def use_threads(threads: int | None) -> int:
     if threads is not None:  # RunConfig has checked it is >= 1
         torch.set_num_threads(threads)
     return torch.get_num_threads()
+
+
+def place_model(model: nn.Module, device: torch.device | str, memory_format: str) -> nn.Module:
+    """``model`` moved to ``device``, its 4-D weights in ``memory_format`` (`RunConfig`).
+
+    A convolution whose weight is channels_last computes in channels_last whatever its input's
+    layout, so the activations follow the weights end to end; 2-D weights (linear layers) are
+    unaffected. Loading a state into the model keeps the layout (``load_state_dict`` copies into
+    the existing tensors), so it is set once, here.
+    """
+    layout = torch.channels_last if memory_format == "channels_last" else torch.contiguous_format
+    return model.to(device=device, memory_format=layout)

@@ -23,7 +23,7 @@ from fednot.data.federated import Federation
 from fednot.data.forget import ForgetSplit, split_request
 from fednot.data.partition import Partition
 from fednot.data.registry import load_federation
-from fednot.environment import resolve_device
+from fednot.environment import place_model, resolve_device
 from fednot.errors import UnsupportedScenarioError
 from fednot.evaluation import Metrics, curve_point, evaluate, scenario_metrics
 from fednot.federation.aggregate import clone_state
@@ -90,7 +90,8 @@ class Experiment:
             num_classes=federation.num_classes,
             options=config.model.options,
         )
-        self.model = create_model(config.model.name, **make).to(self.device)  # type: ignore[arg-type]
+        model = create_model(config.model.name, **make)  # type: ignore[arg-type]
+        self.model = place_model(model, self.device, config.memory_format)
         self._make = make
         self.initial_state = self._initial_state()
         self.flops = FlopMeter(self.model)
@@ -243,8 +244,8 @@ class Experiment:
     def cache_key(self, kind: str, **extra: Any) -> str:
         """A model-cache key for a result of ``kind`` that this experiment and ``extra`` determine.
 
-        It covers the data, federation, model, training recipe, seed, training seed, device and
-        thread count, like the keys of pre-training and Retrain.
+        It covers the data, federation, model, training recipe, seed, training seed, device,
+        thread count and memory format, like the keys of pre-training and Retrain.
         """
         return cache_key(kind, self._key_parts(**extra))
 
@@ -291,6 +292,7 @@ class Experiment:
             "device": self.device.type,
             # a parallel reduction sums in another order: results depend on the thread count
             "threads": torch.get_num_threads(),
+            "memory_format": self.config.memory_format,  # the same for layouts
             **({} if self.training_seed is None else {"training_seed": self.training_seed}),
             **extra,
         }

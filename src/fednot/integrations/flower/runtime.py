@@ -17,6 +17,7 @@ from torch import nn
 
 from fednot.data.federated import Federation, Samples
 from fednot.data.forget import split_request
+from fednot.environment import place_model
 from fednot.errors import ConfigError
 from fednot.federation.aggregate import clone_state
 from fednot.federation.costs import FlopMeter
@@ -47,8 +48,9 @@ class ClientRuntime:
         return torch.device(self.settings.config.device)
 
     def new_model(self) -> nn.Module:
-        """A fresh instance of the run's architecture (e.g. a teacher)."""
-        return _model(self.settings, self.federation).to(self.device)
+        """A fresh instance of the run's architecture (e.g. a teacher), placed as the engine's."""
+        layout = self.settings.config.memory_format
+        return place_model(_model(self.settings, self.federation), self.device, layout)
 
     def initial_state(self) -> StateDict:
         """The run's initial weights, drawn as the engine draws them (stream ``init``)."""
@@ -143,7 +145,9 @@ def client_runtime(
         if settings.config.threads is not None:
             torch.set_num_threads(settings.config.threads)
         federation = load_federation(settings)
-        model = _model(settings, federation).to(settings.config.device)
+        model = place_model(
+            _model(settings, federation), settings.config.device, settings.config.memory_format
+        )
         _RUNTIMES.clear()  # one run at a time per process
         _RUNTIMES[key] = ClientRuntime(
             settings, client_id, federation, model, FlopMeter(model), SeedStreams(settings.seed)
