@@ -73,4 +73,5 @@ def place_model(model: nn.Module, device: torch.device | str, memory_format: str
     the existing tensors), so it is set once, here.
     """
     layout = torch.channels_last if memory_format == "channels_last" else torch.contiguous_format
-    return model.to(device=device, memory_format=layout)
+    placed: nn.Module = model.to(device=device, memory_format=layout)  # type: ignore[call-overload]
+    return placed
