@@ -212,7 +212,7 @@ def test_a_run_records_a_diverged_method_and_goes_on(
     def no_experiment(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("a finished run must not start an experiment again")
 
-    monkeypatch.setattr("fednot.runner.Experiment", no_experiment)
+    monkeypatch.setattr("fednot.cells.Experiment", no_experiment)
     capsys.readouterr()
     assert main(argv) == 0  # every cell, the diverged one included, is done
     again = json.loads((out / "results.json").read_text(), parse_constant=_reject)

@@ -53,3 +53,24 @@ def test_place_model_leaves_linear_layers_alone() -> None:
     x = torch.randn(2, 3, 8, 8)
     assert torch.allclose(back(x), place_model(back, "cpu", "channels_last")(x), atol=1e-5)
     assert replace(tiny_config(), memory_format="contiguous").memory_format == "contiguous"
+
+
+def test_the_cnn_pools_before_its_relu_bit_for_bit_as_relu_then_pool() -> None:
+    """The two orders commute exactly: outputs and gradients are the paper's order's, bit for bit."""
+    model = CNN(input_shape=(3, 8, 8), num_classes=3, channels=(4, 8))
+    x = torch.randn(16, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+
+    def relu_then_pool(block: torch.nn.Module, h: torch.Tensor) -> torch.Tensor:
+        return block.norm(block.pool(block.relu(block.conv(h))))
+
+    reference = model.fc(
+        model.flatten(relu_then_pool(model.block2, relu_then_pool(model.block1, x)))
+    )
+    reference.square().sum().backward()
+    expected = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    out = model(x)
+    out.square().sum().backward()
+    assert torch.equal(out, reference)
+    assert all(torch.equal(p.grad, expected[n]) for n, p in model.named_parameters())
+    assert list(dict(model.block1.named_children())) == ["conv", "pool", "relu", "norm"]

@@ -33,39 +33,25 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from fednot.cache import atomic_save, atomic_write_text, read_json_state
+from fednot.cells import Cell, CellPool, CellResult, CellRunner, cell_order
 from fednot.comparison import summarize, tradeoff_curves
 from fednot.config import RunConfig
 from fednot.config_rules import check_recovery_lr
 from fednot.configio import to_dict, to_toml
-from fednot.errors import ConfigError, DivergenceError
-from fednot.evaluation import Metrics
-from fednot.experiment import Experiment
+from fednot.errors import ConfigError
 from fednot.federation.aggregate import clone_state
-from fednot.federation.costs import Costs
 from fednot.federation.history import HistorySpec
-from fednot.outcome import Trained, UnlearnOutcome
 from fednot.plots import delta_chart, tradeoff_chart
 from fednot.progress import Progress, Silent
 from fednot.report import describe_setup, report_markdown
-from fednot.results import (
-    ORIGINAL,
-    REFERENCE,
-    RETRAIN_FLOOR,
-    Record,
-    csv_text,
-    json_safe,
-    rounds_to_target,
-    with_gaps,
-)
+from fednot.results import ORIGINAL, REFERENCE, Record, csv_text, json_safe, with_gaps
 from fednot.tables import noise_floor
 from fednot.unlearning.base import Unlearner
 from fednot.unlearning.registry import create_unlearner
 from fednot.version import __version__
-
-FLOOR_TRAINING_SEED = 1
-"""Retrain′'s training seed (`Experiment.reseeded`): initial weights and client streams."""
-FLOOR_TITLE = "Retrain′ (another training seed)"
 
 
 def default_run_dir(config: RunConfig) -> Path:
@@ -113,12 +99,23 @@ def create_methods(config: RunConfig) -> dict[str, Unlearner]:
 
 
 class Run:
-    """Executes a `RunConfig` into a run directory; see the module docstring."""
+    """Executes a `RunConfig` into a run directory; see the module docstring.
 
-    def __init__(self, config: RunConfig, run_dir: Path, *, progress: Progress | None = None):
+    Args:
+        config: the run's configuration.
+        run_dir: the run directory (an existing one is resumed).
+        progress: where progress lines go.
+        jobs: cells run at once, each in a worker process with the configuration's thread count
+            (`fednot.cells`; 1: in this process).
+    """
+
+    def __init__(
+        self, config: RunConfig, run_dir: Path, *, progress: Progress | None = None, jobs: int = 1
+    ) -> None:
         self.config = config
         self.run_dir = run_dir
         self.progress = progress or Silent()
+        self.jobs = jobs
         self.records: list[Record] = []
         self.logs: dict[str, Any] = {}
         self.requests: dict[str, Any] = {}
@@ -140,8 +137,8 @@ class Run:
         if self.records:
             self.progress.phase(f"resuming {self.run_dir}: {len(self.records)} cells already done")
 
-    def _done(self, method: str, seed: int) -> Record | None:
-        return next((r for r in self.records if r.method == method and r.seed == seed), None)
+    def _done(self, cell: Cell) -> Record | None:
+        return next((r for r in self.records if (r.seed, r.method) == (cell.seed, cell.name)), None)
 
     def execute(self) -> list[dict[str, Any]]:
         """Run every (method, seed) cell not yet done; return the summary.
@@ -159,98 +156,55 @@ class Run:
         for name, reason in self.not_applicable.items():
             self.progress.info(f"skipping {name}: {reason}")
             del methods[name]
-        pending = [s for s in self.config.seeds if not self._seed_done(s, methods)]
-        checked = {seed: self._experiment(seed, methods.values()) for seed in pending[:1]}
+        order = cell_order(list(methods), self.config.eval.retrain_floor)
+        cells = [
+            Cell(seed, name) for seed in self.config.seeds for name in order
+            if not self._done(Cell(seed, name))
+        ]  # fmt: skip
+        self._order = {Cell(seed, name): k for k, (seed, name) in enumerate(
+            (seed, name) for seed in self.config.seeds for name in order
+        )}  # fmt: skip
+        runner = CellRunner(self.config, methods, history_union(methods.values()), self.progress)
+        pool = CellPool(runner, self.jobs, self.config.threads or torch.get_num_threads())
+        seeds = list(dict.fromkeys(c.seed for c in cells))
+        if seeds:
+            runner.experiment(seeds[0])  # fail before the run folder is written
         self.run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(to_toml(self.config), self.run_dir / "config.toml")
-        for seed in pending:
-            exp = checked.pop(seed, None) or self._experiment(seed, methods.values())
+        for seed in seeds:
+            exp = runner.experiment(seed)
             if exp.partition is not None:
                 exp.partition.save(self.run_dir / f"partition-seed{seed}.json")
             self.requests[f"seed{seed}"] = exp.scenario.request.to_dict()
-            trained = exp.pretrain(history=history_union(methods.values()))
-            if not self._done(ORIGINAL, seed):
-                self._add(
-                    exp, ORIGINAL, "original (before unlearning)", trained.state, None, "none"
-                )
-            for name, method in methods.items():
-                if not self._done(name, seed):
-                    self._cell(exp, trained, method)
-                if name == REFERENCE and self._wants_floor(seed):
-                    self._floor_cell(exp, trained)
+        if self.jobs > 1 and cells:
+            self.progress.phase(f"{len(cells)} cells to run, {self.jobs} at a time")
+        for result in pool.results(cells, self._done):
+            self._add(result)
         summary, curves = self._summaries()
         self._write(summary, curves)
         self.write_charts(summary, curves)
         return summary
 
-    def _seed_done(self, seed: int, methods: Iterable[str]) -> bool:
-        done = all(self._done(m, seed) for m in [ORIGINAL, *methods])
-        return done and not self._wants_floor(seed)
-
-    def _wants_floor(self, seed: int) -> bool:
-        return self.config.eval.retrain_floor and self._done(RETRAIN_FLOOR, seed) is None
-
-    def _floor_cell(self, exp: Experiment, trained: Trained) -> None:
-        """Retrain′: Retrain's recipe from another training seed, cached like Retrain.
-
-        Another training seed draws other initial weights and client streams; the data,
-        partition, request and evaluation are the seed's.
-        """
-        twin = exp.reseeded(FLOOR_TRAINING_SEED)
-        outcome = twin.unlearn(trained, exp.scenario.request, REFERENCE)
-        self._add(exp, RETRAIN_FLOOR, FLOOR_TITLE, outcome.state, outcome, "none")
-
-    def _experiment(self, seed: int, methods: Iterable[Unlearner]) -> Experiment:
-        """The seed's experiment, after checking the methods and the request against it."""
-        exp = Experiment(self.config, seed, progress=self.progress)
-        for method in methods:
-            method.validate(exp.model)  # fail before any training
-        exp.check_request()
-        return exp
-
-    def _cell(self, exp: Experiment, trained: Trained, method: Unlearner) -> None:
-        """Unlearn with ``method``, evaluate, record; a divergence (not Retrain's) is recorded."""
-        title, needs = type(method).title or method.name, method.requirements.describe()
-        reference = self._done(REFERENCE, exp.seed)
-        costs = None if reference is None else Costs(reference.comm_bytes, reference.flops)
-        try:
-            outcome = exp.unlearn(
-                trained, exp.scenario.request, method,
-                reference_val_acc=reference.val_acc if reference else None,
-                reference_costs=costs,
-            )  # fmt: skip
-            self._add(exp, method.name, title, outcome.state, outcome, needs)
-        except DivergenceError as error:
-            if method.name == REFERENCE:
-                raise
-            record = Record.of_divergence(
-                method.name, title, exp.seed, scenario=exp.scenario.kind, requirements=needs,
-                reason=str(error),
-            )  # fmt: skip
-            record = replace(record, tuned=exp.config.tuned_values(method.name))
-            self.records = with_gaps([*self.records, record])
-            self.progress.info(f"{title}: diverged (recorded; the run goes on). {error}")
-            self._write(*self._summaries())
-
-    def _add(
-        self, exp: Experiment, name: str, title: str, state: dict[str, Any],
-        outcome: UnlearnOutcome | None, requirements: str,
-    ) -> None:  # fmt: skip
-        metrics = exp.evaluate(state)
-        # Retrain's own target is its final validation accuracy: rounds from scratch to get there.
-        reference = self._done(REFERENCE, exp.seed)
-        target = metrics.val_acc if name == REFERENCE else getattr(reference, "val_acc", None)
-        record = make_record(name, title, exp, metrics, outcome, target, requirements)
-        self.records = with_gaps([*self.records, record])
-        if outcome is not None:
-            self.logs[f"{name}/seed{exp.seed}"] = {"start": outcome.start, **outcome.log.to_dict()}
-            if self.config.save_models:
-                path = self.run_dir / "models" / f"{name}-seed{exp.seed}.pt"
-                atomic_save(clone_state(state), path)
-        self.progress.info(
-            f"{title}: retain {metrics.retain_acc:.2f}  forget {metrics.forget_acc:.2f}  "
-            f"test {metrics.test_acc:.2f}  MIA {metrics.mia:.2f}"
-        )
+    def _add(self, result: CellResult) -> None:
+        """Record a finished cell, in the order ``--jobs 1`` runs them, and rewrite the results."""
+        record, name, seed = result.record, result.cell.name, result.cell.seed
+        records = [*self.records, record]
+        records.sort(key=lambda r: self._order.get(Cell(r.seed, r.method), len(self._order)))
+        self.records = with_gaps(records)
+        if result.log is not None:  # a method, Retrain or Retrain′ that did not diverge
+            self.logs[f"{name}/seed{seed}"] = result.log
+            if result.state is not None and self.config.save_models:
+                path = self.run_dir / "models" / f"{name}-seed{seed}.pt"
+                atomic_save(clone_state(result.state), path)
+        if record.diverged:
+            self.progress.info(
+                f"{record.title}: diverged (recorded; the run goes on). {record.diverged}"
+            )
+        else:
+            self.progress.info(
+                f"{record.title}: retain {record.retain_acc:.2f}  forget {record.forget_acc:.2f}  "
+                f"test {record.test_acc:.2f}  MIA {record.mia:.2f}"
+            )
         self._write(*self._summaries())
 
     def _summaries(self) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, float]]]]:
@@ -289,49 +243,11 @@ class Run:
         return [deltas, tradeoff]
 
 
-def make_record(
-    name: str,
-    title: str,
-    exp: Experiment,
-    metrics: Metrics,
-    outcome: UnlearnOutcome | None,
-    target_val_acc: float | None,
-    requirements: str,
-) -> Record:
-    """One table cell's record; ``outcome`` is ``None`` for the original (not unlearned) model."""
-    measured: dict[str, Any] = dict(metrics.to_dict())
-    measured["scenario"] = exp.scenario.kind
-    seed = exp.seed
-    if outcome is None:
-        return Record(
-            method=name, title=title, seed=seed, **measured, avg_gap=None, comm_bytes=0,
-            flops=0, step_comm_bytes=0, step_flops=0, rounds=0, stop_reason="",
-            rounds_to_target=None, comm_to_target=None, seconds=0.0, requirements=requirements,
-            storage_bytes=0,
-        )  # fmt: skip
-    rounds = outcome.log.rounds
-    reached = None
-    if target_val_acc is not None:
-        reached = rounds_to_target([r.val_acc for r in rounds], target_val_acc)
-    comm_to_target = None
-    if reached is not None:
-        comm_to_target = outcome.step_costs.comm_bytes + sum(r.comm_bytes for r in rounds[:reached])
-    costs = outcome.costs
-    return Record(
-        method=name, title=title, seed=seed, **measured, avg_gap=None,
-        comm_bytes=costs.comm_bytes, flops=costs.flops,
-        step_comm_bytes=outcome.step_costs.comm_bytes, step_flops=outcome.step_costs.flops,
-        rounds=len(rounds), stop_reason=outcome.log.stop_reason, rounds_to_target=reached,
-        comm_to_target=comm_to_target, seconds=costs.seconds, requirements=requirements,
-        storage_bytes=outcome.storage_bytes, cached=outcome.cached, notes=outcome.notes,
-        tuned=exp.config.tuned_values(name),
-    )  # fmt: skip
-
-
 def run(
-    config: RunConfig, run_dir: Path | None = None, *, progress: Progress | None = None
-) -> Path:
-    """Run the whole pipeline; return the run directory."""
+    config: RunConfig, run_dir: Path | None = None, *, progress: Progress | None = None,
+    jobs: int = 1,
+) -> Path:  # fmt: skip
+    """Run the whole pipeline (``jobs`` cells at once); return the run directory."""
     target = run_dir or default_run_dir(config)
-    Run(replace(config), target, progress=progress).execute()
+    Run(replace(config), target, progress=progress, jobs=jobs).execute()
     return target

@@ -34,6 +34,14 @@ def _common(
         )  # fmt: skip
 
 
+def _jobs(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--jobs", type=int, default=1,
+        help=f"{what} at once, each in a worker process with threads/jobs torch threads "
+        "(default: 1; 2 is faster on 2 cores)",
+    )  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``fednot``."""
     parser = argparse.ArgumentParser(
@@ -47,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="the whole pipeline: pre-train, unlearn with each method, evaluate"
     )
     _common(p)
+    _jobs(p, "cells (a method on a seed)")
     p.add_argument("--out", help="run directory (default: <out_dir>/<dataset>-<model>-<time>)")
     p.set_defaults(handler=commands.run)
 
@@ -60,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--methods", help="comma-separated method names, or 'all'")
     p.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2")
+    _jobs(p, "cells (a method on a seed)")
     p.add_argument("--out", help="run directory (default: <out_dir>/<dataset>-<model>-<time>)")
     p.set_defaults(handler=commands.bench)
     register_tune(sub, _common)  # `fednot tune` (fednot.cli.tune)
@@ -97,11 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated methods to audit; Retrain is always audited (default: ft,not)",
     )  # fmt: skip
     p.add_argument("--models", type=int, default=32, help="N, models per method (default: 32)")
-    p.add_argument(
-        "--jobs", type=int, default=1,
-        help="models trained at once, each in a worker process with threads/jobs torch threads "
-        "(default: 1; 2 is faster on 2 cores)",
-    )  # fmt: skip
+    _jobs(p, "models trained")
     p.add_argument(
         "--seed", type=int, default=None,
         help="seed of the data, request and original model (default: the first of `seeds`)",

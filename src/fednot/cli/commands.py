@@ -87,12 +87,17 @@ def check_cache(config: RunConfig) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """``fednot run``."""
+    """``fednot run``; with ``--jobs J``, J cells at once with ``threads // J`` threads each."""
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {args.jobs}.")
     config, progress = setup_run(args, config_of(args))
+    if args.jobs > 1:  # the count each cell trains with is the one recorded and in the keys
+        assert config.threads is not None  # setup_run resolved it
+        config = replace(config, threads=use_threads(max(1, config.threads // args.jobs)))
     run_dir = Path(args.out) if args.out else default_run_dir(config)
     check_writable_dir(run_dir, "the run folder", "--out")
     check_cache(config)
-    runner = Run(config, run_dir, progress=progress)
+    runner = Run(config, run_dir, progress=progress, jobs=args.jobs)
     summary = runner.execute()
     print(main_table(summary, runner.not_applicable, tuned_values(config)))
     print("\n" + statements(summary, config.unlearn.recovery_rounds))

@@ -4,7 +4,7 @@
 Retrain run once per seed (through the model cache, so a resumed or repeated tuning reuses
 them); each trial then unlearns with the method at the trial's values, evaluates, and takes the
 average gap to that seed's Retrain exactly as ``fednot bench`` does (`fednot.results.with_gaps`
-over `fednot.runner.make_record`). A trial whose step or recovery diverges scores +inf.
+over `fednot.cells.make_record`). A trial whose step or recovery diverges scores +inf.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 
 from torch import nn
 
+from fednot.cells import make_record
 from fednot.config import RunConfig
 from fednot.errors import DivergenceError
 from fednot.experiment import Experiment
@@ -25,7 +26,7 @@ from fednot.metrics.gaps import GAP_METRICS
 from fednot.outcome import Trained
 from fednot.progress import Progress, Silent
 from fednot.results import REFERENCE, Record, with_gaps
-from fednot.runner import history_union, make_record
+from fednot.runner import history_union
 from fednot.tune.validation import trial_config
 from fednot.unlearning.base import Unlearner
 from fednot.unlearning.registry import create_unlearner
