@@ -4,9 +4,12 @@ Runs a bench from a cold model cache (pre-training and Retrain included) and pri
 wall time, then splits it with the run's own logs: pre-training and Retrain rounds, each
 method's step and recovery rounds (training and the validation pass each round runs), and the
 rest (trajectory evaluation after every round, final evaluations with the MIA's noise floor,
-writing results). Run it alone: a second heavy job doubles every figure.
+writing results). With ``--jobs J`` the parts are shares of J × the wall time, the worker time
+there was. Run it alone: a second heavy job doubles every figure.
 
     python benchmarks/bench_wall_time.py                      # the default: mnist5k-cnn, 5 seeds
+    python benchmarks/bench_wall_time.py --jobs 2             # two cells at once, 1 thread each
+    python benchmarks/bench_wall_time.py --preset fmnist-cnn-tuned --seeds 0,1,2,3,4
     python benchmarks/bench_wall_time.py --scenario class --methods retrain,ft,pgd,not,not_wb \
         --seeds 0,1,2 --out runs/bench-class
 
@@ -55,12 +58,14 @@ def run() -> None:
     parser.add_argument("--methods", default=None)
     parser.add_argument("--seeds", default=None)
     parser.add_argument("--threads", default="2")
+    parser.add_argument("--jobs", default="1")
+    parser.add_argument("--preset", default=None)
     args = parser.parse_args()
     out = Path(args.out)
     cache = out.with_name(out.name + "-cache")
-    argv = ["bench", "--out", str(out), "--threads", args.threads, "-q",
+    argv = ["bench", "--out", str(out), "--threads", args.threads, "--jobs", args.jobs, "-q",
             "--set", f"cache_dir={cache}"]  # fmt: skip
-    for flag in ("scenario", "methods", "seeds"):
+    for flag in ("preset", "scenario", "methods", "seeds"):
         if getattr(args, flag):
             argv += [f"--{flag}", getattr(args, flag)]
     start = time.perf_counter()
@@ -70,13 +75,14 @@ def run() -> None:
     print(
         f"\nfednot {' '.join(argv)}\nexit code {code}; wall time {wall:.0f} s ({wall / 60:.1f} min)"
     )
+    capacity = wall * int(args.jobs)  # the worker time there was
     counted = 0.0
     for name, value in sorted(parts.items(), key=lambda kv: -kv[1]):
         counted += value
-        print(f"  {name:45s} {value:7.0f} s  {100 * value / wall:5.1f} %")
-    rest = wall - counted
-    label = "evaluation (trajectories, final, MIA), I/O"
-    print(f"  {label:45s} {rest:7.0f} s  {100 * rest / wall:5.1f} %")
+        print(f"  {name:45s} {value:7.0f} s  {100 * value / capacity:5.1f} %")
+    rest = capacity - counted
+    label = "evaluation (trajectories, final, MIA), I/O, idle"
+    print(f"  {label:45s} {rest:7.0f} s  {100 * rest / capacity:5.1f} %")
 
 
 if __name__ == "__main__":
