@@ -56,7 +56,7 @@ def test_place_model_leaves_linear_layers_alone() -> None:
 
 
 def test_the_cnn_pools_before_its_relu_bit_for_bit_as_relu_then_pool() -> None:
-    """The two orders commute exactly: outputs and gradients are the paper's order's, bit for bit."""
+    """The two orders commute exactly: outputs and gradients are the paper order's, bit for bit."""
     model = CNN(input_shape=(3, 8, 8), num_classes=3, channels=(4, 8))
     x = torch.randn(16, 3, 8, 8, generator=torch.Generator().manual_seed(1))
 

@@ -97,6 +97,9 @@ def test_retrain_prime_is_an_independent_retrain_with_its_own_row(tmp_path: Path
     assert entry["family"] == "primary" and entry["n"] == 2
     assert set(rows[RETRAIN_FLOOR]["paired"]) == set()  # not ranked against NoT or FT
     assert rows[RETRAIN_FLOOR]["gap_at"]["comm50"] is None  # no trajectory reading
+    log = results["logs"][f"{RETRAIN_FLOOR}/seed0"]  # and none recorded: nothing reads it
+    assert log["start"] == {} and all(not r["extra"] for r in log["rounds"])
+    assert any(r["extra"] for r in results["logs"]["retrain/seed0"]["rounds"])
     report = (out / "results.md").read_text()
     assert "Retrain′ (another training seed)" in report and "Minus Retrain′" in report
     cached = out.parent / "again"

@@ -131,7 +131,8 @@ class CellRunner:
             return self._measured(exp, cell, ORIGINAL_TITLE, state, None, None, "none")
         target = None if reference is None else reference.val_acc
         if cell.name == RETRAIN_FLOOR:
-            twin = exp.reseeded(FLOOR_TRAINING_SEED)  # Retrain never reads the original model
+            # no trajectory: only Retrain's is read; Retrain never reads the original model
+            twin = exp.reseeded(FLOOR_TRAINING_SEED, trajectory=False)
             outcome = twin.unlearn(twin.initial_state, exp.scenario.request, REFERENCE)
             return self._measured(exp, cell, FLOOR_TITLE, outcome.state, outcome, target, "none")
         method = self.methods[cell.name]

@@ -101,15 +101,20 @@ class Experiment:
         check_federation(self.federation, config)
         check_model(self.model, self.federation, config.model.name)
 
-    def reseeded(self, training_seed: int, *, progress: Progress | None = None) -> Experiment:
+    def reseeded(
+        self, training_seed: int, *, progress: Progress | None = None, trajectory: bool = True
+    ) -> Experiment:
         """This experiment with other training randomness (`fednot audit`'s model samples).
 
         The data, partition, request and evaluation streams stay those of ``seed``; the initial
         weights, every client's training streams and a method's own streams derive from
         ``(seed, "training", training_seed)`` instead. Cache keys include ``training_seed``.
-        ``progress`` replaces where the twin's progress lines go.
+        ``progress`` replaces where the twin's progress lines go; ``trajectory=False`` records
+        no trajectory (``eval.curve_every = 0``: Retrain′, whose curve nothing reads).
         """
         twin = copy.copy(self)
+        if not trajectory:
+            twin.config = replace(self.config, eval=replace(self.config.eval, curve_every=0))
         twin.progress = progress or self.progress
         twin.training_seed = training_seed
         twin.training_streams = SeedStreams(derive_seed(self.seed, "training", training_seed))
