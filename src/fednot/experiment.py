@@ -100,6 +100,8 @@ class Experiment:
         self._fingerprint = self.federation.fingerprint()
         check_federation(self.federation, config)
         check_model(self.model, self.federation, config.model.name)
+        if self.device.type != "cpu":  # the pixels live where the model computes, moved once
+            self.federation = self.federation.on_device(self.device)
 
     def reseeded(
         self, training_seed: int, *, progress: Progress | None = None, trajectory: bool = True

@@ -54,6 +54,10 @@ class Samples:
         """Return a view of the same kind (readable or forbidden) over other ``indices``."""
         return Samples(self.source, indices)
 
+    def over(self, source: ImageSet) -> Samples:
+        """The same view (same kind, same indices) over ``source``, a copy of its source."""
+        return Samples(source, self.indices)
+
     def subsample(self, limit: int, generator: torch.Generator) -> Samples:
         """Return at most ``limit`` samples drawn without replacement."""
         if len(self) <= limit:
@@ -101,6 +105,10 @@ class ForbiddenSamples(Samples):
         """A view over other ``indices`` with the same rule."""
         return ForbiddenSamples(Samples(self.source, indices), self.reason, self.forbidden)
 
+    def over(self, source: ImageSet) -> Samples:
+        """The same view, with the same rule, over ``source``."""
+        return ForbiddenSamples(Samples(source, self.indices), self.reason, self.forbidden)
+
     def fetch(self, positions: Tensor) -> tuple[Tensor, Tensor]:
         """The samples at ``positions``, unless one of them is forbidden."""
         self._check(self.indices[positions])
@@ -124,6 +132,10 @@ class UnlabeledSamples(Samples):
         """An unlabeled view over other ``indices``."""
         return UnlabeledSamples(self.source, indices)
 
+    def over(self, source: ImageSet) -> Samples:
+        """The same unlabeled view over ``source``."""
+        return UnlabeledSamples(source, self.indices)
+
 
 @dataclass(frozen=True, eq=False)
 class Preprocess:
@@ -145,18 +157,21 @@ class Preprocess:
         x = images.float().div_(255.0)
         if self.augment and generator is not None:
             x = self._augment(x, generator)
-        return (x - self.mean.view(1, -1, 1, 1)) / self.std.view(1, -1, 1, 1)
+        mean, std = self.mean.to(x.device), self.std.to(x.device)  # no-ops on the CPU
+        return (x - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
 
     def _augment(self, x: Tensor, generator: torch.Generator) -> Tensor:
+        """Crop and flip where ``x`` lives; the draws come from ``generator`` on the host."""
         n, _, h, w = x.shape
+        at = x.device
         padded = torch.nn.functional.pad(x, (self.pad,) * 4)
-        dy = torch.randint(0, 2 * self.pad + 1, (n,), generator=generator)
-        dx = torch.randint(0, 2 * self.pad + 1, (n,), generator=generator)
-        rows = (dy[:, None] + torch.arange(h))[:, :, None]
-        cols = (dx[:, None] + torch.arange(w))[:, None, :]
-        out = padded[torch.arange(n)[:, None, None], :, rows, cols].permute(0, 3, 1, 2)
+        dy = torch.randint(0, 2 * self.pad + 1, (n,), generator=generator).to(at)
+        dx = torch.randint(0, 2 * self.pad + 1, (n,), generator=generator).to(at)
+        rows = (dy[:, None] + torch.arange(h, device=at))[:, :, None]
+        cols = (dx[:, None] + torch.arange(w, device=at))[:, None, :]
+        out = padded[torch.arange(n, device=at)[:, None, None], :, rows, cols].permute(0, 3, 1, 2)
         if self.flip:
-            flip = torch.rand(n, generator=generator) < 0.5
+            flip = (torch.rand(n, generator=generator) < 0.5).to(at)
             out[flip] = out[flip].flip(-1)
         return out.contiguous()
 
@@ -218,6 +233,33 @@ class Federation:
             self.server,
         )
 
+    def on_device(self, device: torch.device | str) -> Federation:
+        """This federation with its pixels moved to ``device`` once (GPU runs; docs/engine.md).
+
+        Every image set is copied there as ``uint8``, once; the labels, the indices and the
+        views' rules (forbidden, unlabeled) stay as they are, on the host. Batches are then
+        gathered, augmented and normalised on ``device`` with the same host-drawn randomness,
+        and only a batch's labels cross to it. On the CPU the arithmetic is the same as before,
+        so the results are too, bit for bit.
+        """
+        moved: dict[int, ImageSet] = {}
+
+        def move(samples: Samples) -> Samples:
+            source = samples.source
+            if id(source) not in moved:
+                images = source.images.to(device)
+                moved[id(source)] = ImageSet(images, source.labels, source.classes)
+            return samples.over(moved[id(source)])
+
+        return Federation(
+            tuple(ClientData(c.id, move(c.train), move(c.val)) for c in self.clients),
+            move(self.test),
+            self.preprocess,
+            self.num_classes,
+            self.input_shape,
+            None if self.server is None else move(self.server),
+        )
+
     def without(self, client_ids: Iterable[int]) -> Federation:
         """Return the federation without the given clients."""
         drop = {self.client(c).id for c in client_ids}
@@ -236,8 +278,8 @@ class Federation:
         sources = {id(s): s for s in (self.clients[0].train.source, self.test.source)}
         for source in sources.values():  # every pixel and label: a poisoned copy is another key
             digest.update(str(tuple(source.images.shape)).encode())
-            digest.update(source.images.contiguous().numpy().tobytes())
-            digest.update(source.labels.contiguous().numpy().tobytes())
+            digest.update(source.images.cpu().contiguous().numpy().tobytes())
+            digest.update(source.labels.cpu().contiguous().numpy().tobytes())
         return digest.hexdigest()[:24]
 
     def pooled_train(self) -> Samples:
