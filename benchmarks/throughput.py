@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from fednot.config import DataConfig
-from fednot.data.federated import Preprocess, Samples
+from fednot.data.federated import Federation, Preprocess, Samples
 from fednot.data.registry import load_federation
 from fednot.data.synthetic import tiny_federation
 from fednot.environment import place_model, resolve_device
@@ -72,37 +72,29 @@ def _timed(work: Callable[[], object], device: torch.device) -> float:
 
 def workloads(names: list[str], device: torch.device, layout: str) -> list[Workload]:
     """The requested workloads, their models placed on ``device`` in ``layout``."""
-    out = []
+    feds: dict[str, tuple[str, Federation]] = {}
     if "cnn" in names:
-        fed, _ = load_federation(DataConfig(), SeedStreams(0))
-        model = create_model("cnn", input_shape=fed.input_shape, num_classes=fed.num_classes)
-        out.append(
-            Workload(
-                "CNN, MNIST-5k client (450 samples), batch 32",
-                place_model(model, device, layout),
-                fed.clients[0].train,
-                fed.test,
-                fed.preprocess,
-                32,
-                128,
-            )
-        )
+        feds["cnn"] = ("CNN, MNIST-5k client", load_federation(DataConfig(), SeedStreams(0))[0])
     if "resnet18" in names:
         n = 2048 if device.type == "cuda" else 256
-        fed = tiny_federation(
+        synthetic = tiny_federation(
             1, train_per_client=n, val_per_client=1, test_size=n, shape=(3, 32, 32), num_classes=10
         )
-        model = create_model("resnet18", input_shape=(3, 32, 32), num_classes=10)
+        feds["resnet18"] = ("ResNet-18, CIFAR-shaped client", synthetic)
+    out = []
+    for model_name, (title, fed) in feds.items():
+        model = create_model(model_name, input_shape=fed.input_shape, num_classes=fed.num_classes)
+        train = fed.clients[0].train
         out.append(
             Workload(
-                f"ResNet-18, {n} CIFAR-shaped samples, batch 32",
+                f"{title} ({len(train)} samples), batch 32",
                 place_model(model, device, layout),
-                fed.clients[0].train,
+                train,
                 fed.test,
                 fed.preprocess,
                 32,
                 128,
-            )
+            )  # fmt: skip
         )
     return out
 

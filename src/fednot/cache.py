@@ -16,6 +16,7 @@ phase from the first round).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -52,7 +53,10 @@ def atomic_save(obj: object, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        torch.save(obj, tmp)
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as e:  # torch reports a failed write (a full disk) as RuntimeError
+            raise OSError(errno.EIO, f"writing failed ({describe_exception(e)})", str(path)) from e
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

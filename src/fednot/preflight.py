@@ -35,6 +35,27 @@ def check_federation(federation: Federation, config: RunConfig) -> None:
         )
     if len(federation.test) == 0:
         raise ConfigError("The test set is empty: use a larger data.test_fraction.")
+    # the engine's own look at the labels: views a method may not read are not read through
+    trained = torch.cat([c.train.source.labels[c.train.indices] for c in federation.clients])
+    classes = set(trained.unique().tolist())
+    if len(classes) < 2:
+        raise ConfigError(
+            f"Every training sample of every client has class {sorted(classes)[0]}: every model "
+            "would score 100 % and every gap 0, so no comparison would mean anything. Use data "
+            "with at least two classes among the clients' training samples."
+        )
+    test = federation.test.source.labels[federation.test.indices]
+    unseen = sorted(set(test.unique().tolist()) - classes)
+    if unseen:
+        count = int(torch.isin(test, torch.tensor(unseen)).sum())
+        warnings.warn(
+            f"The test set holds {count} samples of classes no client trains on ({unseen[:10]}): "
+            "every model misclassifies them, so test accuracy cannot exceed "
+            f"{100 * (1 - count / len(test)):.1f} %. Check the data's labels, or hold out the "
+            "test set from the same classes.",
+            FedNotWarning,
+            stacklevel=2,
+        )
 
 
 def check_request(federation: Federation, split: ForgetSplit, config: RunConfig) -> None:

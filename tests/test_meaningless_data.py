@@ -1,0 +1,63 @@
+"""Data that cannot support a result is refused or flagged before the first round (issue 30)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from fednot.cli.app import main
+from fednot.data.federated import ClientData, Federation
+from fednot.data.source import ImageSet
+from fednot.errors import ConfigError, FedNotWarning
+from fednot.experiment import Experiment
+from fednot.testing import tiny_config, tiny_federation
+
+torch.set_num_threads(1)
+
+
+def _with_labels(fed: Federation, labels: torch.Tensor) -> Federation:
+    """``fed``'s views over a copy of its pool that carries ``labels``."""
+    source = fed.test.source
+    moved = ImageSet(source.images, labels, source.classes)
+    clients = tuple(ClientData(c.id, c.train.over(moved), c.val.over(moved)) for c in fed.clients)
+    return Federation(clients, fed.test.over(moved), fed.preprocess, 4, fed.input_shape)
+
+
+def test_a_single_training_class_is_refused() -> None:
+    fed = tiny_federation(3, num_classes=4)
+    labels = fed.test.source.labels.clone()
+    for client in fed.clients:
+        labels[client.train.indices] = 2
+    with pytest.raises(ConfigError, match="has class 2: every model would score 100 %"):
+        Experiment(tiny_config(), seed=0, federation=_with_labels(fed, labels))
+
+
+def test_test_classes_no_client_trains_on_are_flagged() -> None:
+    fed = tiny_federation(3, num_classes=4)
+    labels = fed.test.source.labels.clone()
+    rows = torch.cat([c.train.indices for c in fed.clients])
+    labels[rows] = labels[rows] % 3  # the clients never train on class 3
+    labels[fed.test.indices[:8]] = 3
+    unseen = int((labels[fed.test.indices] == 3).sum())
+    with pytest.warns(FedNotWarning, match=rf"holds {unseen} samples of classes no client trains"):
+        Experiment(tiny_config(), seed=0, federation=_with_labels(fed, labels))
+
+
+def test_a_failed_model_write_is_one_line_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def full_disk(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    out = tmp_path / "model.pt"
+    argv = ["train", "-q", "--set", "data.num_clients=3", "--set", "model.name=mlp",
+            "--set", "model.options.hidden=[8]", "--set", "train.rounds=1", "--set", "cache_dir=",
+            "--out", str(out)]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "cannot read or write" in err and str(out) in err and "PytorchStreamWriter" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
