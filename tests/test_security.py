@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -146,3 +147,25 @@ def test_out_never_replaces_a_fifo_or_device(
     assert main(run_out) == 2  # a run folder, and /dev/null is a device
     assert "not a regular file or folder" in capsys.readouterr().err
     assert Path("/dev/null").is_char_device()
+
+
+@pytest.mark.parametrize("what", ["config", "checkpoint", "forget-ids"])
+def test_a_fifo_named_as_an_input_is_refused_not_read(
+    what: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Reading a FIFO blocks until a writer comes: fednot refuses it before opening it."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    argv = {
+        "config": ["config", "-c", str(fifo)],
+        "checkpoint": ["eval", "--checkpoint", str(fifo)],
+        "forget-ids": ["run", "-q", "--set", "data.num_clients=3", "--set", "model.name=mlp",
+                       "--set", "scenario.kind=instance", "--set", f"scenario.forget_ids={fifo}",
+                       "--out", str(tmp_path / "run")],
+    }[what]  # fmt: skip
+    signal.alarm(60)  # a regression blocks on the FIFO: fail instead of hanging the suite
+    try:
+        assert main(argv) == 2
+    finally:
+        signal.alarm(0)
+    assert "not a regular file" in capsys.readouterr().err

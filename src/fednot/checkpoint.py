@@ -25,6 +25,7 @@ from fednot.config import RunConfig
 from fednot.configio import apply_overrides, from_dict, to_dict
 from fednot.errors import ConfigError, DamagedFileError, FedNotWarning
 from fednot.integrity import DIGEST_KEY, problem, unsealed
+from fednot.paths import check_input_file
 from fednot.types import StateDict
 from fednot.version import __version__
 
@@ -120,6 +121,7 @@ def foreign_code(config: Mapping[str, Any], overrides: list[str]) -> list[tuple[
 
 def _verified(path: Path) -> dict[str, Any]:
     """The checkpoint's payload, its digest checked (format 2) or warned about (format 1)."""
+    check_input_file(path, "checkpoint")
     try:
         payload = read_payload(path)
     except FileNotFoundError as e:

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from fednot.config import RunConfig
 from fednot.errors import ConfigError
+from fednot.paths import check_input_file
 from fednot.typecheck import check_value
 
 T = TypeVar("T")
@@ -85,12 +86,9 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
 def read_toml(path: str | Path) -> dict[str, Any]:
     """The tables of the TOML file ``path``; `ConfigError` if it is missing or malformed."""
     file = Path(path)
+    check_input_file(file, "configuration file")
     try:
         return tomllib.loads(file.read_text())
-    except FileNotFoundError as e:
-        raise ConfigError(f"Configuration file {file} does not exist.") from e
-    except IsADirectoryError as e:
-        raise ConfigError(f"Configuration file {file} is a folder; pass a .toml file.") from e
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"Configuration file {file} is not valid TOML: {e}.") from e
 

@@ -57,6 +57,23 @@ def check_writable_file(
     _probe(path.parent, what, option)
 
 
+def check_input_file(path: Path, what: str) -> None:
+    """``path`` is a regular file fednot may read: not missing, a folder, a FIFO or a device.
+
+    Reading a FIFO waits for a writer that may never come, and a device such as /dev/zero never
+    ends: both would hang the command instead of failing it.
+    """
+    if not path.exists():
+        raise ConfigError(f"{what.capitalize()} {path} does not exist.")
+    if path.is_dir():
+        raise ConfigError(f"{what.capitalize()} {path} is a folder; pass a file.")
+    if not path.is_file():
+        raise ConfigError(
+            f"{what.capitalize()} {path} is not a regular file (a device, FIFO or socket, which "
+            "could block or never end); pass a file."
+        )
+
+
 def _probe(folder: Path, what: str, option: str) -> None:
     existing = folder.absolute()
     while not existing.exists():

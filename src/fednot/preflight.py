@@ -37,7 +37,7 @@ def check_federation(federation: Federation, config: RunConfig) -> None:
         raise ConfigError("The test set is empty: use a larger data.test_fraction.")
     # the engine's own look at the labels: views a method may not read are not read through
     trained = torch.cat([c.train.source.labels[c.train.indices] for c in federation.clients])
-    classes = set(trained.unique().tolist())
+    classes = set(trained.tolist())
     if len(classes) < 2:
         raise ConfigError(
             f"Every training sample of every client has class {sorted(classes)[0]}: every model "
@@ -45,7 +45,7 @@ def check_federation(federation: Federation, config: RunConfig) -> None:
             "with at least two classes among the clients' training samples."
         )
     test = federation.test.source.labels[federation.test.indices]
-    unseen = sorted(set(test.unique().tolist()) - classes)
+    unseen = sorted(set(test.tolist()) - classes)
     if unseen:
         count = int(torch.isin(test, torch.tensor(unseen)).sum())
         warnings.warn(

@@ -21,6 +21,7 @@ from fednot.data.backdoor import Trigger, poison, triggered_test_set
 from fednot.data.federated import ClientData, Federation, Samples
 from fednot.data.source import ImageSet
 from fednot.errors import ConfigError
+from fednot.paths import check_input_file
 from fednot.seeding import SeedStreams
 from fednot.types import ForgetRequest
 
@@ -140,6 +141,7 @@ def repoint(federation: Federation, old: ImageSet, new: ImageSet) -> Federation:
 
 def read_sample_ids(path: Path) -> tuple[int, ...]:
     """Sample ids from a file: a JSON list, or one integer per line (``#`` starts a comment)."""
+    check_input_file(path, "the forget-ids file")
     try:
         text = path.read_text()
     except OSError as e:
