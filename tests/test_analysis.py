@@ -94,9 +94,12 @@ def test_report_embeds_every_figure(tmp_path: Path) -> None:
     assert "](nothere.png)" in text and "https://x/y.png" in text  # left as they were
     assert embed_images("![x](none.png)", folder) == "![x](none.png)"
     with pytest.raises(ConfigError, match="holds no results"):
-        build_report(tmp_path / "run" / "sub" / "empty") if False else build_report(
-            _empty(tmp_path)
-        )
+        build_report(_empty(tmp_path))
+    damaged = tmp_path / "damaged"  # a run folder whose results.md is gone: resume, not restart
+    damaged.mkdir()
+    (damaged / "results.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="rerun the same `fednot run`/`bench` command"):
+        build_report(damaged)
 
 
 def _empty(tmp_path: Path) -> Path:

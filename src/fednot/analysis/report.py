@@ -43,6 +43,13 @@ def build_report(run_dir: Path) -> Path:
         raise ConfigError(f"{run_dir} is not a folder; pass a run or analysis output folder.")
     sources = sorted(p for p in run_dir.rglob("*.md") if p.name != REPORT_NAME)
     if not sources:
+        if (run_dir / "results.json").exists():  # a run whose results.md is gone
+            raise ConfigError(
+                f"{run_dir} holds results.json but no results.md, which every finished cell "
+                "rewrites beside it: rerun the same `fednot run`/`bench` command on this folder "
+                "to resume and write it (if results.json is damaged, that command says so; then "
+                "run into a new --out)."
+            )
         raise ConfigError(
             f"{run_dir} holds no results: run `fednot run --out {run_dir}` or an analysis first."
         )
