@@ -8,7 +8,8 @@ types are errors. The resolved configuration is written next to every result.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from fednot.errors import ConfigError
@@ -20,6 +21,21 @@ PartitionScheme = Literal["iid", "dirichlet", "shards"]
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigError(message)
+
+
+def _require_finite(section: object, name: str) -> None:
+    """Every float of ``section`` (and of its float-valued mappings) is a finite number.
+
+    NaN fails every range check, but infinity passes ``>= 0``: an infinite momentum or weight
+    decay would be accepted and then blamed, rounds later, on the learning rate.
+    """
+    for f in fields(section):  # type: ignore[arg-type]
+        value = getattr(section, f.name)
+        items = value.items() if isinstance(value, Mapping) else [(None, value)]
+        for key, item in items:
+            if isinstance(item, float) and not math.isfinite(item):
+                where = f"{name}.{f.name}" + ("" if key is None else f".{key}")
+                raise ConfigError(f"{where} must be a finite number, got {item}.")
 
 
 @dataclass(frozen=True)
@@ -48,6 +64,7 @@ class DataConfig:
     )
 
     def __post_init__(self) -> None:
+        _require_finite(self, "data")
         _require(self.num_clients >= 1, f"data.num_clients must be >= 1, got {self.num_clients}.")
         for name in ("test_fraction", "val_fraction"):
             value = getattr(self, name)
@@ -95,6 +112,7 @@ class TrainConfig:
     patience: int | None = None  # stop when the mean validation accuracy stalls this many rounds
 
     def __post_init__(self) -> None:
+        _require_finite(self, "train")
         _require(self.rounds >= 1, f"train.rounds must be >= 1, got {self.rounds}.")
         _require(self.local_epochs >= 1, "train.local_epochs must be >= 1.")
         _require(self.batch_size >= 1, "train.batch_size must be >= 1.")
@@ -134,6 +152,7 @@ class UnlearnConfig:
     method_recovery_lr: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        _require_finite(self, "unlearn")
         _require(len(self.forget_clients) > 0, "unlearn.forget_clients must name a client.")
         _require(
             len(set(self.forget_clients)) == len(self.forget_clients),
@@ -211,6 +230,7 @@ class ScenarioConfig:
     target_label: int = 0  # poisoned samples are relabelled to this class
 
     def __post_init__(self) -> None:
+        _require_finite(self, "scenario")
         _require(len(self.classes) > 0, "scenario.classes must name at least one class.")
         _require(0 < self.forget_ratio < 1, "scenario.forget_ratio must lie in (0, 1).")
         _require(0 < self.poison_fraction <= 1, "scenario.poison_fraction must lie in (0, 1].")
@@ -234,6 +254,7 @@ class EvalConfig:
     retrain_floor: bool = True
 
     def __post_init__(self) -> None:
+        _require_finite(self, "eval")
         _require(self.batch_size >= 1, "eval.batch_size must be >= 1.")
         _require(self.mia_folds >= 2, "eval.mia_folds must be >= 2.")
         _require(self.mia_repeats >= 1, "eval.mia_repeats must be >= 1.")
