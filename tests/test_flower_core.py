@@ -219,4 +219,7 @@ def test_deploy_refuses_methods_it_cannot_serve_before_starting_anything(
     ]:
         with pytest.raises(ConfigError, match=match):
             deploy(toml, 3, methods=methods, workdir=tmp_path)
+    for clients in (0, 2000):  # sizes are checked before a SuperNode starts
+        with pytest.raises(ConfigError, match="one SuperNode process per client"):
+            deploy(toml, clients, workdir=tmp_path)
     assert list(tmp_path.iterdir()) == []  # nothing was written or started

@@ -48,6 +48,10 @@ class DeployResult:
     up_seconds: float
 
 
+MAX_LOCAL_NODES = 64
+"""The most SuperNodes `deploy` starts on one machine (each a process of ~0.3 GB and more)."""
+
+
 def deploy(
     config_toml: str,
     num_clients: int,
@@ -79,10 +83,19 @@ def deploy(
 
     Raises:
         ConfigError: for no method, a repeated or unknown one, one that serves no client's
-            request, or (without ``single_run``) one that reads the training history, which
-            only a run that pre-trains records.
+            request, (without ``single_run``) one that reads the training history, which only
+            a run that pre-trains records, or more clients than `MAX_LOCAL_NODES`; all before
+            any process starts.
     """
     _check_methods(methods, single_run)
+    if not 1 <= num_clients <= MAX_LOCAL_NODES:
+        raise ConfigError(
+            f"A local deployment starts one SuperNode process per client on this machine, each "
+            f"importing torch and Flower and starting a ClientApp process per message; "
+            f"{num_clients} clients is outside 1..{MAX_LOCAL_NODES}. Use fewer clients "
+            "(data.num_clients), or start SuperNodes on other machines (README, 'Flower "
+            "deployment')."
+        )
     workdir = workdir or temp_workdir()
     out = workdir / "out"
     app = write_app(workdir / "app", {
