@@ -468,3 +468,17 @@ def test_the_cli_prints_a_bad_name_as_one_line(
 def test_a_user_model_is_an_nn_module_of_the_right_size(importable: Path) -> None:
     model = create_model("extpkg:Nets.Inner.make", input_shape=(1, 8, 8), num_classes=4)
     assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 4)
+
+
+def test_a_module_that_exits_at_import_is_an_error_not_a_silent_success(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "quitter.py").write_text("import sys\nsys.exit(0)\n")
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "model.pt"
+    argv = ["train", "-q", "--set", "model.name=quitter:make", "--set", "cache_dir=",
+            "--out", str(out)]  # fmt: skip
+    assert main(argv) == 2  # was 0, with no checkpoint written
+    assert "called exit(0)" in capsys.readouterr().err
+    assert not out.exists()
+    sys.modules.pop("quitter", None)

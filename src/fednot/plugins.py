@@ -138,6 +138,11 @@ def import_object(module: str, attr: str, text: str | None = None) -> object:
         raise _import_failed(module, text, e) from e
     except ImportError as e:
         raise _import_failed(module, text, e) from e
+    except SystemExit as e:  # exit() at import: fednot would exit 0 having done nothing
+        raise ConfigError(
+            f"Importing module {module!r} of {text!r} called exit({e.code!r}): a plugin module "
+            "must define objects, not end the program. Fix the module."
+        ) from e
     path = module
     for part in attr.split("."):
         if not hasattr(obj, part):
@@ -218,6 +223,11 @@ def _entry_point(name: str, kind: Kind) -> importlib.metadata.EntryPoint | None:
 def _load_entry_point(point: importlib.metadata.EntryPoint, kind: Kind) -> object:
     try:
         return point.load()
+    except SystemExit as e:
+        raise ConfigError(
+            f"Entry point {point.name!r} of group {ENTRY_POINT_GROUPS[kind]}, declared by "
+            f"{_package(point)}, called exit({e.code!r}) when loaded. Fix that package."
+        ) from e
     except (ImportError, AttributeError) as e:
         raise ConfigError(
             f"Entry point {point.name!r} of group {ENTRY_POINT_GROUPS[kind]}, declared by "
