@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -10,9 +11,12 @@ import torch
 from fednot.cli.app import main
 from fednot.data.federated import ClientData, Federation
 from fednot.data.source import ImageSet
-from fednot.errors import ConfigError, FedNotWarning
+from fednot.errors import ConfigError, ContractError, FedNotWarning
 from fednot.experiment import Experiment
 from fednot.testing import tiny_config, tiny_federation
+from fednot.types import StateDict
+from fednot.unlearning.base import Unlearner, UnlearnResult
+from fednot.unlearning.context import UnlearnContext
 
 torch.set_num_threads(1)
 
@@ -61,3 +65,36 @@ def test_a_failed_model_write_is_one_line_not_a_traceback(
     assert "cannot read or write" in err and str(out) in err and "PytorchStreamWriter" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+class _WrongState(Unlearner):
+    """A plugin method whose step returns what the contract rules out."""
+
+    name = "wrong_state"
+
+    def __init__(self, *, mode: str = "missing") -> None:
+        self.mode = mode
+
+    def unlearn(self, state: StateDict, ctx: UnlearnContext) -> UnlearnResult:
+        out: dict[str, Any] = {k: v.clone() for k, v in state.items()}
+        first = next(iter(out))
+        if self.mode == "missing":
+            del out[first]
+        elif self.mode == "shape":
+            out[first] = out[first].flatten()
+        elif self.mode == "dtype":
+            out[first] = out[first].double()
+        else:
+            out[first] = out[first].tolist()
+        return UnlearnResult(out)
+
+
+@pytest.mark.parametrize(
+    ("mode", "said"),
+    [("missing", "lacking"), ("shape", "of shape"), ("dtype", "torch.float64"), ("list", "a list")],
+)
+def test_a_step_returning_another_state_is_named_not_a_traceback(mode: str, said: str) -> None:
+    exp = Experiment(tiny_config(), seed=0, federation=tiny_federation(3))
+    trained = exp.pretrain()
+    with pytest.raises(ContractError, match=rf"method 'wrong_state' returned .*{said}"):
+        exp.unlearn(trained, exp.scenario.request, _WrongState(mode=mode))

@@ -44,6 +44,13 @@ class MissingRequirementError(FedNotError):
     """
 
 
+class ContractError(FedNotError):
+    """Code fednot calls (a method's step, say) returned something its contract rules out.
+
+    The message names the code and what was expected, so a plugin's author can fix it.
+    """
+
+
 class DamagedFileError(FedNotError):
     """A cache entry or checkpoint fednot wrote cannot be read back, or changed since.
 

@@ -200,7 +200,8 @@ class Experiment:
         )  # fmt: skip
         start = time.perf_counter()
         result = backend.unlearn_step(method, trained.state, ctx)
-        check_step(result.state, method.name, self.config.options.get(method.name))
+        options = self.config.options.get(method.name)
+        check_step(result.state, method.name, options, reference=trained.state)
         step_costs = ctx.costs + result.costs + Costs(seconds=time.perf_counter() - start)
         first = self._curve_point(result.state, split) if self.config.eval.curve_every else {}
         if result.schedule == "none":

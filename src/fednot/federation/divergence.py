@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from fednot.errors import DivergenceError
+from fednot.errors import ContractError, DivergenceError
 from fednot.types import StateDict
 
 _SHOWN = 3  # tensor names a message lists before "and N more"
@@ -100,8 +100,24 @@ def describe_non_finite(names: list[str], state: Mapping[str, torch.Tensor]) -> 
     return f"non-finite weights (NaN or inf) in {len(names)} of {total} tensors: {shown}{more}"
 
 
-def check_step(state: StateDict, method: str, options: Mapping[str, Any] | None) -> None:
-    """Raise `DivergenceError` if a method's step returned non-finite weights."""
+def check_step(
+    state: StateDict, method: str, options: Mapping[str, Any] | None,
+    reference: StateDict | None = None,
+) -> None:  # fmt: skip
+    """Raise if a method's step returned other weights than the model's, or non-finite ones.
+
+    Raises:
+        ContractError: ``state`` is not a mapping of tensors with ``reference``'s keys, shapes
+            and dtypes (checked when ``reference``, the state the step started from, is given).
+        DivergenceError: ``state`` holds NaN or infinite weights.
+    """
+    if reference is not None:
+        problem = _form_problem(state, reference)
+        if problem is not None:
+            raise ContractError(
+                f"The step of method {method!r} returned {problem}; a step must return the "
+                "model's state dict: the same keys, and tensors of the same shapes and dtypes."
+            )
     bad = non_finite(state)
     if not bad:
         return
@@ -122,3 +138,22 @@ def check_evaluable(state: Mapping[str, torch.Tensor]) -> None:
             "training. Train it again with a lower learning rate (train.lr for pre-training, "
             "unlearn.recovery_lr for a method's recovery, options.<method>.* for its step)."
         )
+
+
+def _form_problem(state: object, reference: StateDict) -> str | None:
+    """How ``state`` differs in form from ``reference`` (``None``: it does not)."""
+    if not isinstance(state, Mapping):
+        return f"a {type(state).__name__}, not a state dict"
+    missing, extra = sorted(set(reference) - set(state)), sorted(set(state) - set(reference))
+    if missing or extra:
+        return f"a state dict lacking {missing[:_SHOWN]} and adding {extra[:_SHOWN]}"
+    for key, expected in reference.items():
+        value = state[key]
+        if not isinstance(value, torch.Tensor):
+            return f"{key} as a {type(value).__name__}, not a tensor"
+        if value.shape != expected.shape or value.dtype != expected.dtype:
+            return (
+                f"{key} of shape {tuple(value.shape)} and {value.dtype}, where the model has "
+                f"{tuple(expected.shape)} and {expected.dtype}"
+            )
+    return None
