@@ -17,7 +17,7 @@ import fednot.data
 from fednot.config import DataConfig, ModelConfig, RunConfig
 from fednot.data import as_splits, federation_from_clients, image_set, partition_dataset
 from fednot.data import registry as data_registry
-from fednot.data.imagefolder import read_imagefolder
+from fednot.data.imagefolder import _eight_bit, read_imagefolder
 from fednot.data.source import DatasetSplits, ImageSet
 from fednot.errors import ConfigError, DataError, FedNotWarning
 from fednot.experiment import Experiment
@@ -432,3 +432,20 @@ def test_not_refuses_the_users_output_layer_like_a_shipped_models(user_model: st
 def test_helpers_are_exported_from_fednot_data() -> None:
     for name in ("image_set", "as_splits", "federation_from_clients", "partition_dataset"):
         assert name in fednot.data.__all__ and callable(getattr(fednot.data, name))
+
+
+def test_imagefolder_rescales_16_bit_greyscale_instead_of_clipping_it_to_white(
+    tmp_path: Path,
+) -> None:
+    wide = (pattern(5, (4, 4)).astype(np.uint16) * 257).astype(np.uint16)  # 8-bit values x 257
+    for name in ("cat", "dog"):
+        for i in range(2):
+            path = tmp_path / name / f"{i}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(wide).save(path)  # PIL mode I;16
+    images = read_imagefolder(tmp_path).train.images
+    assert images.shape[1] == 1  # still greyscale
+    assert torch.equal(images[0, 0], torch.from_numpy(pattern(5, (4, 4))))  # was all 255
+    floats = Image.fromarray(np.zeros((4, 4), dtype=np.float32))  # mode F: no known range
+    with pytest.raises(DataError, match="floating-point ones"):
+        _eight_bit(floats, tmp_path / "f.tiff")

@@ -139,7 +139,7 @@ def _load_image(path: Path, size: tuple[int, int], mode: str) -> torch.Tensor:
     """Decode one image in ``mode`` ("RGB" or "L"), resized to ``size`` = (width, height)."""
     try:
         with Image.open(path) as image:
-            converted = image.convert(mode)
+            converted = _eight_bit(image, path).convert(mode)
             if converted.size != size:
                 converted = converted.resize(size, Image.Resampling.BILINEAR)
             pixels = np.asarray(converted, dtype=np.uint8).copy()
@@ -149,6 +149,24 @@ def _load_image(path: Path, size: tuple[int, int], mode: str) -> torch.Tensor:
     return tensor[None] if tensor.dim() == 2 else tensor.permute(2, 0, 1)
 
 
+def _eight_bit(image: Image.Image, path: Path) -> Image.Image:
+    """``image`` with 8 bits per channel: 16-bit greyscale rescaled, not clipped to white.
+
+    PIL's ``convert`` clips 16-bit greyscale (mode ``I;16``, or ``I`` for a 16-bit PNG in some
+    Pillow versions) at 255, so nearly every pixel would read as white. Integer values beyond 16
+    bits and floating-point pixels have no known range and are refused.
+    """
+    if not (image.mode.startswith("I;16") or image.mode in ("I", "F")):
+        return image
+    wide = np.asarray(image, dtype=np.float64)
+    if image.mode == "F" or (wide.size and (wide.min() < 0 or wide.max() > 65535)):
+        raise DataError(
+            f"{path} has pixels outside 0..65535 or floating-point ones (PIL mode {image.mode}), "
+            "whose range fednot cannot know; save it as an 8- or 16-bit image."
+        )
+    return Image.fromarray(np.rint(wide / 257.0).astype(np.uint8), mode="L")
+
+
 def _layout(
     folders: Sequence[_Folder], image_size: int | None, channels: Channels, name: str
 ) -> tuple[str, tuple[int, int]]:
@@ -156,7 +174,9 @@ def _layout(
     if image_size is not None and channels == "rgb":
         return "RGB", (image_size, image_size)
     headers = [(path, *_probe(path)) for folder in folders for path in folder.paths()]
-    grey = channels == "auto" and all(mode in GREY_MODES for _, _, mode in headers)
+    grey = channels == "auto" and all(
+        mode in GREY_MODES or mode.startswith("I;16") or mode == "I" for _, _, mode in headers
+    )
     if image_size is not None:
         return ("L" if grey else "RGB"), (image_size, image_size)
     first, size, _ = headers[0]
