@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 from fednot.errors import ConfigError
 
@@ -34,7 +35,11 @@ def int_list(text: str | None, what: str, example: str) -> tuple[int, ...] | Non
     """``"1,2"`` as ``(1, 2)``, ``None`` as ``None``; a `ConfigError` naming ``what`` otherwise."""
     if text is None:
         return None
-    try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError as e:
-        raise ConfigError(f"Expected comma-separated {what}, e.g. {example}, got {text!r}.") from e
+    parts = [part.strip() for part in text.split(",")]
+    # ASCII digits only: int() would also take "1_0", "+3" or other scripts' digits
+    if not all(re.fullmatch(r"-?[0-9]+", part) for part in parts):
+        raise ConfigError(
+            f"Expected comma-separated {what} (whole numbers, none empty), e.g. {example}, "
+            f"got {text!r}."
+        )
+    return tuple(int(part) for part in parts)
