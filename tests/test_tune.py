@@ -294,3 +294,27 @@ def test_an_own_recovery_lr_for_a_method_without_recovery_is_refused() -> None:
     )
     with pytest.raises(ConfigError, match="runs no recovery"):
         create_methods(config)
+
+
+def test_two_jobs_tune_trial_for_trial_as_one_process(tuned: Path, tmp_path: Path) -> None:
+    """``--jobs 2 --threads 2``: FT's and NoT's trials in two workers, one thread each."""
+    argv = [*TINY[:-3], "--threads", "2", "-q"]  # TINY's "--threads 1" becomes 2, split in 2
+    assert argv.count("--threads") == 1
+    out = tmp_path / "two"
+    code = main(
+        ["tune", *argv, "--set", f"cache_dir={tmp_path / 'cache'}", "--seeds", "1000",
+         "--trials", "2", "--methods", "ft,not", "--jobs", "2", "--out", str(out)]
+    )  # fmt: skip
+    torch.set_num_threads(1)
+    assert code == 0
+    one = json.loads((tuned / "out" / "tune.json").read_text())
+    two = json.loads((out / "tune.json").read_text())
+
+    def trials(log: dict[str, Any]) -> dict[str, list[tuple[Any, ...]]]:
+        return {
+            name: [(t["params"], t["objective"], t["gaps"]) for t in entry["trials"]]
+            for name, entry in log["methods"].items()
+        }
+
+    assert trials(two) == trials(one)
+    assert two["reference"] == one["reference"]

@@ -8,8 +8,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from fednot.cli.arguments import int_list
 from fednot.cli.commands import check_cache, client_ids, config_of, setup_run
+from fednot.environment import use_threads
 from fednot.errors import ConfigError
 from fednot.paths import check_writable_dir
 from fednot.results import REFERENCE
@@ -54,6 +57,11 @@ def register_cli(sub: Any, common: Callable[[argparse.ArgumentParser], None]) ->
     p.add_argument(
         "--sampler-seed", type=int, default=0, help="the TPE sampler's seed (default: 0)"
     )
+    p.add_argument(
+        "--jobs", type=int, default=1,
+        help="methods tuned at once, each trial in a worker process with threads/jobs torch "
+        "threads (default: 1); a method's trials stay sequential",
+    )  # fmt: skip
     p.add_argument("--out", help="tuning folder (default: <out_dir>/tune-<preset>-tuned); resumes")
     p.set_defaults(handler=tune)
 
@@ -78,9 +86,14 @@ def tune(args: argparse.Namespace) -> int:
     check_writable_dir(out, "the tuning folder", "--out")
     check_cache(config)
     settings = TuneSettings(trials=args.trials, seed=args.sampler_seed)
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {args.jobs}.")
+    if args.jobs > 1:  # every trial, and the pre-training it reads, with threads // jobs
+        use_threads(max(1, torch.get_num_threads() // args.jobs))
     outcome = run_tune(
-        config, methods, request, out, settings=settings, preset=args.preset, progress=progress
-    )
+        config, methods, request, out, settings=settings, preset=args.preset, progress=progress,
+        jobs=args.jobs,
+    )  # fmt: skip
     print(summary_table(outcome.log))
     for name, reason in outcome.skipped.items():
         print(f"- {name}: not tuned ({reason})")

@@ -28,6 +28,7 @@ from fednot.progress import Progress, Silent
 from fednot.seeding import derive_seed
 from fednot.tune.log import MethodLog, Trial, TuneLog
 from fednot.tune.objective import ValidationBench
+from fednot.tune.pool import run_trials
 from fednot.tune.preset import write_tuned_preset
 from fednot.tune.space import Range, Space, describe_space
 from fednot.tune.validation import ValidationRequest, validation_config
@@ -145,6 +146,7 @@ def tune(
     settings: TuneSettings,
     preset: str,
     progress: Progress | None = None,
+    jobs: int = 1,
 ) -> TuneOutcome:
     """Tune ``methods`` of the reported ``config`` on ``request``; write into ``out``.
 
@@ -156,6 +158,7 @@ def tune(
         settings: trials per method and the sampler's seed.
         preset: the preset's name, for the tuned preset's name (``<preset>-tuned.toml``).
         progress: where progress lines go.
+        jobs: methods whose trials run at once, in worker processes (`fednot.tune.pool`).
     """
     progress = progress or Silent()
     unknown = [m for m in methods if m not in config.unlearn.methods]
@@ -186,27 +189,34 @@ def tune(
     out.mkdir(parents=True, exist_ok=True)
     log = TuneLog.open(out, header)
     log.skipped = skipped
-    start, before, prepared = time.perf_counter(), log.wall_seconds, False
+    start, before = time.perf_counter(), log.wall_seconds
     for name, reason in skipped.items():
         progress.info(f"not tuning {name}: {reason}")
+    entries = {plan.name: log.method(plan.name, describe_space(plan.space), plan.published)
+               for plan in searches}  # fmt: skip
     for plan in searches:
-        entry = log.method(plan.name, describe_space(plan.space), plan.published)
-        pending = range(len(entry.trials), settings.trials)
+        pending = settings.trials - len(entries[plan.name].trials)
         progress.phase(
-            f"tune {plan.name}: {len(pending)} of {settings.trials} trials to run over "
-            + "; ".join(f"{k} {v}" for k, v in entry.space.items())
+            f"tune {plan.name}: {max(pending, 0)} of {settings.trials} trials to run over "
+            + "; ".join(f"{k} {v}" for k, v in entries[plan.name].space.items())
         )
-        for number in pending:
-            if not prepared:  # pre-training and Retrain, once, outside the trials' seconds
-                bench.prepare()
-                log.reference = {str(s): m for s, m in bench.reference().items()}
-                prepared = True
-            params = ask(plan, entry.trials, settings, number)
-            result = bench.run(plan.name, params)
-            entry.trials.append(Trial(number, params, result))
-            log.wall_seconds = before + time.perf_counter() - start
-            log.write()
-            progress.info(_trial_line(plan.name, number, settings.trials, params, entry))
+    if any(len(e.trials) < settings.trials for e in entries.values()):
+        bench.prepare()  # pre-training and Retrain, once, outside the trials' seconds
+        log.reference = {str(s): m for s, m in bench.reference().items()}
+    plan_of = {plan.name: plan for plan in searches}
+
+    def next_trial(name: str) -> tuple[int, dict[str, Any]] | None:
+        number = len(entries[name].trials)
+        if number >= settings.trials:
+            return None
+        return number, ask(plan_of[name], entries[name].trials, settings, number)
+
+    for name, number, params, result in run_trials(bench, list(plan_of), next_trial, jobs=jobs):
+        entry = entries[name]
+        entry.trials.append(Trial(number, params, result))
+        log.wall_seconds = before + time.perf_counter() - start
+        log.write()
+        progress.info(_trial_line(name, number, settings.trials, params, entry))
     log.wall_seconds = before + time.perf_counter() - start
     log.write()
     best = {p.name: dict(b.params) for p in searches if (b := log.methods[p.name].best())}
