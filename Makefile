@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/fednot run --out runs/demo
+	$(BIN)/fednot run --jobs 2 --out runs/demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

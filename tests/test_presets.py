@@ -138,6 +138,8 @@ SMOKE = ["--seeds", "0", "--methods", "retrain,not", "--set", "train.rounds=1",
         ),
     ],
 )
+# the tiny CIFAR-100 files leave some test classes without a training sample: flagged, rightly
+@pytest.mark.filterwarnings("ignore:The test set holds:fednot.errors.FedNotWarning")
 def test_preset_runs_on_files_in_the_standard_layout(tmp_path: Path, preset, writer, extra) -> None:  # type: ignore[no-untyped-def]
     root = writer(tmp_path / "data")
     out = tmp_path / "run"
