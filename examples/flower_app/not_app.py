@@ -1,18 +1,19 @@
-"""An existing Flower app that honours a deletion request with fednot's NoT.
+"""An existing Flower app that honours deletion requests with fednot's NoT.
 
 Everything here is the app's own: a small model (`Net`), its clients' data (synthetic, drawn
 from each node's ``partition-id``), a ClientApp with plain PyTorch training, and a ServerApp
-with Flower's FedAvg. fednot adds three lines to the server (marked ``# fednot``): wrap the
-strategy, and, when a client asks to be forgotten, `UnlearningStrategy.unlearn`. The clients
-change nothing: NoT's recovery rounds are ordinary ``train`` messages to everyone else.
+with Flower's FedAvg. fednot adds four lines to the server, marked ``# fednot``: two imports,
+wrapping the strategy, and `UnlearningStrategy.unlearn`. NoT's recovery rounds are ordinary
+``train`` messages to everyone else.
 
-A client files its request through the app's own query (``query.forget``), here set by its
-node config (``forget=1``) or, in simulation, the run config's ``forget-partitions``; any
-channel the app already has works the same.
+To learn who asks to be forgotten, this app has a request channel of its own, which fednot does
+not provide: the ClientApp's ``query.forget`` handler (`forget`, 11 lines) and the ServerApp's
+`deletion_requests` (6 lines) and its call (2 lines). An app that already knows the node ids
+to forget needs none of it. A client asks by its node config (``forget=1``) or, in simulation,
+by its partition id in the run config's ``forget-partitions``.
 
-Run it under Flower's simulation: ``python examples/flower_app/not_app.py`` (3 SuperNodes,
-node 1 asks to be forgotten), or point a Flower app's ``pyproject.toml`` at
-``not_app:server_app`` and ``not_app:client_app``.
+Run it with ``flwr run`` and at least 3 SuperNodes (README.md in this folder): FedAvg waits for
+2 nodes, and forgetting one of 2 would leave 1, which `UnlearningStrategy` refuses.
 """
 
 from __future__ import annotations
@@ -109,7 +110,8 @@ def deletion_requests(grid: Grid) -> list[int]:
     """The nodes whose owners asked to be forgotten."""
     ask = [Message(RecordDict(), node, "query.forget") for node in grid.get_node_ids()]
     replies = grid.send_and_receive(ask, timeout=60)
-    return sorted(r.metadata.src_node_id for r in replies if r.content["config"]["forget"])
+    asked = [r for r in replies if not r.has_error() and r.content["config"]["forget"]]
+    return sorted(r.metadata.src_node_id for r in asked)
 
 
 def serve(grid: Grid, rounds: int = 5, recovery: int = 3, out: str = "") -> dict[str, object]:
@@ -138,21 +140,23 @@ def _metrics(by_round: dict[int, MetricRecord]) -> list[dict[str, float]]:
 
 
 def make_server_app(rounds: int = 5, recovery: int = 3, out: str = "") -> ServerApp:
-    """The ServerApp (``out``: where to write the summary as JSON)."""
+    """The ServerApp (``out``: where to write the summary as JSON).
+
+    The run config's ``num-server-rounds``, ``recovery-rounds`` and ``summary-file`` override
+    the arguments.
+    """
     app = ServerApp()
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        serve(grid, rounds, recovery, out)
+        config = context.run_config
+        summary = serve(
+            grid, int(config.get("num-server-rounds", rounds)),
+            int(config.get("recovery-rounds", recovery)), str(config.get("summary-file", out)),
+        )  # fmt: skip
+        print(json.dumps({"summary": summary}, default=str))
 
     return app
 
 
 server_app = make_server_app()
-
-if __name__ == "__main__":
-    from flwr.simulation import run_simulation
-
-    # node 1 asks to be forgotten; run_simulation numbers the nodes' partitions 0..2
-    run_simulation(server_app=make_server_app(out="not_app_summary.json"), client_app=client_app,
-                   num_supernodes=3)  # fmt: skip

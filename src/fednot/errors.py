@@ -35,6 +35,20 @@ class UnsupportedScenarioError(FedNotError):
     """The method cannot serve the requested forgetting scenario."""
 
 
+class TooFewNodesError(FedNotError):
+    """Fewer nodes are left than a Flower strategy waits for.
+
+    Raised before a request is served, so that recovery rounds never wait forever for nodes
+    that will not come (the forgotten ones get no message). ``left`` and ``required`` are the
+    two numbers; the message says how to get more nodes or a lower minimum.
+    """
+
+    def __init__(self, message: str, *, left: int, required: int) -> None:
+        super().__init__(message)
+        self.left = left
+        self.required = required
+
+
 class MissingRequirementError(FedNotError):
     """A method reached for something it did not declare in its requirements.
 

@@ -1,7 +1,9 @@
 """`UnlearningStrategy`: NoT (or FT, or Retrain) for any Flower app, around its own Strategy.
 
 An operator who already runs Flower, with their own ClientApp, model and data, honours a
-client's deletion request with three more lines on the server and none on the clients:
+client's deletion request with four more lines on the server (two imports, the wrap and the
+`unlearn` call) and none on the clients. Learning which node ids to forget is the app's own
+business (examples/flower_app asks its nodes with a ``query`` round):
 
 ```python
 strategy = UnlearningStrategy(FedAvg(), method=NoT(), model=Net())   # wraps their strategy
@@ -13,6 +15,12 @@ unlearned = strategy.unlearn(grid, result.arrays, forget=[node_id], rounds=5)
 layer of ``model``'s layer graph, or the ``layers`` named), then recovery rounds of the wrapped
 strategy on every node but the forgotten ones: they receive no message from then on, in this
 call and in any later `start`. FT skips the step; Retrain starts from ``initial_arrays`` instead.
+
+Before anything changes, `unlearn` checks that the nodes left can meet the wrapped strategy's
+minimums (``min_available_nodes`` and the like: flwr's sampling would wait for them forever) and
+raises `TooFewNodesError` if not, unless ``adapt_minimums=True`` lowers them. Each step is logged
+on flwr's logger, so it shows in ``flwr run --stream`` and ``flwr log``.
+
 Only methods that need nothing from the clients beyond ordinary training qualify (their
 ``Requirements()`` are empty): the recovery rounds are the app's own ``train`` messages.
 
@@ -23,6 +31,7 @@ happen on the clients, in the app's own training code, and are not measured.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -36,13 +45,16 @@ from torch import nn
 
 from fednot.data.federated import Federation, Preprocess, Samples
 from fednot.data.source import ImageSet
-from fednot.errors import ConfigError
+from fednot.errors import ConfigError, TooFewNodesError
 from fednot.integrations.flower.grid import MeteredGrid
+from fednot.integrations.flower.node_count import lower_minimums, node_need
 from fednot.integrations.flower.records import to_arrays, to_state
 from fednot.seeding import SeedStreams
 from fednot.types import ForgetRequest
 from fednot.unlearning.base import Requirements, Unlearner
 from fednot.unlearning.context import UnlearnContext
+
+logger = logging.getLogger("flwr.fednot")  # under flwr's logger: it reaches `flwr run --stream`
 
 
 @dataclass
@@ -178,12 +190,15 @@ class UnlearningStrategy(Strategy):
         train_config: ConfigRecord | None = None,
         evaluate_config: ConfigRecord | None = None,
         evaluate_fn: Callable[[int, ArrayRecord], MetricRecord | None] | None = None,
+        adapt_minimums: bool = False,
     ) -> UnlearningResult:
         """Forget the nodes ``forget`` from the trained model ``arrays``.
 
         The method's step, then ``rounds`` rounds of the wrapped strategy without the forgotten
         nodes (FT: the rounds only; Retrain: ``rounds`` rounds from ``initial_arrays``). The
-        other arguments are `Strategy.start`'s.
+        other arguments are `Strategy.start`'s, but ``adapt_minimums``: if the nodes left are
+        fewer than the wrapped strategy's minimums, lower those minimums to the nodes left (for
+        this call and later ones) instead of raising `TooFewNodesError`.
         """
         nodes = sorted(set(forget))
         connected = set(grid.get_node_ids())
@@ -195,14 +210,22 @@ class UnlearningStrategy(Strategy):
             )
         if rounds < 0:
             raise ConfigError(f"Expected `rounds` to be >= 0, got {rounds}.")
+        context, left = self._context(nodes), len(connected - self.forgotten - set(nodes))
+        self._check_nodes(nodes, left, adapt=adapt_minimums)
         start = time.perf_counter()
         self.forgotten.update(nodes)
         metered = _Without(grid, self.forgotten)
-        result = self.method.unlearn(to_state(arrays), self._context(nodes))
+        result = self.method.unlearn(to_state(arrays), context)
+        title = self.method.title or self.method.name
+        logger.info("%s forgets nodes %s: %s.", title, nodes, _step(self.method, result.notes))
         out = UnlearningResult(
             to_arrays(result.state), self.method.name, sorted(self.forgotten), result.notes
         )
         if result.schedule != "none" and rounds > 0:
+            logger.info(
+                "Recovery: %d rounds of %s on the %d nodes left; nodes %s get no message.",
+                rounds, type(self.strategy).__name__, left, sorted(self.forgotten),
+            )  # fmt: skip
             out.recovery = self.start(
                 metered, out.arrays, num_rounds=rounds, timeout=timeout, train_config=train_config,
                 evaluate_config=evaluate_config, evaluate_fn=evaluate_fn,
@@ -210,7 +233,35 @@ class UnlearningStrategy(Strategy):
             out.arrays = out.recovery.arrays
         out.bytes_sent, out.bytes_received = dict(metered.sent), dict(metered.received)
         out.seconds = time.perf_counter() - start
+        logger.info("%s done in %.1f s; forgotten nodes: %s.", title, out.seconds, out.forgotten)
         return out
+
+    def _check_nodes(self, nodes: list[int], left: int, *, adapt: bool) -> None:
+        """Refuse (or, with ``adapt``, lower the minimums) if ``left`` nodes are too few."""
+        need = node_need(self.strategy, left)
+        required, reason = (need.required, need.reason) if need else (1, "a node to train on")
+        forgotten = len(self.forgotten | set(nodes))
+        if left < 1:
+            raise TooFewNodesError(
+                f"Cannot forget nodes {nodes}: no node would be left to train on ({forgotten} "
+                "forgotten of those connected). Forget fewer nodes, or start more SuperNodes.",
+                left=left, required=max(required, 1),
+            )  # fmt: skip
+        if required <= left:
+            return
+        if adapt and (changed := lower_minimums(self.strategy, left)):
+            logger.warning("adapt_minimums=True: lowered %s.", ", ".join(changed))
+            return
+        raise TooFewNodesError(
+            f"Cannot forget nodes {nodes}: {left} node(s) would be left (the forgotten get no "
+            f"message), but the wrapped strategy waits for {required} ({reason}), so its rounds "
+            "would wait forever ('Waiting for nodes to connect'). Nothing was changed. Start "
+            f"more SuperNodes ({required + forgotten} in all; a simulation: flwr run <app> "
+            f'--federation-config "num-supernodes={required + forgotten}"), lower the '
+            f"strategy's minimums (min_available_nodes, min_train_nodes, min_evaluate_nodes) to "
+            f"{left}, or pass adapt_minimums=True to unlearn() to have them lowered.",
+            left=left, required=required,
+        )  # fmt: skip
 
     def _grid(self, grid: Grid) -> Grid:
         return grid if not self.forgotten or isinstance(grid, _Without) else _Without(
@@ -230,6 +281,15 @@ class UnlearningStrategy(Strategy):
             request=ForgetRequest(clients=tuple(nodes)), retained=_no_client_data(),
             model=self.model, initial_state=initial, streams=SeedStreams(self.seed),
         )  # fmt: skip
+
+
+def _step(method: Unlearner, notes: dict[str, Any]) -> str:
+    """The method's server-side step, in words."""
+    if "negated_parameters" in notes:
+        return f"negated {', '.join(notes['negated_parameters'])}"
+    if method.schedule == "train":
+        return "restarted from initial_arrays"
+    return "no server-side step"
 
 
 def _no_client_data() -> Federation:
