@@ -98,3 +98,40 @@ def test_a_step_returning_another_state_is_named_not_a_traceback(mode: str, said
     trained = exp.pretrain()
     with pytest.raises(ContractError, match=rf"method 'wrong_state' returned .*{said}"):
         exp.unlearn(trained, exp.scenario.request, _WrongState(mode=mode))
+
+
+class _Slice(torch.nn.Module):
+    """Logits that are the first pixels: the right shape, nothing to train."""
+
+    def __init__(self, k: int) -> None:
+        super().__init__()
+        self.k = k
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1)[:, : self.k]
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+def test_a_model_without_trainable_parameters_is_refused(frozen: bool) -> None:
+    from fednot.preflight import check_model
+
+    fed = tiny_federation(3, num_classes=4)
+    model: torch.nn.Module = _Slice(4)
+    if frozen:  # weights, all frozen
+        model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(4))
+        model(torch.zeros(1, *fed.input_shape))
+        model.requires_grad_(False)
+    with pytest.raises(ConfigError, match="has no trainable parameter"):
+        check_model(model, fed, "mine")
+
+
+def test_a_stray_huge_label_is_refused_not_allocated() -> None:
+    from fednot.data.convert import MAX_CLASSES, image_set
+    from fednot.errors import DataError
+
+    images = torch.zeros((4, 1, 4, 4), dtype=torch.uint8)
+    labels = torch.tensor([0, 1, 0, 10**12])
+    with pytest.raises(DataError, match="the largest label is 1000000000000"):
+        image_set((images, labels))
+    ok = image_set((images, torch.tensor([0, 1, 0, MAX_CLASSES - 1])))  # the ceiling itself loads
+    assert len(ok.classes) == MAX_CLASSES

@@ -82,7 +82,13 @@ def check_request(federation: Federation, split: ForgetSplit, config: RunConfig)
 
 
 def check_model(model: nn.Module, federation: Federation, name: str) -> None:
-    """The model has no empty layer and maps a batch of inputs to one logit per class."""
+    """The model trains something, has no empty layer, and maps inputs to one logit per class."""
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ConfigError(
+            f"Model {name!r} has no trainable parameter, so FedAvg has nothing to train and no "
+            "method anything to unlearn: give it at least one layer with weights (and do not "
+            "freeze them all with requires_grad=False)."
+        )
     empty = [n for n, p in model.named_parameters() if p.numel() == 0]
     if empty:
         raise ConfigError(

@@ -230,6 +230,10 @@ def read_raw(data: object, where: str, classes: Sequence[str] | None = None) -> 
     return RawSet(*_from_samples(data, where), names, where)
 
 
+MAX_CLASSES = 100_000
+"""The most classes a data set may have (ImageNet-21k has 21,841): more is a labelling error."""
+
+
 def settle(raws: Sequence[RawSet]) -> list[ImageSet]:
     """Check that the sets share one image shape and one class list; build the `ImageSet`s."""
     first = raws[0]
@@ -250,6 +254,13 @@ def settle(raws: Sequence[RawSet]) -> list[ImageSet]:
             )
     shared = named[0].classes if named else None
     count = len(shared) if shared else max(int(raw.labels.max()) for raw in raws) + 1
+    if count > MAX_CLASSES:  # one logit per class: a stray label would allocate without end
+        where = max(raws, key=lambda raw: int(raw.labels.max())).where
+        raise DataError(
+            f"{where}: the largest label is {count - 1}, so the model would need {count} outputs, "
+            f"more than the {MAX_CLASSES:,} fednot accepts. Labels must be integers 0..K-1: map "
+            "yours to that range."
+        )
     for raw in raws:
         bad = torch.nonzero((raw.labels < 0) | (raw.labels >= count)).flatten()
         if len(bad):
