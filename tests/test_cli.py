@@ -40,7 +40,7 @@ def test_run_writes_a_complete_run_directory(
     cache = ["--set", f"cache_dir={tmp_path / 'cache'}"]
     assert main(["run", *FAST, *cache, "--set", "seeds=[0, 1]", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "| NoT |" in printed and "| Retrain |" in printed and "| FT |" in printed
+    assert "\nNoT " in printed and "\nRetrain " in printed and "\nFT " in printed  # compact
 
     results = json.loads((out / "results.json").read_text())
     records = results["records"]

@@ -45,7 +45,7 @@ def test_round_trip_through_toml(tmp_path: Path) -> None:
         ("train.rounds=2.5", r"Expected `train.rounds` to be int"),
         ("train.lr=true", r"Expected `train.lr` to be float"),
         ("data.partition=random", r"data.partition.*one of \['iid', 'dirichlet', 'shards'\]"),
-        ("seeds=0", r"Expected `seeds` to be a list"),
+        ("seeds={ first = 0 }", r"Expected `seeds` to be a list"),  # `seeds=0` is [0]
         ("train.lr=-1", r"train.lr must be > 0"),
         ("unlearn.forget_clients=[10]", r"forget_clients \[10\] out of range: client ids are 0..9"),
         ("unlearn.forget_clients=[0,1,2,3,4,5,6,7,8,9]", r"leaves no retained data"),

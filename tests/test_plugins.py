@@ -218,7 +218,7 @@ def test_cli_run_keys_records_by_the_method_name_and_resumes(
     out = tmp_path / "run"
     argv = ["run", "-c", str(_config_file(tmp_path)), *FAST, *BY_IMPORT_STRING, "--out", str(out)]
     assert main(argv) == 0
-    assert "| Scale |" in capsys.readouterr().out
+    assert "\nScale " in capsys.readouterr().out
     results = json.loads((out / "results.json").read_text())
     assert {r["method"] for r in results["records"]} == {
         "original",

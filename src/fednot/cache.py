@@ -8,10 +8,12 @@ them. While a model trains, its latest round is checkpointed under the same key 
 randomness comes from streams keyed by the round (`fednot.seeding`).
 
 Writes are atomic (a temporary file, then `os.replace`), so an interruption never leaves a
-half-written entry. Every entry carries a digest of its content (`fednot.integrity`), checked when
-it is loaded: an entry that cannot be read, or whose content changed after fednot wrote it, is
-reported with a `FedNotWarning`, removed, and recomputed (a damaged partial checkpoint restarts its
-phase from the first round).
+half-written entry; the file gets the mode a plain ``open`` would give it under the user's umask
+(0644 under the usual 022), not the temporary file's private 0600, so that collaborators on a
+shared server can read results, configurations and models. Every entry carries a digest of its
+content (`fednot.integrity`), checked when it is loaded: an entry that cannot be read, or whose
+content changed after fednot wrote it, is reported with a `FedNotWarning`, removed, and
+recomputed (a damaged partial checkpoint restarts its phase from the first round).
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ def atomic_save(obj: object, path: Path) -> None:
             torch.save(obj, tmp)
         except RuntimeError as e:  # torch reports a failed write (a full disk) as RuntimeError
             raise OSError(errno.EIO, f"writing failed ({describe_exception(e)})", str(path)) from e
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -67,9 +70,33 @@ def atomic_write_text(text: str, path: Path) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, file_mode())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def file_mode() -> int:
+    """The mode ``open`` gives a new file: 0o666 less the process's umask (0o644 under 022).
+
+    `tempfile.mkstemp` creates files 0o600 whatever the umask; the atomic writers set this mode
+    before the rename. The umask is read from /proc where Linux has it: setting it to read it
+    back (the only portable way) would, for an instant, change it for every thread.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def read_json_state(path: Path) -> dict[str, Any] | None:

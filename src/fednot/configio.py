@@ -9,6 +9,7 @@ import tomllib
 import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from types import UnionType
 from typing import Any, TypeVar
 
 from fednot.config import RunConfig
@@ -51,11 +52,15 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"Expected an override of the form key=value, got {text!r}.")
+    return _key_path(key, text), _toml_value(raw.strip())[0]
+
+
+def _toml_value(raw: str) -> tuple[Any, bool]:
+    """``raw`` read as a TOML value, and True; ``raw`` itself and False if it is not TOML."""
     try:
-        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+        return tomllib.loads(f"v = {raw}")["v"], True
     except tomllib.TOMLDecodeError:
-        value = raw.strip()
-    return _key_path(key, text), value
+        return raw, False
 
 
 def _key_path(key: str, text: str) -> list[str]:
@@ -73,6 +78,7 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
     result: dict[str, Any] = json.loads(json.dumps(data))
     for text in overrides:
         path, value = parse_override(text)
+        value = _as_list(path, text.partition("=")[2].strip(), value)
         node = result
         for part in path[:-1]:
             child = node.setdefault(part, {})
@@ -81,6 +87,75 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
             node = child
         node[path[-1]] = value
     return result
+
+
+def _as_list(path: list[str], raw: str, value: Any) -> Any:
+    """The list a plain ``a,b`` (or a lone ``a``) stands for where the key holds a list.
+
+    ``--set seeds=0,1`` and ``--set unlearn.methods=retrain,not`` read as ``[0, 1]`` and
+    ``["retrain", "not"]``: each element as a TOML value, or as text where the key holds text.
+    A key that also takes one value (``options.not.layers``) keeps a lone ``a`` as it is. TOML
+    lists, tables and quoted strings pass unchanged; `from_dict` then checks each element's type.
+    """
+    shape = _list_shape(_key_type(path))
+    if (
+        shape is None
+        or isinstance(value, list | dict)
+        or (isinstance(value, str) and _toml_value(raw)[1])
+    ):
+        return value
+    element, single_too = shape
+    if not isinstance(value, str) or "," not in value:
+        return value if single_too else [value]
+    parts = [part.strip() for part in value.split(",")]
+    if not all(parts):
+        key = ".".join(path)
+        raise ConfigError(
+            f"Expected `{key}` to be comma-separated values with none empty (--set {key}=a,b) "
+            f"or a TOML list, got {raw!r}."
+        )
+    return [part if element is str else _toml_value(part)[0] for part in parts]
+
+
+def _list_shape(hint: Any) -> tuple[Any, bool] | None:
+    """The element type of a list type (or of a union holding one), or ``None``.
+
+    With it, whether the union also takes a lone value of another type (``str | tuple[str, ...]``).
+    """
+    members = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, UnionType) else ()
+    lists = [m for m in members or (hint,) if typing.get_origin(m) is tuple]
+    if not lists:
+        return None
+    args = typing.get_args(lists[0])
+    element = args[0] if len(args) == 2 and args[1] is Ellipsis else Any
+    others = [m for m in members if m is not type(None) and m not in lists]
+    return element, bool(others)
+
+
+def _key_type(path: list[str]) -> Any:
+    """The declared type of the configuration key ``path`` of a `RunConfig` (`Any` if unknown).
+
+    ``options.<method>.<option>`` is the option's type in the constructor of a registered method
+    (names outside the registry are not imported here).
+    """
+    if len(path) == 3 and path[0] == "options":
+        from fednot.unlearning.registry import unlearner_class, unlearner_names
+
+        if path[1] not in unlearner_names():
+            return Any
+        try:
+            return typing.get_type_hints(unlearner_class(path[1]).__init__).get(path[2], Any)
+        except Exception:  # noqa: BLE001 - a registered class's annotations may not resolve
+            return Any
+    hint: Any = RunConfig
+    for part in path:
+        if dataclasses.is_dataclass(hint):
+            hint = typing.get_type_hints(hint).get(part, Any)
+        elif typing.get_origin(hint) is dict:
+            hint = typing.get_args(hint)[1]
+        else:
+            return Any
+    return hint
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
@@ -143,25 +218,32 @@ def to_dict(config: object) -> dict[str, Any]:
     return result
 
 
-def to_toml(config: RunConfig) -> str:
+def to_toml(config: RunConfig, *, unset: bool = False) -> str:
     """Serialise a configuration as TOML that `load_config` reads back to an equal config.
 
-    Keys whose value is ``None`` are omitted: every optional key defaults to ``None``.
+    Keys whose value is ``None`` are omitted (every optional key defaults to ``None``), or with
+    ``unset=True`` written as comments, ``# key = None``, so that every key is shown.
     """
     lines: list[str] = []
-    _write_table(lines, [], to_dict(config))
+    _write_table(lines, [], to_dict(config), unset=unset)
     return "\n".join(lines).strip() + "\n"
 
 
-def _write_table(lines: list[str], path: list[str], table: Mapping[str, Any]) -> None:
-    scalars = {k: v for k, v in table.items() if not isinstance(v, dict) and v is not None}
+def _write_table(
+    lines: list[str], path: list[str], table: Mapping[str, Any], *, unset: bool
+) -> None:
+    scalars = {k: v for k, v in table.items() if not isinstance(v, dict)}
+    if not unset:
+        scalars = {k: v for k, v in scalars.items() if v is not None}
     tables = {k: v for k, v in table.items() if isinstance(v, dict)}
     if path and (scalars or not tables):
         lines.append(f"\n[{'.'.join(_key(p) for p in path)}]")
     for key, value in scalars.items():
-        lines.append(f"{_key(key)} = {json.dumps(value)}")
+        lines.append(
+            f"# {_key(key)} = None" if value is None else f"{_key(key)} = {json.dumps(value)}"
+        )
     for key, value in tables.items():
-        _write_table(lines, [*path, key], value)
+        _write_table(lines, [*path, key], value, unset=unset)
 
 
 def _key(key: str) -> str:

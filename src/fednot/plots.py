@@ -2,12 +2,14 @@
 
 Both show differences, not absolute values: each metric's Δ to Retrain with its 95 % CI
 (`delta_chart`), and the average gap against communication relative to Retrain, one curve per
-method with a band over seeds (`tradeoff_chart`).
+method with a band over seeds (`tradeoff_chart`). Each figure is written twice: as the PNG
+named, and as an SVG beside it (same name, ``.svg``) for papers and slides.
 """
 
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,12 +33,33 @@ def pyplot() -> Any:
     return plt
 
 
-def save_figure(fig: Any, path: Path, title: str, *, dpi: int = 110) -> None:
-    """Give ``fig`` its title (two lines: what, then the setup), lay it out, write and close it."""
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+_TITLE_POINTS = 10
+_CHAR_WIDTH = 0.6
+"""A title character's mean width, in ems of its font size (DejaVu Sans, with a margin)."""
+
+
+def save_figure(fig: Any, path: Path, title: str, *, dpi: int = 110) -> list[Path]:
+    """Title ``fig`` (what, then the setup), lay it out, write it as PNG and SVG, and close it.
+
+    Each line of ``title`` is wrapped to the figure's width, so that a narrow figure (a trade-off
+    chart of two methods) does not clip it. Returns the PNG's and the SVG's paths.
+    """
+    fig.suptitle(wrap_title(title, fig.get_figwidth()), fontsize=_TITLE_POINTS)
+    fig.set_layout_engine("constrained")
+    svg = path.with_suffix(".svg")
     fig.savefig(path, dpi=dpi)
+    fig.savefig(svg)
     pyplot().close(fig)
+    return [path, svg]
+
+
+def wrap_title(title: str, width_inches: float, points: float = _TITLE_POINTS) -> str:
+    """``title`` with each line wrapped to fit ``width_inches`` at ``points`` (72 per inch)."""
+    chars = max(20, int(width_inches * 72 / (points * _CHAR_WIDTH)))
+    return "\n".join(
+        "\n".join(textwrap.wrap(line, chars, break_on_hyphens=False)) or line
+        for line in title.split("\n")
+    )
 
 
 def method_style(index: int, method: str) -> dict[str, Any]:

@@ -1,11 +1,16 @@
-"""The Markdown report of a run: its setup in words, the table, and the chart."""
+"""The Markdown report of a run and the summary ``fednot run`` prints at its end.
+
+The report: its setup in words, the tables, statements, warnings and figures; the terminal
+summary is `fednot.terminal`.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from fednot.caveats import caveats
 from fednot.config import RunConfig
-from fednot.statements import EXCLUDED, paired_table, statements
+from fednot.statements import EXCLUDED, paired_table, seed_count, statements
 from fednot.tables import BELOW_NOISE, BEYOND, INEXACT, NOT_DISTINGUISHABLE, main_table, noise_floor
 
 
@@ -109,7 +114,7 @@ def report_markdown(
         "seed (— = not within the budget; Retrain: rounds from scratch); no method stops on it. "
         "Needs: what the method requires beyond the global model."
     )
-    paired = paired_table(summary)
+    paired = paired_table(summary) if seed_count(summary) >= 2 else ""
     paired_part = (
         "## Paired differences in average gap\n\n"
         "Per reference (NoT, FT, Retrain′), each method's per-seed average gap minus the "
@@ -124,12 +129,17 @@ def report_markdown(
         if paired
         else ""
     )
+    warnings = caveats(summary)
+    warnings_part = (
+        "## Warnings\n\n" + "\n".join(c.line() for c in warnings) + "\n\n" if warnings else ""
+    )
     return (
-        f"# fednot results\n\n{describe_setup(config)}\n\n"
+        f"# fednot results\n\n{describe_setup(config)}\n\n{warnings_part}"
         f"{main_table(summary, not_applicable, tuned_values(config))}\n\n{notes}\n\n{paired_part}"
         "## What the numbers support\n\n"
         f"{statements(summary, config.unlearn.recovery_rounds)}\n\n"
         "## Figures\n\n"
+        "Each figure is also written as SVG beside its PNG (results.svg, tradeoff.svg).\n\n"
         "![each metric's difference to Retrain with 95 % CIs](results.png)\n\n"
         "![average gap against communication relative to Retrain](tradeoff.png)\n"
     )

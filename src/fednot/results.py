@@ -1,17 +1,31 @@
-"""Result records: one `Record` per (method, seed), and their CSV form.
+"""Result records: one `Record` per (method, seed), their CSV form, and `load` for analysis.
 
 Each record's ``avg_gap`` is taken against the Retrain of the same seed. Summaries over seeds
 (confidence intervals, paired comparisons) are in `fednot.comparison`; tables in `fednot.tables`.
+
+`load` reads a run folder's records into a pandas DataFrame (pandas is optional: ``pip install
+pandas``)::
+
+    from fednot.results import load
+
+    df = load("runs/demo")
+    df.groupby("method")["avg_gap"].mean()
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from fednot.errors import ConfigError, FedNotError
 from fednot.metrics.gaps import avg_gap
+
+if TYPE_CHECKING:
+    import pandas
 
 REFERENCE = "retrain"
 RETRAIN_FLOOR = "retrain_prime"
@@ -132,12 +146,17 @@ def with_gaps(records: Sequence[Record]) -> list[Record]:
     return out
 
 
+SCALAR_FIELDS: tuple[str, ...] = tuple(f for f in Record.__dataclass_fields__
+                                      if f not in ("notes", "tuned"))  # fmt: skip
+"""The fields of `Record` with one value each: the columns of results.csv and of `load`."""
+
+
 def csv_text(records: Sequence[Record]) -> str:
     """One CSV row per (method, seed) record, with the scalar fields of `Record`."""
     import csv
     import io
 
-    fields = [f for f in Record.__dataclass_fields__ if f not in ("notes", "tuned")]
+    fields = list(SCALAR_FIELDS)
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
@@ -145,3 +164,47 @@ def csv_text(records: Sequence[Record]) -> str:
         data = record.to_dict()
         writer.writerow({f: data[f] for f in fields})
     return out.getvalue()
+
+
+class MissingExtraError(FedNotError, ImportError):
+    """An optional package a function needs is not installed; the message says what to install."""
+
+
+def load(run_dir: str | Path) -> pandas.DataFrame:
+    """The records of a run folder's ``results.json`` as a DataFrame, one row per method and seed.
+
+    Columns: `SCALAR_FIELDS` (``method``, ``seed``, the metrics in percent, ``avg_gap``, the
+    costs, ...), in that order; a metric that is missing (a diverged cell's) is NaN. Works on a
+    run in progress: the records written so far.
+
+    Raises:
+        MissingExtraError: pandas is not installed.
+        ConfigError: ``run_dir`` holds no readable results.json of fednot's.
+    """
+    try:
+        import pandas as pd
+    except ImportError as e:
+        raise MissingExtraError(
+            "fednot.results.load returns a pandas DataFrame, and pandas is not installed: "
+            "pip install pandas (or read results.csv, which holds the same columns)."
+        ) from e
+    path = Path(run_dir) / "results.json"
+    try:
+        data = json.loads(path.read_text())
+        records = [Record.from_dict(r) for r in data["records"]]
+    except FileNotFoundError as e:
+        raise ConfigError(
+            f"{path} does not exist; pass the folder `fednot run` wrote (its --out)."
+        ) from e
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ConfigError(
+            f"{path} cannot be read as fednot results ({type(e).__name__}: {e}); pass the folder "
+            "`fednot run` wrote (its --out)."
+        ) from e
+    rows = [{f: getattr(r, f) for f in SCALAR_FIELDS} for r in records]
+    frame = pd.DataFrame(rows, columns=list(SCALAR_FIELDS))
+    for name in SCALAR_FIELDS:  # an optional number (None where absent) as a float column
+        kind = str(Record.__dataclass_fields__[name].type)
+        if "None" in kind and ("float" in kind or "int" in kind):
+            frame[name] = pd.to_numeric(frame[name]).astype("float64")
+    return frame

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from fednot.comparison import END, PAIRED_WITH, reading_points
@@ -67,38 +68,84 @@ def paired_table(summary: Sequence[Mapping[str, Any]]) -> str:
     return "\n\n".join(parts)
 
 
+Pair = tuple[frozenset[str], str]
+"""Two methods (a row and its reference) at one reading point."""
+
+
+@dataclass(frozen=True)
+class Statements:
+    """What the paired comparisons support, in sentences (Markdown list items).
+
+    Attributes:
+        supported: the primary families' sentences, then notes (diverged methods, the exact
+            test's floor at this number of seeds).
+        leads: exploratory comparisons with an unadjusted p below 0.05 (leads, not rankings).
+    """
+
+    supported: list[str]
+    leads: list[str]
+
+    def markdown(self, *, leads: bool = True) -> str:
+        """The sentences as a Markdown list; ``leads``: with the exploratory section."""
+        out = list(self.supported)
+        if leads and self.leads:
+            out += ["", "Exploratory (no multiplicity control: leads, not rankings):", "",
+                    *self.leads]  # fmt: skip
+        return "\n".join(out)
+
+
+def seed_count(summary: Sequence[Mapping[str, Any]]) -> int:
+    """The most seeds any method has values on (0: no values)."""
+    return max((len(row.get("seeds") or []) for row in summary), default=0)
+
+
+def too_few_seeds(seeds: int) -> str:
+    """The one line said instead of paired comparisons when a run has fewer than two seeds."""
+    return (
+        f"No paired comparison: paired comparisons need ≥ 2 seeds and this run has {seeds}, so no "
+        "method is ranked (run more seeds, e.g. --seeds 0,1,2,3,4,5)."
+    )
+
+
 def statements(summary: Sequence[Mapping[str, Any]], recovery_rounds: int | None = None) -> str:
+    """`supported_statements` as Markdown, the exploratory leads included."""
+    return supported_statements(summary, recovery_rounds).markdown()
+
+
+def supported_statements(
+    summary: Sequence[Mapping[str, Any]], recovery_rounds: int | None = None, *, brief: bool = False
+) -> Statements:
     """The sentences the primary families support, then the exploratory leads.
 
     Differences are the reference's per-seed gap minus the other method's, over the seeds
     where both have values; a method that diverged on some seed is listed with that count.
+    Each comparison is stated once: NoT against FT is in NoT's families, not again in FT's; and
+    an exploratory lead whose readings are those of a comparison stated at an earlier point
+    (communication and FLOPs fractions coincide for methods that cost the same per round; a
+    run within the cost is read at its final model, as at the end) is not repeated: the
+    earlier statement names the other points. ``brief``: the methods a family cannot tell from
+    its reference are named without their numbers (the terminal's summary).
     """
+    if seed_count(summary) < 2:
+        return Statements([f"- {too_few_seeds(seed_count(summary))}"], [])
+    groups = _groups(summary)
+    also = _same_readings(groups)
     titles = {row["method"]: row["title"] for row in summary}
     out: list[str] = []
     leads: list[str] = []
     seeds: set[int] = set()
-    stated: set[tuple[frozenset[str], str]] = set()  # NoT vs FT is stated once, not twice
-    for ref in PAIRED_WITH:
-        if ref not in titles:
-            continue
-        for key in reading_points():
-            entries = []
-            for row in summary:
-                entry = (row.get("paired") or {}).get(ref, {}).get(key)
-                pair = (frozenset((row["method"], ref)), key)
-                if entry is None or entry["n"] < 2 or pair in stated:
-                    continue
-                stated.add(pair)
-                entries.append((titles[row["method"]], entry))
-            if not entries:
-                continue
-            seeds |= {e["n"] for _, e in entries}
-            if entries[0][1]["family"] == EXPLORATORY:
-                leads += _leads(titles[ref], key, entries, recovery_rounds)
-            else:
-                out.append(_family(titles[ref], ref, key, entries, recovery_rounds))
+    for ref, key, entries in groups:
+        shown = [(titles[m], e, _also(also.get(((frozenset((m, ref))), key)), recovery_rounds))
+                 for m, e in entries if not e.get("repeat")]  # fmt: skip
+        seeds |= {e["n"] for _, e, _ in shown}
+        if entries[0][1]["family"] == EXPLORATORY:
+            leads += _leads(titles[ref], key, shown, recovery_rounds)
+        else:
+            out.append(_family(titles[ref], ref, key, shown, recovery_rounds, brief))
     if not out:
-        out.append("- No paired comparison is possible (fewer than two seeds, or no NoT/FT row).")
+        out.append(
+            "- No paired comparison: the run has no NoT, FT or Retrain′ row to compare with."
+        )
     out += [_diverged_statement(row) for row in summary if row.get("diverged")]
     if seeds:
         fewest = min(seeds)
@@ -112,33 +159,92 @@ def statements(summary: Sequence[Mapping[str, Any]], recovery_rounds: int | None
                 else "A ranking whose exact p is above 0.05 rests on the t-test's normality."
             )
         )
-    if leads:
-        out += ["", "Exploratory (no multiplicity control: leads, not rankings):", "", *leads]
-    return "\n".join(out)
+    return Statements(out, leads)
 
 
-def _numbers(entry: Mapping[str, Any], *, adjusted: bool) -> str:
+Group = tuple[str, str, list[tuple[str, dict[str, Any]]]]
+"""A reference, a reading point, and (method, comparison) for every method compared with it."""
+
+
+def _groups(summary: Sequence[Mapping[str, Any]]) -> list[Group]:
+    """Per reference and reading point, the comparisons to state (each pair once)."""
+    methods = {row["method"] for row in summary}
+    out: list[Group] = []
+    stated: set[Pair] = set()  # NoT vs FT is stated once, not twice
+    for ref in PAIRED_WITH:
+        if ref not in methods:
+            continue
+        for key in reading_points():
+            entries = []
+            for row in summary:
+                entry = (row.get("paired") or {}).get(ref, {}).get(key)
+                pair = (frozenset((row["method"], ref)), key)
+                if entry is None or entry["n"] < 2 or pair in stated:
+                    continue
+                stated.add(pair)
+                entries.append((str(row["method"]), dict(entry)))
+            if entries:
+                out.append((ref, key, entries))
+    return out
+
+
+def _same_readings(groups: list[Group]) -> dict[Pair, list[str]]:
+    """Mark each lead that repeats an earlier comparison's readings; (pair, point) → repeats.
+
+    A repeat is an exploratory comparison of the same two methods with the same mean, interval
+    and seeds as one stated at an earlier point, that would be listed as a lead; it gets
+    ``repeat`` set, and the earlier comparison lists its point.
+    """
+    first: dict[tuple[Any, ...], Pair] = {}
+    also: dict[Pair, list[str]] = {}
+    for ref, key, entries in groups:
+        for method, entry in entries:
+            pair = frozenset((method, ref))
+            same = (pair, entry["n"], *(round(entry[k], 9) for k in ("mean", "low", "high")))
+            if same not in first:
+                first[same] = (pair, key)
+            elif entry["family"] == EXPLORATORY and _is_lead(entry):
+                entry["repeat"] = True
+                also.setdefault(first[same], []).append(key)
+    return also
+
+
+def _also(keys: list[str] | None, recovery_rounds: int | None) -> str:
+    if not keys:
+        return ""
+    return "; the same readings at " + " and ".join(point_text(k, recovery_rounds) for k in keys)
+
+
+def _is_lead(entry: Mapping[str, Any]) -> bool:
+    return not entry["excluded"] and not math.isnan(entry["p"]) and entry["p"] < ALPHA
+
+
+def _numbers(entry: Mapping[str, Any], also: str) -> str:
     """The reference's side of a difference (row − reference), with its tests."""
-    holm = f", Holm p {_p(entry['p_holm'])}" if adjusted else ""
     return (
         f"(difference {-entry['mean']:+.2f}, 95 % CI [{-entry['high']:+.2f}, "
-        f"{-entry['low']:+.2f}], p {_p(entry['p'])}{holm}, exact p {_p(entry['p_exact'])})"
+        f"{-entry['low']:+.2f}], p {_p(entry['p'])}, Holm p {_p(entry['p_holm'])}, exact p "
+        f"{_p(entry['p_exact'])}{also})"
     )
 
 
+Shown = Sequence[tuple[str, Mapping[str, Any], str]]
+"""(method's title, comparison, the other points with the same readings in words)."""
+
+
 def _family(
-    ref_title: str, ref: str, key: str, entries: Sequence[tuple[str, Mapping[str, Any]]],
-    recovery_rounds: int | None,
-) -> str:  # fmt: skip
-    """One primary family's sentence."""
-    tested = [(name, e) for name, e in entries if not e["excluded"]]
-    excluded = [name for name, e in entries if e["excluded"]]
-    lower = [f"{n}'s {_numbers(e, adjusted=True)}" for n, e in tested
+    ref_title: str, ref: str, key: str, entries: Shown, recovery_rounds: int | None, brief: bool
+) -> str:
+    """One primary family's sentence (``brief``: indistinguishable methods without numbers)."""
+    tested = [(name, e, also) for name, e, also in entries if not e["excluded"]]
+    excluded = [name for name, e, _ in entries if e["excluded"]]
+    lower = [f"{n}'s {_numbers(e, also)}" for n, e, also in tested
              if supported(e, ALPHA) and e["mean"] > 0]  # fmt: skip
-    higher = [f"{n}'s {_numbers(e, adjusted=True)}" for n, e in tested
+    higher = [f"{n}'s {_numbers(e, also)}" for n, e, also in tested
               if supported(e, ALPHA) and e["mean"] < 0]  # fmt: skip
-    same = [f"{n} {_numbers(e, adjusted=True)}" for n, e in tested if not supported(e, ALPHA)]
-    n = "/".join(str(k) for k in sorted({e["n"] for _, e in entries}))
+    same = [n if brief else f"{n} {_numbers(e, also)}" for n, e, also in tested
+            if not supported(e, ALPHA)]  # fmt: skip
+    n = "/".join(str(k) for k in sorted({e["n"] for _, e, _ in entries}))
     where = (
         f"- Primary, at {point_text(key, recovery_rounds)} ({n} seeds; Holm over the family of "
         f"every method against {ref_title})"
@@ -161,22 +267,19 @@ def _family(
             if ref == RETRAIN_FLOOR
             else f"not distinguishable from {ref_title}'s"
         )
-        parts.append(f"{what}: {'; '.join(same)}")
+        parts.append(f"{what}: {(', ' if brief else '; ').join(same)}")
     if excluded:
         parts.append(f"not compared ({BEYOND} a run ended before this cost): {', '.join(excluded)}")
     return f"{where}: " + ". ".join(p[0].upper() + p[1:] for p in parts) + "."
 
 
-def _leads(
-    ref_title: str, key: str, entries: Sequence[tuple[str, Mapping[str, Any]]],
-    recovery_rounds: int | None,
-) -> list[str]:  # fmt: skip
+def _leads(ref_title: str, key: str, entries: Shown, recovery_rounds: int | None) -> list[str]:
     """Exploratory comparisons with an unadjusted p below 0.05 (excluded ones left out)."""
     found = [
         f"{name}'s gap {'lower' if e['mean'] < 0 else 'higher'} than {ref_title}'s "
-        f"({e['mean']:+.2f} [{e['low']:+.2f}, {e['high']:+.2f}], p {_p(e['p'])})"
-        for name, e in entries
-        if not e["excluded"] and not math.isnan(e["p"]) and e["p"] < ALPHA
+        f"({e['mean']:+.2f} [{e['low']:+.2f}, {e['high']:+.2f}], p {_p(e['p'])}{also})"
+        for name, e, also in entries
+        if _is_lead(e)
     ]
     if not found:
         return []

@@ -8,8 +8,8 @@ import sys
 from collections.abc import Sequence
 
 from fednot import __version__
-from fednot.cli import commands
-from fednot.cli.arguments import add_config_arguments
+from fednot.cli import commands, listings
+from fednot.cli.arguments import add_config_arguments, add_selection_arguments
 from fednot.cli.flower import register_cli as register_flower
 from fednot.cli.tune import register_cli as register_tune
 from fednot.errors import FedNotError
@@ -52,23 +52,30 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
-        "run", help="the whole pipeline: pre-train, unlearn with each method, evaluate"
-    )
+        "run", help="the whole pipeline: pre-train, unlearn with each method, evaluate",
+        description="Pre-train, unlearn with each method, evaluate, over the configuration's "
+        "seeds. The configuration starts from fednot's defaults (`fednot config` prints them), "
+        "or from --preset.",
+    )  # fmt: skip
     _common(p)
+    add_selection_arguments(p)
     _jobs(p, "cells (a method on a seed)")
     p.add_argument("--out", help="run directory (default: <out_dir>/<dataset>-<model>-<time>)")
     p.set_defaults(handler=commands.run)
 
     p = sub.add_parser(
-        "bench", help="compare methods over seeds (default preset: mnist5k-cnn, all methods)"
-    )
+        "bench", help=f"compare methods over seeds (default preset: {commands.BENCH_PRESET})",
+        description=f"`fednot run` over a preset: {commands.BENCH_PRESET} unless --preset names "
+        "another, so the same seed gives other numbers than `fednot run`, which starts from "
+        "fednot's defaults. --scenario and -c FILE apply over that preset, then --set, --methods "
+        "and --seeds. The preset applied is printed first (not with -q).",
+    )  # fmt: skip
     _common(p)
     p.add_argument(
         "--scenario",
         help="client, class, instance, backdoor, noniid or centralized (default: the preset's)",
     )
-    p.add_argument("--methods", help="comma-separated method names, or 'all'")
-    p.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2")
+    add_selection_arguments(p)
     _jobs(p, "cells (a method on a seed)")
     p.add_argument("--out", help="run directory (default: <out_dir>/<dataset>-<model>-<time>)")
     p.set_defaults(handler=commands.bench)
@@ -81,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(group, help=text)
         p.add_argument("kind", choices=kinds)
         _common(p)
-        p.add_argument("--seeds", help="comma-separated seeds (default: the configuration's)")
+        add_selection_arguments(p, methods=False)
         p.add_argument(
             "--param", dest="params", action="append", default=[], metavar="KEY=VALUE",
             help="an option of the analysis, e.g. counts=1,5,9 (forget-ratio), within=1.0 "
@@ -147,15 +154,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=commands.evaluate)
 
-    p = sub.add_parser("config", help="print the resolved configuration as TOML")
+    p = sub.add_parser(
+        "config", help="print the resolved configuration as TOML, every key and method option",
+        description="Print the resolved configuration as TOML: every key (unset ones as "
+        "`# key = None`), then the options of each method run with their defaults, as comments.",
+    )  # fmt: skip
     _common(p, quiet=False)
-    p.set_defaults(handler=commands.show_config)
+    p.set_defaults(handler=listings.show_config)
 
-    p = sub.add_parser("methods", help="list the unlearning methods and what each needs")
-    p.set_defaults(handler=commands.methods)
+    p = sub.add_parser(
+        "methods", help="list the unlearning methods: what each does, where it applies, its needs"
+    )
+    p.set_defaults(handler=listings.methods)
 
     p = sub.add_parser("presets", help="list the shipped hyperparameter presets")
-    p.set_defaults(handler=commands.presets)
+    p.set_defaults(handler=listings.presets)
 
     register_flower(sub)  # `fednot flower up`; imports flwr only when it runs
     return parser

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 
 from fednot.errors import ConfigError
@@ -43,3 +44,47 @@ def int_list(text: str | None, what: str, example: str) -> tuple[int, ...] | Non
             f"got {text!r}."
         )
     return tuple(int(part) for part in parts)
+
+
+def add_selection_arguments(parser: argparse.ArgumentParser, *, methods: bool = True) -> None:
+    """``--methods`` and ``--seeds``, shorthands of ``--set unlearn.methods=…`` and ``seeds=…``.
+
+    `selection_overrides` turns them into overrides; ``fednot run``, ``fednot bench`` and the
+    analyses share these definitions (``fednot tune`` and ``fednot audit`` mean other things).
+    """
+    if methods:
+        parser.add_argument(
+            "--methods", dest="chosen_methods", metavar="METHODS",
+            help="comma-separated method names, or 'all' (see `fednot methods`); the same as "
+            "--set unlearn.methods=a,b (default: the configuration's)",
+        )  # fmt: skip
+    parser.add_argument(
+        "--seeds", dest="chosen_seeds", metavar="SEEDS",
+        help="comma-separated seeds, e.g. 0,1,2; the same as --set seeds=0,1,2 (default: the "
+        "configuration's)",
+    )  # fmt: skip
+
+
+def selection_overrides(args: argparse.Namespace) -> list[str]:
+    """The overrides that ``--methods`` and ``--seeds`` stand for (none if not given).
+
+    An empty list is left to the configuration's check, which says that one is needed.
+    """
+    overrides = []
+    methods = getattr(args, "chosen_methods", None)
+    if methods is not None:
+        overrides.append(f"unlearn.methods={json.dumps(method_names(methods))}")
+    seeds = getattr(args, "chosen_seeds", None)
+    if seeds is not None:
+        chosen = int_list(seeds, "seeds", "--seeds 0,1,2") if seeds.strip() else None
+        overrides.append(f"seeds={json.dumps(list(chosen or ()))}")
+    return overrides
+
+
+def method_names(text: str) -> list[str]:
+    """``"a, b"`` as ``["a", "b"]``, and ``"all"`` as every registered method."""
+    if text.strip() == "all":
+        from fednot.unlearning.registry import unlearner_names
+
+        return unlearner_names()
+    return [name.strip() for name in text.split(",") if name.strip()]

@@ -12,21 +12,17 @@ from pathlib import Path
 from typing import Any
 
 from fednot.checkpoint import load_checkpoint, save_checkpoint
-from fednot.cli.arguments import int_list
+from fednot.cli.arguments import int_list, method_names, selection_overrides
 from fednot.config import RunConfig
-from fednot.configio import as_overrides, load_config, read_toml, to_toml
+from fednot.configio import as_overrides, load_config, read_toml
 from fednot.environment import use_threads
 from fednot.errors import ConfigError
 from fednot.experiment import Experiment
 from fednot.paths import check_writable_dir, check_writable_file
-from fednot.plugins import installed
 from fednot.preflight import check_state
-from fednot.presets import preset_description, preset_names, scenario_names
 from fednot.progress import Progress, Silent
-from fednot.report import tuned_values
 from fednot.runner import Run, default_run_dir
-from fednot.statements import statements
-from fednot.tables import main_table
+from fednot.terminal import terminal_summary
 from fednot.types import ForgetRequest
 from fednot.unlearning.registry import unlearner_class, unlearner_names
 
@@ -34,8 +30,13 @@ from fednot.unlearning.registry import unlearner_class, unlearner_names
 def setup_run(args: argparse.Namespace, config: RunConfig) -> tuple[RunConfig, Progress]:
     """Apply the thread count and record it in the configuration; the progress reporter."""
     config = replace(config, threads=use_threads(config.threads))
+    return config, progress_of(args)
+
+
+def progress_of(args: argparse.Namespace) -> Progress:
+    """The progress reporter: silent with ``-q`` or under CI (``CI=1`` or ``CI=true``)."""
     quiet = getattr(args, "quiet", False) or os.environ.get("CI", "").lower() in ("1", "true")
-    return config, (Silent() if quiet else Progress())
+    return Silent() if quiet else Progress()
 
 
 def client_ids(text: str | None) -> tuple[int, ...] | None:
@@ -49,11 +50,15 @@ def _threads(args: argparse.Namespace) -> list[str]:
 
 
 def config_of(args: argparse.Namespace, extra: list[str] | None = None) -> RunConfig:
-    """The configuration the arguments name: preset, files, overrides, ``extra``, threads."""
+    """The configuration the arguments name, each part over the ones before it.
+
+    The preset, the scenario, ``-c FILE``, ``--set``, ``--methods`` and ``--seeds``, ``extra``,
+    then ``--threads``.
+    """
+    overrides = [*args.overrides, *selection_overrides(args), *(extra or []), *_threads(args)]
     return load_config(
-        args.config, [*args.overrides, *(extra or []), *_threads(args)], preset=args.preset,
-        scenario=getattr(args, "scenario", None),
-    )  # fmt: skip
+        args.config, overrides, preset=args.preset, scenario=getattr(args, "scenario", None)
+    )
 
 
 def _from_checkpoint(
@@ -99,26 +104,31 @@ def run(args: argparse.Namespace) -> int:
     check_cache(config)
     runner = Run(config, run_dir, progress=progress, jobs=args.jobs)
     summary = runner.execute()
-    print(main_table(summary, runner.not_applicable, tuned_values(config)))
-    print("\n" + statements(summary, config.unlearn.recovery_rounds))
-    print(
-        f"\nResults written to {run_dir}/ (results.md, results.json, results.csv, results.png, "
-        "tradeoff.png, config.toml, partitions)"
-    )
+    print(terminal_summary(config, summary, run_dir, runner.not_applicable))
     return 0
 
 
+BENCH_PRESET = "mnist5k-cnn"
+"""The preset ``fednot bench`` and ``fednot audit`` start from unless ``--preset`` names one."""
+
+
 def bench(args: argparse.Namespace) -> int:
-    """``fednot bench``: `run` with a preset (default mnist5k-cnn) and method/seed shortcuts."""
-    extra = []
-    if args.methods is not None:
-        names = unlearner_names() if args.methods == "all" else args.methods.split(",")
-        extra.append(f"unlearn.methods={json.dumps([n.strip() for n in names if n.strip()])}")
-    if args.seeds is not None:
-        extra.append(f"seeds=[{args.seeds}]")
-    args.preset = args.preset or "mnist5k-cnn"
-    args.overrides = [*args.overrides, *extra]
+    """``fednot bench``: `run` over a preset, `BENCH_PRESET` unless ``--preset`` names another."""
+    use_preset(args, "bench")
     return run(args)
+
+
+def use_preset(args: argparse.Namespace, command: str) -> None:
+    """Set ``args.preset`` to `BENCH_PRESET` if none is given, and say which preset applies."""
+    line = f"preset: {args.preset}"
+    if args.preset is None:
+        args.preset = BENCH_PRESET
+        line = (
+            f"preset: {BENCH_PRESET} (the default of fednot {command}; --preset to choose another)"
+        )
+    if args.config:
+        line += f"; -c {args.config} applied over it"
+    progress_of(args).info(line)
 
 
 def study(args: argparse.Namespace) -> int:
@@ -126,8 +136,7 @@ def study(args: argparse.Namespace) -> int:
     from fednot.analysis.common import Study
     from fednot.analysis.registry import analysis
 
-    extra = [] if args.seeds is None else [f"seeds=[{args.seeds}]"]
-    config, progress = setup_run(args, config_of(args, extra))
+    config, progress = setup_run(args, config_of(args))
     options = {}
     for text in args.params:
         key, sep, value = text.partition("=")
@@ -147,10 +156,10 @@ def audit(args: argparse.Namespace) -> int:
     """``fednot audit``: the forgetting-quality score against N retrained models."""
     from fednot.audit import Audit
 
-    names = [n.strip() for n in args.methods.split(",") if n.strip()]
+    names = method_names(args.methods)
     if not names:
         raise ConfigError("--methods names no method; give e.g. --methods ft,not.")
-    args.preset = args.preset or "mnist5k-cnn"
+    use_preset(args, "audit")
     config, progress = setup_run(args, config_of(args, [f"unlearn.methods={json.dumps(names)}"]))
     seed = config.seeds[0] if args.seed is None else args.seed
     out = _out_folder(args, config, f"audit-{config.data.dataset}")
@@ -168,14 +177,6 @@ def report(args: argparse.Namespace) -> int:
 
     path = build_report(Path(args.run_dir))
     print(f"Report written to {path}")
-    return 0
-
-
-def presets(args: argparse.Namespace) -> int:
-    """``fednot presets``."""
-    for name in preset_names():
-        print(f"{name:20s} {preset_description(name)}")
-    print("\nScenarios (fednot bench --scenario NAME): " + ", ".join(scenario_names()))
     return 0
 
 
@@ -257,28 +258,6 @@ def evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def show_config(args: argparse.Namespace) -> int:
-    """``fednot config``."""
-    config, _ = setup_run(args, config_of(args))
-    print(to_toml(config), end="")
-    return 0
-
-
-def methods(args: argparse.Namespace) -> int:
-    """``fednot methods``."""
-    names = unlearner_names()
-    for name in names:
-        cls = unlearner_class(name)
-        print(f"{name:10s} {cls.title or name:10s} needs: {cls.requirements.describe()}")
-    external = {n: origin for n, origin in installed("method").items() if n not in names}
-    if external:
-        print("\nInstalled by other packages (entry points, group fednot.methods; not loaded):")
-        for name, origin in sorted(external.items()):
-            print(f"{name:10s} {origin}")
-    return 0
-
-
 __all__ = [
-    "audit", "bench", "default_run_dir", "evaluate", "methods", "presets", "report", "run",
-    "show_config", "study", "train", "unlearn",
+    "audit", "bench", "default_run_dir", "evaluate", "report", "run", "study", "train", "unlearn",
 ]  # fmt: skip

@@ -1,0 +1,109 @@
+"""Warnings about a run as a whole: cases where its numbers cannot show what they seem to.
+
+They are read from the summary (`fednot.comparison.summarize`), listed in ``results.md`` under
+"Warnings" and printed at the end of ``fednot run``; they stop nothing. Each says what it measured,
+the rule that fired, and what to change:
+
+- `nothing_to_forget`: the original (untouched) model is already as close to Retrain as
+  another retrain is. Rule, with Retrain′ in the run: the original's mean average gap is at
+  most the upper bound of Retrain′'s 95 % CI (its mean, with one seed). Without Retrain′, with
+  ≥ 2 seeds: the paired 95 % CI of the original's Δ to Retrain contains 0 on every gap metric.
+- `mia_unresolved`: the forget set is too small for the loss attack to resolve anything. Rule:
+  the attack's permutation noise floor (Retrain's, mean over seeds; docs/metrics.md) is wider
+  than ±`MIA_FLOOR_LIMIT` points, more than the original model's MIA lead over Retrain on the
+  benches that memorise (docs/results.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fednot.metrics.gaps import GAP_METRICS
+from fednot.results import ORIGINAL, RETRAIN_FLOOR
+from fednot.stats import Interval
+from fednot.tables import format_interval, noise_floor
+
+MIA_FLOOR_LIMIT = 5.0
+"""The widest loss-attack noise floor (± points around 50) at which the MIA means something."""
+
+
+@dataclass(frozen=True)
+class Caveat:
+    """One warning: a short title and what it means for the run's numbers."""
+
+    title: str
+    text: str
+
+    def line(self) -> str:
+        """The warning as one Markdown list item."""
+        return f"- **{self.title}.** {self.text}"
+
+
+def caveats(summary: Sequence[Mapping[str, Any]]) -> list[Caveat]:
+    """Every warning that applies to ``summary`` (none: an empty list)."""
+    found = (nothing_to_forget(summary), mia_unresolved(summary))
+    return [c for c in found if c is not None]
+
+
+def _interval(data: Mapping[str, Any]) -> Interval:
+    """An `Interval` from its JSON form, a one-seed bound stored as null read as NaN."""
+    nan = float("nan")
+    values = {k: nan if data.get(k) is None else data[k] for k in ("mean", "low", "high")}
+    return Interval.from_dict({**values, "n": data["n"]})
+
+
+def _row(summary: Sequence[Mapping[str, Any]], method: str) -> Mapping[str, Any] | None:
+    return next((r for r in summary if r["method"] == method and r.get("avg_gap")), None)
+
+
+def nothing_to_forget(summary: Sequence[Mapping[str, Any]]) -> Caveat | None:
+    """The original model is within retraining noise of Retrain (rule: the module docstring)."""
+    original = _row(summary, ORIGINAL)
+    if original is None:
+        return None
+    gap = _interval(original["avg_gap"])
+    floor = _row(summary, RETRAIN_FLOOR)
+    if floor is not None:
+        ref = _interval(floor["avg_gap"])
+        bound = ref.high if ref.n >= 2 else ref.mean
+        if gap.mean > bound:
+            return None
+        what = (
+            f"its average gap to Retrain, {format_interval(original['avg_gap'])}, is within "
+            f"what retraining itself scores (Retrain′, the same recipe from another training "
+            f"seed: {format_interval(floor['avg_gap'])}; rule: the original's mean at most "
+            f"Retrain′'s {'upper 95 % bound' if ref.n >= 2 else 'gap'})"
+        )
+    else:
+        deltas = [(original.get(m) or {}).get("delta") for m in GAP_METRICS]
+        if gap.n < 2 or any(d is None or not _interval(d).contains_zero for d in deltas):
+            return None
+        what = (
+            "the paired 95 % CI of its difference to Retrain contains 0 on retain, forget and "
+            "test accuracy and the MIA (no Retrain′ in this run to compare with)"
+        )
+    return Caveat(
+        "Nothing to forget",
+        f"The original (untouched) model is already as close to Retrain as retraining is: "
+        f"{what}. The forgotten data left no mark these metrics can tell from retraining noise, "
+        "so every method's gap here measures noise, not forgetting. Forget more (a larger "
+        "client, whole classes), or use a setup where the original memorises its training data "
+        "(more rounds, a larger model), before comparing methods.",
+    )
+
+
+def mia_unresolved(summary: Sequence[Mapping[str, Any]]) -> Caveat | None:
+    """The loss attack's noise floor is wider than `MIA_FLOOR_LIMIT` (rule: module docstring)."""
+    floor = noise_floor(summary)
+    if floor is None or floor <= MIA_FLOOR_LIMIT:
+        return None
+    return Caveat(
+        "Forget set too small for the MIA",
+        f"The loss attack's noise floor is ±{floor:.1f} points, wider than the "
+        f"±{MIA_FLOOR_LIMIT:g} at which it resolves anything: an attack with no membership "
+        f"signal on a forget set of this size lands anywhere in 50 ± {floor:.1f} in 95 % of "
+        "permutations, so no MIA difference in this run says whether membership is hidden. "
+        "Forget more samples (a larger client, whole classes, a higher scenario.forget_ratio).",
+    )
