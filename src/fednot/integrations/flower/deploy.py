@@ -93,8 +93,8 @@ def deploy(
             f"A local deployment starts one SuperNode process per client on this machine, each "
             f"importing torch and Flower and starting a ClientApp process per message; "
             f"{num_clients} clients is outside 1..{MAX_LOCAL_NODES}. Use fewer clients "
-            "(data.num_clients), or start SuperNodes on other machines (README, 'Flower "
-            "deployment')."
+            "(data.num_clients), or start SuperNodes on other machines (docs/flower.md, "
+            "'Across machines')."
         )
     workdir = workdir or temp_workdir()
     out = workdir / "out"

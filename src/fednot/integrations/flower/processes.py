@@ -4,7 +4,8 @@
 free loopback ports (``--insecure``: loopback only), with runtime dependency installation off and
 Flower's network calls (telemetry, update checks) disabled, submits runs with ``flwr run <app>
 local-deployment --stream``, and stops every process it started (SIGTERM to each process group,
-then SIGKILL after 5 s, and SIGKILL to any process left that carries its ``FLWR_HOME``).
+then SIGKILL after 5 s, and SIGKILL to any process left that carries its ``FLWR_HOME``), also
+when the caller is interrupted: Ctrl-C or SIGTERM at any time, start-up included.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 from fednot.errors import FedNotError
 from fednot.integrations.flower.appdir import quiet_environment
@@ -70,13 +73,22 @@ class LocalDeployment:
     start_timeout: float = 60.0
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     port: int = 0
+    _previous_sigterm: _Handler = field(default=None, init=False, repr=False)
 
     def __enter__(self) -> LocalDeployment:
-        self.start()
+        self._previous_sigterm = _exit_on_sigterm()
+        try:
+            self.start()
+        except BaseException:  # Ctrl-C or SIGTERM during start-up: what started is stopped
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.stop()
+        try:
+            self.stop()
+        finally:
+            _restore_sigterm(self._previous_sigterm)
 
     @property
     def env(self) -> dict[str, str]:
@@ -131,6 +143,10 @@ class LocalDeployment:
             _signal(process, signal.SIGKILL)
             process.wait()
             lines.append(f"\nfednot: flwr run killed after {timeout:.0f} s\n")
+        except BaseException:  # Ctrl-C or SIGTERM: flwr run has its own session, end it too
+            _signal(process, signal.SIGKILL)
+            process.wait()
+            raise
         reader.join(timeout=_STOP_GRACE_S)
         return RunOutput(process.returncode, "".join(lines), time.perf_counter() - start)
 
@@ -216,6 +232,32 @@ def processes_with(marker: bytes) -> list[int]:
         except OSError:
             continue
     return found
+
+
+_Handler = Callable[[int, FrameType | None], Any] | int | None
+"""What ``signal.signal`` returns: a handler, ``SIG_DFL``/``SIG_IGN``, or ``None``."""
+
+
+def _exit_on_sigterm() -> _Handler:
+    """Make SIGTERM raise ``SystemExit(143)`` in this process, so that `stop` runs.
+
+    Python's default SIGTERM ends the process at once, skipping ``finally`` and ``__exit__``;
+    the daemons run in sessions of their own and would outlive it. Returns the handler to put
+    back (`_restore_sigterm`); outside the main thread, where handlers cannot be set, nothing
+    changes and ``None`` is returned.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def _restore_sigterm(previous: _Handler) -> None:
+    if previous is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _signal(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
