@@ -101,6 +101,7 @@ CASES: list[tuple[str, list[str], str, int]] = [
     ("too-many-clients", [*RUN, *_sets("data.num_clients=2000")], "no validation sample", 2),
     ("model", [*RUN, *_sets("model.name=resnet")], "Unknown model 'resnet'", 2),
     ("model-option", [*RUN, *_sets("model.options.bogus=1")], "Unknown option `bogus`", 2),
+    ("option-of-none", [*RUN, *_sets("options.ft.foo=1")], "for method 'ft'. It takes none", 2),
     ("width-0", [*TRAIN, *_sets("model.options.hidden=[0]")], "must be >= 1, got [0]", 2),
     (
         "cnn-width-0",

@@ -117,8 +117,7 @@ def check_options(
     checked: dict[str, Any] = {}
     for key, value in options.items():
         if key not in known:
-            raise ConfigError(
-                f"Unknown option `{key}` for {what}. Known options: {', '.join(sorted(known))}."
-            )
+            offer = f"Known options: {', '.join(sorted(known))}." if known else "It takes none."
+            raise ConfigError(f"Unknown option `{key}` for {what}. {offer}")
         checked[key] = check_value(value, hints.get(key, Any), f"{what}.{key}")
     return checked
