@@ -135,3 +135,24 @@ def test_a_stray_huge_label_is_refused_not_allocated() -> None:
         image_set((images, labels))
     ok = image_set((images, torch.tensor([0, 1, 0, MAX_CLASSES - 1])))  # the ceiling itself loads
     assert len(ok.classes) == MAX_CLASSES
+
+
+class _NaNHead(torch.nn.Module):
+    """A linear head whose forward divides by zero on an all-zero input."""
+
+    def __init__(self, features: int, k: int) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(features, k)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(1)
+        return self.fc(x / x.sum(dim=1, keepdim=True))
+
+
+def test_a_model_that_outputs_nan_untrained_is_blamed_not_the_learning_rate() -> None:
+    from fednot.preflight import check_model
+
+    fed = tiny_federation(3, num_classes=4)
+    features = int(torch.tensor(fed.input_shape).prod())
+    with pytest.raises(ConfigError, match="NaN or infinite logits .* no learning rate can help"):
+        check_model(_NaNHead(features, 4), fed, "mine")

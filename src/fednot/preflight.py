@@ -114,6 +114,12 @@ def check_model(model: nn.Module, federation: Federation, name: str) -> None:
             f"Model {name!r} returns outputs of shape {tuple(out.shape)[1:]} per input; "
             f"expected ({federation.num_classes},), one logit per class."
         )
+    if not torch.isfinite(out).all():  # else the first round's divergence blames the rate
+        raise ConfigError(
+            f"Model {name!r} returns NaN or infinite logits for an all-zero batch before any "
+            "training, so no learning rate can help: check its forward pass (a division by "
+            "zero, a log or sqrt of a non-positive value) and its initialisation."
+        )
 
 
 def check_state(model: nn.Module, state: Mapping[str, torch.Tensor], where: str) -> None:
