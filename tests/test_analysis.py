@@ -56,6 +56,7 @@ def test_ablate_forget_ratio(tmp_path: Path) -> None:
     data = json.loads((tmp_path / "out" / "ablate_forget_ratio.json").read_text())
     assert set(data["summary"]) == {"retrain", "not", "ft"}
     assert set(data["summary"]["not"]) == {"1", "2"}
+    assert (tmp_path / "out" / "ablate_forget_ratio.svg").exists()  # every figure also as SVG
     with pytest.raises(ConfigError, match="must lie in 1..2"):
         analysis("ablate", "forget-ratio")(_study(tmp_path, counts="3"))
 

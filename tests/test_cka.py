@@ -230,6 +230,7 @@ def test_analyze_cka_end_to_end(tmp_path: Path) -> None:
     report = analyze_cka(study)
     assert report == tmp_path / "analyze_cka.md"
     assert (tmp_path / "analyze_cka.png").stat().st_size > 10_000
+    assert (tmp_path / "analyze_cka.svg").read_text().lstrip().startswith("<?xml")  # also as SVG
     data = json.loads((tmp_path / "analyze_cka.json").read_text())
     assert data["rows"] == [label for label, _, _ in ROWS]
     assert data["columns"] == ["fc1", "fc2"]

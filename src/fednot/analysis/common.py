@@ -94,10 +94,11 @@ class Study:
         return path
 
     def save_figure(self, figure: Figure, name: str) -> Path:
-        """Write ``figure`` as ``out/name.png`` (readable at 100 % zoom) and close it."""
+        """Write ``figure`` as ``out/name.png`` (readable at 100 % zoom) and ``.svg``; close it."""
         path = self.path(f"{name}.png")
         figure.tight_layout()
         figure.savefig(path, dpi=120)
+        figure.savefig(path.with_suffix(".svg"))
         pyplot().close(figure)
         return path
 
