@@ -24,6 +24,7 @@ from fednot.configio import load_config, to_toml
 from fednot.evaluation import Metrics
 from fednot.experiment import Experiment
 from fednot.outcome import Trained, UnlearnOutcome
+from fednot.progress import Silent
 from fednot.types import ForgetRequest
 from fednot.unlearning import (
     FT,
@@ -52,6 +53,7 @@ __all__ = [
     "Requirements",
     "Retrain",
     "RunConfig",
+    "Silent",
     "Trained",
     "TrainConfig",
     "UnlearnConfig",

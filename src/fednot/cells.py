@@ -81,6 +81,16 @@ def needs(cell: Cell) -> list[Cell]:
     return [Cell(cell.seed, ORIGINAL), Cell(cell.seed, REFERENCE)]
 
 
+def cell_title(cell: Cell, methods: Mapping[str, Unlearner]) -> str:
+    """The title of ``cell``'s row: the original model, Retrain′ or the method's title."""
+    if cell.name == ORIGINAL:
+        return ORIGINAL_TITLE
+    if cell.name == RETRAIN_FLOOR:
+        return FLOOR_TITLE
+    method = methods[cell.name]
+    return type(method).title or method.name
+
+
 class CellRunner:
     """Runs cells of one configuration in this process, one experiment and original per seed.
 
@@ -125,6 +135,7 @@ class CellRunner:
             DivergenceError: pre-training, Retrain or Retrain′ diverged (a method's divergence is
                 recorded in its result).
         """
+        self.progress.phase(f"seed {cell.seed}: {cell_title(cell, self.methods)}")
         exp = self.experiment(cell.seed)
         if cell.name == ORIGINAL:
             state = self.trained(cell.seed).state
@@ -136,7 +147,7 @@ class CellRunner:
             outcome = twin.unlearn(twin.initial_state, exp.scenario.request, REFERENCE)
             return self._measured(exp, cell, FLOOR_TITLE, outcome.state, outcome, target, "none")
         method = self.methods[cell.name]
-        title, needs_text = type(method).title or method.name, method.requirements.describe()
+        title, needs_text = cell_title(cell, self.methods), method.requirements.describe()
         if cell.name == REFERENCE:
             outcome = exp.unlearn(exp.initial_state, exp.scenario.request, method)
             return self._measured(exp, cell, title, outcome.state, outcome, None, needs_text)
@@ -244,7 +255,7 @@ class CellPool:
             for cell in cells:
                 yield self.runner.run(cell, done(Cell(cell.seed, REFERENCE)))
             return
-        runner = self.runner
+        runner, progress = self.runner, self.runner.progress
         context = multiprocessing.get_context("spawn")
         init = (runner.config, runner.methods, runner.history, self.worker_threads)
         pool = context.Pool(self.jobs, initializer=_start_worker, initargs=init)
@@ -257,10 +268,13 @@ class CellPool:
                     waiting.remove(cell)
                     reference = done(Cell(cell.seed, REFERENCE))
                     running[cell] = pool.apply_async(_run_in_worker, (cell, reference))
+                    progress.info(f"started seed {cell.seed}: {cell_title(cell, runner.methods)}")
                 if not running:
                     raise RuntimeError(f"cells {waiting} wait for cells that never run")
                 finished = [c for c, result in running.items() if result.ready()]
                 if not finished:
+                    names = ", ".join(f"seed {c.seed}: {c.name}" for c in running)
+                    progress.note(f"{len(running)} running ({names})")
                     time.sleep(0.05)
                 for cell in finished:
                     yield running.pop(cell).get()

@@ -23,7 +23,7 @@ from fednot.data.federated import Federation
 from fednot.data.forget import ForgetSplit, split_request
 from fednot.data.partition import Partition
 from fednot.data.registry import load_federation
-from fednot.environment import place_model, resolve_device
+from fednot.environment import place_model, resolve_device, use_threads
 from fednot.errors import UnsupportedScenarioError
 from fednot.evaluation import Metrics, curve_point, evaluate, scenario_metrics
 from fednot.federation.aggregate import clone_state
@@ -37,7 +37,7 @@ from fednot.federation.training import Phase, recovery_stop, train_cached
 from fednot.models.registry import create_model
 from fednot.outcome import Trained, UnlearnOutcome
 from fednot.preflight import check_federation, check_model, check_request, warn_if_trivial
-from fednot.progress import Progress, Silent
+from fednot.progress import Progress
 from fednot.scenarios import build_scenario
 from fednot.seeding import SeedStreams, derive_seed
 from fednot.trajectory import budgets
@@ -54,7 +54,8 @@ class Experiment:
     Args:
         config: the run's configuration.
         seed: the run seed all stage streams derive from.
-        progress: where progress lines go (default: nowhere).
+        progress: where progress lines go (default: standard error; `fednot.progress.Silent`
+            for none).
         federation: use this federation instead of reading ``config.data`` (tests, custom
             data); ``partition`` may accompany it for the record.
         partition: the partition the federation was built from.
@@ -72,14 +73,16 @@ class Experiment:
         partition: Partition | None = None,
         backends: BackendFactory | None = None,
     ) -> None:
+        use_threads(config.threads)  # before anything computes (None: torch's count stays)
         self.config = config
         self.backends = backends
         self.seed = seed
         self.streams = SeedStreams(seed)
         self.training_seed: int | None = None
         self.training_streams = self.streams
-        self.progress = progress or Silent()
+        self.progress = progress or Progress()
         if federation is None:
+            self.progress.phase(f"seed {seed}: loading data ({config.data.dataset})")
             federation, partition = load_federation(config.data, self.streams)
         self.scenario = build_scenario(config, federation, self.streams)
         self.federation = self.scenario.federation
@@ -237,6 +240,7 @@ class Experiment:
             DivergenceError: ``state`` holds NaN or infinite weights.
         """
         check_evaluable(state)
+        self.progress.phase(f"seed {self.seed}: evaluating (retain, forget, test accuracy; MIA)")
         metrics = evaluate(
             self.model, state, self.split(request or self.scenario.request), self.federation,
             self.streams, self.config.eval, device=self.device,
@@ -351,6 +355,7 @@ class Experiment:
 
     def _curve_point(self, state: StateDict, split: ForgetSplit) -> dict[str, float]:
         """The four metrics of one trajectory point (`fednot.evaluation.curve_point`)."""
+        self.progress.note("evaluating a trajectory point")
         return curve_point(
             self.model, state, split, self.federation, self.streams, self.config.eval,
             device=self.device,

@@ -41,11 +41,12 @@ from fednot.comparison import summarize, tradeoff_curves
 from fednot.config import RunConfig
 from fednot.config_rules import check_recovery_lr
 from fednot.configio import to_dict, to_toml
+from fednot.environment import use_threads
 from fednot.errors import ConfigError
 from fednot.federation.aggregate import clone_state
 from fednot.federation.history import HistorySpec
 from fednot.plots import delta_chart, tradeoff_chart
-from fednot.progress import Progress, Silent
+from fednot.progress import Progress
 from fednot.report import describe_setup, report_markdown
 from fednot.results import ORIGINAL, REFERENCE, Record, csv_text, json_safe, with_gaps
 from fednot.tables import noise_floor
@@ -104,7 +105,8 @@ class Run:
     Args:
         config: the run's configuration.
         run_dir: the run directory (an existing one is resumed).
-        progress: where progress lines go.
+        progress: where progress lines go (default: standard error; `fednot.progress.Silent`
+            for none).
         jobs: cells run at once, each in a worker process with the configuration's thread count
             (`fednot.cells`; 1: in this process).
     """
@@ -112,9 +114,10 @@ class Run:
     def __init__(
         self, config: RunConfig, run_dir: Path, *, progress: Progress | None = None, jobs: int = 1
     ) -> None:
+        use_threads(config.threads)
         self.config = config
         self.run_dir = run_dir
-        self.progress = progress or Silent()
+        self.progress = progress or Progress()
         self.jobs = jobs
         self.records: list[Record] = []
         self.logs: dict[str, Any] = {}
@@ -164,6 +167,7 @@ class Run:
         self._order = {Cell(seed, name): k for k, (seed, name) in enumerate(
             (seed, name) for seed in self.config.seeds for name in order
         )}  # fmt: skip
+        self.progress.plan(len(self._order), done=len(self._order) - len(cells), jobs=self.jobs)
         runner = CellRunner(self.config, methods, history_union(methods.values()), self.progress)
         pool = CellPool(runner, self.jobs, self.config.threads or torch.get_num_threads())
         seeds = list(dict.fromkeys(c.seed for c in cells))
@@ -197,13 +201,14 @@ class Run:
                 path = self.run_dir / "models" / f"{name}-seed{seed}.pt"
                 atomic_save(clone_state(result.state), path)
         if record.diverged:
-            self.progress.info(
-                f"{record.title}: diverged (recorded; the run goes on). {record.diverged}"
+            self.progress.cell_done(
+                f"seed {seed}: {record.title}: diverged (recorded; the run goes on). "
+                f"{record.diverged}"
             )
         else:
-            self.progress.info(
-                f"{record.title}: retain {record.retain_acc:.2f}  forget {record.forget_acc:.2f}  "
-                f"test {record.test_acc:.2f}  MIA {record.mia:.2f}"
+            self.progress.cell_done(
+                f"seed {seed}: {record.title}: retain {record.retain_acc:.2f}  "
+                f"forget {record.forget_acc:.2f}  test {record.test_acc:.2f}  MIA {record.mia:.2f}"
             )
         self._write(*self._summaries())
 
@@ -247,7 +252,10 @@ def run(
     config: RunConfig, run_dir: Path | None = None, *, progress: Progress | None = None,
     jobs: int = 1,
 ) -> Path:  # fmt: skip
-    """Run the whole pipeline (``jobs`` cells at once); return the run directory."""
+    """Run the whole pipeline (``jobs`` cells at once); return the run directory.
+
+    Progress lines go to standard error unless ``progress`` is `fednot.progress.Silent`.
+    """
     target = run_dir or default_run_dir(config)
     Run(replace(config), target, progress=progress, jobs=jobs).execute()
     return target

@@ -32,6 +32,7 @@ from fednot.data.federated import (
 from fednot.data.synthetic import synthetic_images, tiny_federation
 from fednot.experiment import Experiment
 from fednot.federation.fedavg import FedAvg, RoundRecord
+from fednot.progress import Silent
 from fednot.types import StateDict
 from fednot.unlearning.base import Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
@@ -146,10 +147,10 @@ def check_unlearner(method: Unlearner, *, seed: int = 0) -> None:
     config, make = _federated_setup() if federated else _centralized_setup()
 
     def once(federation: Federation, config: RunConfig = config) -> StateDict:
-        trained = Experiment(config, seed, federation=make()).pretrain(
+        trained = Experiment(config, seed, federation=make(), progress=Silent()).pretrain(
             history=method.history_spec()
         )
-        exp = Experiment(config, seed, federation=federation)
+        exp = Experiment(config, seed, federation=federation, progress=Silent())
         return exp.unlearn(trained, exp.scenario.request, method).state
 
     schedules: list[str] = []
@@ -166,17 +167,21 @@ def check_unlearner(method: Unlearner, *, seed: int = 0) -> None:
         f"{method.name}: declares schedule = {method.schedule!r}, but its step returned "
         f"{schedules[0]!r}; set the class attribute `schedule` to what `unlearn` returns"
     )
-    _check_layout(method.name, first, Experiment(config, seed, federation=make()).initial_state)
+    _check_layout(
+        method.name,
+        first,
+        Experiment(config, seed, federation=make(), progress=Silent()).initial_state,
+    )
     second = once(make())
     assert all(torch.equal(first[k], second[k]) for k in first), (
         f"{method.name}: the same seed gave different outputs"
     )
     batchnorm = replace(config, model=ModelConfig(name="resnet18", options={"width": 4}))
-    reference = Experiment(batchnorm, seed, federation=make()).initial_state
+    reference = Experiment(batchnorm, seed, federation=make(), progress=Silent()).initial_state
     assert any(not v.is_floating_point() for v in reference.values())  # the counter
     _check_layout(method.name, once(make(), batchnorm), reference)
     if not method.requirements.forget_data:
-        request = Experiment(config, seed, federation=make()).scenario.request
+        request = Experiment(config, seed, federation=make(), progress=Silent()).scenario.request
         if federated:
             once(forbid_clients(make(), request.clients))
         else:
@@ -214,7 +219,7 @@ def centralized_experiment(seed: int = 0, **sections: object) -> Experiment:
     ``sections`` replace whole configuration sections (e.g. ``model=ModelConfig(...)``).
     """
     config, make = _centralized_setup(**sections)
-    return Experiment(config, seed, federation=make())
+    return Experiment(config, seed, federation=make(), progress=Silent())
 
 
 def _data_with_server() -> DataConfig:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 
 from fednot.audit.outputs import ModelOutputs, OracleStore, measure
 from fednot.config import RunConfig
@@ -80,7 +81,8 @@ _WORKER: ModelSampler | None = None
 def _start_worker(config: RunConfig, seed: int, threads: int, original: Trained | None) -> None:
     global _WORKER  # noqa: PLW0603 - one sampler per worker process, built once
     use_threads(threads)
-    _WORKER = ModelSampler(Experiment(config, seed), original)
+    quiet = Experiment(replace(config, threads=threads), seed, progress=Silent())
+    _WORKER = ModelSampler(quiet, original)
 
 
 def _sample_in_worker(task: Task) -> tuple[Task, ModelOutputs]:

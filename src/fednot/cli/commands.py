@@ -239,12 +239,12 @@ def unlearn(args: argparse.Namespace) -> int:
 def evaluate(args: argparse.Namespace) -> int:
     """``fednot eval``."""
     payload, config = _from_checkpoint(args)
-    config, _ = setup_run(args, config)
+    config, progress = setup_run(args, config)
     clients = client_ids(args.forget_clients)
     if clients is None:
         stored = payload.get("request") or {}
         clients = tuple(stored.get("clients", config.unlearn.forget_clients))
-    exp = Experiment(config, int(payload["seed"]))
+    exp = Experiment(config, int(payload["seed"]), progress=progress)
     request = ForgetRequest(clients=clients)
     exp.check_request(request)
     check_state(exp.model, payload["state"], args.checkpoint)

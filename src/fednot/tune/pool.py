@@ -14,6 +14,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from multiprocessing.pool import AsyncResult
 from typing import Any
 
@@ -85,7 +86,7 @@ _WORKER: ValidationBench | None = None
 def _start_worker(config: RunConfig, methods: Sequence[Unlearner], threads: int) -> None:
     global _WORKER  # noqa: PLW0603 - one bench per worker process, built once
     use_threads(threads)
-    _WORKER = ValidationBench(config, methods, Silent())
+    _WORKER = ValidationBench(replace(config, threads=threads), methods, Silent())
 
 
 def _run_in_worker(name: str, params: dict[str, Any]) -> TrialResult:

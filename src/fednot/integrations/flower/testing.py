@@ -20,6 +20,7 @@ from fednot.experiment import Experiment
 from fednot.integrations.flower.appdir import QUIET_ENVIRONMENT, quiet_environment
 from fednot.integrations.flower.settings import ConfigValue
 from fednot.outcome import Trained, UnlearnOutcome
+from fednot.progress import Silent
 from fednot.types import ForgetRequest, StateDict
 from fednot.unlearning.registry import create_unlearner
 
@@ -55,7 +56,7 @@ def engine_reference(
 ) -> tuple[Experiment, Trained, UnlearnOutcome]:
     """The in-process engine on the tiny federation: (experiment, pre-trained, unlearned)."""
     federation = tiny_federation(config.data.num_clients, server_size=config.data.server_samples)
-    exp = Experiment(config, seed, federation=federation)
+    exp = Experiment(config, seed, federation=federation, progress=Silent())
     unlearner = create_unlearner(method, config.options.get(method))
     trained = exp.pretrain(history=unlearner.history_spec())
     return exp, trained, exp.unlearn(trained, request, unlearner)
