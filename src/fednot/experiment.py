@@ -44,6 +44,7 @@ from fednot.trajectory import budgets
 from fednot.types import ForgetRequest, StateDict
 from fednot.unlearning.base import Unlearner
 from fednot.unlearning.context import UnlearnContext
+from fednot.unlearning.isolation import InputGuard
 from fednot.unlearning.provide import history_for, server_data_for
 from fednot.unlearning.registry import create_unlearner
 
@@ -195,14 +196,17 @@ class Experiment:
         backend = self._backend(split)
         ctx = UnlearnContext(
             method=method.name, requirements=method.requirements, request=request,
-            retained=split.retained, model=self.model, initial_state=self.initial_state,
-            streams=self.training_streams, recipe=LocalRecipe.from_config(self.config.train),
+            retained=split.retained, model=self.model, streams=self.training_streams,
+            initial_state=clone_state(self.initial_state),
+            recipe=LocalRecipe.from_config(self.config.train),
             flops=self.flops, device=self.device, model_name=self.config.model.name,
             model_options=self.config.model.options, forget=split.forget, history=history,
             server_data=server_data_for(method, self.federation), backend=backend,
         )  # fmt: skip
+        guard = InputGuard(self.federation, history)  # methods cannot change each other's inputs
         start = time.perf_counter()
-        result = backend.unlearn_step(method, trained.state, ctx)
+        result = backend.unlearn_step(method, clone_state(trained.state), ctx)
+        guard.check(method.name)
         options = self.config.options.get(method.name)
         check_step(result.state, method.name, options, reference=trained.state)
         step_costs = ctx.costs + result.costs + Costs(seconds=time.perf_counter() - start)
