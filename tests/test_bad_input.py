@@ -77,6 +77,7 @@ CASES: list[tuple[str, list[str], str, int]] = [
     ("momentum", [*TRAIN, *_sets("train.momentum=-1")], "train.momentum must be >= 0", 2),
     ("decay", [*TRAIN, *_sets("train.weight_decay=-0.1")], "train.weight_decay must be >= 0", 2),
     ("momentum-inf", [*TRAIN, *_sets("train.momentum=inf")], "train.momentum must be a finite", 2),
+    ("lr-beyond-float32", [*TRAIN, *_sets("train.lr=1e300")], "(of float32's range", 2),
     ("decay-inf", [*TRAIN, *_sets("train.weight_decay=inf")], "weight_decay must be a finite", 2),
     (
         "recovery-lr-inf",
@@ -333,3 +334,33 @@ def test_a_pretraining_that_learns_nothing_is_reported(
     argv = ["train", *FAST, "-q", *_sets("cache_dir=", "train.weight_decay=10", "train.rounds=5")]
     with pytest.warns(FedNotWarning, match="no better than always answering"):
         assert main([*argv, "--out", str(tmp_path / "m.pt")]) == 0
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        MemoryError("Unable to allocate 7.28 TiB for an array with shape (1000000000000,)"),
+        RuntimeError("[enforce fail at alloc_cpu.cpp:121] DefaultCPUAllocator: can't allocate "
+                     "memory: you tried to allocate 8000000000000 bytes."),  # fmt: skip
+    ],
+)
+def test_an_allocation_that_cannot_succeed_is_one_line_not_a_traceback(
+    error: BaseException, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import fednot.cli.listings as listings
+
+    def huge(args: object) -> int:
+        raise error
+
+    monkeypatch.setattr(listings, "presets", huge)
+    assert main(["presets"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("fednot: error: out of memory (") and err.count("\n") == 1
+    assert "eval.mia_repeats" in err  # says which settings to lower
+
+    def other(args: object) -> int:
+        raise RuntimeError("a bug, not an allocation")
+
+    monkeypatch.setattr(listings, "presets", other)
+    with pytest.raises(RuntimeError, match="a bug"):  # other errors keep their traceback
+        main(["presets"])

@@ -23,6 +23,10 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+FLOAT32_MAX = 3.4028234663852886e38
+"""The largest float32: a larger learning rate or decay overflows when it meets the weights."""
+
+
 def _require_finite(section: object, name: str) -> None:
     """Every float of ``section`` (and of its float-valued mappings) is a finite number.
 
@@ -33,9 +37,12 @@ def _require_finite(section: object, name: str) -> None:
         value = getattr(section, f.name)
         items = value.items() if isinstance(value, Mapping) else [(None, value)]
         for key, item in items:
-            if isinstance(item, float) and not math.isfinite(item):
+            if isinstance(item, float) and not abs(item) <= FLOAT32_MAX:
                 where = f"{name}.{f.name}" + ("" if key is None else f".{key}")
-                raise ConfigError(f"{where} must be a finite number, got {item}.")
+                raise ConfigError(
+                    f"{where} must be a finite number (of float32's range, |x| <= 3.4e38: the "
+                    f"weights are float32), got {item}."
+                )
 
 
 @dataclass(frozen=True)

@@ -192,6 +192,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    except (MemoryError, RuntimeError) as e:  # numpy's MemoryError; torch's allocator raises
+        if isinstance(e, RuntimeError) and not _out_of_memory(e):  # RuntimeError, as on a GPU
+            raise
+        print(
+            f"fednot: error: out of memory ({_first_line(e)}). A setting asks for more than this "
+            "machine holds: lower the sizes it scales with (batch sizes, eval.mia_repeats, "
+            "eval.mia_null_permutations, data.image_size, model widths) or use fewer worker "
+            "processes (--jobs). Finished rounds and cells are saved.",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         print(
             "\nfednot: interrupted. Finished rounds and cells are saved; run the same command "
@@ -199,6 +210,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
+
+
+def _out_of_memory(error: RuntimeError) -> bool:
+    """Whether torch's ``RuntimeError`` reports a failed allocation (CPU or GPU)."""
+    text = str(error)
+    return any(
+        phrase in text for phrase in ("can't allocate memory", "out of memory", "not enough memory")
+    )
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
 
 
 if __name__ == "__main__":  # pragma: no cover
