@@ -340,8 +340,10 @@ def test_a_pretraining_that_learns_nothing_is_reported(
     "error",
     [
         MemoryError("Unable to allocate 7.28 TiB for an array with shape (1000000000000,)"),
-        RuntimeError("[enforce fail at alloc_cpu.cpp:121] DefaultCPUAllocator: can't allocate "
-                     "memory: you tried to allocate 8000000000000 bytes."),  # fmt: skip
+        RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:121] DefaultCPUAllocator: can't allocate "
+            "memory: you tried to allocate 8000000000000 bytes."
+        ),  # fmt: skip
     ],
 )
 def test_an_allocation_that_cannot_succeed_is_one_line_not_a_traceback(

@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -30,7 +29,9 @@ with socket.socket() as s:
 """
 
 _CALLER = """\
-import sys
+import signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal: a test runner's
+# worker may ignore SIGINT, and a child inherits that (Python then installs no handler)
 from pathlib import Path
 from fednot.integrations.flower import processes
 
@@ -70,22 +71,28 @@ def _interrupt(tmp_path: Path, mode: str, sig: signal.Signals, expected: int) ->
         stderr=subprocess.PIPE,
     )
     want = 2 if mode == "start" else 3
-    deadline = time.monotonic() + 60
-    while not (pids.exists() and len(pids.read_text().split()) == want):
-        assert caller.poll() is None, caller.stderr.read() if caller.stderr else ""
-        assert time.monotonic() < deadline, "the fake deployment did not start"
-        time.sleep(0.05)
-    started = [int(p) for p in pids.read_text().split()]
-    assert all(_alive(p) for p in started)
-    caller.send_signal(sig)
-    assert caller.wait(timeout=30) == expected
-    deadline = time.monotonic() + 10
-    while any(_alive(p) for p in started) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    left = [p for p in started if _alive(p)]
-    for pid in left:  # do not leak them from the test either
-        os.killpg(pid, signal.SIGKILL)
-    assert not left, f"{textwrap.shorten(mode, 20)}: daemons {left} outlived their caller"
+    started: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while not (pids.exists() and len(pids.read_text().split()) == want):
+            assert caller.poll() is None, caller.stderr.read() if caller.stderr else ""
+            assert time.monotonic() < deadline, "the fake deployment did not start"
+            time.sleep(0.05)
+        started = [int(p) for p in pids.read_text().split()]
+        assert all(_alive(p) for p in started)
+        caller.send_signal(sig)
+        assert caller.wait(timeout=30) == expected
+        deadline = time.monotonic() + 10
+        while any(_alive(p) for p in started) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        left = [p for p in started if _alive(p)]
+        assert not left, f"{mode}: daemons {left} outlived their caller"
+    finally:  # whatever failed, leave nothing running
+        caller.kill()
+        caller.wait()
+        for pid in started or [int(p) for p in (pids.read_text() if pids.exists() else "").split()]:
+            if _alive(pid):
+                os.killpg(pid, signal.SIGKILL)
 
 
 @pytest.mark.parametrize("mode", ["run", "start"])
