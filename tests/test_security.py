@@ -169,3 +169,18 @@ def test_a_fifo_named_as_an_input_is_refused_not_read(
     finally:
         signal.alarm(0)
     assert "not a regular file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("dataset", ["../../escape:load", "/abs/path.mod:load", "a/../../b"])
+def test_default_output_folders_stay_under_out_dir(dataset: str, tmp_path: Path) -> None:
+    import argparse
+
+    from fednot.cli.commands import _out_folder
+    from fednot.config import DataConfig, RunConfig
+    from fednot.runner import default_run_dir
+
+    config = RunConfig(data=DataConfig(dataset=dataset), out_dir=str(tmp_path / "runs"))
+    none = argparse.Namespace(out=None)
+    for folder in (default_run_dir(config), _out_folder(none, config, f"audit-{dataset}")):
+        assert folder.parent == tmp_path / "runs", folder  # one level under out_dir, no escape
+        assert "/" not in folder.name and ".." not in folder.name

@@ -9,6 +9,7 @@ where folders are expected.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -92,3 +93,12 @@ def _probe(folder: Path, what: str, option: str) -> None:
         ) from e
     os.close(fd)
     os.unlink(probe)
+
+
+def name_part(text: str) -> str:
+    """``text`` made safe as part of a file or folder name.
+
+    Every run of characters other than letters, digits, ``_`` and ``-`` becomes one ``-``, so
+    that a data set's import string (``pkg.mod:load``, or ``../x``) can never name another folder.
+    """
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", text)

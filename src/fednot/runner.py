@@ -26,7 +26,6 @@ Pre-training or Retrain diverging ends the run with the error.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
@@ -45,6 +44,7 @@ from fednot.environment import use_threads
 from fednot.errors import ConfigError
 from fednot.federation.aggregate import clone_state
 from fednot.federation.history import HistorySpec
+from fednot.paths import name_part
 from fednot.plots import delta_chart, tradeoff_chart
 from fednot.progress import Progress
 from fednot.report import describe_setup, report_markdown
@@ -59,7 +59,7 @@ def default_run_dir(config: RunConfig) -> Path:
     """``<out_dir>/<dataset>-<model>-<timestamp>`` (import strings' ``:`` and ``.`` as ``-``)."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     name = f"{config.data.dataset}-{config.model.name}"
-    return Path(config.out_dir) / f"{re.sub(r'[^A-Za-z0-9_-]+', '-', name)}-{stamp}"
+    return Path(config.out_dir) / f"{name_part(name)}-{stamp}"
 
 
 def history_union(methods: Iterable[Unlearner]) -> HistorySpec | None:

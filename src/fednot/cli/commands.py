@@ -18,7 +18,7 @@ from fednot.configio import as_overrides, load_config, read_toml
 from fednot.environment import use_threads
 from fednot.errors import ConfigError
 from fednot.experiment import Experiment
-from fednot.paths import check_writable_dir, check_writable_file
+from fednot.paths import check_writable_dir, check_writable_file, name_part
 from fednot.preflight import check_state
 from fednot.progress import Progress, Silent
 from fednot.runner import Run, default_run_dir
@@ -82,7 +82,7 @@ def _from_checkpoint(
 def _out_folder(args: argparse.Namespace, config: RunConfig, name: str) -> Path:
     """``--out``, else ``<out_dir>/<name>-<time>``."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path(args.out) if args.out else Path(config.out_dir) / f"{name}-{stamp}"
+    return Path(args.out) if args.out else Path(config.out_dir) / f"{name_part(name)}-{stamp}"
 
 
 def check_cache(config: RunConfig) -> None:
