@@ -87,3 +87,21 @@ def test_a_method_writing_into_the_history_stops_the_run() -> None:
     exp.unlearn(trained, exp.scenario.request, NegSub())  # an honest step passes the guard
     with pytest.raises(ContractError, match=r"'history_vandal' wrote into the recorded training"):
         exp.unlearn(trained, exp.scenario.request, method)
+
+
+def test_the_digest_sees_every_dtype_and_shape_including_scalars() -> None:
+    from fednot.unlearning.isolation import content_digest
+
+    state = {
+        "n": torch.tensor(8),
+        "mask": torch.zeros(3, dtype=torch.bool),
+        "w": torch.arange(4.0).reshape(2, 2),
+    }
+    before = content_digest({"global": state, "rounds": [1, 2]})
+    assert before == content_digest({"global": {k: v.clone() for k, v in state.items()},
+                                     "rounds": [1, 2]})  # fmt: skip
+    for key, change in (("n", lambda t: t.add_(1)), ("mask", lambda t: t[0].fill_(True)),
+                        ("w", lambda t: t.t_())):  # fmt: skip
+        copy = {k: v.clone() for k, v in state.items()}
+        change(copy[key])
+        assert content_digest({"global": copy, "rounds": [1, 2]}) != before, key

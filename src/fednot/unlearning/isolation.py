@@ -32,7 +32,9 @@ def content_digest(value: Any) -> str:
 def _update(digest: Any, value: Any) -> None:
     if isinstance(value, torch.Tensor):
         digest.update(f"T{tuple(value.shape)}{value.dtype}".encode())
-        digest.update(value.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        digest.update(
+            value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+        )
     elif isinstance(value, Mapping):
         digest.update(b"{")
         for key in sorted(value, key=repr):
