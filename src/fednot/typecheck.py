@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from fednot.errors import ConfigError
@@ -85,6 +85,18 @@ def _check_scalar(value: Any, annotation: Any, where: str) -> Any:
     raise ConfigError(f"Expected `{where}` to be {describe(annotation)}, got {value!r}.")
 
 
+def keyword_parameters(
+    signature: inspect.Signature, skip: Sequence[str] = ()
+) -> dict[str, inspect.Parameter]:
+    """The parameters an option can set: keyword ones, without ``self`` and ``skip``."""
+    kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return {
+        name: p
+        for name, p in signature.parameters.items()
+        if p.kind in kinds and name not in ("self", *skip)
+    }
+
+
 def check_options(
     factory: Callable[..., Any],
     options: Mapping[str, Any],
@@ -109,11 +121,7 @@ def check_options(
         hints = typing.get_type_hints(target)
     except Exception:  # noqa: BLE001 - user code's annotations may not resolve; check names only
         hints = {}
-    known = {
-        name: p
-        for name, p in signature.parameters.items()
-        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and name not in ("self", *skip)
-    }
+    known = keyword_parameters(signature, skip)
     checked: dict[str, Any] = {}
     for key, value in options.items():
         if key not in known:

@@ -15,6 +15,7 @@ from fednot.configio import _key, to_toml
 from fednot.errors import FedNotError
 from fednot.plugins import installed
 from fednot.presets import preset_description, preset_names, scenario_names
+from fednot.typecheck import keyword_parameters
 from fednot.unlearning.base import Unlearner
 from fednot.unlearning.registry import create_unlearner, unlearner_class, unlearner_names
 
@@ -57,9 +58,8 @@ def method_options(config: RunConfig) -> str:
 
 def option_defaults(cls: type[Unlearner]) -> dict[str, Any]:
     """The keyword arguments of ``cls``'s constructor and their defaults (as `check_options`)."""
-    parameters = inspect.signature(cls.__init__).parameters.values()
-    kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    return {p.name: p.default for p in parameters if p.kind in kinds and p.name != "self"}
+    parameters = keyword_parameters(inspect.signature(cls.__init__))
+    return {name: p.default for name, p in parameters.items()}
 
 
 def _toml_text(value: Any) -> str:
