@@ -203,7 +203,7 @@ class Experiment:
             model_options=self.config.model.options, forget=split.forget, history=history,
             server_data=server_data_for(method, self.federation), backend=backend,
         )  # fmt: skip
-        guard = InputGuard(self.federation, history)  # methods cannot change each other's inputs
+        guard = InputGuard(self.federation, self._fingerprint, history)  # no method changes inputs
         start = time.perf_counter()
         result = backend.unlearn_step(method, clone_state(trained.state), ctx)
         guard.check(method.name)

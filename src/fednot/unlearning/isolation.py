@@ -55,13 +55,17 @@ class InputGuard:
 
     Args:
         federation: every client's (and the server's and the test set's) samples.
+        fingerprint: ``federation.fingerprint()`` as the run knows it (the one in its cache
+            keys), so that the samples are hashed once per step, after it.
         history: the recorded history handed to the method, if any.
     """
 
-    def __init__(self, federation: Federation, history: TrainingHistory | None) -> None:
+    def __init__(
+        self, federation: Federation, fingerprint: str, history: TrainingHistory | None
+    ) -> None:
         self.federation = federation
         self.history = history
-        self._samples = federation.fingerprint()
+        self._samples = fingerprint
         self._history = None if history is None else content_digest(history.to_payload())
 
     def check(self, method: str) -> None:
