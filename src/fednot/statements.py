@@ -129,14 +129,14 @@ def supported_statements(
     if seed_count(summary) < 2:
         return Statements([f"- {too_few_seeds(seed_count(summary))}"], [])
     groups = _groups(summary)
-    also = _same_readings(groups)
+    also, repeats = _same_readings(groups)
     titles = {row["method"]: row["title"] for row in summary}
     out: list[str] = []
     leads: list[str] = []
     seeds: set[int] = set()
     for ref, key, entries in groups:
-        shown = [(titles[m], e, _also(also.get(((frozenset((m, ref))), key)), recovery_rounds))
-                 for m, e in entries if not e.get("repeat")]  # fmt: skip
+        shown = [(titles[m], e, _also(also.get((frozenset((m, ref)), key)), recovery_rounds))
+                 for m, e in entries if (frozenset((m, ref)), key) not in repeats]  # fmt: skip
         seeds |= {e["n"] for _, e, _ in shown}
         if entries[0][1]["family"] == EXPLORATORY:
             leads += _leads(titles[ref], key, shown, recovery_rounds)
@@ -162,7 +162,7 @@ def supported_statements(
     return Statements(out, leads)
 
 
-Group = tuple[str, str, list[tuple[str, dict[str, Any]]]]
+Group = tuple[str, str, list[tuple[str, Mapping[str, Any]]]]
 """A reference, a reading point, and (method, comparison) for every method compared with it."""
 
 
@@ -182,21 +182,22 @@ def _groups(summary: Sequence[Mapping[str, Any]]) -> list[Group]:
                 if entry is None or entry["n"] < 2 or pair in stated:
                     continue
                 stated.add(pair)
-                entries.append((str(row["method"]), dict(entry)))
+                entries.append((str(row["method"]), entry))
             if entries:
                 out.append((ref, key, entries))
     return out
 
 
-def _same_readings(groups: list[Group]) -> dict[Pair, list[str]]:
-    """Mark each lead that repeats an earlier comparison's readings; (pair, point) → repeats.
+def _same_readings(groups: list[Group]) -> tuple[dict[Pair, list[str]], set[Pair]]:
+    """The leads that repeat an earlier comparison's readings, and where each earlier one recurs.
 
     A repeat is an exploratory comparison of the same two methods with the same mean, interval
-    and seeds as one stated at an earlier point, that would be listed as a lead; it gets
-    ``repeat`` set, and the earlier comparison lists its point.
+    and seeds as one stated at an earlier point, that would be listed as a lead. Returns, per
+    earlier comparison, the points its readings recur at, and the set of repeats to leave out.
     """
     first: dict[tuple[Any, ...], Pair] = {}
     also: dict[Pair, list[str]] = {}
+    repeats: set[Pair] = set()
     for ref, key, entries in groups:
         for method, entry in entries:
             pair = frozenset((method, ref))
@@ -204,9 +205,9 @@ def _same_readings(groups: list[Group]) -> dict[Pair, list[str]]:
             if same not in first:
                 first[same] = (pair, key)
             elif entry["family"] == EXPLORATORY and _is_lead(entry):
-                entry["repeat"] = True
+                repeats.add((pair, key))
                 also.setdefault(first[same], []).append(key)
-    return also
+    return also, repeats
 
 
 def _also(keys: list[str] | None, recovery_rounds: int | None) -> str:
