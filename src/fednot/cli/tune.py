@@ -86,8 +86,6 @@ def tune(args: argparse.Namespace) -> int:
     check_writable_dir(out, "the tuning folder", "--out")
     check_cache(config)
     settings = TuneSettings(trials=args.trials, seed=args.sampler_seed)
-    if args.jobs < 1:
-        raise ConfigError(f"--jobs must be >= 1, got {args.jobs}.")
     if args.jobs > 1:  # every trial, and the pre-training it reads, with threads // jobs
         use_threads(max(1, torch.get_num_threads() // args.jobs))
     outcome = run_tune(

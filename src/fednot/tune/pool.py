@@ -35,10 +35,9 @@ def run_trials(
     """Each finished trial: method, number, parameters, result (see the module docstring).
 
     The caller must record each trial (so that ``next_trial`` sees it) before asking for the
-    next. ``jobs = 1`` runs every trial in this process, method after method.
+    next. ``jobs = 1`` runs every trial in this process, method after method; ``jobs >= 1`` is
+    the caller's to check, before any work (`fednot.tune.study.tune` does).
     """
-    if jobs < 1:
-        raise ConfigError(f"--jobs must be >= 1, got {jobs}.")
     if jobs == 1:
         for name in names:
             while (trial := next_trial(name)) is not None:

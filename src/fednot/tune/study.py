@@ -161,6 +161,8 @@ def tune(
         jobs: methods whose trials run at once, in worker processes (`fednot.tune.pool`).
     """
     progress = progress or Silent()
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {jobs}.")
     unknown = [m for m in methods if m not in config.unlearn.methods]
     if unknown:
         raise ConfigError(
