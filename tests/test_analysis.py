@@ -74,9 +74,11 @@ def test_analyze_recovery(tmp_path: Path) -> None:
 
 
 def test_rounds_within_by_hand() -> None:
-    points = [{"round": 0, "test_acc": 10.0, "comm_bytes": 0, "flops": 0},
-              {"round": 1, "test_acc": 89.1, "comm_bytes": 5, "flops": 7},
-              {"round": 2, "test_acc": 89.5, "comm_bytes": 10, "flops": 14}]  # fmt: skip
+    points = [
+        {"round": 0, "test_acc": 10.0, "comm_bytes": 0, "flops": 0},
+        {"round": 1, "test_acc": 89.1, "comm_bytes": 5, "flops": 7},
+        {"round": 2, "test_acc": 89.5, "comm_bytes": 10, "flops": 14},
+    ]
     assert rounds_within(points, 90.0, 1.0) == {"round": 1, "comm_bytes": 5, "flops": 7}
     assert rounds_within(points, 95.0, 1.0)["round"] is None
     assert rounds_within(points, 90.4, 1.0)["round"] == 2

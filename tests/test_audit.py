@@ -18,15 +18,23 @@ from fednot.experiment import Experiment
 from fednot.testing import tiny_config, tiny_federation
 
 SMALL = [
-    "--set", "data.num_clients=3",
-    "--set", "data.client_samples=60",
-    "--set", "model.name=mlp",
-    "--set", "model.options.hidden=[16]",
-    "--set", "train.rounds=2",
-    "--set", "unlearn.recovery_rounds=2",
-    "--models", "6",
-    "--threads", "1",
-]  # fmt: skip
+    "--set",
+    "data.num_clients=3",
+    "--set",
+    "data.client_samples=60",
+    "--set",
+    "model.name=mlp",
+    "--set",
+    "model.options.hidden=[16]",
+    "--set",
+    "train.rounds=2",
+    "--set",
+    "unlearn.recovery_rounds=2",
+    "--models",
+    "6",
+    "--threads",
+    "1",
+]
 
 
 @pytest.fixture(autouse=True)

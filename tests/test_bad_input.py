@@ -19,15 +19,23 @@ from fednot.cli.app import main
 from fednot.errors import FedNotWarning
 
 FAST = [
-    "--set", "data.num_clients=3",
-    "--set", "model.name=mlp",
-    "--set", "model.options.hidden=[16]",
-    "--set", "train.rounds=1",
-    "--set", "train.batch_size=64",
-    "--set", "unlearn.recovery_rounds=1",
-    "--set", "eval.mia_repeats=2",
-    "--set", "eval.mia_null_permutations=0",
-]  # fmt: skip
+    "--set",
+    "data.num_clients=3",
+    "--set",
+    "model.name=mlp",
+    "--set",
+    "model.options.hidden=[16]",
+    "--set",
+    "train.rounds=1",
+    "--set",
+    "train.batch_size=64",
+    "--set",
+    "unlearn.recovery_rounds=1",
+    "--set",
+    "eval.mia_repeats=2",
+    "--set",
+    "eval.mia_null_permutations=0",
+]
 
 
 def _sets(*pairs: str) -> list[str]:
@@ -58,10 +66,14 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     (root / "train.toml").write_text("[train]\nrounds = 5\n")
     (root / "typo.toml").write_text("[unlearn]\nrecovery_round = 1\n")
     return {
-        "ckpt": str(checkpoint), "file": str(root / "afile"), "dir": str(root / "adir"),
-        "text": str(root / "text.pt"), "broken": str(root / "broken.toml"),
-        "train_toml": str(root / "train.toml"), "typo_toml": str(root / "typo.toml"),
-    }  # fmt: skip
+        "ckpt": str(checkpoint),
+        "file": str(root / "afile"),
+        "dir": str(root / "adir"),
+        "text": str(root / "text.pt"),
+        "broken": str(root / "broken.toml"),
+        "train_toml": str(root / "train.toml"),
+        "typo_toml": str(root / "typo.toml"),
+    }
 
 
 RUN = ["run", *FAST, "--out", "{out}"]
@@ -132,12 +144,12 @@ CASES: list[tuple[str, list[str], str, int]] = [
         [*RUN, *_sets("scenario.kind=class", "scenario.classes=[99]")],
         "out of range",
         2,
-    ),  # fmt: skip
+    ),
     ("ratio", [*RUN, *_sets("scenario.forget_ratio=0")], "forget_ratio must lie", 2),
     ("centralized", [*RUN, *_sets("scenario.kind=centralized")], "data.num_clients = 1", 2),
     ("folds", [*RUN, *_sets("eval.mia_folds=1")], "eval.mia_folds must be >= 2", 2),
     ("mia-too-small", [*RUN, *_sets("eval.mia_folds=2000")], "MIA members", 2),
-    ("mia-tiny-clients", [*RUN, *_sets("data.num_clients=1000")], "MIA members", 2),  # fmt: skip
+    ("mia-tiny-clients", [*RUN, *_sets("data.num_clients=1000")], "MIA members", 2),
     ("nonmembers", [*RUN, *_sets("eval.mia_nonmembers=other")], "eval.mia_nonmembers", 2),
     ("curve", [*RUN, *_sets("eval.curve_every=-1")], "eval.curve_every must be", 2),
     ("seeds-empty", [*RUN, *_sets("seeds=[]")], "seeds must name", 2),
@@ -194,7 +206,7 @@ CASES: list[tuple[str, list[str], str, int]] = [
         ["unlearn", "--checkpoint", "missing.pt", "--out", "{out}"],
         "does not exist",
         2,
-    ),  # fmt: skip
+    ),
     ("ckpt-text", ["eval", "--checkpoint", "{text}"], "Re-create it", 2),
     ("ckpt-method", [*UNLEARN, "--method", "nto"], "Unknown unlearner 'nto'", 2),
     ("ckpt-preset", [*UNLEARN, "--preset", "mnist5k-cnn"], "--preset does not apply", 2),
@@ -216,37 +228,37 @@ CASES: list[tuple[str, list[str], str, int]] = [
         ["ablate", "layers", *FAST, "--param", "bogus=1", "--out", "{out}"],
         "has no parameter 'bogus'",
         2,
-    ),  # fmt: skip
+    ),
     (
         "param-number",
         ["analyze", "recovery", *FAST, "--param", "within=abc", "--out", "{out}"],
         "expected a number",
         2,
-    ),  # fmt: skip
+    ),
     (
         "param-flag",
         ["ablate", "perturbation", *FAST, "--param", "early_stop=maybe", "--out", "{out}"],
         "expected true or false",
         2,
-    ),  # fmt: skip
+    ),
     (
         "param-kinds",
         ["ablate", "perturbation", *FAST, "--param", "kinds=nope", "--out", "{out}"],
         "Unknown perturbations",
         2,
-    ),  # fmt: skip
+    ),
     (
         "param-counts",
         ["ablate", "forget-ratio", *FAST, "--param", "counts=0", "--out", "{out}"],
         "Each forget count",
         2,
-    ),  # fmt: skip
+    ),
     (
         "param-form",
         ["ablate", "layers", *FAST, "--param", "noequals", "--out", "{out}"],
         "Expected --param KEY=VALUE",
         2,
-    ),  # fmt: skip
+    ),
     ("report-missing", ["report", "missing-run"], "missing-run", 2),
     # usage errors (argparse)
     ("no-command", [], "required", 2),
@@ -259,12 +271,17 @@ if not torch.cuda.is_available():
     CASES.append(("cuda", [*TRAIN, *_sets("device=cuda")], "set device = 'cpu'", 2))
 
 
-@pytest.mark.parametrize(("argv", "message", "code"), [c[1:] for c in CASES],
-                         ids=[c[0] for c in CASES])  # fmt: skip
+@pytest.mark.parametrize(
+    ("argv", "message", "code"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_bad_input_gets_one_clear_paragraph_and_writes_nothing(
-    argv: list[str], message: str, code: int, files: dict[str, str], tmp_path: Path,
+    argv: list[str],
+    message: str,
+    code: int,
+    files: dict[str, str],
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+) -> None:
     out = tmp_path / "out"
     args = [a.format(out=out, **files) for a in argv]
     before = sorted(os.listdir("."))
@@ -343,7 +360,7 @@ def test_a_pretraining_that_learns_nothing_is_reported(
         RuntimeError(
             "[enforce fail at alloc_cpu.cpp:121] DefaultCPUAllocator: can't allocate "
             "memory: you tried to allocate 8000000000000 bytes."
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_an_allocation_that_cannot_succeed_is_one_line_not_a_traceback(

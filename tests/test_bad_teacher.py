@@ -101,12 +101,19 @@ def test_end_to_end_uses_thirty_percent_of_retained_and_counts_flops() -> None:
 def _context(exp: Experiment) -> UnlearnContext:
     split = exp.split(exp.scenario.request)
     return UnlearnContext(
-        method="badt", requirements=BadT.requirements, request=exp.scenario.request,
-        retained=split.retained, model=exp.model, initial_state=exp.initial_state,
-        streams=exp.streams, recipe=LocalRecipe.from_config(exp.config.train), flops=exp.flops,
-        model_name=exp.config.model.name, model_options=exp.config.model.options,
+        method="badt",
+        requirements=BadT.requirements,
+        request=exp.scenario.request,
+        retained=split.retained,
+        model=exp.model,
+        initial_state=exp.initial_state,
+        streams=exp.streams,
+        recipe=LocalRecipe.from_config(exp.config.train),
+        flops=exp.flops,
+        model_name=exp.config.model.name,
+        model_options=exp.config.model.options,
         forget=split.forget,
-    )  # fmt: skip
+    )
 
 
 def _kl_to(exp: Experiment, student: StateDict, teacher: StateDict) -> float:
@@ -164,5 +171,9 @@ def test_registered_with_its_defaults() -> None:
     method = BadT()
     assert (method.title, method.requirements.forget_data) == ("BadT", True)
     assert method.options() == {
-        "epochs": 1, "lr": 1e-4, "batch_size": 256, "temperature": 1.0, "retain_fraction": 0.3,
-    }  # fmt: skip
+        "epochs": 1,
+        "lr": 1e-4,
+        "batch_size": 256,
+        "temperature": 1.0,
+        "retain_fraction": 0.3,
+    }

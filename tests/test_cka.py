@@ -163,18 +163,36 @@ def test_negated_layer_pre_activation_has_cka_one(
     ("name", "shape", "options", "negated", "expected"),
     [
         ("mlp", (1, 8, 8), {"hidden": (16,)}, ["fc1"], ("fc1", "fc2")),
-        ("cnn", (1, 8, 8), {"channels": (4, 4)}, ["block1.conv"],
-         ("block1.conv", "block1", "block2", "fc")),
-        ("resnet18", (1, 8, 8), {"width": 4}, ["conv1"],
-         ("conv1", "bn1", "layer1", "layer2", "layer3", "layer4", "fc")),
-        ("vit", (3, 8, 8), {"dim": 8, "depth": 1, "heads": 2, "mlp_dim": 8},
-         ["conv_proj", "class_token"], ("conv_proj", "encoder", "heads")),
+        (
+            "cnn",
+            (1, 8, 8),
+            {"channels": (4, 4)},
+            ["block1.conv"],
+            ("block1.conv", "block1", "block2", "fc"),
+        ),
+        (
+            "resnet18",
+            (1, 8, 8),
+            {"width": 4},
+            ["conv1"],
+            ("conv1", "bn1", "layer1", "layer2", "layer3", "layer4", "fc"),
+        ),
+        (
+            "vit",
+            (3, 8, 8),
+            {"dim": 8, "depth": 1, "heads": 2, "mlp_dim": 8},
+            ["conv_proj", "class_token"],
+            ("conv_proj", "encoder", "heads"),
+        ),
     ],
-)  # fmt: skip
+)
 def test_probe_layers(
-    name: str, shape: tuple[int, int, int], options: dict[str, object], negated: list[str],
+    name: str,
+    shape: tuple[int, int, int],
+    options: dict[str, object],
+    negated: list[str],
     expected: tuple[str, ...],
-) -> None:  # fmt: skip
+) -> None:
     model = create_model(name, input_shape=shape, num_classes=3, options=options)
     assert probe_layers(model, negated) == expected
     acts = layer_activations(model, model.state_dict(), [torch.randn(5, *shape)], expected[::-1])
@@ -209,8 +227,11 @@ def test_control_pair_differs_only_in_the_negated_tensors() -> None:
 
 def test_compare_computes_each_model_once() -> None:
     x = _randn(8, 3)
-    grams = {"a": {"l": centred_gram(x)}, "b": {"l": centred_gram(-2 * x)},
-             "c": {"l": centred_gram(_randn(8, 3, seed=1))}}  # fmt: skip
+    grams = {
+        "a": {"l": centred_gram(x)},
+        "b": {"l": centred_gram(-2 * x)},
+        "c": {"l": centred_gram(_randn(8, 3, seed=1))},
+    }
     calls: list[str] = []
 
     def grams_of(model: str) -> dict[str, Tensor]:

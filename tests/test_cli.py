@@ -10,16 +10,25 @@ import pytest
 from fednot.cli.app import main
 
 FAST = [
-    "--set", "data.num_clients=3",
-    "--set", "model.name=mlp",
-    "--set", "model.options.hidden=[32]",
-    "--set", "train.rounds=2",
-    "--set", "train.batch_size=64",
-    "--set", "unlearn.recovery_rounds=2",
-    "--set", "eval.curve_every=1",
-    "--set", "eval.mia_repeats=5",  # the MIA's resolution is not what these tests check
-    "--set", "eval.mia_null_permutations=20",
-]  # fmt: skip
+    "--set",
+    "data.num_clients=3",
+    "--set",
+    "model.name=mlp",
+    "--set",
+    "model.options.hidden=[32]",
+    "--set",
+    "train.rounds=2",
+    "--set",
+    "train.batch_size=64",
+    "--set",
+    "unlearn.recovery_rounds=2",
+    "--set",
+    "eval.curve_every=1",
+    "--set",
+    "eval.mia_repeats=5",  # the MIA's resolution is not what these tests check
+    "--set",
+    "eval.mia_null_permutations=20",
+]
 KEYS = {
     "method",
     "seed",
@@ -63,8 +72,14 @@ def test_run_writes_a_complete_run_directory(
     assert (out / "tradeoff.png").stat().st_size > 10_000
     ft = next(row for row in results["summary"] if row["method"] == "ft")
     assert ft["paired"]["not"]["end"]["n"] == 2 and set(ft["gap_at"]) == {
-        "end", "comm25", "comm50", "comm100", "flops25", "flops50", "flops100",
-    }  # fmt: skip
+        "end",
+        "comm25",
+        "comm50",
+        "comm100",
+        "flops25",
+        "flops50",
+        "flops100",
+    }
     assert {"not", "ft"} <= set(results["tradeoff"])
     assert (out / "partition-seed0.json").exists() and (out / "partition-seed1.json").exists()
     assert "[train]" in (out / "config.toml").read_text()
@@ -97,10 +112,23 @@ def test_train_unlearn_eval(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     model = tmp_path / "model.pt"
     unlearned = tmp_path / "unlearned.pt"
     assert main(["train", *base, "--out", str(model)]) == 0
-    assert main([
-        "unlearn", "--checkpoint", str(model), "--method", "not", "--forget-clients", "1",
-        "--weights-only", "--out", str(unlearned),
-    ]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "unlearn",
+                "--checkpoint",
+                str(model),
+                "--method",
+                "not",
+                "--forget-clients",
+                "1",
+                "--weights-only",
+                "--out",
+                str(unlearned),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["eval", "--checkpoint", str(unlearned)]) == 0
     report = json.loads(capsys.readouterr().out)

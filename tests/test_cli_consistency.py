@@ -82,9 +82,18 @@ def test_run_and_bench_take_the_same_methods_and_seeds(command: str) -> None:
     config = commands.config_of(args)
     assert config.seeds == (0, 1) and config.unlearn.methods == ("retrain", "not")
     same = commands.config_of(
-        _args([command, "--preset", "mnist5k-cnn", "--set", "seeds=0,1", "--set",
-               "unlearn.methods=retrain,not"])
-    )  # fmt: skip
+        _args(
+            [
+                command,
+                "--preset",
+                "mnist5k-cnn",
+                "--set",
+                "seeds=0,1",
+                "--set",
+                "unlearn.methods=retrain,not",
+            ]
+        )
+    )
     assert same == config
 
 

@@ -19,13 +19,28 @@ RETRAIN_BYTES = 1000
 
 def _record(method: str, seed: int, metrics: dict[str, float], **extra: Any) -> Record:
     fields: dict[str, Any] = dict(
-        method=method, title={"not": "NoT", "ft": "FT", "retrain": "Retrain"}.get(method, method),
-        seed=seed, mia_std=0.0, val_acc=97.0, scenario="client", asr=None,
-        forget_class_acc=None, remaining_class_test_acc=None, avg_gap=None,
-        comm_bytes=RETRAIN_BYTES, flops=10, step_comm_bytes=0, step_flops=0, rounds=1,
-        stop_reason="", rounds_to_target=None, comm_to_target=None, seconds=0.0,
-        requirements="", mia_floor=1.5,
-    )  # fmt: skip
+        method=method,
+        title={"not": "NoT", "ft": "FT", "retrain": "Retrain"}.get(method, method),
+        seed=seed,
+        mia_std=0.0,
+        val_acc=97.0,
+        scenario="client",
+        asr=None,
+        forget_class_acc=None,
+        remaining_class_test_acc=None,
+        avg_gap=None,
+        comm_bytes=RETRAIN_BYTES,
+        flops=10,
+        step_comm_bytes=0,
+        step_flops=0,
+        rounds=1,
+        stop_reason="",
+        rounds_to_target=None,
+        comm_to_target=None,
+        seconds=0.0,
+        requirements="",
+        mia_floor=1.5,
+    )
     fields.update(metrics)
     fields.update(extra)
     return Record(**fields)
@@ -36,8 +51,9 @@ def _log(forget_by_round: list[float]) -> dict[str, Any]:
     point = dict(RETRAIN)
     rounds = []
     for r, forget in enumerate(forget_by_round[1:], start=1):
-        rounds.append({"round": r, "comm_bytes": 100, "flops": 1,
-                       "extra": {**point, "forget_acc": forget}})  # fmt: skip
+        rounds.append(
+            {"round": r, "comm_bytes": 100, "flops": 1, "extra": {**point, "forget_acc": forget}}
+        )
     return {"start": {**point, "forget_acc": forget_by_round[0]}, "rounds": rounds}
 
 

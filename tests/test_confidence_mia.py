@@ -50,9 +50,13 @@ def test_auc_and_tpr_equal_a_hand_computation() -> None:
     # their largest score, and one member of three lies above it.
     members, nonmembers = np.array([2.5, 1.0, 4.0]), np.array([3.0, 0.0, 2.0, 1.0])
     result = confidence_attack(
-        members, nonmembers, member_labels=np.zeros(3), nonmember_labels=np.zeros(4), seed=0,
+        members,
+        nonmembers,
+        member_labels=np.zeros(3),
+        nonmember_labels=np.zeros(4),
+        seed=0,
         permutations=0,
-    )  # fmt: skip
+    )
     assert result == ConfidenceAttack(
         pytest.approx(100 * 8.5 / 12), pytest.approx(100 / 3), None, None, 3, 4
     )
@@ -104,9 +108,13 @@ def test_no_signal_scores_chance_and_the_floors_cover_it() -> None:
     for world in range(200):
         members, nonmembers, m_labels, n_labels = _no_signal_world(rng)
         result = confidence_attack(
-            members, nonmembers, member_labels=m_labels, nonmember_labels=n_labels, seed=world,
+            members,
+            nonmembers,
+            member_labels=m_labels,
+            nonmember_labels=n_labels,
+            seed=world,
             permutations=100,
-        )  # fmt: skip
+        )
         assert result.auc_floor is not None and result.tpr_floor is not None
         aucs.append(result.auc)
         auc_inside.append(abs(result.auc - 50) <= result.auc_floor)
@@ -135,13 +143,21 @@ def test_invariant_to_input_order() -> None:
     members, nonmembers, m_labels, n_labels = _no_signal_world(np.random.default_rng(3), 60, 200)
     m_order, n_order = np.random.default_rng(4).permutation(60), np.arange(200)[::-1]
     a = confidence_attack(
-        members, nonmembers, member_labels=m_labels, nonmember_labels=n_labels, seed=1,
+        members,
+        nonmembers,
+        member_labels=m_labels,
+        nonmember_labels=n_labels,
+        seed=1,
         permutations=20,
-    )  # fmt: skip
+    )
     b = confidence_attack(
-        members[m_order], nonmembers[n_order], member_labels=m_labels[m_order],
-        nonmember_labels=n_labels[n_order], seed=1, permutations=20,
-    )  # fmt: skip
+        members[m_order],
+        nonmembers[n_order],
+        member_labels=m_labels[m_order],
+        nonmember_labels=n_labels[n_order],
+        seed=1,
+        permutations=20,
+    )
     assert a == b
 
 
@@ -162,8 +178,9 @@ def test_bad_arguments_are_clear_errors() -> None:
     with pytest.raises(ConfigError, match="at least 1 member and 2 non-members, got 1 and 1"):
         confidence_attack([1.0], [2.0], member_labels=[0], nonmember_labels=[0], seed=0)
     with pytest.raises(ConfigError, match="permutations must be >= 0"):
-        confidence_attack([1.0], [2.0, 3], member_labels=[0], nonmember_labels=[0, 0], seed=0,
-                          permutations=-1)  # fmt: skip
+        confidence_attack(
+            [1.0], [2.0, 3], member_labels=[0], nonmember_labels=[0, 0], seed=0, permutations=-1
+        )
     with pytest.raises(ConfigError, match="logits of shape"):
         true_class_margin(np.zeros((3, 1)), [0, 0, 0])
 
@@ -196,11 +213,22 @@ def test_predict_with_margins_adds_margins_to_predict() -> None:
 def test_records_carry_the_confidence_fields_and_old_records_still_load() -> None:
     metrics = Metrics(90.0, 80.0, 85.0, 51.0, 1.0, 88.0, 0.5, None, None, None, 55.0, 2.0, 3.0, 2.5)
     others = {
-        "method": "ft", "title": "FT", "seed": 0, "scenario": "client", "avg_gap": None,
-        "comm_bytes": 1, "flops": 2, "step_comm_bytes": 0, "step_flops": 0, "rounds": 3,
-        "stop_reason": "budget", "rounds_to_target": None, "comm_to_target": None,
-        "seconds": 1.0, "requirements": "",
-    }  # fmt: skip
+        "method": "ft",
+        "title": "FT",
+        "seed": 0,
+        "scenario": "client",
+        "avg_gap": None,
+        "comm_bytes": 1,
+        "flops": 2,
+        "step_comm_bytes": 0,
+        "step_flops": 0,
+        "rounds": 3,
+        "stop_reason": "budget",
+        "rounds_to_target": None,
+        "comm_to_target": None,
+        "seconds": 1.0,
+        "requirements": "",
+    }
     record = Record(**metrics.to_dict(), **others)  # as fednot.runner.make_record builds it
     assert (record.conf_auc, record.conf_tpr) == (55.0, 2.0)
     assert (record.conf_auc_floor, record.conf_tpr_floor) == (3.0, 2.5)

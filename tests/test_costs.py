@@ -28,9 +28,14 @@ def test_cached_count_times_batches_equals_counting_every_batch() -> None:
     model = create_model("mlp", input_shape=(1, 8, 8), num_classes=4, options={"hidden": (16,)})
     meter = FlopMeter(model)
     update = local_train(
-        model, model.state_dict(), federation.clients[0].train, federation.preprocess,
-        LocalRecipe(batch_size=8), torch.Generator().manual_seed(0), flops=meter,
-    )  # fmt: skip
+        model,
+        model.state_dict(),
+        federation.clients[0].train,
+        federation.preprocess,
+        LocalRecipe(batch_size=8),
+        torch.Generator().manual_seed(0),
+        flops=meter,
+    )
     # 20 samples in batches of 8: two full batches and one of 4, each measured separately
     fresh = FlopMeter(model)
     assert update.flops == 2 * fresh.train_step((8, 1, 8, 8)) + fresh.train_step((4, 1, 8, 8))

@@ -32,16 +32,24 @@ from fednot.testing import tiny_config, tiny_federation
 from fednot.types import ForgetRequest, StateDict
 
 FAST = [
-    "--set", "data.num_clients=3",
-    "--set", "model.name=mlp",
-    "--set", "model.options.hidden=[32]",
-    "--set", "train.rounds=2",
-    "--set", "train.batch_size=64",
-    "--set", "unlearn.recovery_rounds=2",
-    "--set", "eval.mia_repeats=2",  # the MIA's resolution is not what these tests check
-    "--set", "eval.mia_null_permutations=0",
+    "--set",
+    "data.num_clients=3",
+    "--set",
+    "model.name=mlp",
+    "--set",
+    "model.options.hidden=[32]",
+    "--set",
+    "train.rounds=2",
+    "--set",
+    "train.batch_size=64",
+    "--set",
+    "unlearn.recovery_rounds=2",
+    "--set",
+    "eval.mia_repeats=2",  # the MIA's resolution is not what these tests check
+    "--set",
+    "eval.mia_null_permutations=0",
     "-q",
-]  # fmt: skip
+]
 REQUEST = ForgetRequest(clients=(0,))
 
 
@@ -86,8 +94,10 @@ class _Poisoned(InProcess):
         for i, update in enumerate(updates):
             self.calls += 1
             if self.calls == 5:
-                state = {k: torch.full_like(v, math.nan) if v.is_floating_point() else v
-                         for k, v in update.state.items()}  # fmt: skip
+                state = {
+                    k: torch.full_like(v, math.nan) if v.is_floating_point() else v
+                    for k, v in update.state.items()
+                }
                 updates[i] = replace(update, state=state)
         return updates
 
@@ -98,9 +108,13 @@ def test_a_diverging_round_is_never_checkpointed() -> None:
     saved: list[StateDict] = []
     backend = _Poisoned(exp.model, exp.federation, exp.streams, flops=exp.flops)
     fedavg = FedAvg(
-        exp.model, exp.federation, LocalRecipe.from_config(exp.config.train), exp.streams,
-        phase="pretrain", backend=backend,
-    )  # fmt: skip
+        exp.model,
+        exp.federation,
+        LocalRecipe.from_config(exp.config.train),
+        exp.streams,
+        phase="pretrain",
+        backend=backend,
+    )
     with pytest.raises(DivergenceError, match=r"round 2 \(client 1\).*non-finite weights"):
         fedavg.run(dict(exp.initial_state), StopRule(3), checkpoint=lambda s, _: saved.append(s))
     assert len(saved) == 1
@@ -108,8 +122,9 @@ def test_a_diverging_round_is_never_checkpointed() -> None:
 
 
 def test_recovery_divergence_names_the_method_and_recovery_lr() -> None:
-    config = tiny_config(unlearn=UnlearnConfig(forget_clients=(0,), recovery_rounds=2,
-                                               recovery_lr=1000.0))  # fmt: skip
+    config = tiny_config(
+        unlearn=UnlearnConfig(forget_clients=(0,), recovery_rounds=2, recovery_lr=1000.0)
+    )
     exp = Experiment(config, seed=0, federation=tiny_federation())
     trained = exp.pretrain()
     with pytest.raises(DivergenceError) as caught:
@@ -156,10 +171,25 @@ def test_unlearn_divergence_exits_2_and_writes_nothing(
     checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "unlearned.pt"
-    assert main([
-        "unlearn", "--checkpoint", str(checkpoint), "--method", "ft", "--forget-clients", "1",
-        "--set", "unlearn.recovery_lr=1000", "-q", "--out", str(out),
-    ]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "unlearn",
+                "--checkpoint",
+                str(checkpoint),
+                "--method",
+                "ft",
+                "--forget-clients",
+                "1",
+                "--set",
+                "unlearn.recovery_lr=1000",
+                "-q",
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "Recovery of method 'ft' diverged" in err and "unlearn.recovery_lr" in err
     assert not out.exists()
@@ -189,10 +219,19 @@ def test_a_run_records_a_diverged_method_and_goes_on(
 ) -> None:
     out = tmp_path / "run"
     argv = [
-        "run", *FAST, "--set", f"cache_dir={tmp_path / 'cache'}", "--set", "seeds=[0]",
-        "--set", 'unlearn.methods=["retrain", "ft", "perturb"]',
-        "--set", 'options.perturb={kind="noise", noise_scale=1e40}', "--out", str(out),
-    ]  # fmt: skip
+        "run",
+        *FAST,
+        "--set",
+        f"cache_dir={tmp_path / 'cache'}",
+        "--set",
+        "seeds=[0]",
+        "--set",
+        'unlearn.methods=["retrain", "ft", "perturb"]',
+        "--set",
+        'options.perturb={kind="noise", noise_scale=1e40}',
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     results = json.loads((out / "results.json").read_text(), parse_constant=_reject)
     records = {r["method"]: r for r in results["records"]}
@@ -222,17 +261,35 @@ def test_a_run_records_a_diverged_method_and_goes_on(
 def _record(method: str, seed: int, gap: float, **extra: Any) -> Record:
     metrics = {"retain_acc": 90.0 + gap, "forget_acc": 90.0, "test_acc": 90.0, "mia": 50.0}
     return Record(
-        method=method, title=method.upper(), seed=seed, **metrics, mia_std=0.0, val_acc=90.0,
-        scenario="client", asr=None, forget_class_acc=None, remaining_class_test_acc=None,
-        avg_gap=None, comm_bytes=100, flops=10, step_comm_bytes=0, step_flops=0, rounds=1,
-        stop_reason="", rounds_to_target=None, comm_to_target=None, seconds=0.0,
-        requirements="none", **extra,
-    )  # fmt: skip
+        method=method,
+        title=method.upper(),
+        seed=seed,
+        **metrics,
+        mia_std=0.0,
+        val_acc=90.0,
+        scenario="client",
+        asr=None,
+        forget_class_acc=None,
+        remaining_class_test_acc=None,
+        avg_gap=None,
+        comm_bytes=100,
+        flops=10,
+        step_comm_bytes=0,
+        step_flops=0,
+        rounds=1,
+        stop_reason="",
+        rounds_to_target=None,
+        comm_to_target=None,
+        seconds=0.0,
+        requirements="none",
+        **extra,
+    )
 
 
 def _diverged(method: str, seed: int) -> Record:
-    return Record.of_divergence(method, method.upper(), seed, scenario="client",
-                                requirements="none", reason=f"boom {seed}")  # fmt: skip
+    return Record.of_divergence(
+        method, method.upper(), seed, scenario="client", requirements="none", reason=f"boom {seed}"
+    )
 
 
 def test_the_summary_leaves_diverged_seeds_out(tmp_path: Path) -> None:

@@ -49,10 +49,17 @@ def _context(
     net = create_model(model, **make)  # type: ignore[arg-type]
     state = create_model(model, generator=torch.Generator().manual_seed(1), **make).state_dict()  # type: ignore[arg-type]
     ctx = UnlearnContext(
-        method="fcu", requirements=FCU.requirements, request=request, retained=split.retained,
-        model=net, initial_state=state, streams=SeedStreams(0), model_name=model,
-        model_options=SMALL[model], forget=split.forget,
-    )  # fmt: skip
+        method="fcu",
+        requirements=FCU.requirements,
+        request=request,
+        retained=split.retained,
+        model=net,
+        initial_state=state,
+        streams=SeedStreams(0),
+        model_name=model,
+        model_options=SMALL[model],
+        forget=split.forget,
+    )
     return ctx, state
 
 

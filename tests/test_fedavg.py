@@ -83,10 +83,17 @@ def test_aggregation_weights_by_sample_count() -> None:
     from fednot.federation.local import local_train
 
     updates = [
-        local_train(_model(), start, c.train, mixed.preprocess, recipe,
-                    client_generator(SeedStreams(0), "p", 1, c.id), flops=FlopMeter(_model()))
+        local_train(
+            _model(),
+            start,
+            c.train,
+            mixed.preprocess,
+            recipe,
+            client_generator(SeedStreams(0), "p", 1, c.id),
+            flops=FlopMeter(_model()),
+        )
         for c in mixed.clients
-    ]  # fmt: skip
+    ]
     expected = {k: (updates[0].state[k] * 16 + updates[1].state[k] * 48) / 64 for k in start}
     for key in start:
         assert torch.allclose(state[key], expected[key], atol=1e-6)
@@ -157,8 +164,13 @@ def test_frozen_parameters_do_not_move() -> None:
     start = {k: v.clone() for k, v in model.state_dict().items()}
     recipe = LocalRecipe(batch_size=8, lr=0.5, weight_decay=0.1, frozen=frozenset({"fc1.weight"}))
     update = local_train(
-        model, start, federation.clients[0].train, federation.preprocess, recipe,
-        torch.Generator().manual_seed(0), flops=FlopMeter(model),
-    )  # fmt: skip
+        model,
+        start,
+        federation.clients[0].train,
+        federation.preprocess,
+        recipe,
+        torch.Generator().manual_seed(0),
+        flops=FlopMeter(model),
+    )
     assert torch.equal(update.state["fc1.weight"], start["fc1.weight"])
     assert not torch.equal(update.state["fc1.bias"], start["fc1.bias"])

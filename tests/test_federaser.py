@@ -67,11 +67,16 @@ def _context(
     federation = tiny_federation()
     model = _bn_model()
     return UnlearnContext(
-        method=method.name, requirements=method.requirements, request=request,
-        retained=split_request(federation, request).retained, model=model,
-        initial_state=clone_state(model.state_dict()), streams=SeedStreams(0), recipe=RECIPE,
+        method=method.name,
+        requirements=method.requirements,
+        request=request,
+        retained=split_request(federation, request).retained,
+        model=model,
+        initial_state=clone_state(model.state_dict()),
+        streams=SeedStreams(0),
+        recipe=RECIPE,
         history=history.restrict(method.history_spec()),
-    )  # fmt: skip
+    )
 
 
 def _experiment(federation: Federation | None = None, rounds: int = 3) -> Experiment:
@@ -175,8 +180,15 @@ def test_a_step_budget_equals_local_training_for_whole_epochs() -> None:
     meter = FedAvg(model, federation, recipe, SeedStreams(0), phase="p").flops
 
     def train(recipe: LocalRecipe) -> LocalUpdate:
-        return local_train(model, start, data, federation.preprocess, recipe,
-                           torch.Generator().manual_seed(3), flops=meter)  # fmt: skip
+        return local_train(
+            model,
+            start,
+            data,
+            federation.preprocess,
+            recipe,
+            torch.Generator().manual_seed(3),
+            flops=meter,
+        )
 
     steps = 2 * math.ceil(len(data) / 8)
     ours, theirs = train(replace(recipe, epochs=1, steps=steps)), train(recipe)

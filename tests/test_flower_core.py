@@ -23,8 +23,11 @@ _BLOCKED = "import sys; sys.modules['flwr'] = None\n"
 def _python(code: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", _BLOCKED + textwrap.dedent(code)],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_the_core_imports_without_flwr() -> None:
@@ -101,8 +104,9 @@ def test_register_cli_adds_flower_up() -> None:
 
 @pytest.fixture
 def records():  # type: ignore[no-untyped-def]
-    pytest.importorskip("flwr", reason="flwr is not installed: pip install -c constraints.txt "
-                        "-e '.[flower]'")  # fmt: skip
+    pytest.importorskip(
+        "flwr", reason="flwr is not installed: pip install -c constraints.txt -e '.[flower]'"
+    )
     from fednot.integrations.flower import records
 
     return records
@@ -123,8 +127,11 @@ def test_requests_round_trip_through_config_records(records) -> None:  # type: i
 
     from fednot.types import ForgetRequest
 
-    for request in (ForgetRequest(clients=(1,)), ForgetRequest(clients=(0, 2), classes=(3,)),
-                    ForgetRequest(clients=(1,), indices=(4, 9))):  # fmt: skip
+    for request in (
+        ForgetRequest(clients=(1,)),
+        ForgetRequest(clients=(0, 2), classes=(3,)),
+        ForgetRequest(clients=(1,), indices=(4, 9)),
+    ):
         config = ConfigRecord(records.request_to_config(request))
         assert records.request_from_config(config) == request
     assert records.request_from_config(ConfigRecord({"client-id": 1})) is None
@@ -137,8 +144,9 @@ def test_negate_arrays_is_nots_negation(records) -> None:  # type: ignore[no-unt
     negated = records.to_state(records.negate_arrays(records.to_arrays(state), ["a.weight"]))
     assert torch.equal(negated["a.weight"], -state["a.weight"])
     assert torch.equal(negated["a.bias"], state["a.bias"]) and negated["n"].dtype == torch.int64
-    twice = records.negate_arrays(records.negate_arrays(records.to_arrays(state), ["a.weight"]),
-                                  ["a.weight"])  # fmt: skip
+    twice = records.negate_arrays(
+        records.negate_arrays(records.to_arrays(state), ["a.weight"]), ["a.weight"]
+    )
     assert all(torch.equal(records.to_state(twice)[k], v) for k, v in state.items())
 
 
@@ -157,9 +165,11 @@ def test_merge_requests_groups_compatible_requests(records) -> None:  # type: ig
     from fednot.integrations.flower.identity import FiledRequest, merge_requests
     from fednot.types import ForgetRequest
 
-    filed = [FiledRequest(2, ForgetRequest(clients=(2,))),
-             FiledRequest(0, ForgetRequest(clients=(0,))),
-             FiledRequest(1, ForgetRequest(clients=(1,), classes=(3,)))]  # fmt: skip
+    filed = [
+        FiledRequest(2, ForgetRequest(clients=(2,))),
+        FiledRequest(0, ForgetRequest(clients=(0,))),
+        FiledRequest(1, ForgetRequest(clients=(1,), classes=(3,))),
+    ]
     assert merge_requests(filed, separate=False) == [
         ForgetRequest(clients=(0, 2)),
         ForgetRequest(clients=(1,), classes=(3,)),

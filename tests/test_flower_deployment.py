@@ -49,17 +49,26 @@ def _config(methods: tuple[str, ...]) -> RunConfig:
         train=TrainConfig(rounds=1, batch_size=8, lr=0.05),
         unlearn=UnlearnConfig(forget_clients=(1,), recovery_rounds=1, methods=methods),
         threads=1,
-    )  # fmt: skip
+    )
 
 
 def _deploy(
-    config: RunConfig, methods: tuple[str, ...], workdir: Path, timeout: float,
+    config: RunConfig,
+    methods: tuple[str, ...],
+    workdir: Path,
+    timeout: float,
     single_run: bool = True,
-) -> dict:  # fmt: skip
+) -> dict:
     done = deploy(
-        to_toml(config), config.data.num_clients, methods=methods, forget={1: "client"},
-        workdir=workdir, single_run=single_run, timeout=timeout, extra={"data-source": "tiny"},
-    )  # fmt: skip
+        to_toml(config),
+        config.data.num_clients,
+        methods=methods,
+        forget={1: "client"},
+        workdir=workdir,
+        single_run=single_run,
+        timeout=timeout,
+        extra={"data-source": "tiny"},
+    )
     runs = done.runs if single_run else done.runs[1:]  # after the pre-training run
     assert [run.returncode for run in done.runs] == [0] * len(done.runs)
     assert len(runs) == len(methods)

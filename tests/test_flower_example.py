@@ -124,12 +124,13 @@ def test_the_example_under_flowers_simulation(
 
     run_simulation(
         server_app=app.make_server_app(rounds=2, recovery=2, out=str(out)),
-        client_app=app.client_app, num_supernodes=3,
+        client_app=app.client_app,
+        num_supernodes=3,
         backend_config={
             "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
             "init_args": {"num_cpus": 2, "logging_level": "ERROR", "log_to_driver": False},
         },
-    )  # fmt: skip
+    )
 
     summary = json.loads(out.read_text())
     assert len(summary["forgotten"]) == 1 and len(summary["recovery"]) == 2

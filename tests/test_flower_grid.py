@@ -105,10 +105,12 @@ def test_class_wise_target_fine_tunes_on_retained_data_only() -> None:
     assert served.excluded == [] and all(r.clients == (0, 1, 2) for r in served.recovery.rounds)
     node = result.clients[2]
     recovery = [
-        m for m in grid.delivered
-        if m.metadata.dst_node_id == node and m.metadata.message_type == "train"
+        m
+        for m in grid.delivered
+        if m.metadata.dst_node_id == node
+        and m.metadata.message_type == "train"
         and list(m.content["config"]["stream"])[:2] == ["client", "recovery"]
-    ]  # fmt: skip
+    ]
     assert recovery and all(m.content["config"]["data"] == "retained" for m in recovery)
     assert all(m.content["config"]["forget-classes"] == [0] for m in recovery)
 
@@ -163,8 +165,9 @@ def test_bytes_agree_with_flwr_size_mod_and_with_fednots_count(
     with caplog.at_level(logging.INFO, logger="flwr"):  # flwr's logger propagates to caplog
         result, grid = _run(tiny_config(), **{"forget-requests": "1:client"})
 
-    logged = [int(n) for n in re.findall(r"(?:Incoming|Outgoing) message size: (\d+) bytes",
-                                         caplog.text)]  # fmt: skip
+    logged = [
+        int(n) for n in re.findall(r"(?:Incoming|Outgoing) message size: (\d+) bytes", caplog.text)
+    ]
     assert sum(logged) == sum(result.bytes_sent.values()) + sum(result.bytes_received.values())
     state = result.state
     for record in [*result.pretrain.rounds, *result.requests[0].recovery.rounds]:
@@ -212,10 +215,18 @@ def test_two_nodes_claiming_one_client_id_stop_the_run() -> None:
 @pytest.mark.parametrize(
     ("method", "options", "request_text", "forget"),
     [
-        ("fcu", {"iterations": 20, "fusion_interval": 10, "batch_size": 16}, "1:client",
-         ForgetRequest(clients=(1,))),
-        ("pgd", {"epochs": 2, "num_random": 2, "batch_size": 16}, "1:client",
-         ForgetRequest(clients=(1,))),
+        (
+            "fcu",
+            {"iterations": 20, "fusion_interval": 10, "batch_size": 16},
+            "1:client",
+            ForgetRequest(clients=(1,)),
+        ),
+        (
+            "pgd",
+            {"epochs": 2, "num_random": 2, "batch_size": 16},
+            "1:client",
+            ForgetRequest(clients=(1,)),
+        ),
         ("puf", {"variant": "special"}, "1:client", ForgetRequest(clients=(1,))),
         ("puf", {"variant": "regular"}, "2:classes=0", ForgetRequest(clients=(2,), classes=(0,))),
         ("mode", {"rounds": 2, "degradation_rounds": 1}, "1:client", ForgetRequest(clients=(1,))),
@@ -226,19 +237,31 @@ def test_two_nodes_claiming_one_client_id_stop_the_run() -> None:
         ("negsub", {}, "1:client", ForgetRequest(clients=(1,))),
         ("not_wb", {}, "2:classes=0", ForgetRequest(clients=(2,), classes=(0,))),
     ],
-    ids=["fcu", "pgd", "puf-special", "puf-regular-class-wise", "mode", "ft-class-wise", "retrain",
-         "federaser", "fukd", "negsub", "not_wb-class-wise"],
-)  # fmt: skip
+    ids=[
+        "fcu",
+        "pgd",
+        "puf-special",
+        "puf-regular-class-wise",
+        "mode",
+        "ft-class-wise",
+        "retrain",
+        "federaser",
+        "fukd",
+        "negsub",
+        "not_wb-class-wise",
+    ],
+)
 def test_every_method_on_flower_equals_the_engine(
     method: str, options: dict[str, Any], request_text: str, forget: ForgetRequest
 ) -> None:
     """Methods are written once: on Flower, through the same engine, bit for bit."""
     base = tiny_config()
     config = replace(
-        base, unlearn=replace(base.unlearn, methods=(method,), recovery_rounds=1),
+        base,
+        unlearn=replace(base.unlearn, methods=(method,), recovery_rounds=1),
         options={method: options} if options else {},
         data=replace(base.data, server_samples=16 if method == "fukd" else 0),
-    )  # fmt: skip
+    )
     _, _, outcome = engine_reference(config, forget, method)
     result, _ = _run(config, method=method, **{"forget-requests": request_text})
 
@@ -301,10 +324,12 @@ def test_the_original_stop_rule_runs_on_flower_as_in_the_engine() -> None:
 
 
 def test_the_in_process_grid_delivers_what_the_wire_format_carries() -> None:
-    sent = RecordDict({
-        "arrays": ArrayRecord({"w": Array(np.array([1e-38, -0.0, np.pi], dtype=np.float32))}),
-        "config": ConfigRecord({"stream": ["client", "recovery", "3"], "lr": 0.1, "steps": 7}),
-    })  # fmt: skip
+    sent = RecordDict(
+        {
+            "arrays": ArrayRecord({"w": Array(np.array([1e-38, -0.0, np.pi], dtype=np.float32))}),
+            "config": ConfigRecord({"stream": ["client", "recovery", "3"], "lr": 0.1, "steps": 7}),
+        }
+    )
     seen: list[RecordDict] = []
 
     def client_app(message: Message, context: Context) -> Message:

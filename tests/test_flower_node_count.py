@@ -134,9 +134,11 @@ def test_node_need_reads_phases_fractions_and_wrapped_strategies() -> None:
     skipped = FedAvg(fraction_evaluate=0.0, min_evaluate_nodes=5)  # no evaluation: no minimum
     assert node_need(skipped, 3).required == 2  # type: ignore[union-attr]
     wrapped = DifferentialPrivacyServerSideFixedClipping(
-        FedAvg(min_available_nodes=4), noise_multiplier=0.1, clipping_norm=1.0,
+        FedAvg(min_available_nodes=4),
+        noise_multiplier=0.1,
+        clipping_norm=1.0,
         num_sampled_clients=4,
-    )  # fmt: skip
+    )
     need = node_need(wrapped, 3)
     assert need is not None and need.required == 4
     assert need.reason == "FedAvg.min_available_nodes = 4"

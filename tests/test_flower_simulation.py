@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip(
-    "flwr.simulation", reason="flwr[simulation] is not installed: pip install -c "
-    "constraints.txt -e '.[flower]'",
-)  # fmt: skip
+    "flwr.simulation",
+    reason="flwr[simulation] is not installed: pip install -c constraints.txt -e '.[flower]'",
+)
 
 from flwr.app import Context  # noqa: E402
 from flwr.serverapp import Grid, ServerApp  # noqa: E402

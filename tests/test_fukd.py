@@ -65,11 +65,16 @@ def _bn_run(federation: Federation) -> tuple[StateDict, TrainingHistory]:
 def _context(method: FUKD, federation: Federation, history: TrainingHistory) -> UnlearnContext:
     model = _bn_model()
     return UnlearnContext(
-        method=method.name, requirements=method.requirements, request=REQUEST,
-        retained=split_request(federation, REQUEST).retained, model=model,
-        initial_state=clone_state(model.state_dict()), streams=SeedStreams(0),
-        history=history.restrict(method.history_spec()), server_data=_server_view(federation),
-    )  # fmt: skip
+        method=method.name,
+        requirements=method.requirements,
+        request=REQUEST,
+        retained=split_request(federation, REQUEST).retained,
+        model=model,
+        initial_state=clone_state(model.state_dict()),
+        streams=SeedStreams(0),
+        history=history.restrict(method.history_spec()),
+        server_data=_server_view(federation),
+    )
 
 
 def _experiment(federation: Federation | None = None) -> Experiment:
@@ -140,10 +145,16 @@ def _distilled(
             p.mul_(0.5)
     recipe = LocalRecipe(epochs=epochs, batch_size=8, lr=0.05, momentum=0.9, weight_decay=0.0)
     update = local_train(
-        student, clone_state(student.state_dict()), data, federation.preprocess, recipe,
-        torch.Generator().manual_seed(0), flops=FlopMeter(student), teacher=teacher,
+        student,
+        clone_state(student.state_dict()),
+        data,
+        federation.preprocess,
+        recipe,
+        torch.Generator().manual_seed(0),
+        flops=FlopMeter(student),
+        teacher=teacher,
         loss=functools.partial(distillation_loss, temperature=2.0),
-    )  # fmt: skip
+    )
     student.load_state_dict(update.state)
     return student, teacher
 

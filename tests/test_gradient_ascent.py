@@ -65,13 +65,19 @@ def _forbidden_retain_context(method: Unlearner) -> UnlearnContext:
     exp = centralized_experiment()
     split = exp.split(exp.scenario.request)
     return UnlearnContext(
-        method=method.name, requirements=method.requirements, request=exp.scenario.request,
-        retained=forbid_clients(split.retained, (0,)), model=exp.model,
-        initial_state=exp.initial_state, streams=exp.streams,
-        recipe=LocalRecipe.from_config(exp.config.train), flops=exp.flops,
-        model_name=exp.config.model.name, model_options=exp.config.model.options,
+        method=method.name,
+        requirements=method.requirements,
+        request=exp.scenario.request,
+        retained=forbid_clients(split.retained, (0,)),
+        model=exp.model,
+        initial_state=exp.initial_state,
+        streams=exp.streams,
+        recipe=LocalRecipe.from_config(exp.config.train),
+        flops=exp.flops,
+        model_name=exp.config.model.name,
+        model_options=exp.config.model.options,
         forget=split.forget,
-    )  # fmt: skip
+    )
 
 
 def test_never_reads_the_retained_data() -> None:
@@ -108,5 +114,9 @@ def test_registered_with_its_defaults() -> None:
     method = GA()
     assert (method.title, method.requirements.forget_data) == ("GA", True)
     assert method.options() == {
-        "epochs": 5, "lr": 1e-4, "momentum": 0.9, "weight_decay": 5e-4, "batch_size": 256,
-    }  # fmt: skip
+        "epochs": 5,
+        "lr": 1e-4,
+        "momentum": 0.9,
+        "weight_decay": 5e-4,
+        "batch_size": 256,
+    }

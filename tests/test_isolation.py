@@ -98,10 +98,14 @@ def test_the_digest_sees_every_dtype_and_shape_including_scalars() -> None:
         "w": torch.arange(4.0).reshape(2, 2),
     }
     before = content_digest({"global": state, "rounds": [1, 2]})
-    assert before == content_digest({"global": {k: v.clone() for k, v in state.items()},
-                                     "rounds": [1, 2]})  # fmt: skip
-    for key, change in (("n", lambda t: t.add_(1)), ("mask", lambda t: t[0].fill_(True)),
-                        ("w", lambda t: t.t_())):  # fmt: skip
+    assert before == content_digest(
+        {"global": {k: v.clone() for k, v in state.items()}, "rounds": [1, 2]}
+    )
+    for key, change in (
+        ("n", lambda t: t.add_(1)),
+        ("mask", lambda t: t[0].fill_(True)),
+        ("w", lambda t: t.t_()),
+    ):
         copy = {k: v.clone() for k, v in state.items()}
         change(copy[key])
         assert content_digest({"global": copy, "rounds": [1, 2]}) != before, key

@@ -18,19 +18,31 @@ from fednot.testing import tiny_config
 torch.set_num_threads(1)
 
 RUN = [
-    "run", "-q",
-    "--set", "data.num_clients=3",
-    "--set", "model.name=cnn",
-    "--set", "model.options.channels=[4, 8]",
-    "--set", "train.rounds=2",
-    "--set", "train.batch_size=64",
-    "--set", "unlearn.recovery_rounds=2",
-    "--set", "eval.mia_repeats=2",
-    "--set", "eval.mia_null_permutations=0",
-    "--set", "eval.curve_every=1",
-    "--set", 'unlearn.methods=["retrain", "ft", "not"]',
-    "--set", "seeds=[0, 1]",
-]  # fmt: skip
+    "run",
+    "-q",
+    "--set",
+    "data.num_clients=3",
+    "--set",
+    "model.name=cnn",
+    "--set",
+    "model.options.channels=[4, 8]",
+    "--set",
+    "train.rounds=2",
+    "--set",
+    "train.batch_size=64",
+    "--set",
+    "unlearn.recovery_rounds=2",
+    "--set",
+    "eval.mia_repeats=2",
+    "--set",
+    "eval.mia_null_permutations=0",
+    "--set",
+    "eval.curve_every=1",
+    "--set",
+    'unlearn.methods=["retrain", "ft", "not"]',
+    "--set",
+    "seeds=[0, 1]",
+]
 TIMING = {"seconds", "cached"}
 
 

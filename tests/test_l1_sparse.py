@@ -96,9 +96,10 @@ def test_equals_a_direct_l1_fine_tuning_on_the_retained_data(
     exp, original = trained
     gamma = 0.01
     outcome = exp.unlearn(
-        original, exp.scenario.request,
+        original,
+        exp.scenario.request,
         L1Sparse(epochs=3, no_l1_epochs=1, gamma=gamma, batch_size=10),
-    )  # fmt: skip
+    )
     gammas = [gamma, gamma / 2, 0.0]
     assert outcome.notes["gammas"] == pytest.approx(gammas)
     expected = _reference(exp, original.state, gammas, 10)
@@ -133,8 +134,9 @@ def test_end_to_end_through_the_registry(trained: tuple[Experiment, Trained]) ->
 
 
 def test_serves_only_the_centralized_scenario() -> None:
-    exp = Experiment(tiny_config(unlearn=UnlearnConfig(recovery_rounds=0)), 0,
-                     federation=tiny_federation())  # fmt: skip
+    exp = Experiment(
+        tiny_config(unlearn=UnlearnConfig(recovery_rounds=0)), 0, federation=tiny_federation()
+    )
     with pytest.raises(UnsupportedScenarioError, match="centralized"):
         exp.unlearn(exp.initial_state, exp.scenario.request, L1Sparse())
 
@@ -160,7 +162,12 @@ def test_rejects_bad_hyperparameters(options: dict[str, object], message: str) -
 def test_defaults() -> None:
     method = L1Sparse()
     assert method.options() == {
-        "epochs": 10, "no_l1_epochs": 0, "gamma": 1e-4, "lr": 0.01, "momentum": 0.9,
-        "weight_decay": 5e-4, "batch_size": 256,
-    }  # fmt: skip
+        "epochs": 10,
+        "no_l1_epochs": 0,
+        "gamma": 1e-4,
+        "lr": 0.01,
+        "momentum": 0.9,
+        "weight_decay": 5e-4,
+        "batch_size": 256,
+    }
     assert method.requirements.describe() == "none"

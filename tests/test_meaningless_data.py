@@ -57,9 +57,22 @@ def test_a_failed_model_write_is_one_line_not_a_traceback(
 
     monkeypatch.setattr(torch, "save", full_disk)
     out = tmp_path / "model.pt"
-    argv = ["train", "-q", "--set", "data.num_clients=3", "--set", "model.name=mlp",
-            "--set", "model.options.hidden=[8]", "--set", "train.rounds=1", "--set", "cache_dir=",
-            "--out", str(out)]  # fmt: skip
+    argv = [
+        "train",
+        "-q",
+        "--set",
+        "data.num_clients=3",
+        "--set",
+        "model.name=mlp",
+        "--set",
+        "model.options.hidden=[8]",
+        "--set",
+        "train.rounds=1",
+        "--set",
+        "cache_dir=",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert "cannot read or write" in err and str(out) in err and "PytorchStreamWriter" in err

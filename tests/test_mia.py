@@ -86,10 +86,11 @@ def test_averaging_repeats_shrinks_the_spread_across_seeds() -> None:
     rng = np.random.default_rng(2)
     members, nonmembers = rng.normal(0, 1, 300), rng.normal(0.3, 1, 1000)
     spread = {
-        repeats: np.std([loss_mia(members, nonmembers, seed=s, repeats=repeats).mean
-                         for s in range(30)], ddof=1)
+        repeats: np.std(
+            [loss_mia(members, nonmembers, seed=s, repeats=repeats).mean for s in range(30)], ddof=1
+        )
         for repeats in (1, 50)
-    }  # fmt: skip
+    }
     assert spread[50] < 0.5 * spread[1]
 
 
@@ -134,10 +135,15 @@ def test_label_matching_removes_a_class_only_signal() -> None:
 def test_noise_floor_is_centred_and_narrows_with_n() -> None:
     rng = np.random.default_rng(6)
     floors = {
-        n: mia_noise_floor(rng.exponential(0.5, n), rng.exponential(0.5, 2 * n), seed=1,
-                           repeats=5, permutations=100)
+        n: mia_noise_floor(
+            rng.exponential(0.5, n),
+            rng.exponential(0.5, 2 * n),
+            seed=1,
+            repeats=5,
+            permutations=100,
+        )
         for n in (100, 1000)
-    }  # fmt: skip
+    }
     for n, floor in floors.items():
         assert floor.n == n and floor.permutations == 100
         assert floor.mean == pytest.approx(50, abs=1)
@@ -250,9 +256,12 @@ def test_too_few_samples_is_a_clear_error() -> None:
         loss_mia([0.1, 0.2, 0.3, 0.4], [0.3, 0.4, 0.5, 0.6, 0.7, 0.8], seed=0)
     with pytest.raises(ConfigError, match="got 2 label-matched"):  # classes barely overlap
         loss_mia(
-            np.arange(10.0), np.arange(10.0), seed=0,
-            member_labels=np.r_[np.zeros(8), np.ones(2)], nonmember_labels=np.ones(10),
-        )  # fmt: skip
+            np.arange(10.0),
+            np.arange(10.0),
+            seed=0,
+            member_labels=np.r_[np.zeros(8), np.ones(2)],
+            nonmember_labels=np.ones(10),
+        )
 
 
 def test_labels_on_one_side_only_is_a_clear_error() -> None:

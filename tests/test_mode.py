@@ -36,10 +36,18 @@ def _context(
     net = create_model(model, **make)  # type: ignore[arg-type]
     state = create_model(model, generator=torch.Generator().manual_seed(1), **make).state_dict()  # type: ignore[arg-type]
     ctx = UnlearnContext(
-        method="mode", requirements=MoDE.requirements, request=request, retained=split.retained,
-        model=net, initial_state=state, streams=SeedStreams(0), recipe=LocalRecipe(batch_size=8),
-        model_name=model, model_options=options, forget=split.forget,
-    )  # fmt: skip
+        method="mode",
+        requirements=MoDE.requirements,
+        request=request,
+        retained=split.retained,
+        model=net,
+        initial_state=state,
+        streams=SeedStreams(0),
+        recipe=LocalRecipe(batch_size=8),
+        model_name=model,
+        model_options=options,
+        forget=split.forget,
+    )
     return ctx, state
 
 
@@ -91,20 +99,36 @@ def test_target_guidance_trains_on_the_teachers_labels_not_the_true_ones() -> No
 
     def run(samples: Samples) -> tuple[StateDict, int]:
         update = local_train(
-            ctx.model, state, samples, ctx.preprocess, recipe, torch.Generator().manual_seed(5),
-            flops=meter, teacher=teacher,
-        )  # fmt: skip
+            ctx.model,
+            state,
+            samples,
+            ctx.preprocess,
+            recipe,
+            torch.Generator().manual_seed(5),
+            flops=meter,
+            teacher=teacher,
+        )
         return update.state, update.flops
 
     (with_true, flops), (with_garbage, _) = run(data), run(garbage)
     oracle = local_train(
-        ctx.model, state, _relabelled(data, teacher, ctx), ctx.preprocess, recipe,
-        torch.Generator().manual_seed(5), flops=meter,
-    )  # fmt: skip
-    plain = local_train(
-        ctx.model, state, data, ctx.preprocess, recipe, torch.Generator().manual_seed(5),
+        ctx.model,
+        state,
+        _relabelled(data, teacher, ctx),
+        ctx.preprocess,
+        recipe,
+        torch.Generator().manual_seed(5),
         flops=meter,
-    )  # fmt: skip
+    )
+    plain = local_train(
+        ctx.model,
+        state,
+        data,
+        ctx.preprocess,
+        recipe,
+        torch.Generator().manual_seed(5),
+        flops=meter,
+    )
     for key in state:
         assert torch.equal(with_true[key], with_garbage[key]), key
         assert torch.equal(with_true[key], oracle.state[key]), key

@@ -38,10 +38,15 @@ def _context(
     method: NegSub, history: TrainingHistory, federation: Federation, request: ForgetRequest
 ) -> UnlearnContext:
     return UnlearnContext(
-        method=method.name, requirements=method.requirements, request=request,
-        retained=split_request(federation, request).retained, model=torch.nn.Identity(),
-        initial_state={}, streams=SeedStreams(0), history=history.restrict(method.history_spec()),
-    )  # fmt: skip
+        method=method.name,
+        requirements=method.requirements,
+        request=request,
+        retained=split_request(federation, request).retained,
+        model=torch.nn.Identity(),
+        initial_state={},
+        streams=SeedStreams(0),
+        history=history.restrict(method.history_spec()),
+    )
 
 
 def _experiment(federation: Federation | None = None) -> Experiment:

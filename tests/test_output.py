@@ -32,29 +32,55 @@ from fednot.terminal import WIDTH, terminal_summary
 torch.set_num_threads(1)
 
 RETRAIN = {"retain_acc": 100.0, "forget_acc": 96.0, "test_acc": 97.0, "mia": 50.0}
-TITLES = {"original": "original (before unlearning)", "retrain": "Retrain",
-          "retrain_prime": "Retrain′ (another training seed)", "not": "NoT", "ft": "FT",
-          "not_wb": "NoT (w+b)", "federaser": "FedEraser"}  # fmt: skip
+TITLES = {
+    "original": "original (before unlearning)",
+    "retrain": "Retrain",
+    "retrain_prime": "Retrain′ (another training seed)",
+    "not": "NoT",
+    "ft": "FT",
+    "not_wb": "NoT (w+b)",
+    "federaser": "FedEraser",
+}
 METHODS = ("ft", "federaser", "fukd", "pgd", "mode", "fcu", "puf", "negsub", "not", "not_wb")
 
 
 def _record(method: str, seed: int, forget: float, **extra: Any) -> Record:
     fields: dict[str, Any] = dict(
-        method=method, title=TITLES.get(method, method.upper()), seed=seed, **RETRAIN,
-        mia_std=0.0, val_acc=97.0, scenario="client", asr=None, forget_class_acc=None,
-        remaining_class_test_acc=None, avg_gap=None, comm_bytes=900, flops=9,
-        step_comm_bytes=0, step_flops=0, rounds=9, stop_reason="", rounds_to_target=None,
-        comm_to_target=None, seconds=0.0, requirements="none", mia_floor=1.5,
-    )  # fmt: skip
+        method=method,
+        title=TITLES.get(method, method.upper()),
+        seed=seed,
+        **RETRAIN,
+        mia_std=0.0,
+        val_acc=97.0,
+        scenario="client",
+        asr=None,
+        forget_class_acc=None,
+        remaining_class_test_acc=None,
+        avg_gap=None,
+        comm_bytes=900,
+        flops=9,
+        step_comm_bytes=0,
+        step_flops=0,
+        rounds=9,
+        stop_reason="",
+        rounds_to_target=None,
+        comm_to_target=None,
+        seconds=0.0,
+        requirements="none",
+        mia_floor=1.5,
+    )
     fields["forget_acc"] = forget
     fields.update(extra)
     return Record(**fields)
 
 
 def _records(
-    offsets: dict[str, list[float]], *, original: list[float], floor: list[float] | None = None,
+    offsets: dict[str, list[float]],
+    *,
+    original: list[float],
+    floor: list[float] | None = None,
     mia_floor: float = 1.5,
-) -> tuple[list[Record], dict[str, Any]]:  # fmt: skip
+) -> tuple[list[Record], dict[str, Any]]:
     """Per seed: Retrain, the original, Retrain′ (``floor``) and each method's 9-round run.
 
     A method's forget accuracy is 96 + offset × (10 − r) after round r; each round costs 100
@@ -75,10 +101,13 @@ def _records(
             curve = [96.0 + values[seed] * (10 - r) for r in range(10)]
             records.append(_record(method, seed, curve[-1]))
             point = [{**RETRAIN, "forget_acc": forget} for forget in curve]
-            rounds = [{"round": r, "comm_bytes": 100, "flops": 1, "extra": point[r]}
-                      for r in range(1, 10)]  # fmt: skip
-            logs[f"{method}/seed{seed}"] = {"start": {**RETRAIN, "forget_acc": curve[0]},
-                                            "rounds": rounds}  # fmt: skip
+            rounds = [
+                {"round": r, "comm_bytes": 100, "flops": 1, "extra": point[r]} for r in range(1, 10)
+            ]
+            logs[f"{method}/seed{seed}"] = {
+                "start": {**RETRAIN, "forget_acc": curve[0]},
+                "rounds": rounds,
+            }
     return with_gaps(records), logs
 
 
@@ -95,8 +124,11 @@ def test_terminal_summary_is_compact_and_says_where_the_full_table_is(tmp_path: 
     text = terminal_summary(RunConfig(), summary, tmp_path)
     lines = text.splitlines()
     assert max(len(line) for line in lines) <= WIDTH  # the old table: 15+ columns, 238 wide
-    rows = [line for line in lines if line.startswith(("original", "Retrain", *(
-        TITLES.get(m, m.upper()) for m in METHODS)))]  # fmt: skip
+    rows = [
+        line
+        for line in lines
+        if line.startswith(("original", "Retrain", *(TITLES.get(m, m.upper()) for m in METHODS)))
+    ]
     assert len(rows) == 13 and all(len(line) <= 90 for line in rows)
     ft = next(line for line in rows if line.startswith("FT "))
     gap = next(row for row in summary if row["method"] == "ft")["avg_gap"]
@@ -172,12 +204,27 @@ def test_atomic_writes_follow_the_umask(tmp_path: Path, umask_022: None) -> None
 
 
 FAST = [
-    "--set", "data.num_clients=3", "--set", "model.name=mlp",
-    "--set", "model.options.hidden=[16]", "--set", "train.rounds=2",
-    "--set", "train.batch_size=64", "--set", "unlearn.recovery_rounds=1",
-    "--set", "eval.curve_every=1", "--set", "eval.mia_repeats=2",
-    "--set", "eval.mia_null_permutations=4", "--set", 'unlearn.methods=["retrain", "not"]',
-]  # fmt: skip
+    "--set",
+    "data.num_clients=3",
+    "--set",
+    "model.name=mlp",
+    "--set",
+    "model.options.hidden=[16]",
+    "--set",
+    "train.rounds=2",
+    "--set",
+    "train.batch_size=64",
+    "--set",
+    "unlearn.recovery_rounds=1",
+    "--set",
+    "eval.curve_every=1",
+    "--set",
+    "eval.mia_repeats=2",
+    "--set",
+    "eval.mia_null_permutations=4",
+    "--set",
+    'unlearn.methods=["retrain", "not"]',
+]
 
 
 def test_a_one_seed_run_prints_a_summary_and_writes_shareable_files(
@@ -208,8 +255,10 @@ def test_a_two_method_tradeoff_title_fits_its_figure(
     plt = pyplot()
     figures: list[Any] = []
     monkeypatch.setattr(plt, "close", figures.append)
-    curve = [{"round": r, "x": r / 4, "gap": 2.0 - r / 4, "low": 1.0, "high": 3.0, "n": 2}
-             for r in range(5)]  # fmt: skip
+    curve = [
+        {"round": r, "x": r / 4, "gap": 2.0 - r / 4, "low": 1.0, "high": 3.0, "n": 2}
+        for r in range(5)
+    ]
     subtitle = "mnist5k / cnn, 10 clients (iid), clients [0] forgotten (client-wise), seeds [0, 1]"
     path = tmp_path / "tradeoff.png"
     tradeoff_chart({"ft": curve, "not": curve}, {"ft": "FT", "not": "NoT"}, path, subtitle=subtitle)
@@ -224,8 +273,11 @@ def test_a_two_method_tradeoff_title_fits_its_figure(
 
 def _write_results(folder: Path) -> list[Record]:
     records, _ = _records({"not": [0.4, 0.5], "ft": [1.0, 1.1]}, original=[0.5, 0.6])
-    records.append(Record.of_divergence("mode", "MoDE", 0, scenario="client", requirements="",
-                                        reason="loss became NaN"))  # fmt: skip
+    records.append(
+        Record.of_divergence(
+            "mode", "MoDE", 0, scenario="client", requirements="", reason="loss became NaN"
+        )
+    )
     folder.mkdir()
     data = {"records": [r.to_dict() for r in records]}
     (folder / "results.json").write_text(json.dumps(json_safe(data)))

@@ -88,8 +88,13 @@ def test_flips_twice_and_rotations_four_times_are_the_identity() -> None:
         rotate_kernels(state, CONV, quarter_turns=1), CONV, quarter_turns=1
     )
     half = perturb(state, model, "first", "rot180", generator=_gen())
-    negated = perturb(perturb(state, model, "first", "negate", generator=_gen()), model, "first",
-                      "negate", generator=_gen())  # fmt: skip
+    negated = perturb(
+        perturb(state, model, "first", "negate", generator=_gen()),
+        model,
+        "first",
+        "negate",
+        generator=_gen(),
+    )
     for key in state:
         assert torch.equal(twice[key], state[key])
         assert torch.equal(out[key], state[key])

@@ -161,7 +161,7 @@ def _randoms(exp: Experiment) -> list[torch.nn.Module]:
             num_classes=4,
             options={"hidden": (16,)},
             generator=exp.streams.torch("unlearn", "pgd", "init", "radius", i),
-        )  # fmt: skip
+        )
         for i in range(10)
     ]
 

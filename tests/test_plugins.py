@@ -130,19 +130,29 @@ SCALE = Scale()
 BROKEN = "import missing_dependency_xyz  # noqa\n"
 
 FAST = [
-    "--set", "data.num_clients=3",
-    "--set", "train.rounds=1",
-    "--set", "train.batch_size=64",
-    "--set", "unlearn.recovery_rounds=1",
-    "--set", "eval.mia_repeats=2",
-    "--set", "eval.mia_null_permutations=0",
-    "--set", "cache_dir=",
-]  # fmt: skip
+    "--set",
+    "data.num_clients=3",
+    "--set",
+    "train.rounds=1",
+    "--set",
+    "train.batch_size=64",
+    "--set",
+    "unlearn.recovery_rounds=1",
+    "--set",
+    "eval.mia_repeats=2",
+    "--set",
+    "eval.mia_null_permutations=0",
+    "--set",
+    "cache_dir=",
+]
 BY_IMPORT_STRING = [
-    "--set", "data.dataset=extpkg:load",
-    "--set", "model.name=extpkg:make_net",
-    "--set", "model.options.width=16",
-]  # fmt: skip
+    "--set",
+    "data.dataset=extpkg:load",
+    "--set",
+    "model.name=extpkg:make_net",
+    "--set",
+    "model.options.width=16",
+]
 CONFIG = """
 [unlearn]
 methods = ["retrain", "extpkg:Scale"]
@@ -421,22 +431,29 @@ MODEL, METHOD, DATASET = _model, _method, _dataset
         (MODEL, "extpkg:Nets.class", r"'class' is not an identifier"),
         (MODEL, "extpkg:make_net:v2", "has 2 colons; expected exactly one"),
         (
-            MODEL, "no_such_module_xyz:make_net",
+            MODEL,
+            "no_such_module_xyz:make_net",
             r"Cannot import module 'no_such_module_xyz'.*No module named.*installed, on "
             "PYTHONPATH, or in the current folder",
         ),
         (
-            MODEL, "extpkg.broken:make_net",
+            MODEL,
+            "extpkg.broken:make_net",
             r"Importing module 'extpkg.broken' .* failed \(ModuleNotFoundError: No module named "
             "'missing_dependency_xyz'\\)",
         ),
-        (MODEL, "extpkg:make_nett", (
-            r"'extpkg' has no attribute 'make_nett'. Did you mean 'make_net'\? Its public "
-            "attributes: Abstract, CALLS, CONSTANT, load,"
-        )),
+        (
+            MODEL,
+            "extpkg:make_nett",
+            (
+                r"'extpkg' has no attribute 'make_nett'. Did you mean 'make_net'\? Its public "
+                "attributes: Abstract, CALLS, CONSTANT, load,"
+            ),
+        ),
         (MODEL, "extpkg:Nets.Outer.make", r"'extpkg.Nets' has no attribute 'Outer'.*Inner"),
         (
-            MODEL, "extpkg:wrong_signature",
+            MODEL,
+            "extpkg:wrong_signature",
             r"input_shape and num_classes .*found function wrong_signature\(shape, classes\), "
             "which lacks input_shape, num_classes",
         ),
@@ -449,7 +466,7 @@ MODEL, METHOD, DATASET = _model, _method, _dataset
         (DATASET, "extpkg:CONSTANT", r"Data set 'extpkg:CONSTANT' \(import string\) must be"),
         (DATASET, "extpkg:load_needs_more", r"which requires count"),
     ],
-)  # fmt: skip
+)
 def test_bad_names_are_one_clear_error(
     importable: Path, attempt: Callable[[str], object], name: str, message: str
 ) -> None:
@@ -476,8 +493,16 @@ def test_a_module_that_exits_at_import_is_an_error_not_a_silent_success(
     (tmp_path / "quitter.py").write_text("import sys\nsys.exit(0)\n")
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "model.pt"
-    argv = ["train", "-q", "--set", "model.name=quitter:make", "--set", "cache_dir=",
-            "--out", str(out)]  # fmt: skip
+    argv = [
+        "train",
+        "-q",
+        "--set",
+        "model.name=quitter:make",
+        "--set",
+        "cache_dir=",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 2  # was 0, with no checkpoint written
     assert "called exit(0)" in capsys.readouterr().err
     assert not out.exists()

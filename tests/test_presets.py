@@ -70,8 +70,16 @@ def write_caltech(root: Path, classes: int = 3, per_class: int = 40) -> Path:
 
 def test_every_preset_loads_and_names_known_methods() -> None:
     names = preset_names()
-    assert {"mnist5k-cnn", "mnist5k-cnn-tuned", "fmnist-cnn", "fmnist-cnn-tuned", "cifar10-cnn",
-            "cifar10-resnet18", "cifar100-resnet18", "caltech101-vit"} <= set(names)  # fmt: skip
+    assert {
+        "mnist5k-cnn",
+        "mnist5k-cnn-tuned",
+        "fmnist-cnn",
+        "fmnist-cnn-tuned",
+        "cifar10-cnn",
+        "cifar10-resnet18",
+        "cifar100-resnet18",
+        "caltech101-vit",
+    } <= set(names)
     for name in names:
         config = load_config(preset=name)
         assert isinstance(config, RunConfig)
@@ -85,8 +93,11 @@ def test_a_shipped_tuned_preset_differs_from_its_base_in_tuned_values_only(name:
     base, tuned = load_config(preset=name), load_config(preset=f"{name}-tuned")
     assert set(tuned.tuned) == set(base.unlearn.methods) - {"retrain"}
     assert (tuned.data, tuned.model, tuned.train, tuned.seeds) == (
-        base.data, base.model, base.train, base.seeds
-    )  # fmt: skip
+        base.data,
+        base.model,
+        base.train,
+        base.seeds,
+    )
     assert tuned.unlearn.forget_clients == base.unlearn.forget_clients
     for method, keys in tuned.tuned.items():
         assert set(tuned.tuned_values(method)) == set(keys)
@@ -111,9 +122,22 @@ def test_a_file_applies_over_a_preset(tmp_path: Path) -> None:
         load_config(preset="cifar11-cnn")
 
 
-SMOKE = ["--seeds", "0", "--methods", "retrain,not", "--set", "train.rounds=1",
-         "--set", "train.patience=1", "--set", "unlearn.recovery_rounds=1",
-         "--set", "data.server_samples=0", "--set", "cache_dir="]  # fmt: skip
+SMOKE = [
+    "--seeds",
+    "0",
+    "--methods",
+    "retrain,not",
+    "--set",
+    "train.rounds=1",
+    "--set",
+    "train.patience=1",
+    "--set",
+    "unlearn.recovery_rounds=1",
+    "--set",
+    "data.server_samples=0",
+    "--set",
+    "cache_dir=",
+]
 
 
 @pytest.mark.parametrize(

@@ -38,9 +38,14 @@ class Terminal(io.StringIO):
 
 def _record(round_: int) -> RoundRecord:
     return RoundRecord(
-        round=round_, clients=(0,), train_loss=0.5, val_acc=90.0, comm_bytes=0, flops=0,
+        round=round_,
+        clients=(0,),
+        train_loss=0.5,
+        val_acc=90.0,
+        comm_bytes=0,
+        flops=0,
         seconds=1.0,
-    )  # fmt: skip
+    )
 
 
 def test_clock_text() -> None:

@@ -142,10 +142,14 @@ def test_trajectory_counts_the_step_and_every_round_cost() -> None:
         "start": {"retain_acc": 1.0, "forget_acc": 2.0, "test_acc": 3.0, "mia": 50.0},
         "rounds": [
             {"round": 1, "comm_bytes": 10, "flops": 5, "extra": {}},  # not evaluated
-            {"round": 2, "comm_bytes": 10, "flops": 5,
-             "extra": {"retain_acc": 1.0, "forget_acc": 2.0, "test_acc": 3.0, "mia": 50.0}},
+            {
+                "round": 2,
+                "comm_bytes": 10,
+                "flops": 5,
+                "extra": {"retain_acc": 1.0, "forget_acc": 2.0, "test_acc": 3.0, "mia": 50.0},
+            },
         ],
-    }  # fmt: skip
+    }
     run = trajectory(log, step_comm_bytes=7, step_flops=1)
     points = run.points
     assert [(p.round, p.comm_bytes, p.flops) for p in points] == [(0, 7, 1), (2, 27, 11)]

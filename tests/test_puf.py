@@ -48,9 +48,14 @@ def _train(
     recipe = replace(LocalRecipe.from_config(exp.config.train), epochs=epochs)
     generator = exp.streams.torch("unlearn", "puf", "local", *key)
     return local_train(
-        exp.model, state, data, exp.federation.preprocess, recipe, generator,
+        exp.model,
+        state,
+        data,
+        exp.federation.preprocess,
+        recipe,
+        generator,
         flops=FlopMeter(exp.model),
-    )  # fmt: skip
+    )
 
 
 # -- the pure update, hand-computed ----------------------------------------------------------
@@ -62,19 +67,24 @@ def test_puf_update_special_by_hand() -> None:
     assert torch.equal(one["w"], torch.tensor([0.0, 4.0]))  # θ - 2·Δ_u
     assert one["count"] is theta["count"]
     two = puf_update(
-        theta, [{"w": torch.tensor([1.0, 0.0])}, {"w": torch.tensor([0.0, 1.0])}], [1.0, 3.0],
+        theta,
+        [{"w": torch.tensor([1.0, 0.0])}, {"w": torch.tensor([0.0, 1.0])}],
+        [1.0, 3.0],
         alpha=2.0,
-    )  # fmt: skip
+    )
     assert torch.equal(two["w"], torch.tensor([0.5, 0.5]))  # θ - 2·(Δ1/4 + 3·Δ2/4)
 
 
 def test_puf_update_regular_by_hand() -> None:
     theta = {"w": torch.tensor([0.0])}
     out = puf_update(
-        theta, [{"w": torch.tensor([1.0])}], [1.0], alpha=20.0,
+        theta,
+        [{"w": torch.tensor([1.0])}],
+        [1.0],
+        alpha=20.0,
         other_deltas=[{"w": torch.tensor([2.0])}, {"w": torch.tensor([4.0])}],
         other_weights=[1.0, 2.0],
-    )  # fmt: skip
+    )
     # total 4: 2/4 + 2·4/4 - 20·(1/4)·1 = 0.5 + 2 - 5
     assert torch.equal(out["w"], torch.tensor([-2.5]))
 
@@ -138,9 +148,13 @@ def test_regular_adds_the_others_and_subtracts_the_scaled_target(trained: Traine
     target = _train(exp, theta, split.forget, ("target",))
     others = [_train(exp, theta, c.train, ("retained", c.id)) for c in split.retained.clients]
     expected = puf_update(
-        theta, [pseudo_gradient(target.state, theta)], [32.0], alpha=20.0,
-        other_deltas=[pseudo_gradient(o.state, theta) for o in others], other_weights=[32.0, 32.0],
-    )  # fmt: skip
+        theta,
+        [pseudo_gradient(target.state, theta)],
+        [32.0],
+        alpha=20.0,
+        other_deltas=[pseudo_gradient(o.state, theta) for o in others],
+        other_weights=[32.0, 32.0],
+    )
     for key, value in expected.items():
         assert torch.equal(outcome.state[key], value), key
 

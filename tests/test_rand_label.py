@@ -59,8 +59,9 @@ def test_fetch_joint_keeps_the_order_across_two_sources() -> None:
     first = Samples(_numbered(3), torch.tensor([0, 1, 2]))
     second_pool = ImageSet(
         torch.tensor([50, 51, 52, 53], dtype=torch.uint8).view(4, 1, 1, 1),
-        torch.tensor([3, 2, 1, 0]), tuple("0123"),
-    )  # fmt: skip
+        torch.tensor([3, 2, 1, 0]),
+        tuple("0123"),
+    )
     second = Samples(second_pool, torch.tensor([1, 3]))  # images 51, 53
     images, labels, in_first = fetch_joint(first, second, torch.tensor([4, 0, 3, 2]))
     assert images.flatten().tolist() == [53, 0, 51, 2]
@@ -76,9 +77,13 @@ def test_forget_labels_are_random_and_retain_labels_true(mode: str) -> None:
     for _ in range(60):
         ids: list[int] = []
         for images, labels in epoch_batches(
-            forget, retain, num_classes=NUM_CLASSES, batch_size=4, mode=mode,  # type: ignore[arg-type]
+            forget,
+            retain,
+            num_classes=NUM_CLASSES,
+            batch_size=4,
+            mode=mode,  # type: ignore[arg-type]
             generator=generator,
-        ):  # fmt: skip
+        ):
             for i, y in zip(images.flatten().tolist(), labels.tolist(), strict=True):
                 seen[i].add(y)
                 ids.append(i)
@@ -93,10 +98,14 @@ def test_merged_mode_shuffles_forget_and_retain_together() -> None:
     forget, retain, _ = _views()
     batches = list(
         epoch_batches(
-            forget, retain, num_classes=NUM_CLASSES, batch_size=4, mode="merged",
+            forget,
+            retain,
+            num_classes=NUM_CLASSES,
+            batch_size=4,
+            mode="merged",
             generator=torch.Generator().manual_seed(1),
         )
-    )  # fmt: skip
+    )
     kinds = [set((images.flatten() < len(forget)).tolist()) for images, _ in batches]
     assert any(kind == {True, False} for kind in kinds)
 
@@ -105,10 +114,14 @@ def test_alternating_mode_is_one_pass_over_forget_then_retain() -> None:
     forget, retain, _ = _views(forget=6, retain=10)
     batches = list(
         epoch_batches(
-            forget, retain, num_classes=NUM_CLASSES, batch_size=4, mode="alternating",
+            forget,
+            retain,
+            num_classes=NUM_CLASSES,
+            batch_size=4,
+            mode="alternating",
             generator=torch.Generator().manual_seed(1),
         )
-    )  # fmt: skip
+    )
     sizes = [len(labels) for _, labels in batches]
     assert sizes == [4, 2, 4, 4, 2]
     firsts = [bool((images.flatten() < 6).all()) for images, _ in batches]
@@ -123,11 +136,20 @@ def _train(mask: dict[str, torch.Tensor] | None, seed: int = 0) -> tuple[StateDi
     split = exp.split(exp.scenario.request)
     state = exp.initial_state
     run = train_random_labels(
-        exp.model, state, split.forget, split.retained.pooled_train(),
-        exp.federation.preprocess, num_classes=NUM_CLASSES, epochs=2, lr=0.1,
-        generator=torch.Generator().manual_seed(seed), flops=FlopMeter(exp.model),
-        weight_decay=0.01, batch_size=8, mask=mask,
-    )  # fmt: skip
+        exp.model,
+        state,
+        split.forget,
+        split.retained.pooled_train(),
+        exp.federation.preprocess,
+        num_classes=NUM_CLASSES,
+        epochs=2,
+        lr=0.1,
+        generator=torch.Generator().manual_seed(seed),
+        flops=FlopMeter(exp.model),
+        weight_decay=0.01,
+        batch_size=8,
+        mask=mask,
+    )
     return state, run.state
 
 
@@ -229,6 +251,10 @@ def test_registered_with_its_defaults() -> None:
     method = RandL()
     assert (method.title, method.requirements.forget_data) == ("RandL", True)
     assert method.options() == {
-        "epochs": 10, "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4, "batch_size": 256,
+        "epochs": 10,
+        "lr": 0.01,
+        "momentum": 0.9,
+        "weight_decay": 5e-4,
+        "batch_size": 256,
         "mode": "merged",
-    }  # fmt: skip
+    }

@@ -70,8 +70,10 @@ def test_forget_gradient_by_hand_on_a_linear_model() -> None:
     with torch.no_grad():
         layer.weight.zero_()
         layer.bias.zero_()  # uniform softmax: d(-CE)/dz = onehot(y) - (0.5, 0.5)
-    batches = [(torch.tensor([[1.0, 2.0]]), torch.tensor([0])),
-               (torch.tensor([[2.0, 0.0]]), torch.tensor([1]))]  # fmt: skip
+    batches = [
+        (torch.tensor([[1.0, 2.0]]), torch.tensor([0])),
+        (torch.tensor([[2.0, 0.0]]), torch.tensor([1])),
+    ]
     # (0.5, -0.5) ⊗ (1, 2) + (-0.5, 0.5) ⊗ (2, 0), summed over the two batches
     grads = forget_gradient(layer, batches)
     torch.testing.assert_close(grads["weight"], torch.tensor([[-0.5, 1.0], [0.5, -1.0]]))
@@ -150,8 +152,9 @@ def test_end_to_end_through_the_registry(trained: tuple[Experiment, Trained]) ->
 
 
 def test_serves_only_the_centralized_scenario() -> None:
-    exp = Experiment(tiny_config(unlearn=UnlearnConfig(recovery_rounds=0)), 0,
-                     federation=tiny_federation())  # fmt: skip
+    exp = Experiment(
+        tiny_config(unlearn=UnlearnConfig(recovery_rounds=0)), 0, federation=tiny_federation()
+    )
     with pytest.raises(UnsupportedScenarioError, match="centralized"):
         exp.unlearn(exp.initial_state, exp.scenario.request, SalUn())
 
@@ -177,7 +180,12 @@ def test_rejects_bad_hyperparameters(options: dict[str, object], message: str) -
 def test_defaults() -> None:
     method = SalUn()
     assert method.options() == {
-        "epochs": 10, "lr": 0.013, "mask_ratio": 0.5, "momentum": 0.9, "weight_decay": 5e-4,
-        "batch_size": 256, "mode": "merged",
-    }  # fmt: skip
+        "epochs": 10,
+        "lr": 0.013,
+        "mask_ratio": 0.5,
+        "momentum": 0.9,
+        "weight_decay": 5e-4,
+        "batch_size": 256,
+        "mode": "merged",
+    }
     assert method.requirements.forget_data

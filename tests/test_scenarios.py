@@ -117,9 +117,10 @@ def test_centralized_scenario_needs_one_holder_and_sends_nothing() -> None:
     with pytest.raises(ConfigError, match="data.num_clients = 1"):
         tiny_config(scenario=ScenarioConfig(kind="centralized"))
     config = tiny_config(
-        num_clients=1, scenario=ScenarioConfig(kind="centralized", forget_ratio=0.25),
+        num_clients=1,
+        scenario=ScenarioConfig(kind="centralized", forget_ratio=0.25),
         unlearn=UnlearnConfig(forget_clients=(0,), recovery_rounds=2),
-    )  # fmt: skip
+    )
     exp = Experiment(config, 0, federation=tiny_federation(num_clients=1))
     request = exp.scenario.request
     assert request.kind == "instance" and len(request.indices) == 8
@@ -132,13 +133,32 @@ def test_centralized_scenario_needs_one_holder_and_sends_nothing() -> None:
 
 
 SMOKE = [
-    "--seeds", "0", "--methods", "retrain,ft,not,federaser,ga",
-    "--set", "model.name=mlp", "--set", "model.options.hidden=[16]",
-    "--set", "train.rounds=1", "--set", "train.batch_size=128",
-    "--set", "unlearn.recovery_rounds=1", "--set", "data.server_samples=0",
-    "--set", "cache_dir=", "--set", "save_models=false", "-q",
-    "--set", "eval.mia_repeats=2", "--set", "eval.mia_null_permutations=0",
-]  # fmt: skip
+    "--seeds",
+    "0",
+    "--methods",
+    "retrain,ft,not,federaser,ga",
+    "--set",
+    "model.name=mlp",
+    "--set",
+    "model.options.hidden=[16]",
+    "--set",
+    "train.rounds=1",
+    "--set",
+    "train.batch_size=128",
+    "--set",
+    "unlearn.recovery_rounds=1",
+    "--set",
+    "data.server_samples=0",
+    "--set",
+    "cache_dir=",
+    "--set",
+    "save_models=false",
+    "-q",
+    "--set",
+    "eval.mia_repeats=2",
+    "--set",
+    "eval.mia_null_permutations=0",
+]
 
 
 @pytest.mark.parametrize(
@@ -165,8 +185,10 @@ def test_bench_serves_every_scenario(
     assert (
         set(results["not_applicable"]) == {"retrain", "ft", "not", "federaser", "ga"} - applicable
     )
-    assert all(r["scenario"] == scenario if scenario != "noniid" else r["scenario"] == "client"
-               for r in results["records"])  # fmt: skip
+    assert all(
+        r["scenario"] == scenario if scenario != "noniid" else r["scenario"] == "client"
+        for r in results["records"]
+    )
     table = (out / "results.md").read_text()
     for name in results["not_applicable"]:
         assert f"| {name} | not applicable" in table

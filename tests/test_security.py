@@ -32,8 +32,9 @@ def _checkpoint(path: Path, **names: object) -> None:
         section, key = dotted.split(".")
         config[section][key] = value
     state = {"w": torch.zeros(3)}
-    save_verified({"format": FORMAT, "kind": "pretrain", "seed": 0, "config": config,
-                   "state": state}, path)  # fmt: skip
+    save_verified(
+        {"format": FORMAT, "kind": "pretrain", "seed": 0, "config": config, "state": state}, path
+    )
 
 
 @pytest.fixture
@@ -48,14 +49,19 @@ def in_folder_with_helper(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pa
 
 @pytest.mark.parametrize(
     "names",
-    [{"model.name": "helper:load"}, {"data.dataset": "helper:load"},
-     {"unlearn.methods": ["retrain", "helper:load"]}],
+    [
+        {"model.name": "helper:load"},
+        {"data.dataset": "helper:load"},
+        {"unlearn.methods": ["retrain", "helper:load"]},
+    ],
     ids=["model", "dataset", "method"],
-)  # fmt: skip
+)
 def test_a_checkpoint_naming_code_is_refused_without_importing_it(
-    in_folder_with_helper: Path, tmp_path: Path, names: dict[str, object],
+    in_folder_with_helper: Path,
+    tmp_path: Path,
+    names: dict[str, object],
     capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+) -> None:
     path = tmp_path / "model.pt"
     _checkpoint(path, **names)
     with pytest.raises(ConfigError, match=r"names code to import .*'helper:load'.*--trust-code"):
@@ -159,10 +165,21 @@ def test_a_fifo_named_as_an_input_is_refused_not_read(
     argv = {
         "config": ["config", "-c", str(fifo)],
         "checkpoint": ["eval", "--checkpoint", str(fifo)],
-        "forget-ids": ["run", "-q", "--set", "data.num_clients=3", "--set", "model.name=mlp",
-                       "--set", "scenario.kind=instance", "--set", f"scenario.forget_ids={fifo}",
-                       "--out", str(tmp_path / "run")],
-    }[what]  # fmt: skip
+        "forget-ids": [
+            "run",
+            "-q",
+            "--set",
+            "data.num_clients=3",
+            "--set",
+            "model.name=mlp",
+            "--set",
+            "scenario.kind=instance",
+            "--set",
+            f"scenario.forget_ids={fifo}",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+    }[what]
     signal.alarm(60)  # a regression blocks on the FIFO: fail instead of hanging the suite
     try:
         assert main(argv) == 2

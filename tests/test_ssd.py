@@ -41,8 +41,13 @@ def test_dampen_by_hand() -> None:
 
 
 def test_dampen_zeroes_weights_the_full_data_does_not_need() -> None:
-    out = dampen({"w": torch.tensor([2.0, 3.0])}, {"w": torch.tensor([1.0, 0.0])},
-                 {"w": torch.tensor([0.0, 0.0])}, alpha=10.0, lam=1.0)  # fmt: skip
+    out = dampen(
+        {"w": torch.tensor([2.0, 3.0])},
+        {"w": torch.tensor([1.0, 0.0])},
+        {"w": torch.tensor([0.0, 0.0])},
+        alpha=10.0,
+        lam=1.0,
+    )
     assert out["w"].tolist() == [0.0, 3.0]  # I_f = I_D = 0 is not selected (no 0/0)
 
 
@@ -74,8 +79,13 @@ def test_infinite_alpha_changes_nothing() -> None:
 
 def test_dampen_requires_importances_for_every_parameter() -> None:
     with pytest.raises(ConfigError, match="missing \\['b'\\]"):
-        dampen({"w": torch.ones(1), "b": torch.ones(1)}, {"w": torch.ones(1)},
-               {"w": torch.ones(1)}, 10.0, 1.0)  # fmt: skip
+        dampen(
+            {"w": torch.ones(1), "b": torch.ones(1)},
+            {"w": torch.ones(1)},
+            {"w": torch.ones(1)},
+            10.0,
+            1.0,
+        )
 
 
 def _linear() -> nn.Linear:
@@ -176,8 +186,9 @@ def test_class_wise_request_runs() -> None:
 
 
 def test_serves_only_the_centralized_scenario() -> None:
-    exp = Experiment(tiny_config(unlearn=UnlearnConfig(recovery_rounds=0)), 0,
-                     federation=tiny_federation())  # fmt: skip
+    exp = Experiment(
+        tiny_config(unlearn=UnlearnConfig(recovery_rounds=0)), 0, federation=tiny_federation()
+    )
     with pytest.raises(UnsupportedScenarioError, match="centralized"):
         exp.unlearn(exp.initial_state, exp.scenario.request, SSD())
 

@@ -76,13 +76,33 @@ def test_every_cost_point_is_read_at_its_last_round_whatever_the_grid() -> None:
 def test_retrain_prime_is_an_independent_retrain_with_its_own_row(tmp_path: Path) -> None:
     out = tmp_path / "run"
     argv = [
-        "run", "--set", "data.num_clients=3", "--set", "model.name=mlp",
-        "--set", "model.options.hidden=[32]", "--set", "train.rounds=2",
-        "--set", "train.batch_size=64", "--set", "unlearn.recovery_rounds=2",
-        "--set", "eval.mia_repeats=2", "--set", "eval.mia_null_permutations=0",
-        "--set", f"cache_dir={tmp_path / 'cache'}", "--set", "seeds=[0, 1]",
-        "--set", 'unlearn.methods=["retrain", "ft", "not"]', "-q", "--out", str(out),
-    ]  # fmt: skip
+        "run",
+        "--set",
+        "data.num_clients=3",
+        "--set",
+        "model.name=mlp",
+        "--set",
+        "model.options.hidden=[32]",
+        "--set",
+        "train.rounds=2",
+        "--set",
+        "train.batch_size=64",
+        "--set",
+        "unlearn.recovery_rounds=2",
+        "--set",
+        "eval.mia_repeats=2",
+        "--set",
+        "eval.mia_null_permutations=0",
+        "--set",
+        f"cache_dir={tmp_path / 'cache'}",
+        "--set",
+        "seeds=[0, 1]",
+        "--set",
+        'unlearn.methods=["retrain", "ft", "not"]',
+        "-q",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     results = json.loads((out / "results.json").read_text())
     records = [Record.from_dict(r) for r in results["records"]]

@@ -31,20 +31,52 @@ from fednot.unlearning.registry import unlearner_class, unlearner_names
 
 REPORTED_SEEDS = (0, 1)
 TINY = [
-    "--set", "data.num_clients=3", "--set", "data.server_samples=0",
-    "--set", "model.name=mlp", "--set", "model.options.hidden=[32, 16]",
-    "--set", "train.rounds=1", "--set", "train.batch_size=64",
-    "--set", "unlearn.recovery_rounds=1", "--set", "eval.mia_repeats=2",
-    "--set", "eval.mia_folds=2", "--set", f"seeds={list(REPORTED_SEEDS)}",
-    "--set", 'unlearn.methods=["retrain", "ft", "not"]', "--threads", "1", "-q",
-]  # fmt: skip
+    "--set",
+    "data.num_clients=3",
+    "--set",
+    "data.server_samples=0",
+    "--set",
+    "model.name=mlp",
+    "--set",
+    "model.options.hidden=[32, 16]",
+    "--set",
+    "train.rounds=1",
+    "--set",
+    "train.batch_size=64",
+    "--set",
+    "unlearn.recovery_rounds=1",
+    "--set",
+    "eval.mia_repeats=2",
+    "--set",
+    "eval.mia_folds=2",
+    "--set",
+    f"seeds={list(REPORTED_SEEDS)}",
+    "--set",
+    'unlearn.methods=["retrain", "ft", "not"]',
+    "--threads",
+    "1",
+    "-q",
+]
 
 
 def _tune(out: Path, cache: Path, *extra: str) -> int:
     return main(
-        ["tune", *TINY, "--set", f"cache_dir={cache}", "--seeds", "1000", "--trials", "2",
-         "--methods", "ft,not", "--out", str(out), *extra]
-    )  # fmt: skip
+        [
+            "tune",
+            *TINY,
+            "--set",
+            f"cache_dir={cache}",
+            "--seeds",
+            "1000",
+            "--trials",
+            "2",
+            "--methods",
+            "ft,not",
+            "--out",
+            str(out),
+            *extra,
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +104,15 @@ def test_every_space_holds_the_published_value_of_a_real_option(name: str) -> No
 
 
 def test_cifar_budgets_are_covered_by_a_steps_range() -> None:
-    steps = {"ga": "epochs", "badt": "epochs", "l1sparse": "epochs", "ssd": "batch_size",
-             "puf": "epochs", "fcu": "iterations", "mode": "local_epochs"}  # fmt: skip
+    steps = {
+        "ga": "epochs",
+        "badt": "epochs",
+        "l1sparse": "epochs",
+        "ssd": "batch_size",
+        "puf": "epochs",
+        "fcu": "iterations",
+        "mode": "local_epochs",
+    }
     for name, key in steps.items():
         space = unlearner_class(name).search_space[key]
         assert isinstance(space, IntRange) and space.high >= 8 * space.low, name
@@ -276,10 +315,11 @@ def test_own_recovery_lr_and_tuned_marks_are_checked_and_round_trip(tmp_path: Pa
         load_config(overrides=['tuned.pgd=["lr"]'])
     config = load_config(
         overrides=[
-            "unlearn.method_recovery_lr.not=0.02", 'options.not.layers="block2.conv"',
+            "unlearn.method_recovery_lr.not=0.02",
+            'options.not.layers="block2.conv"',
             'tuned.not=["layers", "recovery_lr"]',
         ]
-    )  # fmt: skip
+    )
     path = tmp_path / "c.toml"
     path.write_text(to_toml(config))
     assert load_config(path) == config
@@ -305,9 +345,23 @@ def test_two_jobs_tune_trial_for_trial_as_one_process(tuned: Path, tmp_path: Pat
     assert argv.count("--threads") == 1
     out = tmp_path / "two"
     code = main(
-        ["tune", *argv, "--set", f"cache_dir={tmp_path / 'cache'}", "--seeds", "1000",
-         "--trials", "2", "--methods", "ft,not", "--jobs", "2", "--out", str(out)]
-    )  # fmt: skip
+        [
+            "tune",
+            *argv,
+            "--set",
+            f"cache_dir={tmp_path / 'cache'}",
+            "--seeds",
+            "1000",
+            "--trials",
+            "2",
+            "--methods",
+            "ft,not",
+            "--jobs",
+            "2",
+            "--out",
+            str(out),
+        ]
+    )
     torch.set_num_threads(1)
     assert code == 0
     one = json.loads((tuned / "out" / "tune.json").read_text())

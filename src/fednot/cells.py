@@ -102,9 +102,12 @@ class CellRunner:
     """
 
     def __init__(
-        self, config: RunConfig, methods: Mapping[str, Unlearner], history: HistorySpec | None,
+        self,
+        config: RunConfig,
+        methods: Mapping[str, Unlearner],
+        history: HistorySpec | None,
         progress: Progress | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.config = config
         self.methods = dict(methods)
         self.history = history
@@ -154,23 +157,35 @@ class CellRunner:
         assert reference is not None, "a method's cell runs after the seed's Retrain"
         try:
             outcome = exp.unlearn(
-                self.trained(cell.seed), exp.scenario.request, method,
+                self.trained(cell.seed),
+                exp.scenario.request,
+                method,
                 reference_val_acc=reference.val_acc,
                 reference_costs=Costs(reference.comm_bytes, reference.flops),
-            )  # fmt: skip
+            )
         except DivergenceError as error:
             record = Record.of_divergence(
-                method.name, title, cell.seed, scenario=exp.scenario.kind,
-                requirements=needs_text, reason=str(error),
-            )  # fmt: skip
+                method.name,
+                title,
+                cell.seed,
+                scenario=exp.scenario.kind,
+                requirements=needs_text,
+                reason=str(error),
+            )
             record = replace(record, tuned=exp.config.tuned_values(method.name))
             return CellResult(cell, record, None, None)
         return self._measured(exp, cell, title, outcome.state, outcome, target, needs_text)
 
     def _measured(
-        self, exp: Experiment, cell: Cell, title: str, state: StateDict,
-        outcome: UnlearnOutcome | None, target: float | None, requirements: str,
-    ) -> CellResult:  # fmt: skip
+        self,
+        exp: Experiment,
+        cell: Cell,
+        title: str,
+        state: StateDict,
+        outcome: UnlearnOutcome | None,
+        target: float | None,
+        requirements: str,
+    ) -> CellResult:
         metrics = exp.evaluate(state)
         # Retrain's own target is its final validation accuracy: rounds from scratch to get there.
         if cell.name == REFERENCE:
@@ -195,11 +210,23 @@ def make_record(
     seed = exp.seed
     if outcome is None:
         return Record(
-            method=name, title=title, seed=seed, **measured, avg_gap=None, comm_bytes=0,
-            flops=0, step_comm_bytes=0, step_flops=0, rounds=0, stop_reason="",
-            rounds_to_target=None, comm_to_target=None, seconds=0.0, requirements=requirements,
+            method=name,
+            title=title,
+            seed=seed,
+            **measured,
+            avg_gap=None,
+            comm_bytes=0,
+            flops=0,
+            step_comm_bytes=0,
+            step_flops=0,
+            rounds=0,
+            stop_reason="",
+            rounds_to_target=None,
+            comm_to_target=None,
+            seconds=0.0,
+            requirements=requirements,
             storage_bytes=0,
-        )  # fmt: skip
+        )
     rounds = outcome.log.rounds
     reached = None
     if target_val_acc is not None:
@@ -209,14 +236,26 @@ def make_record(
         comm_to_target = outcome.step_costs.comm_bytes + sum(r.comm_bytes for r in rounds[:reached])
     costs = outcome.costs
     return Record(
-        method=name, title=title, seed=seed, **measured, avg_gap=None,
-        comm_bytes=costs.comm_bytes, flops=costs.flops,
-        step_comm_bytes=outcome.step_costs.comm_bytes, step_flops=outcome.step_costs.flops,
-        rounds=len(rounds), stop_reason=outcome.log.stop_reason, rounds_to_target=reached,
-        comm_to_target=comm_to_target, seconds=costs.seconds, requirements=requirements,
-        storage_bytes=outcome.storage_bytes, cached=outcome.cached, notes=outcome.notes,
+        method=name,
+        title=title,
+        seed=seed,
+        **measured,
+        avg_gap=None,
+        comm_bytes=costs.comm_bytes,
+        flops=costs.flops,
+        step_comm_bytes=outcome.step_costs.comm_bytes,
+        step_flops=outcome.step_costs.flops,
+        rounds=len(rounds),
+        stop_reason=outcome.log.stop_reason,
+        rounds_to_target=reached,
+        comm_to_target=comm_to_target,
+        seconds=costs.seconds,
+        requirements=requirements,
+        storage_bytes=outcome.storage_bytes,
+        cached=outcome.cached,
+        notes=outcome.notes,
         tuned=exp.config.tuned_values(name),
-    )  # fmt: skip
+    )
 
 
 class CellPool:
@@ -288,9 +327,11 @@ _WORKER: CellRunner | None = None
 
 
 def _start_worker(
-    config: RunConfig, methods: Mapping[str, Unlearner], history: HistorySpec | None,
+    config: RunConfig,
+    methods: Mapping[str, Unlearner],
+    history: HistorySpec | None,
     threads: int,
-) -> None:  # fmt: skip
+) -> None:
     global _WORKER  # noqa: PLW0603 - one runner per worker process, built once
     use_threads(threads)
     _WORKER = CellRunner(config, methods, history)

@@ -35,8 +35,12 @@ PAIRED_WITH: tuple[str, ...] = ("not", "ft", RETRAIN_FLOOR)
 is what retraining itself scores: a method as close to Retrain as that is as good as a retrain).
 """
 PRIMARY: tuple[tuple[str, str], ...] = (
-    ("not", END), ("not", "comm50"), ("ft", END), ("ft", "comm50"), (RETRAIN_FLOOR, END),
-)  # fmt: skip
+    ("not", END),
+    ("not", "comm50"),
+    ("ft", END),
+    ("ft", "comm50"),
+    (RETRAIN_FLOOR, END),
+)
 """The declared families of the primary analysis (docs/protocol.md, "Statistics"): one reference
 × one reading point each, every method in it; Holm's correction within each family. Every
 other paired comparison is exploratory."""
@@ -94,18 +98,26 @@ def summarize(records: Sequence[Record], logs: Mapping[str, Any]) -> list[dict[s
     gaps = per_seed_gaps(measured, logs)
     not_methods = [m for m in gaps if m == RETRAIN_FLOOR]
     paired = compare(
-        gaps, PAIRED_WITH, reading_points(), PRIMARY,
+        gaps,
+        PAIRED_WITH,
+        reading_points(),
+        PRIMARY,
         skip={"not": not_methods, "ft": not_methods},
-    )  # fmt: skip
+    )
     rows = []
     for method, rs in by_method.items():
         first = next(r for r in records if r.method == method)
         row: dict[str, Any] = {
-            "method": method, "title": first.title, "seeds": [r.seed for r in rs],
+            "method": method,
+            "title": first.title,
+            "seeds": [r.seed for r in rs],
             "requirements": first.requirements,
-            "diverged": [{"seed": r.seed, "reason": r.diverged}
-                         for r in records if r.method == method and r.diverged],
-        }  # fmt: skip
+            "diverged": [
+                {"seed": r.seed, "reason": r.diverged}
+                for r in records
+                if r.method == method and r.diverged
+            ],
+        }
         if not rs:
             rows.append(_without_values(row))
             continue
@@ -143,17 +155,41 @@ def summarize(records: Sequence[Record], logs: Mapping[str, Any]) -> list[dict[s
 
 def _without_values(row: dict[str, Any]) -> dict[str, Any]:
     """The row of a method that diverged on every seed: its keys, and no numbers."""
-    empty = dict.fromkeys((*GAP_METRICS, "val_acc", "avg_gap", "avg_gap_of_means",
-                           *SCENARIO_METRICS, *ATTACK_METRICS, "mia_floor",
-                           "conf_auc_floor", "conf_tpr_floor"))  # fmt: skip
-    costs = dict.fromkeys(("comm_bytes", "flops", "storage_bytes", "rounds", "seconds",
-                           "comm_bytes_ratio", "flops_ratio", "comm_to_target_ratio"))  # fmt: skip
+    empty = dict.fromkeys(
+        (
+            *GAP_METRICS,
+            "val_acc",
+            "avg_gap",
+            "avg_gap_of_means",
+            *SCENARIO_METRICS,
+            *ATTACK_METRICS,
+            "mia_floor",
+            "conf_auc_floor",
+            "conf_tpr_floor",
+        )
+    )
+    costs = dict.fromkeys(
+        (
+            "comm_bytes",
+            "flops",
+            "storage_bytes",
+            "rounds",
+            "seconds",
+            "comm_bytes_ratio",
+            "flops_ratio",
+            "comm_to_target_ratio",
+        )
+    )
     return {
-        **row, **empty, **costs, "gap_at": dict.fromkeys(reading_points()),
+        **row,
+        **empty,
+        **costs,
+        "gap_at": dict.fromkeys(reading_points()),
         "beyond_run": {key: [] for key in reading_points()[1:]},
-        "inexact": {key: [] for key in reading_points()[1:]}, "paired": {},
+        "inexact": {key: [] for key in reading_points()[1:]},
+        "paired": {},
         "rounds_to_target": [],
-    }  # fmt: skip
+    }
 
 
 def _interval(values: Sequence[float]) -> dict[str, Any] | None:
@@ -172,8 +208,11 @@ def _optional_metric(
 def _metric(rs: Sequence[Record], metric: str, reference: Mapping[int, Record]) -> dict[str, Any]:
     values = [float(getattr(r, metric)) for r in rs]
     out: dict[str, Any] = mean_ci(values).to_dict()
-    paired = [(float(getattr(r, metric)), getattr(reference[r.seed], metric))
-              for r in rs if r.seed in reference]  # fmt: skip
+    paired = [
+        (float(getattr(r, metric)), getattr(reference[r.seed], metric))
+        for r in rs
+        if r.seed in reference
+    ]
     out["delta"] = (
         paired_ci([a for a, _ in paired], [b for _, b in paired]).to_dict() if paired else None
     )
@@ -274,7 +313,15 @@ def pool_curves(runs: Sequence[CurveRun]) -> dict[str, list[dict[str, float]]]:
         for round_, values in sorted(by_round.items()):
             gap = mean_ci([g for _, g in values])
             x = sum(c for c, _ in values) / len(values)
-            curve.append({"round": round_, "x": x, "gap": gap.mean, "low": gap.low,
-                          "high": gap.high, "n": gap.n})  # fmt: skip
+            curve.append(
+                {
+                    "round": round_,
+                    "x": x,
+                    "gap": gap.mean,
+                    "low": gap.low,
+                    "high": gap.high,
+                    "n": gap.n,
+                }
+            )
         curves[label] = curve
     return curves

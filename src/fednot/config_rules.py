@@ -39,37 +39,49 @@ def unused_settings(config: RunConfig) -> list[str]:
     rules = [
         (data, "root", data.dataset == "mnist5k", "data.dataset is the embedded mnist5k"),
         (
-            data, "image_size", data.dataset in _FIXED_SIZE,
+            data,
+            "image_size",
+            data.dataset in _FIXED_SIZE,
             f"the {data.dataset} reader keeps its images' size",
         ),
         (data, "alpha", data.partition != "dirichlet", 'data.partition is not "dirichlet"'),
         (
-            data, "min_client_samples", data.partition != "dirichlet",
+            data,
+            "min_client_samples",
+            data.partition != "dirichlet",
             'data.partition is not "dirichlet"',
         ),
         (data, "shards_per_client", data.partition != "shards", 'data.partition is not "shards"'),
         (train, "momentum", train.optimizer != "sgd", 'train.optimizer is not "sgd"'),
         (
-            unlearn, "target_margin", unlearn.target_val_acc != "original",
+            unlearn,
+            "target_margin",
+            unlearn.target_val_acc != "original",
             'unlearn.target_val_acc is not "original"',
         ),
         (
-            scenario, "classes", kind != "class" and not centralized_class,
+            scenario,
+            "classes",
+            kind != "class" and not centralized_class,
             'scenario.kind is not "class" (nor centralized with centralized_forget = "class")',
         ),
         (scenario, "class_scope", kind != "class", 'scenario.kind is not "class"'),
         (
-            scenario, "forget_ratio",
-            kind not in ("instance", "centralized") or centralized_class
+            scenario,
+            "forget_ratio",
+            kind not in ("instance", "centralized")
+            or centralized_class
             or (kind == "instance" and scenario.forget_ids is not None),
             "no random forget set is drawn",
         ),
         (scenario, "forget_ids", kind != "instance", 'scenario.kind is not "instance"'),
         (
-            scenario, "centralized_forget", kind != "centralized",
+            scenario,
+            "centralized_forget",
+            kind != "centralized",
             'scenario.kind is not "centralized"',
         ),
-    ]  # fmt: skip
+    ]
     for name in ("poison_fraction", "trigger_size", "trigger_position", "target_label"):
         rules.append((scenario, name, kind != "backdoor", 'scenario.kind is not "backdoor"'))
     section_names = {id(data): "data", id(train): "train", id(unlearn): "unlearn"}

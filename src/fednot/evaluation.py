@@ -154,14 +154,19 @@ def evaluate(
     floor = None
     if permutations:
         floor = mia_noise_floor(
-            **sides, seed=streams.seed_for("mia"), permutations=permutations,
+            **sides,
+            seed=streams.seed_for("mia"),
+            permutations=permutations,
             **_attack_options(config),
-        ).half_width  # fmt: skip
+        ).half_width
     conf = confidence_attack(
-        forget_margins.numpy(), test_margins.numpy(), member_labels=split.forget.labels.numpy(),
+        forget_margins.numpy(),
+        test_margins.numpy(),
+        member_labels=split.forget.labels.numpy(),
         nonmember_labels=test_federation.test.labels.numpy(),
-        seed=streams.seed_for("mia", "confidence"), permutations=permutations,
-    )  # fmt: skip
+        seed=streams.seed_for("mia", "confidence"),
+        permutations=permutations,
+    )
     return Metrics(
         retain_acc=_pct(retain_correct),
         forget_acc=_pct(forget_correct),
@@ -178,9 +183,12 @@ def evaluate(
 
 
 def _attack_sides(
-    forget_losses: torch.Tensor, forget: Samples, test_losses: torch.Tensor, test: Samples,
+    forget_losses: torch.Tensor,
+    forget: Samples,
+    test_losses: torch.Tensor,
+    test: Samples,
     config: EvalConfig,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """The attack's members (D_u) and non-members (test), with labels when label-matched.
 
     An infinite loss is clamped by the attack (`fednot.metrics.mia`); a NaN loss (a true-class

@@ -195,14 +195,23 @@ class Experiment:
         history = history_for(method, trained)
         backend = self._backend(split)
         ctx = UnlearnContext(
-            method=method.name, requirements=method.requirements, request=request,
-            retained=split.retained, model=self.model, streams=self.training_streams,
+            method=method.name,
+            requirements=method.requirements,
+            request=request,
+            retained=split.retained,
+            model=self.model,
+            streams=self.training_streams,
             initial_state=clone_state(self.initial_state),
             recipe=LocalRecipe.from_config(self.config.train),
-            flops=self.flops, device=self.device, model_name=self.config.model.name,
-            model_options=self.config.model.options, forget=split.forget, history=history,
-            server_data=server_data_for(method, self.federation), backend=backend,
-        )  # fmt: skip
+            flops=self.flops,
+            device=self.device,
+            model_name=self.config.model.name,
+            model_options=self.config.model.options,
+            forget=split.forget,
+            history=history,
+            server_data=server_data_for(method, self.federation),
+            backend=backend,
+        )
         guard = InputGuard(self.federation, self._fingerprint, history)  # no method changes inputs
         start = time.perf_counter()
         result = backend.unlearn_step(method, clone_state(trained.state), ctx)
@@ -217,9 +226,10 @@ class Experiment:
             who = f"{len(split.retained.clients)} retained clients"
             self.progress.phase(f"seed {self.seed}: {method.name}: recovery on {who}")
             stop = recovery_stop(
-                self.config.unlearn, reference_val_acc,
+                self.config.unlearn,
+                reference_val_acc,
                 lambda: self._backend(split).val_accuracy(trained.state),
-            )  # fmt: skip
+            )
             limits = (
                 {}
                 if reference_costs is None
@@ -246,15 +256,24 @@ class Experiment:
         check_evaluable(state)
         self.progress.phase(f"seed {self.seed}: evaluating (retain, forget, test accuracy; MIA)")
         metrics = evaluate(
-            self.model, state, self.split(request or self.scenario.request), self.federation,
-            self.streams, self.config.eval, device=self.device,
-        )  # fmt: skip
-        extra = scenario_metrics(
-            self.model, self.federation.test, self.federation.preprocess,
-            triggered=self.scenario.triggered_test, target_label=self.scenario.target_label,
-            classes=self.scenario.classes, batch_size=self.config.eval.batch_size,
+            self.model,
+            state,
+            self.split(request or self.scenario.request),
+            self.federation,
+            self.streams,
+            self.config.eval,
             device=self.device,
-        )  # fmt: skip
+        )
+        extra = scenario_metrics(
+            self.model,
+            self.federation.test,
+            self.federation.preprocess,
+            triggered=self.scenario.triggered_test,
+            target_label=self.scenario.target_label,
+            classes=self.scenario.classes,
+            batch_size=self.config.eval.batch_size,
+            device=self.device,
+        )
         return replace(metrics, **extra)
 
     def cache_key(self, kind: str, **extra: Any) -> str:
@@ -278,10 +297,14 @@ class Experiment:
         if self.backends is not None:
             return self.backends(federation, split)
         return InProcess(
-            self.model, federation, self.training_streams, flops=self.flops, device=self.device,
+            self.model,
+            federation,
+            self.training_streams,
+            flops=self.flops,
+            device=self.device,
             eval_batch_size=self.config.eval.batch_size,
             forget=None if split is None else split.forget,
-        )  # fmt: skip
+        )
 
     def _fedavg(
         self, split: ForgetSplit | None, phase: str, label: str, lr: float | None = None
@@ -289,14 +312,20 @@ class Experiment:
         """FedAvg over all clients (no split) or ``split``'s retained side."""
         federation = self.federation if split is None else split.retained
         return FedAvg(
-            self.model, federation, LocalRecipe.from_config(self.config.train, lr=lr),
-            self.training_streams, phase=phase, label=label,
+            self.model,
+            federation,
+            LocalRecipe.from_config(self.config.train, lr=lr),
+            self.training_streams,
+            phase=phase,
+            label=label,
             participation=self.config.train.participation,
-            device=self.device, flops=self.flops, progress=self.progress,
+            device=self.device,
+            flops=self.flops,
+            progress=self.progress,
             eval_batch_size=self.config.eval.batch_size,
             communicates=self.scenario.kind != "centralized",
             backend=self._backend(split),
-        )  # fmt: skip
+        )
 
     def _key_parts(self, **extra: Any) -> dict[str, Any]:
         return {
@@ -330,21 +359,35 @@ class Experiment:
         )
 
     def _train(
-        self, key: str, split: ForgetSplit | None, label: str, spec: HistorySpec | None,
+        self,
+        key: str,
+        split: ForgetSplit | None,
+        label: str,
+        spec: HistorySpec | None,
         on_round: RoundHook | None = None,
-    ) -> Phase:  # fmt: skip
+    ) -> Phase:
         """Pre-training (no split) and Retrain: the pre-training recipe and streams, cached."""
         return train_cached(
             self._fedavg(split, "pretrain", label),
             StopRule(self.config.train.rounds, patience=self.config.train.patience),
-            self.initial_state, cache=self.cache, key=key, history=spec,
-            progress=self.progress, title=f"seed {self.seed}: {label}", on_round=on_round,
-        )  # fmt: skip
+            self.initial_state,
+            cache=self.cache,
+            key=key,
+            history=spec,
+            progress=self.progress,
+            title=f"seed {self.seed}: {label}",
+            on_round=on_round,
+        )
 
     def _recover(
-        self, state: StateDict, split: ForgetSplit, label: str, stop: StopRule,
-        limits: dict[str, float], step_costs: Costs,
-    ) -> tuple[StateDict, TrainLog]:  # fmt: skip
+        self,
+        state: StateDict,
+        split: ForgetSplit,
+        label: str,
+        stop: StopRule,
+        limits: dict[str, float],
+        step_costs: Costs,
+    ) -> tuple[StateDict, TrainLog]:
         unlearn = self.config.unlearn
         lr = unlearn.recovery_lr_of(label)  # the method's own (unlearn.method_recovery_lr), if set
         fedavg = self._fedavg(split, "recovery", label, lr=lr)
@@ -361,6 +404,11 @@ class Experiment:
         """The four metrics of one trajectory point (`fednot.evaluation.curve_point`)."""
         self.progress.note("evaluating a trajectory point")
         return curve_point(
-            self.model, state, split, self.federation, self.streams, self.config.eval,
+            self.model,
+            state,
+            split,
+            self.federation,
+            self.streams,
+            self.config.eval,
             device=self.device,
-        )  # fmt: skip
+        )

@@ -110,11 +110,13 @@ def _one(mine: SeedGaps, theirs: SeedGaps, key: str, primary: bool) -> dict[str,
         p_holm=None,
         family=PRIMARY_FAMILY if primary else EXPLORATORY,
         excluded=(
-            "a run ended before this cost" if late
-            else "a reading is not the last round within this cost" if skipped
+            "a run ended before this cost"
+            if late
+            else "a reading is not the last round within this cost"
+            if skipped
             else ""
         ),
-    )  # fmt: skip
+    )
     return entry
 
 

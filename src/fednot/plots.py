@@ -18,8 +18,12 @@ from fednot.metrics.gaps import GAP_METRICS
 from fednot.results import ORIGINAL, REFERENCE
 from fednot.trajectory import COST_POINTS
 
-_LABELS = {"retain_acc": "Retain acc.", "forget_acc": "Forget acc.", "test_acc": "Test acc.",
-           "mia": "MIA"}  # fmt: skip
+_LABELS = {
+    "retain_acc": "Retain acc.",
+    "forget_acc": "Forget acc.",
+    "test_acc": "Test acc.",
+    "mia": "MIA",
+}
 _HIGHLIGHT = ("not", "not_wb", "ft")
 
 
@@ -104,15 +108,26 @@ def delta_chart(
             style = method_style(i, row["method"])
             shown = [min(max(v, -limit), limit) for v in (mean, low, high)]
             marker = "s" if row["method"] == ORIGINAL else "o"
-            axis.errorbar(shown[0], y, xerr=[[shown[0] - shown[1]], [shown[2] - shown[0]]],
-                          fmt=marker, color=style["color"], capsize=3,
-                          markersize=6 if row["method"] in _HIGHLIGHT else 4)  # fmt: skip
+            axis.errorbar(
+                shown[0],
+                y,
+                xerr=[[shown[0] - shown[1]], [shown[2] - shown[0]]],
+                fmt=marker,
+                color=style["color"],
+                capsize=3,
+                markersize=6 if row["method"] in _HIGHLIGHT else 4,
+            )
             if shown != [mean, low, high]:
                 side = 1 if mean > 0 else -1
-                axis.annotate(f"off scale: {mean:+.1f} [{low:+.1f}, {high:+.1f}]",
-                              (side * limit, y), xytext=(0, 6), textcoords="offset points",
-                              ha="right" if side > 0 else "left", fontsize=7,
-                              color=style["color"])  # fmt: skip
+                axis.annotate(
+                    f"off scale: {mean:+.1f} [{low:+.1f}, {high:+.1f}]",
+                    (side * limit, y),
+                    xytext=(0, 6),
+                    textcoords="offset points",
+                    ha="right" if side > 0 else "left",
+                    fontsize=7,
+                    color=style["color"],
+                )
         axis.set_xlim(-0.02 * limit if panel == "avg_gap" else -limit * 1.05, limit * 1.05)
         axis.axvline(0, color="0.3", linewidth=1)
         if panel == "mia" and floor is not None:
@@ -164,8 +179,14 @@ def tradeoff_chart(
         return
     columns = min(4, len(labels))
     rows = math.ceil(len(labels) / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 2.9 * rows + 0.9),
-                             sharex=True, sharey=True, squeeze=False)  # fmt: skip
+    fig, axes = plt.subplots(
+        rows,
+        columns,
+        figsize=(3.6 * columns, 2.9 * rows + 0.9),
+        sharex=True,
+        sharey=True,
+        squeeze=False,
+    )
     means = [p["gap"] for m in labels for p in curves[m]]
     positive = [g for g in means if g > 0]
     log = bool(positive) and max(positive) / min(positive) > 20
@@ -176,13 +197,23 @@ def tradeoff_chart(
         for ref in references:
             if ref != method and ref in curves and curves[ref]:
                 style = ref_styles.get(ref, {"color": "0.6"})
-                axis.plot([p["x"] for p in curves[ref]], [p["gap"] for p in curves[ref]],
-                          linewidth=1, label=titles.get(ref, ref), **style)  # fmt: skip
+                axis.plot(
+                    [p["x"] for p in curves[ref]],
+                    [p["gap"] for p in curves[ref]],
+                    linewidth=1,
+                    label=titles.get(ref, ref),
+                    **style,
+                )
         curve = curves[method]
         xs = [p["x"] for p in curve]
         color = "black" if method == "not" else "tab:blue"
-        axis.plot(xs, [p["gap"] for p in curve], color=color, linewidth=2,
-                  label=f"{titles.get(method, method)} (95 % CI)")  # fmt: skip
+        axis.plot(
+            xs,
+            [p["gap"] for p in curve],
+            color=color,
+            linewidth=2,
+            label=f"{titles.get(method, method)} (95 % CI)",
+        )
         lows, highs = [p["low"] for p in curve], [p["high"] for p in curve]
         if not any(math.isnan(v) for v in lows):
             lows = [max(v, floor) for v in lows] if log else lows
@@ -201,7 +232,8 @@ def tradeoff_chart(
     for row in axes:
         row[0].set_ylabel("average gap (points)")
     save_figure(
-        fig, path,
+        fig,
+        path,
         "Average gap to Retrain against communication relative to Retrain (lower is better), "
         f"mean and 95 % CI over seeds\n{subtitle}",
-    )  # fmt: skip
+    )

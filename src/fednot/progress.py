@@ -54,9 +54,13 @@ class Progress:
     """On a terminal, redraw a note at most this often (seconds)."""
 
     def __init__(
-        self, stream: TextIO | None = None, *, every: int = 10, interval: float = 10.0,
+        self,
+        stream: TextIO | None = None,
+        *,
+        every: int = 10,
+        interval: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.stream = stream or sys.stderr
         self.every = every
         self.interval = interval

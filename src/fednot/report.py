@@ -73,9 +73,13 @@ def scenario_text(config: RunConfig) -> str:
         f"{s.trigger_size}x{s.trigger_size} trigger at {s.trigger_position} on "
         f"{s.poison_fraction:.0%} of its samples, relabelled {s.target_label}, and is forgotten",
         "centralized": "centralized: "
-        + (f"classes {list(s.classes)}" if s.centralized_forget == "class"
-           else f"a random {s.forget_ratio:.0%} of the training data") + " forgotten",
-    }  # fmt: skip
+        + (
+            f"classes {list(s.classes)}"
+            if s.centralized_forget == "class"
+            else f"a random {s.forget_ratio:.0%} of the training data"
+        )
+        + " forgotten",
+    }
     return texts[s.kind]
 
 

@@ -103,13 +103,32 @@ class Record:
     ) -> Record:
         """The record of a cell whose method diverged: ``reason``, and no metrics."""
         return cls(
-            method=method, title=title, seed=seed, retain_acc=None, forget_acc=None,
-            test_acc=None, mia=None, mia_std=None, val_acc=None, scenario=scenario, asr=None,
-            forget_class_acc=None, remaining_class_test_acc=None, avg_gap=None, comm_bytes=0,
-            flops=0, step_comm_bytes=0, step_flops=0, rounds=0, stop_reason="diverged",
-            rounds_to_target=None, comm_to_target=None, seconds=0.0, requirements=requirements,
+            method=method,
+            title=title,
+            seed=seed,
+            retain_acc=None,
+            forget_acc=None,
+            test_acc=None,
+            mia=None,
+            mia_std=None,
+            val_acc=None,
+            scenario=scenario,
+            asr=None,
+            forget_class_acc=None,
+            remaining_class_test_acc=None,
+            avg_gap=None,
+            comm_bytes=0,
+            flops=0,
+            step_comm_bytes=0,
+            step_flops=0,
+            rounds=0,
+            stop_reason="diverged",
+            rounds_to_target=None,
+            comm_to_target=None,
+            seconds=0.0,
+            requirements=requirements,
             diverged=reason,
-        )  # fmt: skip
+        )
 
 
 MEASURED: tuple[str, ...] = ("retain_acc", "forget_acc", "test_acc", "mia", "mia_std", "val_acc")
@@ -146,8 +165,9 @@ def with_gaps(records: Sequence[Record]) -> list[Record]:
     return out
 
 
-SCALAR_FIELDS: tuple[str, ...] = tuple(f for f in Record.__dataclass_fields__
-                                      if f not in ("notes", "tuned"))  # fmt: skip
+SCALAR_FIELDS: tuple[str, ...] = tuple(
+    f for f in Record.__dataclass_fields__ if f not in ("notes", "tuned")
+)
 """The fields of `Record` with one value each: the columns of results.csv and of `load`."""
 
 

@@ -161,12 +161,17 @@ class Run:
             del methods[name]
         order = cell_order(list(methods), self.config.eval.retrain_floor)
         cells = [
-            Cell(seed, name) for seed in self.config.seeds for name in order
+            Cell(seed, name)
+            for seed in self.config.seeds
+            for name in order
             if not self._done(Cell(seed, name))
-        ]  # fmt: skip
-        self._order = {Cell(seed, name): k for k, (seed, name) in enumerate(
-            (seed, name) for seed in self.config.seeds for name in order
-        )}  # fmt: skip
+        ]
+        self._order = {
+            Cell(seed, name): k
+            for k, (seed, name) in enumerate(
+                (seed, name) for seed in self.config.seeds for name in order
+            )
+        }
         self.progress.plan(len(self._order), done=len(self._order) - len(cells), jobs=self.jobs)
         runner = CellRunner(self.config, methods, history_union(methods.values()), self.progress)
         pool = CellPool(runner, self.jobs, self.config.threads or torch.get_num_threads())
@@ -249,9 +254,12 @@ class Run:
 
 
 def run(
-    config: RunConfig, run_dir: Path | None = None, *, progress: Progress | None = None,
+    config: RunConfig,
+    run_dir: Path | None = None,
+    *,
+    progress: Progress | None = None,
     jobs: int = 1,
-) -> Path:  # fmt: skip
+) -> Path:
     """Run the whole pipeline (``jobs`` cells at once); return the run directory.
 
     Progress lines go to standard error unless ``progress`` is `fednot.progress.Silent`.

@@ -134,9 +134,13 @@ def repoint(federation: Federation, old: ImageSet, new: ImageSet) -> Federation:
     clients = [ClientData(c.id, move(c.train), move(c.val)) for c in federation.clients]
     server = None if federation.server is None else move(federation.server)
     return Federation(
-        tuple(clients), move(federation.test), federation.preprocess, federation.num_classes,
-        federation.input_shape, server,
-    )  # fmt: skip
+        tuple(clients),
+        move(federation.test),
+        federation.preprocess,
+        federation.num_classes,
+        federation.input_shape,
+        server,
+    )
 
 
 def read_sample_ids(path: Path) -> tuple[int, ...]:

@@ -23,9 +23,14 @@ from fednot.tables import BEYOND, NOT_DISTINGUISHABLE, _diverged_statement, poin
 ALPHA = 1 - LEVEL
 EXCLUDED = "×"
 POINT_HEADER = {
-    END: "end", "comm25": "@25 % comm.", "comm50": "@50 % comm.", "comm100": "@100 % comm.",
-    "flops25": "@25 % FLOPs", "flops50": "@50 % FLOPs", "flops100": "@100 % FLOPs",
-}  # fmt: skip
+    END: "end",
+    "comm25": "@25 % comm.",
+    "comm50": "@50 % comm.",
+    "comm100": "@100 % comm.",
+    "flops25": "@25 % FLOPs",
+    "flops50": "@50 % FLOPs",
+    "flops100": "@100 % FLOPs",
+}
 
 
 def _p(value: float | None) -> str:
@@ -59,8 +64,12 @@ def paired_table(summary: Sequence[Mapping[str, Any]]) -> str:
             continue
         points = [k for k in reading_points() if any(r["paired"][ref].get(k) for r in rows)]
         header = ["Method", *(POINT_HEADER.get(k, k) for k in points)]
-        lines = [f"**Minus {titles.get(ref, ref)}**", "", f"| {' | '.join(header)} |",
-                 f"|{'---|' * len(header)}"]  # fmt: skip
+        lines = [
+            f"**Minus {titles.get(ref, ref)}**",
+            "",
+            f"| {' | '.join(header)} |",
+            f"|{'---|' * len(header)}",
+        ]
         for row in rows:
             cells = [row["title"], *(_cell(row["paired"][ref].get(k)) for k in points)]
             lines.append(f"| {' | '.join(cells)} |")
@@ -89,8 +98,12 @@ class Statements:
         """The sentences as a Markdown list; ``leads``: with the exploratory section."""
         out = list(self.supported)
         if leads and self.leads:
-            out += ["", "Exploratory (no multiplicity control: leads, not rankings):", "",
-                    *self.leads]  # fmt: skip
+            out += [
+                "",
+                "Exploratory (no multiplicity control: leads, not rankings):",
+                "",
+                *self.leads,
+            ]
         return "\n".join(out)
 
 
@@ -135,8 +148,11 @@ def supported_statements(
     leads: list[str] = []
     seeds: set[int] = set()
     for ref, key, entries in groups:
-        shown = [(titles[m], e, _also(also.get((frozenset((m, ref)), key)), recovery_rounds))
-                 for m, e in entries if (frozenset((m, ref)), key) not in repeats]  # fmt: skip
+        shown = [
+            (titles[m], e, _also(also.get((frozenset((m, ref)), key)), recovery_rounds))
+            for m, e in entries
+            if (frozenset((m, ref)), key) not in repeats
+        ]
         seeds |= {e["n"] for _, e, _ in shown}
         if entries[0][1]["family"] == EXPLORATORY:
             leads += _leads(titles[ref], key, shown, recovery_rounds)
@@ -239,12 +255,21 @@ def _family(
     """One primary family's sentence (``brief``: indistinguishable methods without numbers)."""
     tested = [(name, e, also) for name, e, also in entries if not e["excluded"]]
     excluded = [name for name, e, _ in entries if e["excluded"]]
-    lower = [f"{n}'s {_numbers(e, also)}" for n, e, also in tested
-             if supported(e, ALPHA) and e["mean"] > 0]  # fmt: skip
-    higher = [f"{n}'s {_numbers(e, also)}" for n, e, also in tested
-              if supported(e, ALPHA) and e["mean"] < 0]  # fmt: skip
-    same = [n if brief else f"{n} {_numbers(e, also)}" for n, e, also in tested
-            if not supported(e, ALPHA)]  # fmt: skip
+    lower = [
+        f"{n}'s {_numbers(e, also)}"
+        for n, e, also in tested
+        if supported(e, ALPHA) and e["mean"] > 0
+    ]
+    higher = [
+        f"{n}'s {_numbers(e, also)}"
+        for n, e, also in tested
+        if supported(e, ALPHA) and e["mean"] < 0
+    ]
+    same = [
+        n if brief else f"{n} {_numbers(e, also)}"
+        for n, e, also in tested
+        if not supported(e, ALPHA)
+    ]
     n = "/".join(str(k) for k in sorted({e["n"] for _, e, _ in entries}))
     where = (
         f"- Primary, at {point_text(key, recovery_rounds)} ({n} seeds; Holm over the family of "

@@ -23,9 +23,13 @@ _SCENARIO_HEADER = {
     "remaining_class_test_acc": "Remaining-class test acc.",
 }
 _POINT_HEADER = {
-    "comm25": "@25 % comm.", "comm50": "@50 % comm.", "comm100": "@100 % comm.",
-    "flops25": "@25 % FLOPs", "flops50": "@50 % FLOPs", "flops100": "@100 % FLOPs",
-}  # fmt: skip
+    "comm25": "@25 % comm.",
+    "comm50": "@50 % comm.",
+    "comm100": "@100 % comm.",
+    "flops25": "@25 % FLOPs",
+    "flops50": "@50 % FLOPs",
+    "flops100": "@100 % FLOPs",
+}
 _ATTACK_HEADER = {"conf_auc": "Conf. AUC (Δ)", "conf_tpr": "TPR @1 % FPR (Δ)"}
 INEXACT = "*"
 BEYOND = "†"
@@ -123,13 +127,22 @@ def main_table(
     floors = _floors(summary)
     attacks = [m for m in _ATTACK_HEADER if any(row.get(m) for row in summary)]
     header = [
-        "Method", "Retain (Δ)", "Forget (Δ)", "Test (Δ)", "MIA (Δ)",
-        *(_ATTACK_HEADER[m] for m in attacks), "Avg. gap ↓",
+        "Method",
+        "Retain (Δ)",
+        "Forget (Δ)",
+        "Test (Δ)",
+        "MIA (Δ)",
+        *(_ATTACK_HEADER[m] for m in attacks),
+        "Avg. gap ↓",
         *(f"Gap {_POINT_HEADER[k]}" for k in reading_points()[1:]),
         *(_SCENARIO_HEADER[m] for m in extra),
-        "Comm. / Retrain", "FLOPs / Retrain", "Storage (B)", "Rounds",
-        "Oracle: rounds to Retrain's val. acc.", "Needs",
-    ]  # fmt: skip
+        "Comm. / Retrain",
+        "FLOPs / Retrain",
+        "Storage (B)",
+        "Rounds",
+        "Oracle: rounds to Retrain's val. acc.",
+        "Needs",
+    ]
     lines = [f"| {' | '.join(header)} |", f"|{'---|' * len(header)}"]
     for row in summary:
         if not row["seeds"]:  # diverged on every seed: no numbers
@@ -155,9 +168,11 @@ def main_table(
             cells += [
                 "—" if ratio["comm_bytes"] is None else f"{ratio['comm_bytes']:.2f}",
                 "—" if ratio["flops"] is None else f"{ratio['flops']:.2f}",
-                f"{row['storage_bytes']:.2e}", f"{row['rounds']:.0f}", reached,
+                f"{row['storage_bytes']:.2e}",
+                f"{row['rounds']:.0f}",
+                reached,
                 row["requirements"],
-            ]  # fmt: skip
+            ]
         lines.append(f"| {' | '.join(cells)} |")
     for name in not_applicable or {}:
         lines.append(f"| {' | '.join([name, 'not applicable', *['—'] * (len(header) - 2)])} |")

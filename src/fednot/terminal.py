@@ -54,8 +54,11 @@ def compact_table(
         DIVERGED: "diverged on some seeds (why: results.md)",
         TUNED: "tuned by `fednot tune`",
     }
-    used = [f"{mark} {text}" for mark, text in marks.items()
-            if any(mark in cell for row in body for cell in row)]  # fmt: skip
+    used = [
+        f"{mark} {text}"
+        for mark, text in marks.items()
+        if any(mark in cell for row in body for cell in row)
+    ]
     if used:
         lines.append(textwrap.fill("; ".join(used) + ".", WIDTH, break_on_hyphens=False))
     return "\n".join(lines)

@@ -92,10 +92,11 @@ def every_method_config(config: RunConfig) -> RunConfig:
     The server holds 16 samples: FUKD's unlabeled distillation set.
     """
     return replace(
-        config, unlearn=replace(config.unlearn, recovery_rounds=1, methods=tuple(TINY_OPTIONS)),
+        config,
+        unlearn=replace(config.unlearn, recovery_rounds=1, methods=tuple(TINY_OPTIONS)),
         options={method: options for method, options in TINY_OPTIONS.items() if options},
         data=replace(config.data, server_samples=16),
-    )  # fmt: skip
+    )
 
 
 def forbid_clients(federation: Federation, client_ids: tuple[int, ...]) -> Federation:
@@ -206,9 +207,11 @@ def _federated_setup() -> tuple[RunConfig, Callable[[], Federation]]:
 
 def _centralized_setup(**sections: object) -> tuple[RunConfig, Callable[[], Federation]]:
     config = tiny_config(
-        num_clients=1, scenario=ScenarioConfig(kind="centralized", forget_ratio=0.25),
-        unlearn=UnlearnConfig(forget_clients=(0,), recovery_rounds=0), **sections,
-    )  # fmt: skip
+        num_clients=1,
+        scenario=ScenarioConfig(kind="centralized", forget_ratio=0.25),
+        unlearn=UnlearnConfig(forget_clients=(0,), recovery_rounds=0),
+        **sections,
+    )
     return config, lambda: tiny_federation(num_clients=1)
 
 

@@ -43,8 +43,14 @@ from fednot.types import StateDict
 from fednot.unlearning.negation import NoT, negate, negation_targets
 
 ORIGINAL, NOT0, NOT, FT, RETRAIN, NEG, KEPT = (
-    "original", "not@0", "not", "ft", "retrain", "control_negated", "control_kept",
-)  # fmt: skip
+    "original",
+    "not@0",
+    "not",
+    "ft",
+    "retrain",
+    "control_negated",
+    "control_kept",
+)
 ROWS: tuple[tuple[str, str, str], ...] = (
     ("NoT@τ:0 vs original", NOT0, ORIGINAL),
     ("NoT@τ:-1 vs original", NOT, ORIGINAL),
@@ -119,10 +125,12 @@ def _seed(study: Study, seed: int, samples: int) -> tuple[dict[str, dict[str, fl
         states[key] = exp.unlearn(trained, request, name, reference_val_acc=reference).state
     fixed = exp.streams.seed_for("cka", "control")
     random = create_model(
-        study.config.model.name, input_shape=exp.federation.input_shape,
-        num_classes=exp.federation.num_classes, options=study.config.model.options,
+        study.config.model.name,
+        input_shape=exp.federation.input_shape,
+        num_classes=exp.federation.num_classes,
+        options=study.config.model.options,
         generator=torch.Generator().manual_seed(fixed),
-    ).state_dict()  # fmt: skip
+    ).state_dict()
     params = [p for layer in layers for p in layer.parameters]
     states[NEG], states[KEPT] = control_pair(trained.state, random, params, targets)
     model = copy.deepcopy(exp.model)
@@ -159,8 +167,14 @@ def analyze_cka(study: Study) -> Path:
     mean = {row: {c: v[0] for c, v in cells.items()} for row, cells in stats.items()}
     std = {row: {c: v[1] for c, v in cells.items()} for row, cells in stats.items()}
     meta["seeds"] = len(runs)
-    data = {"rows": list(mean), "columns": columns, **meta, "mean": _clean(mean),
-            "std": _clean(std), "per_seed": _clean(per_seed)}  # fmt: skip
+    data = {
+        "rows": list(mean),
+        "columns": columns,
+        **meta,
+        "mean": _clean(mean),
+        "std": _clean(std),
+        "per_seed": _clean(per_seed),
+    }
     study.save_json("analyze_cka", data)
     _plot(study, mean, columns, meta)
     title = "Linear CKA between models, per layer (paper Fig. 3)"

@@ -147,9 +147,17 @@ def summarize_finals(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 def finals_table(summary: Mapping[str, Mapping[str, Any]], first: str) -> str:
     """A Markdown table of `summarize_finals` rows: mean ± 95 % CI half-width."""
     points = [cost_key(f) for f in COST_POINTS]
-    header = [first, "retain", "forget", "test", "MIA", "avg. gap (end)",
-              *(f"gap @{p.removeprefix('comm')} % comm." for p in points),
-              "comm. / Retrain", "rounds"]  # fmt: skip
+    header = [
+        first,
+        "retain",
+        "forget",
+        "test",
+        "MIA",
+        "avg. gap (end)",
+        *(f"gap @{p.removeprefix('comm')} % comm." for p in points),
+        "comm. / Retrain",
+        "rounds",
+    ]
     lines = [f"| {' | '.join(header)} |", f"|{'---|' * len(header)}"]
     for label, row in summary.items():
         cells = [

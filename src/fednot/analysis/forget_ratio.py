@@ -61,11 +61,14 @@ def ablate_forget_ratio(study: Study) -> Path:
                 study.progress.phase(f"seed {seed}: {count} clients forgotten: {method.name}")
                 outcome = exp.unlearn(trained, request, method)
                 metrics = exp.evaluate(outcome.state).values()
-                results.setdefault(method.name, {}).setdefault(count, []).append({
-                    **metrics, "avg_gap": avg_gap(metrics, reference),
-                    "comm_bytes": outcome.costs.comm_bytes,
-                    "comm_ratio": outcome.costs.comm_bytes / max(retrain.costs.comm_bytes, 1),
-                })  # fmt: skip
+                results.setdefault(method.name, {}).setdefault(count, []).append(
+                    {
+                        **metrics,
+                        "avg_gap": avg_gap(metrics, reference),
+                        "comm_bytes": outcome.costs.comm_bytes,
+                        "comm_ratio": outcome.costs.comm_bytes / max(retrain.costs.comm_bytes, 1),
+                    }
+                )
     summary = {
         name: {count: _mean(runs) for count, runs in per.items()} for name, per in results.items()
     }
@@ -113,8 +116,9 @@ def _plot(study: Study, summary: dict[str, dict[int, dict[str, float]]], counts:
         axis.set_xticks(ratios)
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
-    figure.suptitle(f"Forget ratio: each method against its own Retrain\n{study.setting()}",
-                    fontsize=10)  # fmt: skip
+    figure.suptitle(
+        f"Forget ratio: each method against its own Retrain\n{study.setting()}", fontsize=10
+    )
     study.save_figure(figure, "ablate_forget_ratio")
 
 

@@ -65,20 +65,27 @@ def ablate_layers(study: Study) -> Path:
             metrics = exp.evaluate(outcome.state).values()
             points = outcome_points(outcome)
             runs.append(CurveRun(label, points, reference, ref_comm))
-            finals.setdefault(label, []).append({
-                **metrics, "avg_gap": avg_gap(metrics, reference), "seed": seed,
-                "comm_bytes": outcome.costs.comm_bytes, "comm_ratio": outcome.costs.comm_bytes
-                / max(ref_comm, 1), "rounds": len(outcome.log.rounds),
-                "gap_at": gaps_at_cost(points, reference, retrain.costs),
-                "warnings": outcome.notes.get("warnings", []),
-            })  # fmt: skip
+            finals.setdefault(label, []).append(
+                {
+                    **metrics,
+                    "avg_gap": avg_gap(metrics, reference),
+                    "seed": seed,
+                    "comm_bytes": outcome.costs.comm_bytes,
+                    "comm_ratio": outcome.costs.comm_bytes / max(ref_comm, 1),
+                    "rounds": len(outcome.log.rounds),
+                    "gap_at": gaps_at_cost(points, reference, retrain.costs),
+                    "warnings": outcome.notes.get("warnings", []),
+                }
+            )
     curves = pool_curves(runs)
     summary = {label: summarize_finals(rows) for label, rows in finals.items()}
     study.save_json("ablate_layers", {"per_seed": finals, "summary": summary, "curves": curves})
     tradeoff_chart(
-        curves, {k: k for k in curves}, study.path("ablate_layers.png"),
+        curves,
+        {k: k for k in curves},
+        study.path("ablate_layers.png"),
         subtitle=f"NoT per negated layer; {study.setting()}",
-    )  # fmt: skip
+    )
     return study.write_markdown("ablate_layers", "Which layer to negate", _report(summary, config))
 
 

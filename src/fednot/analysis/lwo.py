@@ -120,9 +120,12 @@ def lwo_check(exp: Experiment, trained: StateDict, *, rounds: int, negation: NoT
     negated = negation_targets(layers, negate_bias=negation.negate_bias)
     fed, cfg = exp.federation, exp.config
     fresh = create_model(
-        cfg.model.name, input_shape=fed.input_shape, num_classes=fed.num_classes,
-        options=cfg.model.options, generator=exp.streams.torch("lwo", "init"),
-    ).state_dict()  # fmt: skip
+        cfg.model.name,
+        input_shape=fed.input_shape,
+        num_classes=fed.num_classes,
+        options=cfg.model.options,
+        generator=exp.streams.torch("lwo", "init"),
+    ).state_dict()
     starts = lwo_starts(trained, fresh, negated=negated, frozen=frozen)
     retained = exp.split(exp.scenario.request).retained
     limit = cfg.eval.curve_subset or len(fed.test)  # None: the full test set
@@ -140,11 +143,19 @@ def lwo_check(exp: Experiment, trained: StateDict, *, rounds: int, negation: NoT
         recipe = replace(base, frozen=frozenset(frozen if name != "c" else ()))
         exp.progress.phase(f"seed {exp.seed}: LWO {VARIANTS[name]}, {rounds} rounds")
         fedavg = FedAvg(
-            exp.model, retained, recipe, exp.streams, phase="lwo", label=f"lwo ({name})",
-            participation=cfg.train.participation, device=exp.device, flops=exp.flops,
-            progress=exp.progress, eval_batch_size=cfg.eval.batch_size,
+            exp.model,
+            retained,
+            recipe,
+            exp.streams,
+            phase="lwo",
+            label=f"lwo ({name})",
+            participation=cfg.train.participation,
+            device=exp.device,
+            flops=exp.flops,
+            progress=exp.progress,
+            eval_batch_size=cfg.eval.batch_size,
             communicates=exp.scenario.kind != "centralized",
-        )  # fmt: skip
+        )
         initial = test_acc(start)
         state, log = fedavg.run(
             dict(start), StopRule(rounds), on_round=lambda _, s, __: {"test_acc": test_acc(s)}
@@ -153,10 +164,18 @@ def lwo_check(exp: Experiment, trained: StateDict, *, rounds: int, negation: NoT
         if changed:
             raise FedNotError(f"LWO ({name}): frozen tensors {changed} changed in training.")
         variants[name] = LwoVariant(
-            name, recipe, start, clone_state(state), initial,
-            [r.extra["test_acc"] for r in log.rounds], test_acc(state, full=True),
-            log.rounds[-1].val_acc, log.costs.comm_bytes, log.costs.flops, log.costs.seconds,
-        )  # fmt: skip
+            name,
+            recipe,
+            start,
+            clone_state(state),
+            initial,
+            [r.extra["test_acc"] for r in log.rounds],
+            test_acc(state, full=True),
+            log.rounds[-1].val_acc,
+            log.costs.comm_bytes,
+            log.costs.flops,
+            log.costs.seconds,
+        )
     names = tuple(layer.name for layer in layers)
     return LwoRun(names, frozen, negated, variants, len(subset))
 
@@ -222,11 +241,19 @@ def analyze_lwo(study: Study) -> Path:
     )
     arrays = {n: np.array(c) for n, c in curves.items()}
     data = {
-        "layers": list(run.layers), "frozen": list(run.frozen), "negated": list(run.negated),
-        "rounds": rounds, "curve_samples": run.curve_samples, "tol_ab": tol_ab,
-        "tol_ac": tol_ac, "passes": ok, "verdict": why, "summary": summary, "seeds": per_seed,
+        "layers": list(run.layers),
+        "frozen": list(run.frozen),
+        "negated": list(run.negated),
+        "rounds": rounds,
+        "curve_samples": run.curve_samples,
+        "tol_ab": tol_ab,
+        "tol_ac": tol_ac,
+        "passes": ok,
+        "verdict": why,
+        "summary": summary,
+        "seeds": per_seed,
         "max_round_gap_ab": float(np.abs(arrays["a"] - arrays["b"])[:, 1:].max()),
-    }  # fmt: skip
+    }
     study.save_json("lwo", data)
     _plot(study, arrays, ", ".join(run.layers), run.curve_samples)
     return study.write_markdown("lwo", "Layer-wise optimality check", _body(data))

@@ -108,12 +108,22 @@ def ablate_perturbation(study: Study) -> Path:
     for seed in study.seeds:
         _run_seed(study, seed, config, kinds, (layers, negate_bias), results)
     summary = _summarize(results.runs)
-    study.save_json("ablate_perturbation", {
-        "kinds": list(kinds), "layers": results.layers, "negate_bias": negate_bias,
-        "recovery_rounds": budget, "curve_every": every, "early_stop": early,
-        "retrain": results.retrain, "retrain_curve_reference": results.retrain_curve,
-        "runs": results.runs, "summary": summary, "skipped": results.skipped,
-    })  # fmt: skip
+    study.save_json(
+        "ablate_perturbation",
+        {
+            "kinds": list(kinds),
+            "layers": results.layers,
+            "negate_bias": negate_bias,
+            "recovery_rounds": budget,
+            "curve_every": every,
+            "early_stop": early,
+            "retrain": results.retrain,
+            "retrain_curve_reference": results.retrain_curve,
+            "runs": results.runs,
+            "summary": summary,
+            "skipped": results.skipped,
+        },
+    )
     _plot(study, results)
     retrain = {m: mean_ci([r[m] for r in results.retrain]).mean for m in GAP_METRICS}
     body = _report(summary, retrain, results.skipped, every)
@@ -138,8 +148,15 @@ def _run_seed(
     results.retrain.append(reference)
     exp = study.experiment(seed, config)
     request = exp.scenario.request
-    ref_point = curve_point(exp.model, retrain.state, exp.split(request), exp.federation,
-                            exp.streams, config.eval, device=exp.device)  # fmt: skip
+    ref_point = curve_point(
+        exp.model,
+        retrain.state,
+        exp.split(request),
+        exp.federation,
+        exp.streams,
+        config.eval,
+        device=exp.device,
+    )
     results.retrain_curve.append(ref_point)
     chosen, _ = perturbation_targets(exp.model, layers, negate_bias=negate_bias)
     results.layers = [layer.name for layer in chosen]
@@ -157,13 +174,19 @@ def _run_seed(
         outcome = exp.unlearn(trained, request, method)
         points = _points(outcome)
         final = exp.evaluate(outcome.state).values()
-        results.runs.setdefault(kind, []).append({
-            "seed": seed, "final": final, "final_avg_gap": avg_gap(final, reference),
-            "rounds": len(outcome.log.rounds), "stop_reason": outcome.log.stop_reason,
-            "seconds": outcome.costs.seconds,
-            "curve": [{"round": r, **p} for r, p in points],
-            "gap_curve": gap_curve(points, ref_point), "notes": outcome.notes,
-        })  # fmt: skip
+        results.runs.setdefault(kind, []).append(
+            {
+                "seed": seed,
+                "final": final,
+                "final_avg_gap": avg_gap(final, reference),
+                "rounds": len(outcome.log.rounds),
+                "stop_reason": outcome.log.stop_reason,
+                "seconds": outcome.costs.seconds,
+                "curve": [{"round": r, **p} for r, p in points],
+                "gap_curve": gap_curve(points, ref_point),
+                "notes": outcome.notes,
+            }
+        )
 
 
 def _recovery_gap(run: Mapping[str, Any]) -> float:
@@ -192,8 +215,10 @@ def _summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, flo
             out[kind][key], out[kind][f"{key}_hw"] = interval.mean, interval.half_width
         paired = [r for r in seeds if r["seed"] in negate]
         if kind != "negate" and len(paired) >= 2:
-            for key, value in (("final_avg_gap", lambda r: r["final_avg_gap"]),
-                               ("recovery_gap", _recovery_gap)):  # fmt: skip
+            for key, value in (
+                ("final_avg_gap", lambda r: r["final_avg_gap"]),
+                ("recovery_gap", _recovery_gap),
+            ):
                 diff = paired_ci(
                     [value(r) for r in paired], [value(negate[r["seed"]]) for r in paired]
                 )
@@ -227,8 +252,15 @@ def _plot(study: Study, results: _Results) -> None:
         for i, (kind, seeds) in enumerate(results.runs.items()):
             color = colors(i % 10)
             rounds, mean, half = mean_band([_series(r, key, first) for r in seeds])
-            axis.plot(rounds, mean, color=color, lw=2.6 if kind == "negate" else 1.6, marker="o",
-                      ms=3, label=f"{kind}: {describe(kind)}")  # fmt: skip
+            axis.plot(
+                rounds,
+                mean,
+                color=color,
+                lw=2.6 if kind == "negate" else 1.6,
+                marker="o",
+                ms=3,
+                label=f"{kind}: {describe(kind)}",
+            )
             if band:
                 low = [m - h for m, h in zip(mean, half, strict=True)]
                 high = [m + h for m, h in zip(mean, half, strict=True)]
@@ -319,8 +351,13 @@ def _paired_lines(summary: Mapping[str, Mapping[str, float]]) -> list[str]:
             if f"{key}_vs_negate" not in row:
                 continue
             mean, low, high = (row[f"{key}_vs_negate{s}"] for s in ("", "_low", "_high"))
-            verdict = ("higher than negation's" if low > 0 else "lower than negation's"
-                       if high < 0 else "not distinguishable from negation's")  # fmt: skip
+            verdict = (
+                "higher than negation's"
+                if low > 0
+                else "lower than negation's"
+                if high < 0
+                else "not distinguishable from negation's"
+            )
             parts.append(f"`{kind}` {verdict} ({mean:+.2f}, 95 % CI [{low:+.2f}, {high:+.2f}])")
         if parts:
             lines.append(f"- By {what}, paired by seed: " + "; ".join(parts) + ".")

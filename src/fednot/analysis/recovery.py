@@ -21,20 +21,36 @@ from fednot.outcome import UnlearnOutcome
 
 METHODS = ("not", "ft", "retrain")
 TITLES = {"not": "NoT", "ft": "FT", "retrain": "Retrain"}
-LABELS = {"retain_acc": "retain accuracy (%)", "forget_acc": "forget accuracy (%)",
-          "test_acc": "test accuracy (%)", "mia": "MIA (%, 50 = indistinguishable)"}  # fmt: skip
+LABELS = {
+    "retain_acc": "retain accuracy (%)",
+    "forget_acc": "forget accuracy (%)",
+    "test_acc": "test accuracy (%)",
+    "mia": "MIA (%, 50 = indistinguishable)",
+}
 
 
 def curve(outcome: UnlearnOutcome) -> list[dict[str, float]]:
     """(round, metrics) points: round 0, then every round that has a curve point."""
-    points = [{"round": 0.0, "comm_bytes": float(outcome.step_costs.comm_bytes),
-               "flops": float(outcome.step_costs.flops), **outcome.start}]  # fmt: skip
+    points = [
+        {
+            "round": 0.0,
+            "comm_bytes": float(outcome.step_costs.comm_bytes),
+            "flops": float(outcome.step_costs.flops),
+            **outcome.start,
+        }
+    ]
     comm, flops = outcome.step_costs.comm_bytes, outcome.step_costs.flops
     for record in outcome.log.rounds:
         comm, flops = comm + record.comm_bytes, flops + record.flops
         if record.extra:
-            points.append({"round": float(record.round), "comm_bytes": float(comm),
-                           "flops": float(flops), **record.extra})  # fmt: skip
+            points.append(
+                {
+                    "round": float(record.round),
+                    "comm_bytes": float(comm),
+                    "flops": float(flops),
+                    **record.extra,
+                }
+            )
     return points
 
 
@@ -42,8 +58,11 @@ def rounds_within(points: list[dict[str, float]], target: float, within: float) 
     """The first point whose test accuracy is within ``within`` pp of ``target``, and its cost."""
     for point in points:
         if point.get("test_acc", -1.0) >= target - within:
-            return {"round": int(point["round"]), "comm_bytes": point["comm_bytes"],
-                    "flops": point["flops"]}  # fmt: skip
+            return {
+                "round": int(point["round"]),
+                "comm_bytes": point["comm_bytes"],
+                "flops": point["flops"],
+            }
     return {"round": None, "comm_bytes": None, "flops": None}
 
 
@@ -66,8 +85,9 @@ def analyze_recovery(study: Study) -> Path:
         for method, outcome in outcomes.items():
             points = curve(outcome)
             curves[method].append(points)
-            reached[method].append({"seed": seed, "target_test_acc": target,
-                                    **rounds_within(points, target, within)})  # fmt: skip
+            reached[method].append(
+                {"seed": seed, "target_test_acc": target, **rounds_within(points, target, within)}
+            )
     study.save_json("analyze_recovery", {"within_pp": within, "curves": curves, "reached": reached})
     _plot(study, curves)
     return study.write_markdown("analyze_recovery", "Recovery curves", _report(reached, within))
@@ -82,14 +102,19 @@ def _plot(study: Study, curves: dict[str, list[list[dict[str, float]]]]) -> None
             values = [[p[metric] for p in run if metric in p] for run in runs]
             length = min(len(v) for v in values)
             means = [mean_std([v[i] for v in values])[0] for i in range(length)]
-            axis.plot(rounds[:length], means, label=TITLES[method],
-                      linestyle="--" if method == "retrain" else "-")  # fmt: skip
+            axis.plot(
+                rounds[:length],
+                means,
+                label=TITLES[method],
+                linestyle="--" if method == "retrain" else "-",
+            )
         axis.set_xlabel("round (fine-tuning for NoT and FT; training for Retrain)")
         axis.set_ylabel(LABELS[metric])
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
-    figure.suptitle(f"Recovery: metrics per round (subsets; mean over seeds)\n{study.setting()}",
-                    fontsize=10)  # fmt: skip
+    figure.suptitle(
+        f"Recovery: metrics per round (subsets; mean over seeds)\n{study.setting()}", fontsize=10
+    )
     study.save_figure(figure, "analyze_recovery")
 
 

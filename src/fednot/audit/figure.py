@@ -24,8 +24,10 @@ def epsilon_chart(report: Mapping[str, Any], path: Path, *, subtitle: str) -> No
     """
     plt = pyplot()
     n, half = report["models"], report["half"]
-    panels = (("half", half, f"{half} vs {half} models (with Retrain's own spread)"),
-              ("full", n, f"{n} vs {n} models (the score)"))  # fmt: skip
+    panels = (
+        ("half", half, f"{half} vs {half} models (with Retrain's own spread)"),
+        ("full", n, f"{n} vs {n} models (the score)"),
+    )
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), sharey=True)
     for axis, (key, size, title) in zip(axes, panels, strict=True):
         limit = math.ceil(resolvable_epsilon(size))
@@ -39,8 +41,13 @@ def epsilon_chart(report: Mapping[str, Any], path: Path, *, subtitle: str) -> No
             if row["method"] == REFERENCE:
                 style = {"color": "black", "linestyle": "--", "linewidth": 2.0}
             label = f"{row['title']} ({cell['score']:.3f})"
-            axis.step(np.concatenate([[0], eps]), np.concatenate([[0], share]), where="post",
-                      label=label, **style)  # fmt: skip
+            axis.step(
+                np.concatenate([[0], eps]),
+                np.concatenate([[0], share]),
+                where="post",
+                label=label,
+                **style,
+            )
         for edge in np.arange(BUCKET, limit + BUCKET / 2, BUCKET):
             axis.axvline(edge, color="0.85", linewidth=0.8, zorder=0)
         axis.axvline(resolvable_epsilon(size), color="0.4", linestyle=":", linewidth=1.2)
@@ -49,11 +56,13 @@ def epsilon_chart(report: Mapping[str, Any], path: Path, *, subtitle: str) -> No
         axis.set_title(title, fontsize=10)
         axis.set_xlabel(f"per-example ε (dotted: ln({size - 1}); ≥ {limit} drawn at the edge)")
         axis.grid(alpha=0.25, axis="y")
-        axis.legend(fontsize=8, loc="upper left", title="method (forgetting quality)",
-                    title_fontsize=8)  # fmt: skip
+        axis.legend(
+            fontsize=8, loc="upper left", title="method (forgetting quality)", title_fontsize=8
+        )
     axes[0].set_ylabel("share of forgotten examples with ε ≤ x")
     save_figure(
-        fig, path,
+        fig,
+        path,
         "How distinguishable each forgotten example is from Retrain's models (higher and further "
         f"left is better)\n{subtitle}",
-    )  # fmt: skip
+    )

@@ -60,9 +60,13 @@ class ModelOutputs:
             return math.nan if data[key] is None else float(data[key])
 
         return cls(
-            np.asarray(data["confidences"], np.float64), number("retain_acc"),
-            number("test_acc"), number("forget_acc"), float(data["seconds"]), data["diverged"],
-        )  # fmt: skip
+            np.asarray(data["confidences"], np.float64),
+            number("retain_acc"),
+            number("test_acc"),
+            number("forget_acc"),
+            float(data["seconds"]),
+            data["diverged"],
+        )
 
     @classmethod
     def of_divergence(cls, reason: str, seconds: float) -> ModelOutputs:
@@ -83,17 +87,23 @@ def measure(exp: Experiment, state: StateDict, split: ForgetSplit, seconds: floa
     check_evaluable(state)
     exp.model.load_state_dict(state)
     logits, labels = forward(
-        exp.model, split.forget, exp.federation.preprocess,
-        batch_size=exp.config.eval.batch_size, device=exp.device,
-    )  # fmt: skip
+        exp.model,
+        split.forget,
+        exp.federation.preprocess,
+        batch_size=exp.config.eval.batch_size,
+        device=exp.device,
+    )
     confidences = logit_confidence(logits, labels).numpy()
     forget_acc = float((logits.argmax(dim=1) == labels).double().mean()) * 100
 
     def acc(samples: Samples) -> float:
         return accuracy(
-            exp.model, samples, exp.federation.preprocess,
-            batch_size=exp.config.eval.batch_size, device=exp.device,
-        )  # fmt: skip
+            exp.model,
+            samples,
+            exp.federation.preprocess,
+            batch_size=exp.config.eval.batch_size,
+            device=exp.device,
+        )
 
     return ModelOutputs(
         confidences, acc(split.retain), acc(exp.federation.test), forget_acc, seconds

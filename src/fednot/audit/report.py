@@ -46,10 +46,12 @@ def _scored(
     points = bucket_points(estimate.epsilons, estimate.n_unlearned)
     low, high = bootstrap_interval(points, generator, resamples=RESAMPLES)
     return points, {
-        "score": float(points.mean()), "ci": [low, high],
+        "score": float(points.mean()),
+        "ci": [low, high],
         "median_epsilon": float(np.median(estimate.epsilons)),
-        "unscored_examples": estimate.unscored, "epsilons": estimate.epsilons.tolist(),
-    }  # fmt: skip
+        "unscored_examples": estimate.unscored,
+        "epsilons": estimate.epsilons.tolist(),
+    }
 
 
 def score_methods(
@@ -73,25 +75,38 @@ def score_methods(
     reference = {key: _mean(oracle, key) for key in _ACCURACIES}
     first, second = oracle[:half], oracle[half : 2 * half]
     _, own = _scored(example_epsilons(_stack(first), _stack(second)), generator)
-    rows.append({
-        "method": REFERENCE, "title": type(methods[REFERENCE]).title or REFERENCE,
-        "models": models, "diverged": 0, "full": None, "half": own, **reference,
-        "utility": utility_factor(
-            _mean(first, "retain_acc"), _mean(second, "retain_acc"),
-            _mean(first, "test_acc"), _mean(second, "test_acc"),
-        ),
-        "acc_gap": 0.0, "seconds": sum(m.seconds for m in oracle),
-    })  # fmt: skip
+    rows.append(
+        {
+            "method": REFERENCE,
+            "title": type(methods[REFERENCE]).title or REFERENCE,
+            "models": models,
+            "diverged": 0,
+            "full": None,
+            "half": own,
+            **reference,
+            "utility": utility_factor(
+                _mean(first, "retain_acc"),
+                _mean(second, "retain_acc"),
+                _mean(first, "test_acc"),
+                _mean(second, "test_acc"),
+            ),
+            "acc_gap": 0.0,
+            "seconds": sum(m.seconds for m in oracle),
+        }
+    )
     for name, method in methods.items():
         if name == REFERENCE:
             continue
         sampled = [outputs[name][k] for k in range(models)]
         kept = [m for m in sampled if m.diverged is None]
         row: dict[str, Any] = {
-            "method": name, "title": type(method).title or name, "models": len(kept),
-            "diverged": len(sampled) - len(kept), "seconds": sum(m.seconds for m in sampled),
+            "method": name,
+            "title": type(method).title or name,
+            "models": len(kept),
+            "diverged": len(sampled) - len(kept),
+            "seconds": sum(m.seconds for m in sampled),
             "requirements": method.requirements.describe(),
-        }  # fmt: skip
+        }
         if len(kept) < 3:
             rows.append({**row, "full": None, "half": None})
             continue
@@ -104,15 +119,19 @@ def score_methods(
         full["adjusted"] = full["score"] * utility
         full["adjusted_ci"] = [bound * utility for bound in full["ci"]]
         gap = float(np.mean([abs(accs[k] - reference[k]) for k in _ACCURACIES]))
-        rows.append({**row, "full": full, "half": halved, **accs, "utility": utility,
-                     "acc_gap": gap})  # fmt: skip
+        rows.append(
+            {**row, "full": full, "half": halved, **accs, "utility": utility, "acc_gap": gap}
+        )
         points[name] = method_points
     return {
-        "models": models, "seed": seed, "half": half,
+        "models": models,
+        "seed": seed,
+        "half": half,
         "resolvable_epsilon": resolvable_epsilon(models),
         "bucket_limit": float(math.ceil(resolvable_epsilon(models))),
-        "rows": rows, "pairs": _pairs(points, generator),
-    }  # fmt: skip
+        "rows": rows,
+        "pairs": _pairs(points, generator),
+    }
 
 
 def _pairs(

@@ -66,9 +66,15 @@ class Audit:
     """
 
     def __init__(
-        self, config: RunConfig, out: Path, *, models: int, seed: int, jobs: int = 1,
+        self,
+        config: RunConfig,
+        out: Path,
+        *,
+        models: int,
+        seed: int,
+        jobs: int = 1,
         progress: Progress | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         if jobs < 1:
             raise ConfigError(f"--jobs must be >= 1, got {jobs}.")
         if models < MIN_MODELS:
@@ -101,9 +107,11 @@ class Audit:
         config = to_dict(self.config)
         config["unlearn"] = {k: v for k, v in config["unlearn"].items() if k != "methods"}
         return {
-            "config": config, "seed": self.seed, "models": self.models,
+            "config": config,
+            "seed": self.seed,
+            "models": self.models,
             "threads_per_model": self.worker_threads,
-        }  # fmt: skip
+        }
 
     def _resume(self) -> None:
         previous = read_json_state(self.out / "outputs.json")
@@ -152,9 +160,11 @@ class Audit:
         report = score_methods(self.outputs, methods, self.models, self.seed)
         now = time.perf_counter()
         report["seconds"] = {
-            "wall": self.elapsed + now - start, "original": self.original_seconds,
-            "scoring": now - scoring, "this_invocation": now - start,
-        }  # fmt: skip
+            "wall": self.elapsed + now - start,
+            "original": self.original_seconds,
+            "scoring": now - scoring,
+            "this_invocation": now - start,
+        }
         self.elapsed += now - start
         self._save()
         report["jobs"], report["threads_per_model"] = self.jobs, self.worker_threads

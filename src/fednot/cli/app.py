@@ -20,26 +20,30 @@ def _common(
 ) -> None:
     add_config_arguments(parser, checkpoint=checkpoint)
     parser.add_argument(
-        "--threads", type=int,
+        "--threads",
+        type=int,
         help="torch threads, recorded in the configuration and the cache keys (default: "
         "torch's choice, the number of cores)",
-    )  # fmt: skip
+    )
     if quiet:
         parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     if checkpoint:
         parser.add_argument(
-            "--trust-code", action="store_true",
+            "--trust-code",
+            action="store_true",
             help="let the checkpoint's configuration import the code it names (import strings "
             "such as 'pkg.module:attr'); without it such a checkpoint is refused",
-        )  # fmt: skip
+        )
 
 
 def _jobs(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
-        "--jobs", type=int, default=1,
+        "--jobs",
+        type=int,
+        default=1,
         help=f"{what} at once, each in a worker process with threads/jobs torch threads "
         "(default: 1; 2 is faster on 2 cores)",
-    )  # fmt: skip
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,11 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
-        "run", help="the whole pipeline: pre-train, unlearn with each method, evaluate",
+        "run",
+        help="the whole pipeline: pre-train, unlearn with each method, evaluate",
         description="Pre-train, unlearn with each method, evaluate, over the configuration's "
         "seeds. The configuration starts from fednot's defaults (`fednot config` prints them), "
         "or from --preset.",
-    )  # fmt: skip
+    )
     _common(p)
     add_selection_arguments(p)
     _jobs(p, "cells (a method on a seed)")
@@ -64,12 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=commands.run)
 
     p = sub.add_parser(
-        "bench", help=f"compare methods over seeds (default preset: {commands.BENCH_PRESET})",
+        "bench",
+        help=f"compare methods over seeds (default preset: {commands.BENCH_PRESET})",
         description=f"`fednot run` over a preset: {commands.BENCH_PRESET} unless --preset names "
         "another, so the same seed gives other numbers than `fednot run`, which starts from "
         "fednot's defaults. --scenario and -c FILE apply over that preset, then --set, --methods "
         "and --seeds. The preset applied is printed first (not with -q).",
-    )  # fmt: skip
+    )
     _common(p)
     p.add_argument(
         "--scenario",
@@ -90,10 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
         _common(p)
         add_selection_arguments(p, methods=False)
         p.add_argument(
-            "--param", dest="params", action="append", default=[], metavar="KEY=VALUE",
+            "--param",
+            dest="params",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
             help="an option of the analysis, e.g. counts=1,5,9 (forget-ratio), within=1.0 "
             "(recovery), samples=1000 (cka), rounds=30 (lwo), kinds=negate,noise (perturbation)",
-        )  # fmt: skip
+        )
         p.add_argument("--out", help="output folder (default: <out_dir>/<group>-<kind>-<time>)")
         p.set_defaults(handler=commands.study, group=group)
 
@@ -103,22 +113,25 @@ def build_parser() -> argparse.ArgumentParser:
         description="The NeurIPS 2023 Machine Unlearning Challenge's forgetting-quality score "
         "(docs/audit.md). Retrained models are cached and shared between audits; an "
         "interrupted audit resumes in the same --out folder.",
-    )  # fmt: skip
+    )
     _common(p)
     p.add_argument(
         "--scenario",
         help="client, class, instance, backdoor, noniid or centralized (default: the preset's)",
     )
     p.add_argument(
-        "--methods", default="ft,not",
+        "--methods",
+        default="ft,not",
         help="comma-separated methods to audit; Retrain is always audited (default: ft,not)",
-    )  # fmt: skip
+    )
     p.add_argument("--models", type=int, default=32, help="N, models per method (default: 32)")
     _jobs(p, "models trained")
     p.add_argument(
-        "--seed", type=int, default=None,
+        "--seed",
+        type=int,
+        default=None,
         help="seed of the data, request and original model (default: the first of `seeds`)",
-    )  # fmt: skip
+    )
     p.add_argument("--out", help="audit folder (default: <out_dir>/audit-<dataset>-<time>)")
     p.set_defaults(handler=commands.audit)
 
@@ -140,9 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="not", help="method name (see `fednot methods`)")
     p.add_argument("--forget-clients", help="comma-separated client ids (default: from the config)")
     p.add_argument(
-        "--weights-only", action="store_true",
+        "--weights-only",
+        action="store_true",
         help="NoT: negate weights only (what `not` does; makes `not_wb` do the same)",
-    )  # fmt: skip
+    )
     p.add_argument("--out", required=True, help="checkpoint file to write (.pt)")
     p.set_defaults(handler=commands.unlearn)
 
@@ -155,10 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=commands.evaluate)
 
     p = sub.add_parser(
-        "config", help="print the resolved configuration as TOML, every key and method option",
+        "config",
+        help="print the resolved configuration as TOML, every key and method option",
         description="Print the resolved configuration as TOML: every key (unset ones as "
         "`# key = None`), then the options of each method run with their defaults, as comments.",
-    )  # fmt: skip
+    )
     _common(p, quiet=False)
     p.set_defaults(handler=listings.show_config)
 

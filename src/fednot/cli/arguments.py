@@ -22,14 +22,21 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, checkpoint: bool = 
     )
     parser.add_argument("--preset", help=argparse.SUPPRESS if checkpoint else preset)
     parser.add_argument(
-        "-c", "--config",
+        "-c",
+        "--config",
         help="TOML file of unlearning/evaluation settings, applied over the checkpoint's "
-        "configuration" if checkpoint else "TOML configuration file, applied over the preset",
-    )  # fmt: skip
+        "configuration"
+        if checkpoint
+        else "TOML configuration file, applied over the preset",
+    )
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override a configuration value, e.g. --set train.rounds=30 (repeatable)",
-    )  # fmt: skip
+    )
 
 
 def int_list(text: str | None, what: str, example: str) -> tuple[int, ...] | None:
@@ -54,15 +61,19 @@ def add_selection_arguments(parser: argparse.ArgumentParser, *, methods: bool = 
     """
     if methods:
         parser.add_argument(
-            "--methods", dest="chosen_methods", metavar="METHODS",
+            "--methods",
+            dest="chosen_methods",
+            metavar="METHODS",
             help="comma-separated method names, or 'all' (see `fednot methods`); the same as "
             "--set unlearn.methods=a,b (default: the configuration's)",
-        )  # fmt: skip
+        )
     parser.add_argument(
-        "--seeds", dest="chosen_seeds", metavar="SEEDS",
+        "--seeds",
+        dest="chosen_seeds",
+        metavar="SEEDS",
         help="comma-separated seeds, e.g. 0,1,2; the same as --set seeds=0,1,2 (default: the "
         "configuration's)",
-    )  # fmt: skip
+    )
 
 
 def selection_overrides(args: argparse.Namespace) -> list[str]:

@@ -225,10 +225,17 @@ def unlearn(args: argparse.Namespace) -> int:
     check_state(exp.model, payload["state"], args.checkpoint)
     outcome = exp.unlearn(payload["state"], request, args.method)
     save_checkpoint(
-        Path(args.out), outcome.state, config, seed, "unlearned", method=args.method,
-        request=request.to_dict(), log=outcome.log.to_dict(),
-        comm_bytes=outcome.costs.comm_bytes, flops=outcome.costs.flops,
-    )  # fmt: skip
+        Path(args.out),
+        outcome.state,
+        config,
+        seed,
+        "unlearned",
+        method=args.method,
+        request=request.to_dict(),
+        log=outcome.log.to_dict(),
+        comm_bytes=outcome.costs.comm_bytes,
+        flops=outcome.costs.flops,
+    )
     print(
         f"{args.method}: {len(outcome.log.rounds)} recovery rounds, {outcome.costs.comm_bytes:.3e} "
         f"bytes, {outcome.costs.flops:.3e} FLOPs; model written to {args.out}"
@@ -259,5 +266,13 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 __all__ = [
-    "audit", "bench", "default_run_dir", "evaluate", "report", "run", "study", "train", "unlearn",
-]  # fmt: skip
+    "audit",
+    "bench",
+    "default_run_dir",
+    "evaluate",
+    "report",
+    "run",
+    "study",
+    "train",
+    "unlearn",
+]

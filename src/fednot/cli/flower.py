@@ -29,22 +29,29 @@ def register_cli(subparsers: Any) -> None:
     add_config_arguments(up)
     up.add_argument("--seed", type=int, default=-1, help="run seed (default: the first of seeds)")
     up.add_argument(
-        "--method", action="append", dest="methods", metavar="METHOD",
+        "--method",
+        action="append",
+        dest="methods",
+        metavar="METHOD",
         help="unlearning method (repeatable: each serves the requests in its own Flower run on "
         "the same deployment; default: not)",
-    )  # fmt: skip
+    )
     up.add_argument(
-        "--forget", action="append", default=[], metavar="CLIENT=REQUEST",
+        "--forget",
+        action="append",
+        default=[],
+        metavar="CLIENT=REQUEST",
         help="a client's own request, filed after pre-training: 1=client, 2=classes=0,3 or "
         "3=indices=10,11 (repeatable)",
-    )  # fmt: skip
+    )
     up.add_argument("--out", help="working folder: FLWR_HOME, logs, app, results (default: temp)")
     up.add_argument(
-        "--single-run", action="store_true",
+        "--single-run",
+        action="store_true",
         help="each method's run pre-trains and unlearns (needed by methods that read the "
         "training history); default: one pre-training run and a checkpoint every method starts "
         "from",
-    )  # fmt: skip
+    )
     up.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per run")
     up.set_defaults(handler=flower_up)
 
@@ -72,16 +79,25 @@ def flower_up(args: argparse.Namespace) -> int:
     forget = parse_forget(args.forget)
     print(f"Starting a SuperLink and {config.data.num_clients} SuperNodes on 127.0.0.1 ...")
     done = deploy(
-        to_toml(config), config.data.num_clients, seed=args.seed,
+        to_toml(config),
+        config.data.num_clients,
+        seed=args.seed,
         methods=tuple(args.methods or ("not",)),
-        forget=forget, workdir=Path(args.out) if args.out else None,
-        single_run=args.single_run, timeout=args.timeout, echo=True,
-    )  # fmt: skip
-    print(f"Federation up in {done.up_seconds:.1f} s; runs took "
-          f"{', '.join(f'{r.seconds:.1f} s' for r in done.runs)}.")  # fmt: skip
+        forget=forget,
+        workdir=Path(args.out) if args.out else None,
+        single_run=args.single_run,
+        timeout=args.timeout,
+        echo=True,
+    )
+    print(
+        f"Federation up in {done.up_seconds:.1f} s; runs took "
+        f"{', '.join(f'{r.seconds:.1f} s' for r in done.runs)}."
+    )
     print(json.dumps({method: _summary(r) for method, r in done.results.items()}, indent=2))
-    print(f"Everything stopped. Results: {done.workdir / 'out'}/<method>/result.json; logs: "
-          f"{done.workdir / 'logs'}")  # fmt: skip
+    print(
+        f"Everything stopped. Results: {done.workdir / 'out'}/<method>/result.json; logs: "
+        f"{done.workdir / 'logs'}"
+    )
     return 0
 
 

@@ -31,9 +31,10 @@ the same command on the same --out resumes.
 def register_cli(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
     """Add ``fednot tune`` to the subcommands ``sub``; ``common`` adds the config arguments."""
     p = sub.add_parser(
-        "tune", help="tune every method's hyperparameters on a validation request (Optuna)",
+        "tune",
+        help="tune every method's hyperparameters on a validation request (Optuna)",
         description=DESCRIPTION,
-    )  # fmt: skip
+    )
     common(p)
     p.add_argument(
         "--scenario",
@@ -58,10 +59,12 @@ def register_cli(sub: Any, common: Callable[[argparse.ArgumentParser], None]) ->
         "--sampler-seed", type=int, default=0, help="the TPE sampler's seed (default: 0)"
     )
     p.add_argument(
-        "--jobs", type=int, default=1,
+        "--jobs",
+        type=int,
+        default=1,
         help="methods tuned at once, each trial in a worker process with threads/jobs torch "
         "threads (default: 1); a method's trials stay sequential",
-    )  # fmt: skip
+    )
     p.add_argument("--out", help="tuning folder (default: <out_dir>/tune-<preset>-tuned); resumes")
     p.set_defaults(handler=tune)
 
@@ -89,9 +92,15 @@ def tune(args: argparse.Namespace) -> int:
     if args.jobs > 1:  # every trial, and the pre-training it reads, with threads // jobs
         use_threads(max(1, torch.get_num_threads() // args.jobs))
     outcome = run_tune(
-        config, methods, request, out, settings=settings, preset=args.preset, progress=progress,
+        config,
+        methods,
+        request,
+        out,
+        settings=settings,
+        preset=args.preset,
+        progress=progress,
         jobs=args.jobs,
-    )  # fmt: skip
+    )
     print(summary_table(outcome.log))
     for name, reason in outcome.skipped.items():
         print(f"- {name}: not tuned ({reason})")

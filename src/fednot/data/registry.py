@@ -205,13 +205,16 @@ def make_partition(config: DataConfig, splits: DatasetSplits, streams: SeedStrea
     schemes: dict[str, Callable[[], list[np.ndarray]]] = {
         "iid": lambda: partitioners.iid(len(pool), config.num_clients, rng),
         "dirichlet": lambda: partitioners.dirichlet(
-            labels[pool], config.num_clients, config.alpha, rng,
+            labels[pool],
+            config.num_clients,
+            config.alpha,
+            rng,
             min_samples=config.min_client_samples,
         ),
         "shards": lambda: partitioners.shards(
             labels[pool], config.num_clients, config.shards_per_client, rng
         ),
-    }  # fmt: skip
+    }
     parts = [pool[p] for p in schemes[config.partition]()]
     if config.client_samples is not None:  # a seeded subset of each share; the rest is unused
         parts = [

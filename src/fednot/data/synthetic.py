@@ -47,9 +47,11 @@ def tiny_federation(
     """
     per_client = train_per_client + val_per_client
     pool = synthetic_images(
-        num_clients * per_client + test_size + server_size, shape=shape,
-        num_classes=num_classes, seed=seed,
-    )  # fmt: skip
+        num_clients * per_client + test_size + server_size,
+        shape=shape,
+        num_classes=num_classes,
+        seed=seed,
+    )
     clients = []
     for k in range(num_clients):
         start = k * per_client

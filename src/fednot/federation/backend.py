@@ -153,10 +153,18 @@ class InProcess:
             teacher = self._teacher = self._teacher or copy.deepcopy(self.model)
             teacher.load_state_dict(job.teacher)
         return local_train(
-            self.model, job.state, data, self.federation.preprocess, job.recipe,
-            self.streams.torch(*job.stream), flops=self.flops, device=self.device, teacher=teacher,
-            loss=job.loss, penalty=job.penalty,
-        )  # fmt: skip
+            self.model,
+            job.state,
+            data,
+            self.federation.preprocess,
+            job.recipe,
+            self.streams.torch(*job.stream),
+            flops=self.flops,
+            device=self.device,
+            teacher=teacher,
+            loss=job.loss,
+            penalty=job.penalty,
+        )
 
     def val_accuracy(self, state: StateDict) -> float:
         """Accuracy (%) on the view's pooled validation samples."""
@@ -164,9 +172,12 @@ class InProcess:
             self._val = self.federation.pooled_val()
         self.model.load_state_dict(state)
         return accuracy(
-            self.model, self._val, self.federation.preprocess,
-            batch_size=self.eval_batch_size, device=self.device,
-        )  # fmt: skip
+            self.model,
+            self._val,
+            self.federation.preprocess,
+            batch_size=self.eval_batch_size,
+            device=self.device,
+        )
 
     def round_extras(self) -> dict[str, float]:
         """Nothing beyond fednot's own counts."""

@@ -101,9 +101,11 @@ def describe_non_finite(names: list[str], state: Mapping[str, torch.Tensor]) -> 
 
 
 def check_step(
-    state: StateDict, method: str, options: Mapping[str, Any] | None,
+    state: StateDict,
+    method: str,
+    options: Mapping[str, Any] | None,
     reference: StateDict | None = None,
-) -> None:  # fmt: skip
+) -> None:
     """Raise if a method's step returned other weights than the model's, or non-finite ones.
 
     Raises:

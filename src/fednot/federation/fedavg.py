@@ -169,9 +169,13 @@ class FedAvg:
         self.communicates = communicates
         self.stage = stage or stage_of(phase, self.label, recipe.lr)
         self.backend: Backend = backend or InProcess(
-            model, federation, streams, flops=self.flops, device=device,
+            model,
+            federation,
+            streams,
+            flops=self.flops,
+            device=device,
             eval_batch_size=eval_batch_size,
-        )  # fmt: skip
+        )
 
     def participants(self, round_: int) -> tuple[int, ...]:
         """Clients sampled in ``round_`` (all of them at participation 1)."""
@@ -202,9 +206,11 @@ class FedAvg:
         self._check(round_, clients, updates, new_state)
         if self.history is not None:
             self.history.record(
-                round_, state, {k: u.state for k, u in zip(clients, updates, strict=True)},
+                round_,
+                state,
+                {k: u.state for k, u in zip(clients, updates, strict=True)},
                 {k: float(u.num_samples) for k, u in zip(clients, updates, strict=True)},
-            )  # fmt: skip
+            )
         val_acc = self.backend.val_accuracy(new_state) if validate else float("nan")
         samples = sum(u.num_samples for u in updates)
         record = RoundRecord(
@@ -221,9 +227,12 @@ class FedAvg:
         return new_state, record
 
     def _check(
-        self, round_: int, clients: Sequence[int], updates: Sequence[LocalUpdate],
+        self,
+        round_: int,
+        clients: Sequence[int],
+        updates: Sequence[LocalUpdate],
         new_state: StateDict,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Raise `DivergenceError` for a non-finite client loss or global state."""
         for k, update in zip(clients, updates, strict=True):
             if not math.isfinite(update.loss):

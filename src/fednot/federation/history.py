@@ -44,9 +44,10 @@ class HistorySpec:
             for e in everies[1:]:
                 every = _gcd(every, e)
         return HistorySpec(
-            every, self.last_local_models or other.last_local_models,
+            every,
+            self.last_local_models or other.last_local_models,
             self.update_sums or other.update_sums,
-        )  # fmt: skip
+        )
 
     @property
     def empty(self) -> bool:
@@ -114,8 +115,11 @@ class TrainingHistory:
         if spec.update_sums:
             total = sum(weights.values())
             for k, local in locals_.items():
-                scaled = {n: (local[n] - global_state[n]) * (weights[k] / total)
-                          for n in local if local[n].is_floating_point()}  # fmt: skip
+                scaled = {
+                    n: (local[n] - global_state[n]) * (weights[k] / total)
+                    for n in local
+                    if local[n].is_floating_point()
+                }
                 previous = self.update_sums.get(k)
                 self.update_sums[k] = (
                     scaled if previous is None else {n: previous[n] + v for n, v in scaled.items()}
@@ -163,7 +167,7 @@ class TrainingHistory:
                     "weights": _int_keys_out(s.weights),
                 }
                 for s in self.snapshots
-            ],  # fmt: skip
+            ],
             "last_local": _int_keys_out(self.last_local),
             "last_start": _int_keys_out(self.last_start),
             "last_weights": _int_keys_out(self.last_weights),
@@ -182,7 +186,7 @@ class TrainingHistory:
                     s["round"], s["global"], _int_keys_in(s["updates"]), _int_keys_in(s["weights"])
                 )
                 for s in data["snapshots"]
-            ],  # fmt: skip
+            ],
             last_local=_int_keys_in(data["last_local"]),
             last_start=_int_keys_in(data["last_start"]),
             last_weights=_int_keys_in(data["last_weights"]),

@@ -217,9 +217,13 @@ def predict_with_margins(
 
 
 def accuracy(
-    model: nn.Module, data: Samples, preprocess: Preprocess, *, batch_size: int = 512,
+    model: nn.Module,
+    data: Samples,
+    preprocess: Preprocess,
+    *,
+    batch_size: int = 512,
     device: torch.device | str = "cpu",
-) -> float:  # fmt: skip
+) -> float:
     """Top-1 accuracy in percent (NaN for an empty set)."""
     _, correct = predict(model, data, preprocess, batch_size=batch_size, device=device)
     return float(correct.double().mean() * 100) if len(correct) else float("nan")

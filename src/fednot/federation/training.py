@@ -74,9 +74,12 @@ def train_cached(
     )
     fedavg.history = recorder
     state, log = fedavg.run(
-        state, stop, log=log, on_round=on_round,
+        state,
+        stop,
+        log=log,
+        on_round=on_round,
         checkpoint=lambda s, lg: cache.save(key, _payload(s, lg, recorder), partial=True),
-    )  # fmt: skip
+    )
     cache.save(key, _payload(state, log, recorder))
     progress.info(f"{log.stop_reason}; final val acc {log.rounds[-1].val_acc:.2f}%")
     return Phase(state, log, False, recorder)

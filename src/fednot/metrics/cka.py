@@ -135,9 +135,13 @@ def _tensor(output: Any, name: str) -> Tensor:
 
 @torch.no_grad()
 def layer_activations(
-    model: nn.Module, state: StateDict, batches: Iterable[Tensor], names: Sequence[str], *,
+    model: nn.Module,
+    state: StateDict,
+    batches: Iterable[Tensor],
+    names: Sequence[str],
+    *,
     device: torch.device | str = "cpu",
-) -> dict[str, Tensor]:  # fmt: skip
+) -> dict[str, Tensor]:
     """Outputs of the named modules of ``model`` with ``state`` on the input ``batches``.
 
     The model runs in eval mode. Each output is flattened per sample to (n, features), float32
@@ -177,9 +181,13 @@ def layer_activations(
 
 
 def layer_grams(
-    model: nn.Module, state: StateDict, batches: Iterable[Tensor], names: Sequence[str], *,
+    model: nn.Module,
+    state: StateDict,
+    batches: Iterable[Tensor],
+    names: Sequence[str],
+    *,
     device: torch.device | str = "cpu",
-) -> dict[str, Tensor]:  # fmt: skip
+) -> dict[str, Tensor]:
     """Centred n×n Gram matrices (float64) of the named modules' outputs, in computation order.
 
     Activations are converted one layer at a time, so only one layer is held in float64.

@@ -89,9 +89,14 @@ def true_class_margin(logits: ArrayLike, labels: ArrayLike) -> FloatArray:
 
 
 def confidence_attack(
-    member_margins: ArrayLike, nonmember_margins: ArrayLike, *, member_labels: ArrayLike,
-    nonmember_labels: ArrayLike, seed: int, permutations: int = 200,
-) -> ConfidenceAttack:  # fmt: skip
+    member_margins: ArrayLike,
+    nonmember_margins: ArrayLike,
+    *,
+    member_labels: ArrayLike,
+    nonmember_labels: ArrayLike,
+    seed: int,
+    permutations: int = 200,
+) -> ConfidenceAttack:
     """The calibrated confidence attack and its permutation null (module docstring).
 
     Args:
@@ -108,9 +113,11 @@ def confidence_attack(
     sides = []
     raw = [np.asarray(v, dtype=np.float64).ravel() for v in (member_margins, nonmember_margins)]
     for name, values, labels in zip(
-        ("member", "nonmember"), clamp_infinite(*raw), (member_labels, nonmember_labels),
+        ("member", "nonmember"),
+        clamp_infinite(*raw),
+        (member_labels, nonmember_labels),
         strict=True,
-    ):  # fmt: skip
+    ):
         label = np.asarray(labels).ravel()
         bad = int(np.isnan(values).sum())
         _require(not bad, f"{name}_margins must not be NaN, got {bad} NaN; drop those samples.")
@@ -146,9 +153,11 @@ def confidence_attack(
 
 
 def attack_statistics(
-    member_phi: ArrayLike, nonmember_phi: ArrayLike, member_labels: ArrayLike,
+    member_phi: ArrayLike,
+    nonmember_phi: ArrayLike,
+    member_labels: ArrayLike,
     nonmember_labels: ArrayLike,
-) -> tuple[FloatArray, FloatArray]:  # fmt: skip
+) -> tuple[FloatArray, FloatArray]:
     """``(auc, tpr_at_1fpr)`` in percent of ``(..., m)`` and ``(..., n)`` batched margins.
 
     Calibrates per class on the non-members (`calibrate`), then `roc_auc` and `tpr_at_fpr`.
@@ -160,9 +169,11 @@ def attack_statistics(
 
 
 def calibrate(
-    member_phi: FloatArray, nonmember_phi: FloatArray, member_labels: ArrayLike,
+    member_phi: FloatArray,
+    nonmember_phi: FloatArray,
+    member_labels: ArrayLike,
     nonmember_labels: ArrayLike,
-) -> tuple[FloatArray, FloatArray]:  # fmt: skip
+) -> tuple[FloatArray, FloatArray]:
     """Both sides' scores (phi − mu_c) / sigma_c, standardised on each class's non-members.
 
     Batched over the leading axes of ``(..., m)`` and ``(..., n)``; the labels are per column.

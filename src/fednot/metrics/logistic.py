@@ -72,9 +72,14 @@ def fit_logistic_1d(
 
 
 def _fit(
-    x: FloatArray, sy: FloatArray, syx: FloatArray, c: float, max_iter: int, tol: float,
+    x: FloatArray,
+    sy: FloatArray,
+    syx: FloatArray,
+    c: float,
+    max_iter: int,
+    tol: float,
     work: FloatArray,
-) -> tuple[FloatArray, FloatArray]:  # fmt: skip
+) -> tuple[FloatArray, FloatArray]:
     """`fit_logistic_1d` on ``(B, m)`` features, with ``(7, B·m)`` scratch memory."""
     m = x.shape[1]
     terms, current = _newton_terms(x, sy, syx, c, [_view(u, x.shape) for u in work[2:]])
@@ -136,8 +141,14 @@ def _newton_terms(
         return c * (softplus - w * syx - b * sy) + 0.5 * w * w, gw, gb, hww, hwb, hbb
 
     ones = np.ones(len(x))
-    at_zero = (c * m * np.log(2.0) * ones, c * (0.5 * sx - syx), c * (0.5 * m - sy) * ones,
-               0.25 * c * x2.sum(-1) + 1.0, 0.25 * c * sx, 0.25 * c * m * ones)  # fmt: skip
+    at_zero = (
+        c * m * np.log(2.0) * ones,
+        c * (0.5 * sx - syx),
+        c * (0.5 * m - sy) * ones,
+        0.25 * c * x2.sum(-1) + 1.0,
+        0.25 * c * sx,
+        0.25 * c * m * ones,
+    )
     return terms, at_zero
 
 
@@ -147,10 +158,13 @@ def _fold_layout(n: int, folds: int) -> list[tuple[IntArray, IntArray, IntArray]
     fold = np.concatenate([side, side])
     groups = [g for g in (np.arange(n % folds), np.arange(n % folds, folds)) if len(g)]
     return [
-        (g, np.stack([np.flatnonzero(fold != f) for f in g]),
-         np.stack([np.flatnonzero(fold == f) for f in g]))
+        (
+            g,
+            np.stack([np.flatnonzero(fold != f) for f in g]),
+            np.stack([np.flatnonzero(fold == f) for f in g]),
+        )
         for g in groups
-    ]  # fmt: skip
+    ]
 
 
 def _view(buffer: FloatArray, shape: tuple[int, ...]) -> FloatArray:

@@ -79,10 +79,16 @@ class NoiseFloor:
 
 
 def loss_mia(
-    member_losses: ArrayLike, nonmember_losses: ArrayLike, *, seed: int, folds: int = 5,
-    repeats: int = DEFAULT_REPEATS, max_iter: int = 100, member_labels: ArrayLike | None = None,
+    member_losses: ArrayLike,
+    nonmember_losses: ArrayLike,
+    *,
+    seed: int,
+    folds: int = 5,
+    repeats: int = DEFAULT_REPEATS,
+    max_iter: int = 100,
+    member_labels: ArrayLike | None = None,
     nonmember_labels: ArrayLike | None = None,
-) -> MIAResult:  # fmt: skip
+) -> MIAResult:
     """Balanced loss attack averaged over ``repeats`` draws (module docstring).
 
     Each side is sorted first (by loss, then label): the result does not depend on input order.
@@ -98,9 +104,14 @@ def loss_mia(
         nonmember_labels: the non-members' classes.
     """
     m_loss, m_label, n_loss, n_label = _sides(
-        member_losses, nonmember_losses, member_labels, nonmember_labels,
-        folds=folds, repeats=repeats, max_iter=max_iter,
-    )  # fmt: skip
+        member_losses,
+        nonmember_losses,
+        member_labels,
+        nonmember_labels,
+        folds=folds,
+        repeats=repeats,
+        max_iter=max_iter,
+    )
     _matched_size(m_label, n_label, folds=folds, labelled=member_labels is not None)
     m_index, n_index = balanced_draws(
         m_label, n_label, repeats=repeats, rng=np.random.default_rng(seed)
@@ -112,10 +123,17 @@ def loss_mia(
 
 
 def mia_noise_floor(
-    member_losses: ArrayLike, nonmember_losses: ArrayLike, *, seed: int, folds: int = 5,
-    repeats: int = DEFAULT_REPEATS, permutations: int = 200, max_iter: int = 100,
-    member_labels: ArrayLike | None = None, nonmember_labels: ArrayLike | None = None,
-) -> NoiseFloor:  # fmt: skip
+    member_losses: ArrayLike,
+    nonmember_losses: ArrayLike,
+    *,
+    seed: int,
+    folds: int = 5,
+    repeats: int = DEFAULT_REPEATS,
+    permutations: int = 200,
+    max_iter: int = 100,
+    member_labels: ArrayLike | None = None,
+    nonmember_labels: ArrayLike | None = None,
+) -> NoiseFloor:
     """Permutation null of `loss_mia`: arguments as there, plus ``permutations`` null attacks.
 
     Each permutation reassigns membership once, within each class when labelled
@@ -128,9 +146,14 @@ def mia_noise_floor(
         permutations >= 1, f"permutations must be at least 1 (200 is stable), got {permutations}."
     )
     m_loss, m_label, n_loss, n_label = _sides(
-        member_losses, nonmember_losses, member_labels, nonmember_labels,
-        folds=folds, repeats=repeats, max_iter=max_iter,
-    )  # fmt: skip
+        member_losses,
+        nonmember_losses,
+        member_labels,
+        nonmember_labels,
+        folds=folds,
+        repeats=repeats,
+        max_iter=max_iter,
+    )
     n = _matched_size(m_label, n_label, folds=folds, labelled=member_labels is not None)
     rng = np.random.default_rng(seed)
     pooled = np.concatenate([m_loss, n_loss])
@@ -152,9 +175,12 @@ def mia_noise_floor(
 
 
 def permute_membership(
-    member_labels: ArrayLike, nonmember_labels: ArrayLike, *, permutations: int,
+    member_labels: ArrayLike,
+    nonmember_labels: ArrayLike,
+    *,
+    permutations: int,
     rng: np.random.Generator,
-) -> tuple[IntArray, IntArray]:  # fmt: skip
+) -> tuple[IntArray, IntArray]:
     """Label-matched membership permutations, as indices into the members, then non-members.
 
     Returns ``(members, nonmembers)``, ``(permutations, m)`` and ``(permutations, n)``: row p's
@@ -200,9 +226,15 @@ def balanced_draws(
 
 
 def _sides(
-    m_losses: ArrayLike, n_losses: ArrayLike, m_labels: ArrayLike | None,
-    n_labels: ArrayLike | None, *, folds: int, repeats: int, max_iter: int,
-) -> tuple[FloatArray, AnyArray, FloatArray, AnyArray]:  # fmt: skip
+    m_losses: ArrayLike,
+    n_losses: ArrayLike,
+    m_labels: ArrayLike | None,
+    n_labels: ArrayLike | None,
+    *,
+    folds: int,
+    repeats: int,
+    max_iter: int,
+) -> tuple[FloatArray, AnyArray, FloatArray, AnyArray]:
     """Check the arguments; each side's losses and labels, sorted by loss, then label."""
     for name, value, least, advice in (
         ("folds", folds, 2, "test on one, fit on the rest"),

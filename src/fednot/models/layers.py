@@ -28,10 +28,21 @@ _KINDS: tuple[tuple[tuple[type[nn.Module], ...], str], ...] = (
 )
 _TRANSPARENT_MODULES = (nn.Flatten, nn.Identity, nn.Dropout, nn.Unflatten)
 _TRANSPARENT_CALLS = {
-    "flatten", "view", "reshape", "permute", "transpose", "contiguous", "dropout", "unflatten",
-    torch.flatten, torch.reshape, torch.permute, torch.transpose, operator.getitem,
+    "flatten",
+    "view",
+    "reshape",
+    "permute",
+    "transpose",
+    "contiguous",
+    "dropout",
+    "unflatten",
+    torch.flatten,
+    torch.reshape,
+    torch.permute,
+    torch.transpose,
+    operator.getitem,
     nn.functional.dropout,
-}  # fmt: skip
+}
 
 
 @dataclass(frozen=True)

@@ -50,11 +50,15 @@ class Trial:
         """JSON-ready form (a diverged trial's objective is null)."""
         r = self.result
         return {
-            "number": self.number, "params": self.params, "objective": r.objective,
+            "number": self.number,
+            "params": self.params,
+            "objective": r.objective,
             "gaps": {str(s): g for s, g in r.gaps.items()},
-            "metrics": {str(s): m for s, m in r.metrics.items()}, "seconds": r.seconds,
-            "state": "complete" if self.ok else "diverged", "error": r.error,
-        }  # fmt: skip
+            "metrics": {str(s): m for s, m in r.metrics.items()},
+            "seconds": r.seconds,
+            "state": "complete" if self.ok else "diverged",
+            "error": r.error,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Trial:
@@ -64,8 +68,9 @@ class Trial:
             math.inf if objective is None else float(objective),
             {int(s): float(g) for s, g in data.get("gaps", {}).items()},
             {int(s): dict(m) for s, m in data.get("metrics", {}).items()},
-            float(data.get("seconds", 0.0)), str(data.get("error", "")),
-        )  # fmt: skip
+            float(data.get("seconds", 0.0)),
+            str(data.get("error", "")),
+        )
         return cls(int(data["number"]), dict(data["params"]), result)
 
 
@@ -86,13 +91,19 @@ class MethodLog:
         """JSON-ready form, with the best trial and the total seconds."""
         best = self.best()
         return {
-            "space": self.space, "published": self.published, "n_trials": len(self.trials),
+            "space": self.space,
+            "published": self.published,
+            "n_trials": len(self.trials),
             "seconds": sum(t.result.seconds for t in self.trials),
             "trials": [t.to_dict() for t in self.trials],
-            "best": None if best is None else {
-                "number": best.number, "params": best.params, "objective": best.result.objective,
+            "best": None
+            if best is None
+            else {
+                "number": best.number,
+                "params": best.params,
+                "objective": best.result.objective,
             },
-        }  # fmt: skip
+        }
 
 
 @dataclass
@@ -124,13 +135,17 @@ class TuneLog:
                 dict(entry["space"]),
                 dict(entry["published"]),
                 [Trial.from_dict(t) for t in entry.get("trials", [])],
-            )  # fmt: skip
+            )
             for name, entry in data.get("methods", {}).items()
         }
         return cls(
-            path, header, methods, dict(data.get("skipped", {})), dict(data.get("reference", {})),
+            path,
+            header,
+            methods,
+            dict(data.get("skipped", {})),
+            dict(data.get("reference", {})),
             float(data.get("wall_seconds", 0.0)),
-        )  # fmt: skip
+        )
 
     def method(self, name: str, space: dict[str, str], published: dict[str, Any]) -> MethodLog:
         """The log of ``name``; `ConfigError` if its logged space differs from ``space``."""
@@ -145,10 +160,13 @@ class TuneLog:
     def write(self) -> None:
         """Rewrite ``tune.json`` (atomically)."""
         data = {
-            "fednot_version": __version__, **self.header, "wall_seconds": self.wall_seconds,
-            "reference": self.reference, "skipped": self.skipped,
+            "fednot_version": __version__,
+            **self.header,
+            "wall_seconds": self.wall_seconds,
+            "reference": self.reference,
+            "skipped": self.skipped,
             "methods": {name: entry.to_dict() for name, entry in self.methods.items()},
-        }  # fmt: skip
+        }
         text = json.dumps(json_safe(data), indent=1, allow_nan=False)
         atomic_write_text(text, self.path)
 

@@ -133,9 +133,11 @@ class ValidationBench:
                 cell = self._cell(seed)
                 exp = _with_config(cell.experiment, config)
                 outcome = exp.unlearn(
-                    cell.trained, exp.scenario.request, unlearner,
+                    cell.trained,
+                    exp.scenario.request,
+                    unlearner,
                     reference_val_acc=cell.retrain.val_acc,
-                )  # fmt: skip
+                )
                 measured = exp.evaluate(outcome.state)
                 record = make_record(unlearner.name, title, exp, measured, outcome, None, "")
                 scored = with_gaps([cell.retrain, record])[1]

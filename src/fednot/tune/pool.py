@@ -30,8 +30,12 @@ NextTrial = Callable[[str], "tuple[int, dict[str, Any]] | None"]
 
 
 def run_trials(
-    bench: ValidationBench, names: Sequence[str], next_trial: NextTrial, *, jobs: int,
-) -> Iterator[tuple[str, int, dict[str, Any], TrialResult]]:  # fmt: skip
+    bench: ValidationBench,
+    names: Sequence[str],
+    next_trial: NextTrial,
+    *,
+    jobs: int,
+) -> Iterator[tuple[str, int, dict[str, Any], TrialResult]]:
     """Each finished trial: method, number, parameters, result (see the module docstring).
 
     The caller must record each trial (so that ``next_trial`` sees it) before asking for the

@@ -180,22 +180,27 @@ def tune(
     searches, nothing = plans(val, runnable, bench)
     skipped.update(nothing)
     header = {
-        "config": to_dict(config), "preset": preset,
+        "config": to_dict(config),
+        "preset": preset,
         "validation": {
-            **request.to_dict(), "reported_forget_clients": list(config.unlearn.forget_clients),
+            **request.to_dict(),
+            "reported_forget_clients": list(config.unlearn.forget_clients),
             "reported_seeds": list(config.seeds),
         },
-        "sampler": settings.to_dict(), "n_trials": settings.trials,
+        "sampler": settings.to_dict(),
+        "n_trials": settings.trials,
         "n_startup_trials": settings.startup,
-    }  # fmt: skip
+    }
     out.mkdir(parents=True, exist_ok=True)
     log = TuneLog.open(out, header)
     log.skipped = skipped
     start, before = time.perf_counter(), log.wall_seconds
     for name, reason in skipped.items():
         progress.info(f"not tuning {name}: {reason}")
-    entries = {plan.name: log.method(plan.name, describe_space(plan.space), plan.published)
-               for plan in searches}  # fmt: skip
+    entries = {
+        plan.name: log.method(plan.name, describe_space(plan.space), plan.published)
+        for plan in searches
+    }
     for plan in searches:
         pending = settings.trials - len(entries[plan.name].trials)
         progress.phase(

@@ -116,7 +116,7 @@ class UnlearnContext:
         twin.retained = self.retained.replace(
             ClientData(c.id, ForbiddenSamples(c.train, reason), ForbiddenSamples(c.val, reason))
             for c in self.retained.clients
-        )  # fmt: skip
+        )
         if self._forget is not None:
             twin._forget = ForbiddenSamples(self._forget, reason)
         twin._comm_bytes, twin._flops = 0, 0
@@ -136,10 +136,12 @@ class UnlearnContext:
     def fresh_state(self, *key: object) -> StateDict:
         """A new random initialisation of the architecture, seeded by ``key``."""
         model = create_model(
-            self._model_name, input_shape=self.retained.input_shape,
-            num_classes=self.retained.num_classes, options=self._model_options,
+            self._model_name,
+            input_shape=self.retained.input_shape,
+            num_classes=self.retained.num_classes,
+            options=self._model_options,
             generator=self.generator("init", *key),
-        )  # fmt: skip
+        )
         return clone_state(model.state_dict())
 
     # -- work that costs -------------------------------------------------------------------
@@ -173,9 +175,14 @@ class UnlearnContext:
         return updates
 
     def train_on_server(
-        self, state: StateDict, data: Samples, *key: object, recipe: LocalRecipe,
-        teacher: StateDict | None = None, loss: Loss | None = None,
-    ) -> LocalUpdate:  # fmt: skip
+        self,
+        state: StateDict,
+        data: Samples,
+        *key: object,
+        recipe: LocalRecipe,
+        teacher: StateDict | None = None,
+        loss: Loss | None = None,
+    ) -> LocalUpdate:
         """Train from ``state`` on data the server holds (e.g. `server_data`); counts the FLOPs.
 
         `fednot.federation.local.local_train` on the server, with the stream
@@ -186,9 +193,17 @@ class UnlearnContext:
             model = copy.deepcopy(self.model)
             model.load_state_dict(teacher)
         update = local_train(
-            self.model, state, data, self.preprocess, recipe, self.generator(*key),
-            flops=self.flops, device=self.device, teacher=model, loss=loss,
-        )  # fmt: skip
+            self.model,
+            state,
+            data,
+            self.preprocess,
+            recipe,
+            self.generator(*key),
+            flops=self.flops,
+            device=self.device,
+            teacher=model,
+            loss=loss,
+        )
         self.add_costs(flops=update.flops)
         return update
 
@@ -197,10 +212,15 @@ class UnlearnContext:
     ) -> StateDict:
         """One FedAvg round of the retained clients from ``state``; counts traffic and FLOPs."""
         fedavg = FedAvg(
-            self.model, self.retained, recipe or self.recipe, self._streams,
-            phase="/".join(["unlearn", self.method, *map(str, key)]), flops=self.flops,
-            device=self.device, backend=self._backend,
-        )  # fmt: skip
+            self.model,
+            self.retained,
+            recipe or self.recipe,
+            self._streams,
+            phase="/".join(["unlearn", self.method, *map(str, key)]),
+            flops=self.flops,
+            device=self.device,
+            backend=self._backend,
+        )
         new_state, record = fedavg.round(state, 1, validate=False)
         self.add_costs(comm_bytes=record.comm_bytes, flops=record.flops)
         return new_state

@@ -97,9 +97,9 @@ def frequency_fuse(
     """
     spectrum_u = torch.fft.fft2(reshape_2d(w_u).double())
     spectrum_o = torch.fft.fft2(reshape_2d(w_o).double())
-    inner, outer = (spectrum_u, spectrum_o) if low_freq_from == "unlearned" else (
-        spectrum_o, spectrum_u
-    )  # fmt: skip
+    inner, outer = (
+        (spectrum_u, spectrum_o) if low_freq_from == "unlearned" else (spectrum_o, spectrum_u)
+    )
     amplitude = torch.fft.fftshift(outer.abs())
     rows, cols = low_freq_window(amplitude.shape[0], amplitude.shape[1], low_freq)
     amplitude[rows, cols] = torch.fft.fftshift(inner.abs())[rows, cols]
@@ -124,10 +124,16 @@ def fuse_states(
 
 def contrastive_loss(z: Tensor, z_o: Tensor, z_d: Tensor, temperature: float = 0.5) -> Tensor:
     """MCU loss: CE over [cos(z, z_o)/τ, cos(z, z_d)/τ] with target 1 (pull to z_d), batch mean."""
-    sims = torch.stack(
-        [nn.functional.cosine_similarity(z, z_o, dim=-1),
-         nn.functional.cosine_similarity(z, z_d, dim=-1)], dim=1,
-    ) / temperature  # fmt: skip
+    sims = (
+        torch.stack(
+            [
+                nn.functional.cosine_similarity(z, z_o, dim=-1),
+                nn.functional.cosine_similarity(z, z_d, dim=-1),
+            ],
+            dim=1,
+        )
+        / temperature
+    )
     target = torch.ones(len(z), dtype=torch.long, device=z.device)
     return nn.functional.cross_entropy(sims, target)
 
@@ -145,9 +151,10 @@ def classifier_name(model: nn.Module) -> str:
     graph = layer_graph(model)
     modules = dict(model.named_modules())
     outputs = [
-        layer.name for layer in graph.layers
+        layer.name
+        for layer in graph.layers
         if graph.is_output(layer.name) and isinstance(modules.get(layer.name), nn.Linear)
-    ]  # fmt: skip
+    ]
     if len(outputs) == 1:
         return outputs[0]
     linears: list[str] = [name for name, module in modules.items() if isinstance(module, nn.Linear)]

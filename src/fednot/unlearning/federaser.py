@@ -85,9 +85,12 @@ def uncalibrated_step(
 
 
 def calibrated_step(
-    state: StateDict, stored: Updates, new: Updates, weights: Mapping[int, float],
+    state: StateDict,
+    stored: Updates,
+    new: Updates,
+    weights: Mapping[int, float],
     eps: float = 1e-12,
-) -> StateDict:  # fmt: skip
+) -> StateDict:
     """The paper's step: θ + Σ_k p_k ‖U_k‖·Û_k/‖Û_k‖, norms over each client's whole update."""
     calibrated = {}
     for k, old in stored.items():
@@ -171,9 +174,12 @@ class FedEraser(Unlearner):
     }
 
     def __init__(
-        self, *, delta_t: int = 2, calibration_ratio: float = 0.5,
+        self,
+        *,
+        delta_t: int = 2,
+        calibration_ratio: float = 0.5,
         calibration: Calibration = "per_client",
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.delta_t = positive_int(delta_t, "delta_t")
         self.calibration_ratio = positive_float(calibration_ratio, "calibration_ratio")
         self.calibration: Calibration = one_of(calibration, "calibration", get_args(Calibration))

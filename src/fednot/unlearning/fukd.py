@@ -80,9 +80,14 @@ class FUKD(Unlearner):
     }
 
     def __init__(
-        self, *, temperature: float = 2.0, epochs: int = 10, lr: float = 0.01,
-        momentum: float = 0.9, batch_size: int = 64,
-    ) -> None:  # fmt: skip
+        self,
+        *,
+        temperature: float = 2.0,
+        epochs: int = 10,
+        lr: float = 0.01,
+        momentum: float = 0.9,
+        batch_size: int = 64,
+    ) -> None:
         self.temperature = positive_float(temperature, "temperature")
         self.epochs = non_negative_int(epochs, "epochs")
         self.lr = positive_float(lr, "lr")
@@ -104,15 +109,22 @@ class FUKD(Unlearner):
         targets = ctx.request.clients
         subtracted = subtract_updates(state, [sums[u] for u in targets if u in sums])
         update = ctx.train_on_server(
-            subtracted, ctx.server_data, "distill", recipe=self.recipe(), teacher=state,
+            subtracted,
+            ctx.server_data,
+            "distill",
+            recipe=self.recipe(),
+            teacher=state,
             loss=functools.partial(distillation_loss, temperature=self.temperature),
-        )  # fmt: skip
+        )
         notes = {"never_participated": [u for u in targets if u not in sums]}
         return UnlearnResult(update.state, notes=notes)
 
     def recipe(self) -> LocalRecipe:
         """The distillation's SGD (no weight decay) over the server's data."""
         return LocalRecipe(
-            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            momentum=self.momentum,
             weight_decay=0.0,
-        )  # fmt: skip
+        )

@@ -119,9 +119,11 @@ class MoDE(Unlearner):
         for round_ in range(1, self.rounds + 1):
             if round_ <= self.degradation_rounds:
                 theta_de = ctx.fedavg_round(
-                    theta_de, "degradation", round_,
+                    theta_de,
+                    "degradation",
+                    round_,
                     recipe=_sgd(ctx.recipe, self.lr_degradation, self.local_epochs),
-                )  # fmt: skip
+                )
                 theta = momentum_update(theta, theta_de, self.momentum)
                 degraded += 1
             theta = self._guidance(theta, theta_de, ctx, round_)

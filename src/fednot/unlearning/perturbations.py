@@ -265,8 +265,15 @@ class Perturb(Unlearner):
     def validate(self, model: nn.Module) -> None:
         """Check that the perturbation applies to the chosen layers of ``model``."""
         state = {k: v.detach() for k, v in model.state_dict().items()}
-        perturb(state, model, self.layers, self.kind, generator=torch.Generator().manual_seed(0),
-                negate_bias=self.negate_bias, noise_scale=self.noise_scale)  # fmt: skip
+        perturb(
+            state,
+            model,
+            self.layers,
+            self.kind,
+            generator=torch.Generator().manual_seed(0),
+            negate_bias=self.negate_bias,
+            noise_scale=self.noise_scale,
+        )
 
     def unlearn(self, state: StateDict, ctx: UnlearnContext) -> UnlearnResult:
         """Perturb the chosen layers of ``state``; recovery follows in the engine."""
@@ -275,9 +282,14 @@ class Perturb(Unlearner):
             warnings.simplefilter("ignore", NegationWarning)
             issued = check_layers(layer_graph(ctx.model), layers, strict=False)
         new = perturb(
-            state, ctx.model, self.layers, self.kind, generator=ctx.generator(self.kind),
-            negate_bias=self.negate_bias, noise_scale=self.noise_scale,
-        )  # fmt: skip
+            state,
+            ctx.model,
+            self.layers,
+            self.kind,
+            generator=ctx.generator(self.kind),
+            negate_bias=self.negate_bias,
+            noise_scale=self.noise_scale,
+        )
         notes: dict[str, Any] = {
             "kind": self.kind,
             "perturbation": describe(self.kind, noise_scale=self.noise_scale),

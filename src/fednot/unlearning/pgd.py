@@ -180,10 +180,13 @@ class PGD(Unlearner):
         out = dict(ref)  # buffers (BatchNorm statistics) from w_ref
         out.update(clone_state(ascent.current()))
         notes = {
-            "radius": radius, "tau": tau, "steps": ascent.steps,
-            "projections": ascent.projections, "max_distance": ascent.max_distance,
+            "radius": radius,
+            "tau": tau,
+            "steps": ascent.steps,
+            "projections": ascent.projections,
+            "max_distance": ascent.max_distance,
             "stop_reason": stop,
-        }  # fmt: skip
+        }
         return UnlearnResult(out, notes=notes)
 
 
@@ -265,8 +268,9 @@ class _Ascent:
         with torch.no_grad():
             for name, buffer in self.model.named_buffers():
                 buffer.copy_(self.ref[name])
-        percent = accuracy(self.model, data, ctx.preprocess, batch_size=_EVAL_BATCH,
-                           device=ctx.device)  # fmt: skip
+        percent = accuracy(
+            self.model, data, ctx.preprocess, batch_size=_EVAL_BATCH, device=ctx.device
+        )
         self.model.train()
         for start in range(0, len(data), _EVAL_BATCH):
             batch = min(_EVAL_BATCH, len(data) - start)

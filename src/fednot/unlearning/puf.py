@@ -147,8 +147,12 @@ class PUF(Unlearner):
         downloads, uploads = len(participants), len(targets) + len(others)
         ctx.transfer(theta, downloads + uploads)
         new = puf_update(
-            theta, [pseudo_gradient(target.state, theta)], [float(target.num_samples)],
-            alpha=self.alpha, other_deltas=others, other_weights=counts,
-        )  # fmt: skip
+            theta,
+            [pseudo_gradient(target.state, theta)],
+            [float(target.num_samples)],
+            alpha=self.alpha,
+            other_deltas=others,
+            other_weights=counts,
+        )
         notes = {"variant": self.variant, "alpha": self.alpha, "target_samples": target.num_samples}
         return UnlearnResult(clamp_running_variances(new), notes=notes)

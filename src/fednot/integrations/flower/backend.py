@@ -134,9 +134,12 @@ class FlowerBackend:
         return result
 
     def _on_target(
-        self, method: Unlearner, state: StateDict, request: ForgetRequest,
+        self,
+        method: Unlearner,
+        state: StateDict,
+        request: ForgetRequest,
         history: TrainingHistory | None,
-    ) -> UnlearnResult:  # fmt: skip
+    ) -> UnlearnResult:
         """The method's whole step on the target's node (``step_on_target``)."""
         if len(request.clients) != 1:
             raise ConfigError(
@@ -176,9 +179,14 @@ class FlowerBackend:
             data = self._part(job.client, "train")
         request = self.request if data["data"] != "train" else None
         return FlowerJob(
-            job.client, job.state, tuple(str(p) for p in job.stream), str(data["data"]),
-            recipe_entries(job.recipe), request, job.teacher,
-        )  # fmt: skip
+            job.client,
+            job.state,
+            tuple(str(p) for p in job.stream),
+            str(data["data"]),
+            recipe_entries(job.recipe),
+            request,
+            job.teacher,
+        )
 
     def _part(self, client: int, split: str) -> Entries:
         """The message entries naming ``client``'s samples of the view (``train`` or ``val``)."""
@@ -222,16 +230,21 @@ def server_experiment(session: ServerSession) -> Experiment:
     """
     settings = session.settings
     return Experiment(
-        server_config(settings.config), settings.seed, progress=LogProgress(),
+        server_config(settings.config),
+        settings.seed,
+        progress=LogProgress(),
         federation=base_federation(settings),
         backends=lambda federation, split: FlowerBackend(session, federation, split),
-    )  # fmt: skip
+    )
 
 
 def test_accuracy(exp: Experiment, state: StateDict) -> float:
     """Accuracy (%) of ``state`` on the server's test split."""
     exp.model.load_state_dict(state)
     return accuracy(
-        exp.model, exp.federation.test, exp.federation.preprocess,
-        batch_size=exp.config.eval.batch_size, device=exp.device,
-    )  # fmt: skip
+        exp.model,
+        exp.federation.test,
+        exp.federation.preprocess,
+        batch_size=exp.config.eval.batch_size,
+        device=exp.device,
+    )

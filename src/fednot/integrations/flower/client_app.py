@@ -104,12 +104,18 @@ def create_client_app(defaults: Mapping[str, ConfigValue] | None = None) -> Clie
         rt, content = runtime(context), msg.content
         config, last = config_in(content), content.array_records.get("last-local")
         outcome = target_step(
-            rt, str(config["method"]), request_from_config(config), to_state(arrays_in(content)),
+            rt,
+            str(config["method"]),
+            request_from_config(config),
+            to_state(arrays_in(content)),
             None if last is None else to_state(last),
             as_float(config.get("last-share", 0.0), "last-share"),
-        )  # fmt: skip
-        metrics = {NUM_EXAMPLES: outcome.num_samples, "flops": outcome.costs.flops,
-                   "method-comm-bytes": outcome.costs.comm_bytes}  # fmt: skip
+        )
+        metrics = {
+            NUM_EXAMPLES: outcome.num_samples,
+            "flops": outcome.costs.flops,
+            "method-comm-bytes": outcome.costs.comm_bytes,
+        }
         notes: Entries = {"notes": json.dumps(outcome.notes, default=str)}
         return _reply(msg, arrays=outcome.state, metrics=metrics, config=notes)
 
@@ -132,10 +138,16 @@ def _train(rt: ClientRuntime, msg: Message) -> Message:
         teacher = rt.new_model()
         teacher.load_state_dict(to_state(arrays_in(msg.content, "teacher")))
     update = local_train(
-        rt.model, to_state(arrays_in(msg.content)), data, rt.federation.preprocess,
-        _recipe(rt.settings.config.train, config), generator, flops=rt.flops, device=rt.device,
+        rt.model,
+        to_state(arrays_in(msg.content)),
+        data,
+        rt.federation.preprocess,
+        _recipe(rt.settings.config.train, config),
+        generator,
+        flops=rt.flops,
+        device=rt.device,
         teacher=teacher,
-    )  # fmt: skip
+    )
     return _reply(msg, arrays=update.state, metrics=_train_metrics(update))
 
 
@@ -145,12 +157,19 @@ def _evaluate(rt: ClientRuntime, msg: Message) -> Message:
     data = rt.data(str(config.get("data", "val")), request_from_config(config))
     rt.model.load_state_dict(to_state(arrays_in(msg.content)))
     losses, correct = predict(
-        rt.model, data, rt.federation.preprocess,
-        batch_size=rt.settings.config.eval.batch_size, device=rt.device,
-    )  # fmt: skip
+        rt.model,
+        data,
+        rt.federation.preprocess,
+        batch_size=rt.settings.config.eval.batch_size,
+        device=rt.device,
+    )
     n = len(correct)
-    metrics = {NUM_EXAMPLES: n, "correct": int(correct.sum()), "loss-sum": float(losses.sum()),
-               "accuracy": float(correct.double().mean() * 100) if n else float("nan")}  # fmt: skip
+    metrics = {
+        NUM_EXAMPLES: n,
+        "correct": int(correct.sum()),
+        "loss-sum": float(losses.sum()),
+        "accuracy": float(correct.double().mean() * 100) if n else float("nan"),
+    }
     return _reply(msg, metrics=metrics)
 
 

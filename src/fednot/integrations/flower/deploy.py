@@ -98,11 +98,17 @@ def deploy(
         )
     workdir = workdir or temp_workdir()
     out = workdir / "out"
-    app = write_app(workdir / "app", {
-        "fednot-config": config_toml, "seed": seed, "method": methods[0],
-        "cache-dir": str(workdir / "cache"), "checkpoint": str(workdir / "pretrained.pt"),
-        **(extra or {}),
-    })  # fmt: skip
+    app = write_app(
+        workdir / "app",
+        {
+            "fednot-config": config_toml,
+            "seed": seed,
+            "method": methods[0],
+            "cache-dir": str(workdir / "cache"),
+            "checkpoint": str(workdir / "pretrained.pt"),
+            **(extra or {}),
+        },
+    )
     requests = workdir / "requests"
     requests.mkdir(parents=True, exist_ok=True)
     nodes = [

@@ -42,9 +42,13 @@ class MeteredGrid(Grid):
         return run
 
     def create_message(
-        self, content: RecordDict, message_type: str, dst_node_id: int, group_id: str,
+        self,
+        content: RecordDict,
+        message_type: str,
+        dst_node_id: int,
+        group_id: str,
         ttl: float | None = None,
-    ) -> Message:  # fmt: skip
+    ) -> Message:
         """Delegate."""
         return self.grid.create_message(content, message_type, dst_node_id, group_id, ttl)
 

@@ -76,8 +76,10 @@ def query(grid: Grid, action: str, nodes: Iterable[int], timeout: float) -> list
         if reply.has_error():
             logger.warning(
                 "Node %d failed to answer query.%s: %s",
-                reply.metadata.src_node_id, action, reply.error.reason,
-            )  # fmt: skip
+                reply.metadata.src_node_id,
+                action,
+                reply.error.reason,
+            )
     return [r for r in replies if not r.has_error()]
 
 

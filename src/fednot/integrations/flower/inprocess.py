@@ -75,9 +75,13 @@ class InProcessGrid(Grid):
         return self._run
 
     def create_message(
-        self, content: RecordDict, message_type: str, dst_node_id: int, group_id: str,
+        self,
+        content: RecordDict,
+        message_type: str,
+        dst_node_id: int,
+        group_id: str,
         ttl: float | None = None,
-    ) -> Message:  # fmt: skip
+    ) -> Message:
         """A message to ``dst_node_id``."""
         return Message(content, dst_node_id, message_type, ttl=ttl, group_id=group_id)
 

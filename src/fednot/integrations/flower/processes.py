@@ -102,24 +102,46 @@ class LocalDeployment:
         self.port = free_port()
         self._write_cli_config()
         self._spawn(
-            "superlink", [_tool("flower-superlink"), "--insecure", "--host", "127.0.0.1",
-                          "--port", str(self.port), "--disable-runtime-dependency-installation"],
+            "superlink",
+            [
+                _tool("flower-superlink"),
+                "--insecure",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--disable-runtime-dependency-installation",
+            ],
             self.port,
-        )  # fmt: skip
+        )
         for k, node_config in enumerate(self.node_configs):
             port = free_port()
             text = " ".join(f"{key}={json.dumps(v)}" for key, v in node_config.items())
             self._spawn(
-                f"supernode-{k}", [_tool("flower-supernode"), "--insecure", "--superlink",
-                                   f"127.0.0.1:{self.port}", "--node-config", text, "--host",
-                                   "127.0.0.1", "--port", str(port)],
+                f"supernode-{k}",
+                [
+                    _tool("flower-supernode"),
+                    "--insecure",
+                    "--superlink",
+                    f"127.0.0.1:{self.port}",
+                    "--node-config",
+                    text,
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                ],
                 port,
-            )  # fmt: skip
+            )
 
     def run(
-        self, app: Path, run_config: Mapping[str, ConfigValue], timeout: float, *,
+        self,
+        app: Path,
+        run_config: Mapping[str, ConfigValue],
+        timeout: float,
+        *,
         echo: bool = False,
-    ) -> RunOutput:  # fmt: skip
+    ) -> RunOutput:
         """``flwr run <app> local-deployment --stream`` with ``run_config`` overrides.
 
         The streamed log is captured (and printed as it comes with ``echo``); a run that
@@ -131,9 +153,12 @@ class LocalDeployment:
             command += ["--run-config", overrides]
         start = time.perf_counter()
         process = subprocess.Popen(
-            command, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            command,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
-        )  # fmt: skip
+        )
         lines: list[str] = []
         reader = threading.Thread(target=_pump, args=(process, lines, echo), daemon=True)
         reader.start()
@@ -187,9 +212,12 @@ class LocalDeployment:
         logs.mkdir(parents=True, exist_ok=True)
         with (logs / f"{name}.log").open("wb") as log:
             process = subprocess.Popen(
-                command, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                command,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
-            )  # fmt: skip
+            )
         self.processes.append(process)
         wait_for_port(port, self.start_timeout, process)
 

@@ -94,17 +94,23 @@ def recipe_entries(recipe: LocalRecipe) -> dict[str, float | int | str]:
             "Flower client; the layer-wise analyses run in the engine only."
         )
     return {
-        "recipe-epochs": recipe.epochs, "recipe-batch-size": recipe.batch_size,
-        "recipe-optimizer": recipe.optimizer, "recipe-lr": recipe.lr,
-        "recipe-momentum": recipe.momentum, "recipe-weight-decay": recipe.weight_decay,
+        "recipe-epochs": recipe.epochs,
+        "recipe-batch-size": recipe.batch_size,
+        "recipe-optimizer": recipe.optimizer,
+        "recipe-lr": recipe.lr,
+        "recipe-momentum": recipe.momentum,
+        "recipe-weight-decay": recipe.weight_decay,
         **({} if recipe.steps is None else {"recipe-steps": recipe.steps}),
-    }  # fmt: skip
+    }
 
 
 def recipe_from(config: ConfigRecord, base: LocalRecipe) -> LocalRecipe:
     """``base`` with the ``recipe-`` entries of ``config`` (`recipe_entries`) applied."""
-    floats = {"lr": "recipe-lr", "momentum": "recipe-momentum",
-              "weight_decay": "recipe-weight-decay"}  # fmt: skip
+    floats = {
+        "lr": "recipe-lr",
+        "momentum": "recipe-momentum",
+        "weight_decay": "recipe-weight-decay",
+    }
     ints = {"epochs": "recipe-epochs", "batch_size": "recipe-batch-size", "steps": "recipe-steps"}
     changes: dict[str, object] = {
         k: as_float(config[e], e) for k, e in floats.items() if e in config

@@ -160,6 +160,9 @@ def _model(
 ) -> nn.Module:
     config = settings.config.model
     return create_model(
-        config.name, input_shape=federation.input_shape, num_classes=federation.num_classes,
-        options=config.options, generator=generator,
-    )  # fmt: skip
+        config.name,
+        input_shape=federation.input_shape,
+        num_classes=federation.num_classes,
+        options=config.options,
+        generator=generator,
+    )

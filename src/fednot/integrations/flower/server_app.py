@@ -77,13 +77,16 @@ class FlowerResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (without the model)."""
         return {
-            "seed": self.seed, "method": self.method,
+            "seed": self.seed,
+            "method": self.method,
             "clients": {str(k): v for k, v in self.clients.items()},
-            "pretrain": self.pretrain.to_dict(), "pretrain_test_acc": self.pretrain_test_acc,
+            "pretrain": self.pretrain.to_dict(),
+            "pretrain_test_acc": self.pretrain_test_acc,
             "requests": [_outcome_dict(o) for o in self.requests],
             "refused": [asdict(r) for r in self.refused],
-            "bytes_sent": self.bytes_sent, "bytes_received": self.bytes_received,
-        }  # fmt: skip
+            "bytes_sent": self.bytes_sent,
+            "bytes_received": self.bytes_received,
+        }
 
 
 def create_server_app(defaults: Mapping[str, ConfigValue] | None = None) -> ServerApp:
@@ -114,9 +117,13 @@ def run_fednot(grid: Grid, settings: FlowerSettings) -> FlowerResult:
     clients = session.clients
     trained = _pretrain(session, exp, method)
     result = FlowerResult(
-        settings.seed, method.name, dict(clients.node_of), trained.log,
-        test_accuracy(exp, trained.state), trained.state,
-    )  # fmt: skip
+        settings.seed,
+        method.name,
+        dict(clients.node_of),
+        trained.log,
+        test_accuracy(exp, trained.state),
+        trained.state,
+    )
     if settings.stage == "pretrain":
         return _finish(session, exp, result)
     filed, result.refused = collect_requests(session.grid, clients, timeout=settings.node_timeout)
@@ -128,9 +135,12 @@ def run_fednot(grid: Grid, settings: FlowerSettings) -> FlowerResult:
 
 
 def serve(
-    session: ServerSession, exp: Experiment, method: Unlearner, trained: Trained,
+    session: ServerSession,
+    exp: Experiment,
+    method: Unlearner,
+    trained: Trained,
     request: ForgetRequest,
-) -> tuple[RequestOutcome, StateDict]:  # fmt: skip
+) -> tuple[RequestOutcome, StateDict]:
     """The engine's `Experiment.unlearn` of ``request`` (step, then recovery) on Flower."""
     state = trained.state
     retained = exp.split(request).retained.ids
@@ -145,9 +155,15 @@ def serve(
     forget["after"] = session.client_accuracy(outcome.state, request.clients, "forget", request)
     logger.info("%s served %s: test %s, forget %s", method.name, request.to_dict(), test, forget)
     served = RequestOutcome(
-        request.to_dict(), method.name, excluded, outcome.step_costs, outcome.notes, outcome.log,
-        test, forget,
-    )  # fmt: skip
+        request.to_dict(),
+        method.name,
+        excluded,
+        outcome.step_costs,
+        outcome.notes,
+        outcome.log,
+        test,
+        forget,
+    )
     return served, outcome.state
 
 
@@ -160,9 +176,13 @@ def _pretrain(session: ServerSession, exp: Experiment, method: Unlearner) -> Tra
     trained = exp.pretrain(history=method.history_spec() if method.requirements.history else None)
     if settings.checkpoint:
         save_checkpoint(
-            Path(settings.checkpoint), trained.state, exp.config, settings.seed,
-            "flower-pretrain", log=trained.log.to_dict(),
-        )  # fmt: skip
+            Path(settings.checkpoint),
+            trained.state,
+            exp.config,
+            settings.seed,
+            "flower-pretrain",
+            log=trained.log.to_dict(),
+        )
     return trained
 
 
@@ -196,9 +216,13 @@ def _finish(session: ServerSession, exp: Experiment, result: FlowerResult) -> Fl
     logger.info(
         "FEDNOT_DONE method=%s requests=%d refused=%d pretrain_test_acc=%.2f test_acc=%.2f "
         "forget_acc=%s",
-        result.method, len(result.requests), len(result.refused), result.pretrain_test_acc,
-        test_accuracy(exp, result.state), "n/a" if last is None else last.forget_acc,
-    )  # fmt: skip
+        result.method,
+        len(result.requests),
+        len(result.refused),
+        result.pretrain_test_acc,
+        test_accuracy(exp, result.state),
+        "n/a" if last is None else last.forget_acc,
+    )
     return result
 
 

@@ -94,10 +94,13 @@ class ServerSession:
         """Accuracy (%) of ``state`` on each client's part (``parts[client]``), pooled."""
         arrays = to_arrays(state)
         messages = [
-            Message(RecordDict({ARRAYS: arrays, CONFIG: ConfigRecord(dict(entries))}),
-                    self.clients.node_of[c], MessageType.EVALUATE)
+            Message(
+                RecordDict({ARRAYS: arrays, CONFIG: ConfigRecord(dict(entries))}),
+                self.clients.node_of[c],
+                MessageType.EVALUATE,
+            )
             for c, entries in parts.items()
-        ]  # fmt: skip
+        ]
         metrics = [metrics_in(r.content) for r in self.send(messages, "evaluation")]
         n = sum(as_int(m[NUM_EXAMPLES], NUM_EXAMPLES) for m in metrics)
         correct = sum(as_int(m["correct"], "correct") for m in metrics)
@@ -156,6 +159,8 @@ class ServerSession:
             if key in metrics:
                 self.client_bytes[key] += as_int(metrics[key], key)
         return LocalUpdate(
-            to_state(arrays_in(reply.content)), as_int(metrics[NUM_EXAMPLES], NUM_EXAMPLES),
-            as_float(metrics["train-loss"], "train-loss"), as_int(metrics["flops"], "flops"),
-        )  # fmt: skip
+            to_state(arrays_in(reply.content)),
+            as_int(metrics[NUM_EXAMPLES], NUM_EXAMPLES),
+            as_float(metrics["train-loss"], "train-loss"),
+            as_int(metrics["flops"], "flops"),
+        )

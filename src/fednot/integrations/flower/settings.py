@@ -124,13 +124,20 @@ def parse_settings(
     if stage == "unlearn" and not values["checkpoint"]:
         raise ConfigError("stage='unlearn' starts from a checkpoint: set `checkpoint`.")
     return FlowerSettings(
-        config=config, seed=config.seeds[0] if seed < 0 else seed, method=str(values["method"]),
-        stage=stage, checkpoint=str(values["checkpoint"]), out=str(values["out"]),  # type: ignore[arg-type]
-        data_source=source, forget_requests=str(values["forget-requests"]),  # type: ignore[arg-type]
-        node_timeout=float(values["node-timeout"]), round_timeout=float(values["round-timeout"]),
+        config=config,
+        seed=config.seeds[0] if seed < 0 else seed,
+        method=str(values["method"]),
+        stage=stage,
+        checkpoint=str(values["checkpoint"]),
+        out=str(values["out"]),  # type: ignore[arg-type]
+        data_source=source,
+        forget_requests=str(values["forget-requests"]),  # type: ignore[arg-type]
+        node_timeout=float(values["node-timeout"]),
+        round_timeout=float(values["round-timeout"]),
         poll_interval=_positive(values["poll-interval"], "poll-interval"),
-        validate=bool(values["validate"]), cache_dir=str(values["cache-dir"]),
-    )  # fmt: skip
+        validate=bool(values["validate"]),
+        cache_dir=str(values["cache-dir"]),
+    )
 
 
 def _positive(value: ConfigValue, key: str) -> float:

@@ -65,12 +65,21 @@ def target_step(
     own = split.retained.replace(c for c in split.retained.clients if c.id == rt.client_id)
     config = rt.settings.config
     ctx = UnlearnContext(
-        method=method.name, requirements=method.requirements, request=split.request,
-        retained=own, model=rt.model, initial_state=rt.initial_state(), streams=rt.streams,
-        recipe=LocalRecipe.from_config(config.train), flops=rt.flops, device=rt.device,
-        model_name=config.model.name, model_options=config.model.options, forget=split.forget,
+        method=method.name,
+        requirements=method.requirements,
+        request=split.request,
+        retained=own,
+        model=rt.model,
+        initial_state=rt.initial_state(),
+        streams=rt.streams,
+        recipe=LocalRecipe.from_config(config.train),
+        flops=rt.flops,
+        device=rt.device,
+        model_name=config.model.name,
+        model_options=config.model.options,
+        forget=split.forget,
         history=_history(rt.client_id, last_local, last_share),
-    )  # fmt: skip
+    )
     result = method.unlearn(state, ctx)
     return TargetOutcome(result.state, len(split.forget), ctx.costs + result.costs, result.notes)
 

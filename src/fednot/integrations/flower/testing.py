@@ -86,4 +86,4 @@ def simulate(
             "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
             "init_args": {"num_cpus": 2, "logging_level": "ERROR", "log_to_driver": False},
         },
-    )  # fmt: skip
+    )

@@ -224,12 +224,20 @@ class UnlearningStrategy(Strategy):
         if result.schedule != "none" and rounds > 0:
             logger.info(
                 "Recovery: %d rounds of %s on the %d nodes left; nodes %s get no message.",
-                rounds, type(self.strategy).__name__, left, sorted(self.forgotten),
-            )  # fmt: skip
+                rounds,
+                type(self.strategy).__name__,
+                left,
+                sorted(self.forgotten),
+            )
             out.recovery = self.start(
-                metered, out.arrays, num_rounds=rounds, timeout=timeout, train_config=train_config,
-                evaluate_config=evaluate_config, evaluate_fn=evaluate_fn,
-            )  # fmt: skip
+                metered,
+                out.arrays,
+                num_rounds=rounds,
+                timeout=timeout,
+                train_config=train_config,
+                evaluate_config=evaluate_config,
+                evaluate_fn=evaluate_fn,
+            )
             out.arrays = out.recovery.arrays
         out.bytes_sent, out.bytes_received = dict(metered.sent), dict(metered.received)
         out.seconds = time.perf_counter() - start
@@ -245,8 +253,9 @@ class UnlearningStrategy(Strategy):
             raise TooFewNodesError(
                 f"Cannot forget nodes {nodes}: no node would be left to train on ({forgotten} "
                 "forgotten of those connected). Forget fewer nodes, or start more SuperNodes.",
-                left=left, required=max(required, 1),
-            )  # fmt: skip
+                left=left,
+                required=max(required, 1),
+            )
         if required <= left:
             return
         if adapt and (changed := lower_minimums(self.strategy, left)):
@@ -260,13 +269,16 @@ class UnlearningStrategy(Strategy):
             f'--federation-config "num-supernodes={required + forgotten}"), lower the '
             f"strategy's minimums (min_available_nodes, min_train_nodes, min_evaluate_nodes) to "
             f"{left}, or pass adapt_minimums=True to unlearn() to have them lowered.",
-            left=left, required=required,
-        )  # fmt: skip
+            left=left,
+            required=required,
+        )
 
     def _grid(self, grid: Grid) -> Grid:
-        return grid if not self.forgotten or isinstance(grid, _Without) else _Without(
-            grid, self.forgotten
-        )  # fmt: skip
+        return (
+            grid
+            if not self.forgotten or isinstance(grid, _Without)
+            else _Without(grid, self.forgotten)
+        )
 
     def _context(self, nodes: list[int]) -> UnlearnContext:
         """The engine's context on the server of an app: the model, no client data."""
@@ -277,10 +289,14 @@ class UnlearningStrategy(Strategy):
             )
         initial = to_state(self.initial_arrays) if self.initial_arrays is not None else {}
         return UnlearnContext(
-            method=self.method.name, requirements=self.method.requirements,
-            request=ForgetRequest(clients=tuple(nodes)), retained=_no_client_data(),
-            model=self.model, initial_state=initial, streams=SeedStreams(self.seed),
-        )  # fmt: skip
+            method=self.method.name,
+            requirements=self.method.requirements,
+            request=ForgetRequest(clients=tuple(nodes)),
+            retained=_no_client_data(),
+            model=self.model,
+            initial_state=initial,
+            streams=SeedStreams(self.seed),
+        )
 
 
 def _step(method: Unlearner, notes: dict[str, Any]) -> str:

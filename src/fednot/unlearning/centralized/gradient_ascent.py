@@ -73,9 +73,12 @@ class GA(Unlearner):
                 "GA ascends the loss on the forget data, but the request selects none."
             )
         recipe = LocalRecipe(
-            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            momentum=self.momentum,
             weight_decay=self.weight_decay,
-        )  # fmt: skip
+        )
         holder = ctx.request.clients[0]
         job = TrainJob(holder, state, ("train",), recipe, "forget", loss=ascent_loss)
         (update,) = ctx.train([job])

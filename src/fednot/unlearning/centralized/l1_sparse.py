@@ -115,9 +115,12 @@ class L1Sparse(Unlearner):
             return gammas[epoch] * l1_norm(model.parameters()) if gammas[epoch] else None
 
         recipe = LocalRecipe(
-            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            momentum=self.momentum,
             weight_decay=self.weight_decay,
-        )  # fmt: skip
+        )
         (holder,) = ctx.retained.ids  # one data holder: the centralized scenario
         (update,) = ctx.train([TrainJob(holder, state, ("train",), recipe, penalty=penalty)])
         out = update.state

@@ -192,9 +192,13 @@ def train_random_labels(
     cost, steps = 0, 0
     for _ in range(epochs):
         batches = epoch_batches(
-            forget, retain, num_classes=num_classes, batch_size=batch_size, mode=mode,
+            forget,
+            retain,
+            num_classes=num_classes,
+            batch_size=batch_size,
+            mode=mode,
             generator=generator,
-        )  # fmt: skip
+        )
         for images, labels in batches:
             x = preprocess(images, generator).to(device)
             step(nn.functional.cross_entropy(model(x), labels.to(device)))
@@ -260,12 +264,22 @@ class RandL(Unlearner):
         if len(forget) == 0:
             raise ConfigError("RandL relabels the forget data, but the request selects none.")
         run = train_random_labels(
-            ctx.model, state, forget, retain, ctx.preprocess,
-            num_classes=ctx.retained.num_classes, epochs=self.epochs, lr=self.lr,
-            generator=ctx.generator("train"), flops=ctx.flops, momentum=self.momentum,
-            weight_decay=self.weight_decay, batch_size=self.batch_size, mode=self.mode,
+            ctx.model,
+            state,
+            forget,
+            retain,
+            ctx.preprocess,
+            num_classes=ctx.retained.num_classes,
+            epochs=self.epochs,
+            lr=self.lr,
+            generator=ctx.generator("train"),
+            flops=ctx.flops,
+            momentum=self.momentum,
+            weight_decay=self.weight_decay,
+            batch_size=self.batch_size,
+            mode=self.mode,
             device=ctx.device,
-        )  # fmt: skip
+        )
         ctx.add_costs(flops=run.flops)
         notes = {"steps": run.steps, "forget_samples": len(forget), "retain_samples": len(retain)}
         return UnlearnResult(run.state, schedule="none", notes=notes)

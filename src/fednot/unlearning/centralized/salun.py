@@ -152,12 +152,23 @@ class SalUn(Unlearner):
             raise ConfigError("SalUn needs forget samples, but the request selects none.")
         mask = self.mask(state, ctx)
         run = train_random_labels(
-            ctx.model, state, forget, retain, ctx.preprocess,
-            num_classes=ctx.retained.num_classes, epochs=self.epochs, lr=self.lr,
-            generator=ctx.generator("train"), flops=ctx.flops, momentum=self.momentum,
-            weight_decay=self.weight_decay, batch_size=self.batch_size, mode=self.mode,
-            mask=mask, device=ctx.device,
-        )  # fmt: skip
+            ctx.model,
+            state,
+            forget,
+            retain,
+            ctx.preprocess,
+            num_classes=ctx.retained.num_classes,
+            epochs=self.epochs,
+            lr=self.lr,
+            generator=ctx.generator("train"),
+            flops=ctx.flops,
+            momentum=self.momentum,
+            weight_decay=self.weight_decay,
+            batch_size=self.batch_size,
+            mode=self.mode,
+            mask=mask,
+            device=ctx.device,
+        )
         ctx.add_costs(flops=run.flops)
         salient = sum(int(m.sum()) for m in mask.values())
         total = sum(m.numel() for m in mask.values())
