@@ -125,11 +125,13 @@ def serve(grid: Grid, rounds: int = 5, recovery: int = 3, out: str = "") -> dict
         unlearned = strategy.unlearn(grid, trained.arrays, forget=forget, rounds=recovery)  # fednot
         assert unlearned.recovery is not None
         summary.update(
-            forgotten=unlearned.forgotten, notes=unlearned.notes,
+            forgotten=unlearned.forgotten,
+            notes=unlearned.notes,
             recovery=_metrics(unlearned.recovery.train_metrics_clientapp),
-            bytes_sent=unlearned.bytes_sent, bytes_received=unlearned.bytes_received,
+            bytes_sent=unlearned.bytes_sent,
+            bytes_received=unlearned.bytes_received,
             seconds=unlearned.seconds,
-        )  # fmt: skip
+        )
     if out:
         Path(out).write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return summary
@@ -151,9 +153,11 @@ def make_server_app(rounds: int = 5, recovery: int = 3, out: str = "") -> Server
     def main(grid: Grid, context: Context) -> None:
         config = context.run_config
         summary = serve(
-            grid, int(config.get("num-server-rounds", rounds)),
-            int(config.get("recovery-rounds", recovery)), str(config.get("summary-file", out)),
-        )  # fmt: skip
+            grid,
+            int(config.get("num-server-rounds", rounds)),
+            int(config.get("recovery-rounds", recovery)),
+            str(config.get("summary-file", out)),
+        )
         print(json.dumps({"summary": summary}, default=str))
 
     return app

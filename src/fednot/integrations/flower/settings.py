@@ -19,7 +19,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 
@@ -127,11 +127,11 @@ def parse_settings(
         config=config,
         seed=config.seeds[0] if seed < 0 else seed,
         method=str(values["method"]),
-        stage=stage,
+        stage=cast(Stage, stage),
         checkpoint=str(values["checkpoint"]),
-        out=str(values["out"]),  # type: ignore[arg-type]
-        data_source=source,
-        forget_requests=str(values["forget-requests"]),  # type: ignore[arg-type]
+        out=str(values["out"]),
+        data_source=cast(DataSource, source),
+        forget_requests=str(values["forget-requests"]),
         node_timeout=float(values["node-timeout"]),
         round_timeout=float(values["round-timeout"]),
         poll_interval=_positive(values["poll-interval"], "poll-interval"),
