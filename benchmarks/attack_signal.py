@@ -70,8 +70,10 @@ def main() -> None:
         metrics = measure(seed, args.threads, args.overrides)
         print(f"seed {seed} ({time.perf_counter() - start:.0f} s)")
         for model, m in metrics.items():
-            cells = [f"{label} {getattr(m, v):.2f} (floor {getattr(m, f):.2f})"
-                     for label, v, f in STATISTICS]  # fmt: skip
+            cells = [
+                f"{label} {getattr(m, v):.2f} (floor {getattr(m, f):.2f})"
+                for label, v, f in STATISTICS
+            ]
             print(f"  {model:9s} forget acc {m.forget_acc:.2f}  " + "  ".join(cells))
             for label, v, f in STATISTICS:
                 values.setdefault(f"{model} {label}", []).append(getattr(m, v))
@@ -84,8 +86,10 @@ def main() -> None:
         print(f"  {key:32s} {np.mean(vs):7.2f}")
     for label, _, _ in STATISTICS:
         rs = [per_seed[s][label] for s in seeds]
-        print(f"  original − Retrain, {label}, in floors: {np.mean(rs):.2f} "
-              f"(per seed {', '.join(f'{r:.2f}' for r in rs)})")  # fmt: skip
+        print(
+            f"  original − Retrain, {label}, in floors: {np.mean(rs):.2f} "
+            f"(per seed {', '.join(f'{r:.2f}' for r in rs)})"
+        )
 
 
 if __name__ == "__main__":

@@ -63,8 +63,18 @@ def run() -> None:
     args = parser.parse_args()
     out = Path(args.out)
     cache = out.with_name(out.name + "-cache")
-    argv = ["bench", "--out", str(out), "--threads", args.threads, "--jobs", args.jobs, "-q",
-            "--set", f"cache_dir={cache}"]  # fmt: skip
+    argv = [
+        "bench",
+        "--out",
+        str(out),
+        "--threads",
+        args.threads,
+        "--jobs",
+        args.jobs,
+        "-q",
+        "--set",
+        f"cache_dir={cache}",
+    ]
     for flag in ("preset", "scenario", "methods", "seeds"):
         if getattr(args, flag):
             argv += [f"--{flag}", getattr(args, flag)]

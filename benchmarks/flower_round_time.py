@@ -32,19 +32,26 @@ from fednot.federation.local import LocalRecipe
 
 def _config(rounds: int) -> RunConfig:
     return RunConfig(
-        data=DataConfig(num_clients=3), train=TrainConfig(rounds=rounds),
+        data=DataConfig(num_clients=3),
+        train=TrainConfig(rounds=rounds),
         unlearn=UnlearnConfig(forget_clients=(0,), recovery_rounds=1, methods=("not",)),
-        threads=1, cache_dir="", save_models=False,
-    )  # fmt: skip
+        threads=1,
+        cache_dir="",
+        save_models=False,
+    )
 
 
 def engine(config: RunConfig) -> dict[str, Any]:
     """Rounds of fednot's own FedAvg (`FedAvg.round`, validation included)."""
     exp = Experiment(config, 0)
     fedavg = FedAvg(
-        exp.model, exp.federation, LocalRecipe.from_config(config.train), exp.streams,
-        phase="pretrain", flops=exp.flops,
-    )  # fmt: skip
+        exp.model,
+        exp.federation,
+        LocalRecipe.from_config(config.train),
+        exp.streams,
+        phase="pretrain",
+        flops=exp.flops,
+    )
     state, seconds = exp.initial_state, []
     for round_ in range(1, config.train.rounds + 1):
         start = time.perf_counter()
@@ -60,8 +67,12 @@ def simulation(config: RunConfig, workdir: Path) -> dict[str, Any]:
 
     os_env(quiet_environment(workdir / "flwr-home"))
     out = workdir / "sim"
-    defaults = {"fednot-config": to_toml(config), "stage": "pretrain", "out": str(out),
-                "cache-dir": str(workdir / "cache")}  # fmt: skip
+    defaults = {
+        "fednot-config": to_toml(config),
+        "stage": "pretrain",
+        "out": str(out),
+        "cache-dir": str(workdir / "cache"),
+    }
     start = time.perf_counter()
     simulate(defaults, config.data.num_clients)
     return {**_from_result(out), "wall": time.perf_counter() - start}
@@ -73,8 +84,13 @@ def deployment(config: RunConfig, workdir: Path, poll: float) -> dict[str, Any]:
     from fednot.integrations.flower.deploy import LocalDeployment
 
     out = workdir / "deployment"
-    settings = {"fednot-config": to_toml(config), "stage": "pretrain", "out": str(out),
-                "cache-dir": str(workdir / "cache"), "poll-interval": poll}  # fmt: skip
+    settings = {
+        "fednot-config": to_toml(config),
+        "stage": "pretrain",
+        "out": str(out),
+        "cache-dir": str(workdir / "cache"),
+        "poll-interval": poll,
+    }
     app = write_app(workdir / "app", settings)
     nodes = [{"partition-id": k, "num-partitions": 3} for k in range(3)]
     start = time.perf_counter()
@@ -91,8 +107,11 @@ def _from_result(out: Path) -> dict[str, Any]:
     rounds = result["pretrain"]["rounds"]
     last = rounds[-1]
     flower = last["extra"]["flower_bytes_down"] + last["extra"]["flower_bytes_up"]
-    return {"seconds": [r["seconds"] for r in rounds], "fednot_bytes": last["comm_bytes"],
-            "flower_bytes": int(flower)}  # fmt: skip
+    return {
+        "seconds": [r["seconds"] for r in rounds],
+        "fednot_bytes": last["comm_bytes"],
+        "flower_bytes": int(flower),
+    }
 
 
 def os_env(values: dict[str, str]) -> None:
@@ -115,9 +134,11 @@ def main() -> None:
     parser.add_argument("--skip-deployment", action="store_true")
     parser.add_argument("--skip-simulation", action="store_true")
     parser.add_argument(
-        "--poll", type=float, default=0.05,
+        "--poll",
+        type=float,
+        default=0.05,
         help="seconds between the server's pulls for replies (Flower's own grids: 3)",
-    )  # fmt: skip
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     config = _config(args.rounds)
@@ -128,16 +149,22 @@ def main() -> None:
     if not args.skip_deployment:
         runs[f"Flower deployment (poll {args.poll:g} s)"] = deployment(config, workdir, args.poll)
     exp = Experiment(config, 0)
-    print(f"MNIST-5k, CNN ({state_bytes(exp.initial_state)} state bytes), 3 clients, "
-          f"{args.rounds} rounds; load {Path('/proc/loadavg').read_text().split()[:3]}, "
-          f"steal {steal_percent():.1f}%")  # fmt: skip
-    print(f"{'runtime':<20} {'round 1 s':>10} {'later rounds s':>15} {'fednot B/round':>15} "
-          f"{'flwr mods B/round':>18}")  # fmt: skip
+    print(
+        f"MNIST-5k, CNN ({state_bytes(exp.initial_state)} state bytes), 3 clients, "
+        f"{args.rounds} rounds; load {Path('/proc/loadavg').read_text().split()[:3]}, "
+        f"steal {steal_percent():.1f}%"
+    )
+    print(
+        f"{'runtime':<20} {'round 1 s':>10} {'later rounds s':>15} {'fednot B/round':>15} "
+        f"{'flwr mods B/round':>18}"
+    )
     for name, run in runs.items():
         later = statistics.median(run["seconds"][1:]) if len(run["seconds"]) > 1 else float("nan")
         flower = "-" if run["flower_bytes"] is None else str(run["flower_bytes"])
-        print(f"{name:<20} {run['seconds'][0]:>10.2f} {later:>15.2f} {run['fednot_bytes']:>15} "
-              f"{flower:>18}")  # fmt: skip
+        print(
+            f"{name:<20} {run['seconds'][0]:>10.2f} {later:>15.2f} {run['fednot_bytes']:>15} "
+            f"{flower:>18}"
+        )
     print(json.dumps({k: {kk: v for kk, v in r.items()} for k, r in runs.items()}, default=str))
 
 

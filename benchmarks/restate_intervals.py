@@ -76,8 +76,10 @@ def main() -> None:
         adjusted = holm([p for *_, p in family])
         for (method, mean, low, high, p), p_holm in zip(family, adjusted, strict=True):
             ranked = "yes" if p_holm < 0.05 else "no"
-            print(f"| {reference}, end | {method} | {mean:+.2f} [{low:+.2f}, {high:+.2f}] | "
-                  f"{p:.4f} | {p_holm:.4f} | {ranked} |")  # fmt: skip
+            print(
+                f"| {reference}, end | {method} | {mean:+.2f} [{low:+.2f}, {high:+.2f}] | "
+                f"{p:.4f} | {p_holm:.4f} | {ranked} |"
+            )
     floor = smallest_sign_flip_p(n)
     print(f"\nThe exact sign-flip test cannot go below p = {floor:.4g} with {n} seeds.")
     if math.isfinite(floor) and floor > 0.05:

@@ -94,7 +94,7 @@ def workloads(names: list[str], device: torch.device, layout: str) -> list[Workl
                 fed.preprocess,
                 32,
                 128,
-            )  # fmt: skip
+            )
         )
     return out
 
