@@ -50,7 +50,8 @@ def test_round_trip_through_toml(tmp_path: Path) -> None:
         ("unlearn.forget_clients=[10]", r"forget_clients \[10\] out of range: client ids are 0..9"),
         ("unlearn.forget_clients=[0,1,2,3,4,5,6,7,8,9]", r"leaves no retained data"),
         ("unlearn.forget_clients=[]", r"must name a client"),
-        ("options.pgd.x=1", r"options given for \['pgd'\]"),
+        ("options.pgd.x=1", r"Unknown option `x` for method 'pgd'"),
+        ("options.nosuch.x=1", r"options given for \['nosuch'\]"),
     ],
 )
 def test_bad_values_get_clear_errors(override: str, message: str) -> None:

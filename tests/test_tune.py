@@ -306,13 +306,15 @@ def test_a_divergence_names_the_methods_own_recovery_lr() -> None:
 
 def test_own_recovery_lr_and_tuned_marks_are_checked_and_round_trip(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="which unlearn.methods"):
-        load_config(overrides=["unlearn.method_recovery_lr.pgd=0.01"])
+        load_config(overrides=["unlearn.method_recovery_lr.nosuch=0.01"])
+    # a registered method that is not run: its settings are not used
+    assert load_config(overrides=["unlearn.method_recovery_lr.pgd=0.01"]).unlearn == UnlearnConfig()
     with pytest.raises(ConfigError, match="finite floats > 0"):
         load_config(overrides=["unlearn.method_recovery_lr.ft=0"])
     with pytest.raises(ConfigError, match="not set"):
         load_config(overrides=['tuned.not=["layers"]'])
     with pytest.raises(ConfigError, match="tuned names"):
-        load_config(overrides=['tuned.pgd=["lr"]'])
+        load_config(overrides=['tuned.nosuch=["lr"]'])
     config = load_config(
         overrides=[
             "unlearn.method_recovery_lr.not=0.02",

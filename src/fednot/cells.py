@@ -37,6 +37,7 @@ from fednot.progress import Progress, Silent
 from fednot.results import ORIGINAL, REFERENCE, RETRAIN_FLOOR, Record, rounds_to_target
 from fednot.types import StateDict
 from fednot.unlearning.base import Unlearner
+from fednot.unlearning.provide import server_data_for
 
 FLOOR_TRAINING_SEED = 1
 """Retrain′'s training seed (`Experiment.reseeded`): initial weights and client streams."""
@@ -119,8 +120,9 @@ class CellRunner:
         """The seed's experiment, after checking the methods and the request against it."""
         if seed not in self._experiments:
             exp = Experiment(self.config, seed, progress=self.progress)
-            for method in self.methods.values():
-                method.validate(exp.model)  # fail before any training
+            for method in self.methods.values():  # fail before any training
+                method.validate(exp.model)
+                server_data_for(method, exp.federation)  # the server's slice, if it needs one
             exp.check_request()
             self._experiments[seed] = exp
         return self._experiments[seed]

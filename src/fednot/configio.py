@@ -12,10 +12,10 @@ from pathlib import Path
 from types import UnionType
 from typing import Any, TypeVar
 
-from fednot.config import RunConfig
+from fednot.config import RunConfig, UnlearnConfig, select_methods
 from fednot.errors import ConfigError
-from fednot.paths import check_input_file
-from fednot.typecheck import check_value
+from fednot.presets import load_preset, load_scenario, merge, read_toml
+from fednot.typecheck import check_options, check_value
 
 T = TypeVar("T")
 
@@ -158,16 +158,6 @@ def _key_type(path: list[str]) -> Any:
     return hint
 
 
-def read_toml(path: str | Path) -> dict[str, Any]:
-    """The tables of the TOML file ``path``; `ConfigError` if it is missing or malformed."""
-    file = Path(path)
-    check_input_file(file, "configuration file")
-    try:
-        return tomllib.loads(file.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"Configuration file {file} is not valid TOML: {e}.") from e
-
-
 def as_overrides(data: Mapping[str, Any], prefix: str = "") -> list[str]:
     """The ``key=value`` overrides that set every value of the nested mapping ``data``."""
     result: list[str] = []
@@ -181,17 +171,6 @@ def as_overrides(data: Mapping[str, Any], prefix: str = "") -> list[str]:
     return result
 
 
-def merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
-    """Return ``base`` updated by ``update``, merging nested tables key by key."""
-    result = dict(base)
-    for key, value in update.items():
-        if isinstance(value, Mapping) and isinstance(result.get(key), dict):
-            result[key] = merge(result[key], value)
-        else:
-            result[key] = value
-    return result
-
-
 def load_config(
     path: str | Path | None = None,
     overrides: Iterable[str] = (),
@@ -199,17 +178,79 @@ def load_config(
     preset: str | None = None,
     scenario: str | None = None,
 ) -> RunConfig:
-    """Load the defaults, a shipped preset, a scenario fragment, a TOML file, then overrides."""
-    from fednot.presets import load_preset, load_scenario
+    """Load the defaults, a shipped preset, a scenario fragment, a TOML file, then overrides.
 
+    The preset's method selector, with the scenario's additions, holds unless the file or an
+    override sets ``unlearn.methods``; settings of methods that the selection leaves out are not
+    used (`without_unrun_settings`).
+    """
     data: dict[str, Any] = {}
     if preset is not None:
         data = load_preset(preset)
     if scenario is not None:
-        data = merge(data, load_scenario(scenario))
+        data = with_scenario(data, load_scenario(scenario))
     if path is not None:
         data = merge(data, read_toml(path))
-    return from_dict(RunConfig, apply_overrides(data, overrides))
+    return from_dict(RunConfig, without_unrun_settings(apply_overrides(data, overrides)))
+
+
+ADD_METHODS = "add_methods"
+"""The key of a scenario fragment's ``[unlearn]`` that adds entries to the method selector."""
+
+
+def with_scenario(data: dict[str, Any], fragment: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` with the scenario ``fragment`` applied over it.
+
+    The fragment's ``unlearn.add_methods`` entries are appended to the selector in ``data``
+    (the defaults' when it has none): a scenario adds methods (or groups) to a preset, and
+    the preset's exclusions still apply (`fednot.config.methods`).
+    """
+    unlearn = dict(fragment.get("unlearn", {}))
+    added = unlearn.pop(ADD_METHODS, [])
+    result = merge(data, {**fragment, "unlearn": unlearn})
+    if added:
+        current = result.get("unlearn", {}).get("methods", list(UnlearnConfig().methods))
+        result = merge(result, {"unlearn": {"methods": [*current, *added]}})
+    return result
+
+
+def without_unrun_settings(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` without the options, own learning rates and tuned marks of methods not run.
+
+    A preset may tune methods that a run leaves out (``--methods ft,not``): their settings are
+    not used. Only registered methods are dropped, after checking their option names; a name
+    that no registered method has stays, for `RunConfig` to refuse as a setting that does
+    nothing (it may be a misspelt method).
+    """
+    unlearn = data.get("unlearn", {})
+    entries = (
+        unlearn.get("methods", list(UnlearnConfig().methods)) if isinstance(unlearn, dict) else 0
+    )
+    if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+        return data  # from_dict says what is wrong with it
+    from fednot.unlearning.registry import unlearner_class, unlearner_names
+
+    selected, known = set(select_methods(entries)), set(unlearner_names())
+
+    def unrun(table: Any) -> set[str]:
+        return (set(table) - selected) & known if isinstance(table, dict) else set()
+
+    options = data.get("options", {})
+    for name in sorted(unrun(options)):
+        if isinstance(options[name], dict):  # else from_dict says what is wrong with it
+            check_options(unlearner_class(name), options[name], f"method {name!r}")
+    result: dict[str, Any] = json.loads(json.dumps(data))
+    for table in (result.get("options"), result.get("tuned"), unlearn_table(result)):
+        if isinstance(table, dict):
+            for name in unrun(table):
+                del table[name]
+    return result
+
+
+def unlearn_table(data: dict[str, Any]) -> Any:
+    """``data["unlearn"]["method_recovery_lr"]``, or ``None`` where it is absent."""
+    unlearn = data.get("unlearn")
+    return unlearn.get("method_recovery_lr") if isinstance(unlearn, dict) else None
 
 
 def to_dict(config: object) -> dict[str, Any]:
@@ -225,13 +266,14 @@ def to_toml(config: RunConfig, *, unset: bool = False) -> str:
     ``unset=True`` written as comments, ``# key = None``, so that every key is shown.
     """
     lines: list[str] = []
-    _write_table(lines, [], to_dict(config), unset=unset)
+    write_table(lines, [], to_dict(config), unset=unset)
     return "\n".join(lines).strip() + "\n"
 
 
-def _write_table(
+def write_table(
     lines: list[str], path: list[str], table: Mapping[str, Any], *, unset: bool
 ) -> None:
+    """Append ``table`` (at ``path``) to ``lines`` as TOML: its values, then its sub-tables."""
     scalars = {k: v for k, v in table.items() if not isinstance(v, dict)}
     if not unset:
         scalars = {k: v for k, v in scalars.items() if v is not None}
@@ -243,7 +285,7 @@ def _write_table(
             f"# {_key(key)} = None" if value is None else f"{_key(key)} = {json.dumps(value)}"
         )
     for key, value in tables.items():
-        _write_table(lines, [*path, key], value, unset=unset)
+        write_table(lines, [*path, key], value, unset=unset)
 
 
 def _key(key: str) -> str:

@@ -38,7 +38,6 @@ from fednot.cache import atomic_save, atomic_write_text, read_json_state
 from fednot.cells import Cell, CellPool, CellResult, CellRunner, cell_order
 from fednot.comparison import summarize, tradeoff_curves
 from fednot.config import RunConfig
-from fednot.config_rules import check_recovery_lr
 from fednot.configio import to_dict, to_toml
 from fednot.environment import use_threads
 from fednot.errors import ConfigError
@@ -267,3 +266,24 @@ def run(
     target = run_dir or default_run_dir(config)
     Run(replace(config), target, progress=progress, jobs=jobs).execute()
     return target
+
+
+def check_recovery_lr(config: RunConfig, entry: str, method: Unlearner) -> None:
+    """Refuse ``unlearn.method_recovery_lr.<entry>`` where the engine would not read it.
+
+    It is read only for a method whose step is followed by recovery, by the method's name.
+    """
+    if entry not in config.unlearn.method_recovery_lr:
+        return
+    title = method.title or method.name
+    if method.schedule != "recovery":
+        raise ConfigError(
+            f"unlearn.method_recovery_lr.{entry} is set, but {title} runs no recovery (its step "
+            f"returns schedule {method.schedule!r}), so it would do nothing. Remove it."
+        )
+    if entry != method.name:
+        raise ConfigError(
+            f"unlearn.method_recovery_lr.{entry} is set, but the engine reads it by the method's "
+            f"name, {method.name!r}, which unlearn.methods does not list. Register the method "
+            "under its name (an entry point) to give it its own recovery learning rate."
+        )

@@ -14,12 +14,13 @@ from typing import Any
 from fednot.checkpoint import load_checkpoint, save_checkpoint
 from fednot.cli.arguments import int_list, method_names, selection_overrides
 from fednot.config import RunConfig
-from fednot.configio import as_overrides, load_config, read_toml
+from fednot.configio import as_overrides, load_config
 from fednot.environment import use_threads
 from fednot.errors import ConfigError
 from fednot.experiment import Experiment
 from fednot.paths import check_writable_dir, check_writable_file, name_part
 from fednot.preflight import check_state
+from fednot.presets import read_toml
 from fednot.progress import Progress, Silent
 from fednot.runner import Run, default_run_dir
 from fednot.terminal import terminal_summary

@@ -3,8 +3,9 @@
 `tuned_config` sets every tuned method's chosen values (``options.<method>.<key>``, and
 ``unlearn.method_recovery_lr.<method>`` for the recovery learning rate) and lists the keys in
 ``[tuned]``, which results mark. `write_tuned_preset` writes it as ``<preset>-tuned.toml``: a
-leading comment saying how it was tuned, then every key of the configuration, each tuned value
-followed by its search range and the published value::
+leading comment saying how it was tuned, ``extends = "<preset>"``, then every key whose value
+differs from the preset's (the tuned values, and whatever ``-c``/``--set`` changed), each tuned
+value followed by its search range and the published value::
 
     lr = 0.003  # [tuned] log-range [0.0001, 0.1]; published 0.01
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import date
@@ -24,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from fednot.cache import atomic_write_text
 from fednot.config import TUNED_RECOVERY_LR, RunConfig
-from fednot.configio import _key, load_config, to_toml
-from fednot.presets import is_preset_path
+from fednot.configio import _key, load_config, to_dict, to_toml, write_table
+from fednot.presets import EXTENDS, is_preset_path
 from fednot.unlearning.registry import unlearner_class
 from fednot.version import __version__
 
@@ -87,11 +89,45 @@ def write_tuned_preset(
     ]
     if log.skipped:
         lead.append("Not tuned: " + "; ".join(f"{m}: {why}" for m, why in log.skipped.items()))
-    text = _comment(" ".join(lead)) + "\n" + annotate(to_toml(tuned), tuned, plans)
+    text = _comment(" ".join(lead)) + "\n" + annotate(diff_toml(tuned, preset, out), tuned, plans)
     path = out / f"{name}.toml"
     atomic_write_text(text, path)
     load_config(preset=str(path))  # what `fednot bench --preset PATH` will do
     return path
+
+
+def diff_toml(config: RunConfig, preset: str, folder: Path) -> str:
+    """``config`` as a TOML diff over ``preset`` (``extends``), for a file in ``folder``.
+
+    A full snapshot where a diff cannot say it (a value of the preset that ``config`` unsets).
+    """
+    changed = _diff(to_dict(load_config(preset=preset)), to_dict(config))
+    if changed is None:
+        return to_toml(config)
+    base = preset
+    if is_preset_path(preset):
+        base = os.path.relpath(Path(preset).resolve(), folder.resolve())
+    lines = [f"{EXTENDS} = {json.dumps(base)}"]
+    write_table(lines, [], changed, unset=False)
+    return "\n".join(lines).strip() + "\n"
+
+
+def _diff(base: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The keys of ``new`` whose values differ from ``base``'s; ``None`` if one became None."""
+    result: dict[str, Any] = {}
+    for key, value in new.items():
+        old = base.get(key)
+        if isinstance(value, dict) and isinstance(old, dict):
+            inner = _diff(old, value)
+            if inner is None:
+                return None
+            if inner:
+                result[key] = inner
+        elif value != old:
+            if value is None:
+                return None
+            result[key] = value
+    return result
 
 
 def annotate(text: str, tuned: RunConfig, plans: Sequence[Plan]) -> str:

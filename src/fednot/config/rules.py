@@ -2,22 +2,24 @@
 
 A value that differs from its default was set by someone, and a value nothing reads is a value
 that silently does nothing (``data.alpha`` with an IID partition, ``train.momentum`` with AdamW).
-`unused_settings` lists each such key with the setting that would make it act. `check_tuned`
-refuses marks of tuned values (``[tuned]``, written by ``fednot tune``) that mark nothing, and
-`check_recovery_lr` a method's own recovery learning rate that its method would never read.
+`unused_settings` lists each such key with the setting that would make it act; `check_tuned`
+refuses marks of tuned values (``[tuned]``, written by ``fednot tune``) that mark nothing.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
+from fednot.config.sections import (
+    TUNED_RECOVERY_LR,
+    DataConfig,
+    ScenarioConfig,
+    TrainConfig,
+    UnlearnConfig,
+)
 from fednot.errors import ConfigError
-
-if TYPE_CHECKING:
-    from fednot.config import RunConfig
-    from fednot.unlearning.base import Unlearner
-
 
 # Shipped readers that never resize (Caltech-101, image folders and user loaders may).
 _FIXED_SIZE = frozenset({"mnist5k", "mnist", "fashion_mnist", "cifar10", "cifar100"})
@@ -31,9 +33,10 @@ def _changed(section: object, name: str) -> bool:
     return bool(getattr(section, name) != default)
 
 
-def unused_settings(config: RunConfig) -> list[str]:
-    """``"key (why it is unused)"`` for every set key that nothing in ``config`` reads."""
-    data, train, unlearn, scenario = config.data, config.train, config.unlearn, config.scenario
+def unused_settings(
+    data: DataConfig, train: TrainConfig, unlearn: UnlearnConfig, scenario: ScenarioConfig
+) -> list[str]:
+    """``"key (why it is unused)"`` for every set key that nothing in these sections reads."""
     kind = scenario.kind
     centralized_class = kind == "centralized" and scenario.centralized_forget == "class"
     rules = [
@@ -93,53 +96,34 @@ def unused_settings(config: RunConfig) -> list[str]:
     ]
 
 
-def check_tuned(config: RunConfig) -> None:
+def check_tuned(
+    tuned: Mapping[str, tuple[str, ...]],
+    options: Mapping[str, Mapping[str, Any]],
+    unlearn: UnlearnConfig,
+) -> None:
     """Raise `ConfigError` unless every method marked in ``tuned`` runs and its marked keys are set.
 
     A tuned key is ``options.<method>.<key>``, or `TUNED_RECOVERY_LR` for
     ``unlearn.method_recovery_lr.<method>`` (the marks `fednot tune` writes into a tuned preset).
     """
-    unknown = sorted(set(config.tuned) - set(config.unlearn.methods))
+    unknown = sorted(set(tuned) - set(unlearn.methods))
     _require(
         not unknown,
-        f"tuned names {unknown}, which unlearn.methods {list(config.unlearn.methods)} does not "
+        f"tuned names {unknown}, which unlearn.methods {list(unlearn.methods)} does not "
         "run; remove them from [tuned].",
     )
-    from fednot.config import TUNED_RECOVERY_LR
-
-    for method, keys in config.tuned.items():
+    for method, keys in tuned.items():
         unset = [
             key
             for key in keys
-            if key not in config.options.get(method, {})
-            and (key != TUNED_RECOVERY_LR or method not in config.unlearn.method_recovery_lr)
+            if key not in options.get(method, {})
+            and (key != TUNED_RECOVERY_LR or method not in unlearn.method_recovery_lr)
         ]
         _require(
             not unset,
             f"tuned.{method} marks {unset} as tuned, but they are not set: a tuned key is set in "
             f"options.{method} (or, for {TUNED_RECOVERY_LR!r}, in unlearn.method_recovery_lr). "
             "Set the tuned values, or remove the marks.",
-        )
-
-
-def check_recovery_lr(config: RunConfig, entry: str, method: Unlearner) -> None:
-    """Refuse ``unlearn.method_recovery_lr.<entry>`` where the engine would not read it.
-
-    It is read only for a method whose step is followed by recovery, by the method's name.
-    """
-    if entry not in config.unlearn.method_recovery_lr:
-        return
-    title = method.title or method.name
-    if method.schedule != "recovery":
-        raise ConfigError(
-            f"unlearn.method_recovery_lr.{entry} is set, but {title} runs no recovery (its step "
-            f"returns schedule {method.schedule!r}), so it would do nothing. Remove it."
-        )
-    if entry != method.name:
-        raise ConfigError(
-            f"unlearn.method_recovery_lr.{entry} is set, but the engine reads it by the method's "
-            f"name, {method.name!r}, which unlearn.methods does not list. Register the method "
-            "under its name (an entry point) to give it its own recovery learning rate."
         )
 
 
