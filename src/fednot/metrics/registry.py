@@ -8,7 +8,7 @@ results.json and figures iterate over `registered` instead of naming metrics.
 
 from __future__ import annotations
 
-from fednot.metrics import accuracies, attacks, backdoor
+from fednot.metrics import accuracies, attacks, backdoor, forget_loss
 from fednot.metrics.metric import Metric
 
 _REGISTERED: dict[str, Metric] = {}
@@ -68,5 +68,6 @@ for _metric in (
     attacks.CONF_TPR,
     attacks.CONF_AUC_FLOOR,
     attacks.CONF_TPR_FLOOR,
+    forget_loss.FORGET_LOSS,
 ):
     register_metric(_metric)
