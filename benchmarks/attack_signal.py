@@ -48,8 +48,8 @@ def ratios(metrics: dict[str, Metrics]) -> dict[str, float]:
     """Per statistic: (original − Retrain) / the mean of their floors."""
     out = {}
     for label, value, floor in STATISTICS:
-        a, b = (getattr(metrics[m], value) for m in ("original", "retrain"))
-        floors = [getattr(metrics[m], floor) for m in ("original", "retrain")]
+        a, b = (metrics[m][value] for m in ("original", "retrain"))
+        floors = [metrics[m][floor] for m in ("original", "retrain")]
         out[label] = (a - b) / float(np.mean(floors))
     return out
 
@@ -70,14 +70,11 @@ def main() -> None:
         metrics = measure(seed, args.threads, args.overrides)
         print(f"seed {seed} ({time.perf_counter() - start:.0f} s)")
         for model, m in metrics.items():
-            cells = [
-                f"{label} {getattr(m, v):.2f} (floor {getattr(m, f):.2f})"
-                for label, v, f in STATISTICS
-            ]
+            cells = [f"{label} {m[v]:.2f} (floor {m[f]:.2f})" for label, v, f in STATISTICS]
             print(f"  {model:9s} forget acc {m.forget_acc:.2f}  " + "  ".join(cells))
             for label, v, f in STATISTICS:
-                values.setdefault(f"{model} {label}", []).append(getattr(m, v))
-                values.setdefault(f"{model} {label} floor", []).append(getattr(m, f))
+                values.setdefault(f"{model} {label}", []).append(m[v])
+                values.setdefault(f"{model} {label} floor", []).append(m[f])
         per_seed[seed] = ratios(metrics)
         in_floors = "  ".join(f"{k} {r:.2f}" for k, r in per_seed[seed].items())
         print(f"  original − Retrain, in floors: {in_floors}", flush=True)

@@ -43,7 +43,7 @@ def _record(method: str, seed: int, metrics: dict[str, float], **extra: Any) -> 
     )
     fields.update(metrics)
     fields.update(extra)
-    return Record(**fields)
+    return Record.from_dict(fields)
 
 
 def _log(forget_by_round: list[float]) -> dict[str, Any]:

@@ -71,7 +71,7 @@ def _record(method: str, seed: int, forget: float, **extra: Any) -> Record:
     )
     fields["forget_acc"] = forget
     fields.update(extra)
-    return Record(**fields)
+    return Record.from_dict(fields)
 
 
 def _records(

@@ -145,7 +145,7 @@ class CellRunner:
         if cell.name == ORIGINAL:
             state = self.trained(cell.seed).state
             return self._measured(exp, cell, ORIGINAL_TITLE, state, None, None, "none")
-        target = None if reference is None else reference.val_acc
+        target = None if reference is None else reference.get("val_acc")
         if cell.name == RETRAIN_FLOOR:
             # no trajectory: only Retrain's is read; Retrain never reads the original model
             twin = exp.reseeded(FLOOR_TRAINING_SEED, trajectory=False)
@@ -162,7 +162,7 @@ class CellRunner:
                 self.trained(cell.seed),
                 exp.scenario.request,
                 method,
-                reference_val_acc=reference.val_acc,
+                reference_val_acc=reference.get("val_acc"),
                 reference_costs=Costs(reference.comm_bytes, reference.flops),
             )
         except DivergenceError as error:
@@ -207,8 +207,7 @@ def make_record(
     requirements: str,
 ) -> Record:
     """One table cell's record; ``outcome`` is ``None`` for the original (not unlearned) model."""
-    measured: dict[str, Any] = dict(metrics.to_dict())
-    measured["scenario"] = exp.scenario.kind
+    measured: dict[str, Any] = {"scenario": exp.scenario.kind, "metrics": dict(metrics.values)}
     seed = exp.seed
     if outcome is None:
         return Record(

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from fednot.metrics.gaps import GAP_METRICS
+from fednot.metrics.metric import Summary
+from fednot.metrics.registry import registered
 from fednot.paired import SeedGaps, compare
 from fednot.results import ORIGINAL, REFERENCE, RETRAIN_FLOOR, Record
 from fednot.stats import Interval, mean_ci, paired_ci
@@ -44,10 +46,6 @@ PRIMARY: tuple[tuple[str, str], ...] = (
 """The declared families of the primary analysis (docs/protocol.md, "Statistics"): one reference
 × one reading point each, every method in it; Holm's correction within each family. Every
 other paired comparison is exploratory."""
-
-SCENARIO_METRICS = ("asr", "forget_class_acc", "remaining_class_test_acc")
-ATTACK_METRICS = ("conf_auc", "conf_tpr")
-"""The confidence attack's statistics (docs/metrics.md): reported beside the four gap metrics."""
 
 
 def reading_points() -> tuple[str, ...]:
@@ -121,8 +119,7 @@ def summarize(records: Sequence[Record], logs: Mapping[str, Any]) -> list[dict[s
         if not rs:
             rows.append(_without_values(row))
             continue
-        for metric in (*GAP_METRICS, "val_acc"):
-            row[metric] = _metric(rs, metric, reference)
+        row.update(metric_summaries(rs, reference))
         row["avg_gap"] = _interval([r.avg_gap for r in rs if r.avg_gap is not None])
         if reference and method == REFERENCE:
             row["avg_gap"] = Interval(0.0, 0.0, 0.0, len(rs)).to_dict()
@@ -140,34 +137,35 @@ def summarize(records: Sequence[Record], logs: Mapping[str, Any]) -> list[dict[s
         }
         row["inexact"] = {key: sorted(mine.inexact.get(key, [])) for key in reading_points()[1:]}
         row["paired"] = paired.get(method, {})
-        for metric in ATTACK_METRICS:
-            row[metric] = _optional_metric(rs, metric, reference)
-        for metric in SCENARIO_METRICS:
-            values = [v for r in rs if (v := getattr(r, metric)) is not None]
-            row[metric] = _interval(values)
         row.update(_costs(rs, reference))
-        for name in ("mia_floor", "conf_auc_floor", "conf_tpr_floor"):
-            floors = [v for r in rs if (v := getattr(r, name, None)) is not None]
-            row[name] = sum(floors) / len(floors) if floors else None
         rows.append(row)
     return rows
 
 
+def metric_summaries(
+    rs: Sequence[Record], reference: Mapping[int, Record]
+) -> dict[str, dict[str, Any] | float | None]:
+    """Each summarised registered metric over ``rs``, by name, as its `Metric.summary` says.
+
+    `Summary.COMPARED`: mean, 95 % CI, paired Δ to Retrain and ``delta_of_means`` (``None`` if
+    no record has it); `Summary.INTERVAL`: mean and CI; `Summary.MEAN`: the plain mean.
+    """
+    out: dict[str, dict[str, Any] | float | None] = {}
+    for metric in registered():
+        values = [v for r in rs if (v := r.get(metric.name)) is not None]
+        if metric.summary is Summary.COMPARED:
+            out[metric.name] = _optional_metric(rs, metric.name, reference)
+        elif metric.summary is Summary.INTERVAL:
+            out[metric.name] = _interval(values)
+        elif metric.summary is Summary.MEAN:
+            out[metric.name] = sum(values) / len(values) if values else None
+    return out
+
+
 def _without_values(row: dict[str, Any]) -> dict[str, Any]:
     """The row of a method that diverged on every seed: its keys, and no numbers."""
-    empty = dict.fromkeys(
-        (
-            *GAP_METRICS,
-            "val_acc",
-            "avg_gap",
-            "avg_gap_of_means",
-            *SCENARIO_METRICS,
-            *ATTACK_METRICS,
-            "mia_floor",
-            "conf_auc_floor",
-            "conf_tpr_floor",
-        )
-    )
+    summarised = (m.name for m in registered() if m.summary is not Summary.NONE)
+    empty = dict.fromkeys((*summarised, "avg_gap", "avg_gap_of_means"))
     costs = dict.fromkeys(
         (
             "comm_bytes",
@@ -200,25 +198,21 @@ def _optional_metric(
     rs: Sequence[Record], metric: str, reference: Mapping[int, Record]
 ) -> dict[str, Any] | None:
     """`_metric` over the records that have ``metric`` (results from before it existed: none)."""
-    have = [r for r in rs if getattr(r, metric, None) is not None]
-    refs = {s: r for s, r in reference.items() if getattr(r, metric, None) is not None}
+    have = [r for r in rs if r.get(metric) is not None]
+    refs = {s: r for s, r in reference.items() if r.get(metric) is not None}
     return _metric(have, metric, refs) if have else None
 
 
 def _metric(rs: Sequence[Record], metric: str, reference: Mapping[int, Record]) -> dict[str, Any]:
-    values = [float(getattr(r, metric)) for r in rs]
+    values = [r.value(metric) for r in rs]
     out: dict[str, Any] = mean_ci(values).to_dict()
-    paired = [
-        (float(getattr(r, metric)), getattr(reference[r.seed], metric))
-        for r in rs
-        if r.seed in reference
-    ]
+    paired = [(r.value(metric), reference[r.seed].value(metric)) for r in rs if r.seed in reference]
     out["delta"] = (
         paired_ci([a for a, _ in paired], [b for _, b in paired]).to_dict() if paired else None
     )
     if reference:  # over the same seeds as the method's mean (a diverged seed has no value)
         refs = [reference[r.seed] for r in rs if r.seed in reference] or list(reference.values())
-        ref_mean = sum(getattr(r, metric) for r in refs) / len(refs)
+        ref_mean = sum(r.value(metric) for r in refs) / len(refs)
         out["delta_of_means"] = abs(out["mean"] - ref_mean)
     return out
 
@@ -260,7 +254,7 @@ def curve_runs(records: Sequence[Record], logs: Mapping[str, Any]) -> list[tuple
         if skipped or ref is None or log is None or record.diverged:
             continue
         run = trajectory(log, step_comm_bytes=record.step_comm_bytes, step_flops=record.step_flops)
-        ref_metrics: Mapping[str, float] = {m: float(getattr(ref, m)) for m in GAP_METRICS}
+        ref_metrics: Mapping[str, float] = {m: ref.value(m) for m in GAP_METRICS}
         ref_log = logs.get(f"{REFERENCE}/seed{record.seed}")
         ref_last = (
             None if ref_log is None else trajectory(ref_log, step_comm_bytes=0, step_flops=0).last

@@ -8,8 +8,9 @@ true-class confidence (`fednot.metrics.confidence`), which trajectories do not c
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -18,93 +19,118 @@ from fednot.config import EvalConfig
 from fednot.data.federated import Federation, Preprocess, Samples
 from fednot.data.forget import ForgetSplit
 from fednot.errors import DivergenceError
-from fednot.federation.local import predict, predict_with_margins
-from fednot.metrics.confidence import confidence_attack
+from fednot.federation.local import forward
+from fednot.metrics.confidence import confidence_attack, true_class_margin
+from fednot.metrics.metric import EvalInputs, SplitOutputs
 from fednot.metrics.mia import loss_mia, mia_noise_floor
+from fednot.metrics.registry import get_metric, names, registered
 from fednot.seeding import SeedStreams
 from fednot.types import StateDict
+
+if TYPE_CHECKING:
+    from fednot.scenarios import Scenario
 
 
 @dataclass(frozen=True)
 class Metrics:
-    """Accuracies and MIA in percent.
+    """The registered metrics of one model, by name (`fednot.metrics.registry`).
+
+    Accuracies and attack scores are in percent. Every evaluation has the metrics marked
+    ``always`` (retain, forget, test and validation accuracy, the MIA and its spread); the others
+    only where they apply (the backdoor's ASR, the class-wise accuracies) or were computed (the
+    noise floors). The six always-present ones are also attributes.
 
     Attributes:
-        retain_acc: accuracy on D_r, every retained training sample.
-        forget_acc: accuracy on D_u, the forgotten training samples.
-        test_acc: accuracy on the server's test set.
-        mia: the balanced loss attack (50 = D_u indistinguishable from unseen data), averaged
-            over ``eval.mia_repeats`` draws of non-members and folds.
-        mia_std: the standard deviation of one draw's score over those repeats.
-        mia_floor: the attack's noise floor: 95 % of attacks on a forget set of this size with no
-            membership signal (a permutation null: membership reassigned once within each class,
-            then the same averaged attack) land within 50 ± this many points (``None``: not
-            computed).
-        val_acc: accuracy on the retained clients' pooled validation splits.
-        asr: backdoor attack success rate: the share of triggered test images (true label not
-            the target label) classified as the target label (backdoor scenario only).
-        forget_class_acc: test accuracy on the forgotten classes (class-wise only).
-        remaining_class_test_acc: test accuracy on the other classes (class-wise only).
-        conf_auc: the calibrated confidence attack's ROC AUC × 100, D_u against the test set
-            (50 = chance; docs/metrics.md). Not part of the average gap.
-        conf_tpr: its true-positive rate in percent at a 1 % false-positive rate (chance ≈ 1).
-        conf_auc_floor: 95 % of its permutation-null AUCs lie within 50 ± this many points.
-        conf_tpr_floor: the 95th percentile of its permutation-null TPRs, in percent.
+        values: metric name -> value, in registry order; a metric that does not apply is absent.
     """
 
-    retain_acc: float
-    forget_acc: float
-    test_acc: float
-    mia: float
-    mia_std: float
-    val_acc: float
-    mia_floor: float | None = None
-    asr: float | None = None
-    forget_class_acc: float | None = None
-    remaining_class_test_acc: float | None = None
-    conf_auc: float | None = None
-    conf_tpr: float | None = None
-    conf_auc_floor: float | None = None
-    conf_tpr_floor: float | None = None
+    values: Mapping[str, float]
+
+    def __getitem__(self, name: str) -> float:
+        """The value of metric ``name``.
+
+        Raises:
+            KeyError: it is not registered, or not measured in this evaluation.
+        """
+        if name not in self.values:
+            get_metric(name)  # an unknown name says which names exist
+            raise KeyError(f"Metric {name!r} was not measured in this evaluation.")
+        return self.values[name]
+
+    def get(self, name: str) -> float | None:
+        """The value of metric ``name``, ``None`` if it was not measured."""
+        return self.values.get(name)
 
     def to_dict(self) -> dict[str, float | None]:
-        """JSON-ready form."""
-        return asdict(self)
+        """JSON-ready form: every registered metric, ``None`` where not measured."""
+        return {name: self.values.get(name) for name in names()}
 
-    def values(self) -> dict[str, float]:
-        """The metrics that apply (those that are not ``None``)."""
-        return {k: v for k, v in asdict(self).items() if v is not None}
+    @property
+    def retain_acc(self) -> float:
+        """Accuracy on D_r."""
+        return self["retain_acc"]
+
+    @property
+    def forget_acc(self) -> float:
+        """Accuracy on D_u."""
+        return self["forget_acc"]
+
+    @property
+    def test_acc(self) -> float:
+        """Accuracy on the test set."""
+        return self["test_acc"]
+
+    @property
+    def mia(self) -> float:
+        """The loss MIA, averaged over its repeats."""
+        return self["mia"]
+
+    @property
+    def mia_std(self) -> float:
+        """The spread of one draw's MIA over the repeats."""
+        return self["mia_std"]
+
+    @property
+    def val_acc(self) -> float:
+        """Accuracy on the retained clients' pooled validation splits."""
+        return self["val_acc"]
 
 
-def scenario_metrics(
+def outputs(
     model: nn.Module,
-    test: Samples,
+    samples: Samples,
     preprocess: Preprocess,
     *,
-    triggered: Samples | None,
-    target_label: int | None,
-    classes: tuple[int, ...] | None,
     batch_size: int,
     device: torch.device | str,
-) -> dict[str, float]:
-    """The backdoor's attack success rate and the class-wise test accuracies, where they apply.
+    margins: bool = False,
+) -> SplitOutputs:
+    """``model``'s losses, predictions (and true-class margins) on ``samples``, in one pass."""
+    logits, labels = forward(model, samples, preprocess, batch_size=batch_size, device=device)
+    if len(labels) == 0:
+        empty = torch.zeros(0, dtype=torch.float64)
+        return SplitOutputs(empty, labels.clone(), labels, empty.clone() if margins else None)
+    losses = nn.functional.cross_entropy(logits, labels, reduction="none").double()
+    margin = (
+        torch.from_numpy(true_class_margin(logits.numpy(), labels.numpy())) if margins else None
+    )
+    return SplitOutputs(losses, logits.argmax(dim=1), labels, margin)
 
-    ``model`` must already hold the state to evaluate.
+
+def computed(inputs: EvalInputs, *, trajectory: bool = False) -> dict[str, float]:
+    """The registered metrics with a compute function that apply to ``inputs``, by name.
+
+    ``trajectory``: only those read along trajectories (`Metric.on_trajectory`).
     """
     out: dict[str, float] = {}
-    if triggered is not None and target_label is not None:
-        hits = []
-        model.to(device).eval()
-        with torch.no_grad():
-            for images, _ in triggered.batches(batch_size):
-                predicted = model(preprocess(images).to(device)).argmax(dim=1).cpu()
-                hits.append(predicted == target_label)
-        out["asr"] = _pct(torch.cat(hits))
-    if classes is not None:
-        _, correct = predict(model, test, preprocess, batch_size=batch_size, device=device)
-        forgotten = torch.isin(test.labels, torch.tensor(classes))
-        out["forget_class_acc"] = _pct(correct[forgotten])
-        out["remaining_class_test_acc"] = _pct(correct[~forgotten])
+    for metric in registered():
+        if metric.compute is None or not metric.applies_to(inputs.scenario):
+            continue
+        if trajectory and not metric.on_trajectory:
+            continue
+        value = metric.compute(inputs)
+        if value is not None:
+            out[metric.name] = value
     return out
 
 
@@ -118,6 +144,7 @@ def evaluate(
     *,
     device: torch.device | str = "cpu",
     noise_floor: bool = True,
+    scenario: Scenario | None = None,
 ) -> Metrics:
     """Evaluate ``state`` on the retain, forget, test and validation sets of ``split``.
 
@@ -132,61 +159,70 @@ def evaluate(
         device: where to run.
         noise_floor: also compute the attacks' permutation noise floors (``mia_floor``,
             ``conf_auc_floor``, ``conf_tpr_floor``), with ``config.mia_null_permutations``.
+        scenario: supplies the scenario's kind and its extra inputs (the backdoor's triggered
+            test set and target label, the forgotten classes); ``None``: a client-wise request.
     """
     model.load_state_dict(state)
     preprocess = test_federation.preprocess
 
-    def run(samples: Samples) -> tuple[torch.Tensor, torch.Tensor]:
-        return predict(model, samples, preprocess, batch_size=config.batch_size, device=device)
-
-    def scored(samples: Samples) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return predict_with_margins(
-            model, samples, preprocess, batch_size=config.batch_size, device=device
+    def run(samples: Samples, margins: bool = False) -> SplitOutputs:
+        return outputs(
+            model, samples, preprocess, batch_size=config.batch_size, device=device, margins=margins
         )
 
-    _, retain_correct = run(split.retain)
-    forget_losses, forget_correct, forget_margins = scored(split.forget)
-    test_losses, test_correct, test_margins = scored(test_federation.test)
-    _, val_correct = run(split.retained.pooled_val())
-    sides = _attack_sides(forget_losses, split.forget, test_losses, test_federation.test, config)
+    triggered = None if scenario is None else scenario.triggered_test
+    inputs = EvalInputs(
+        scenario="client" if scenario is None else scenario.kind,
+        retain=run(split.retain),
+        forget=run(split.forget, margins=True),
+        test=run(test_federation.test, margins=True),
+        val=run(split.retained.pooled_val()),
+        triggered=None if triggered is None else run(triggered),
+        target_label=None if scenario is None else scenario.target_label,
+        classes=None if scenario is None else scenario.classes,
+    )
+    return Metrics({**computed(inputs), **_attacks(inputs, streams, config, noise_floor)})
+
+
+def _attacks(
+    inputs: EvalInputs, streams: SeedStreams, config: EvalConfig, noise_floor: bool
+) -> dict[str, float]:
+    """The loss MIA (mean, spread, floor) and the confidence attack's statistics, by name."""
+    forget, test = inputs.forget, inputs.test
+    sides = _attack_sides(forget.losses, forget.labels, test.losses, test.labels, config)
     mia = loss_mia(**sides, seed=streams.seed_for("mia"), **_attack_options(config))
+    out = {"mia": mia.mean, "mia_std": mia.std}
     permutations = config.mia_null_permutations if noise_floor else 0
-    floor = None
     if permutations:
-        floor = mia_noise_floor(
+        out["mia_floor"] = mia_noise_floor(
             **sides,
             seed=streams.seed_for("mia"),
             permutations=permutations,
             **_attack_options(config),
         ).half_width
+    assert forget.margins is not None and test.margins is not None
     conf = confidence_attack(
-        forget_margins.numpy(),
-        test_margins.numpy(),
-        member_labels=split.forget.labels.numpy(),
-        nonmember_labels=test_federation.test.labels.numpy(),
+        forget.margins.numpy(),
+        test.margins.numpy(),
+        member_labels=forget.labels.numpy(),
+        nonmember_labels=test.labels.numpy(),
         seed=streams.seed_for("mia", "confidence"),
         permutations=permutations,
     )
-    return Metrics(
-        retain_acc=_pct(retain_correct),
-        forget_acc=_pct(forget_correct),
-        test_acc=_pct(test_correct),
-        mia=mia.mean,
-        mia_std=mia.std,
-        val_acc=_pct(val_correct),
-        mia_floor=floor,
-        conf_auc=conf.auc,
-        conf_tpr=conf.tpr_at_1fpr,
-        conf_auc_floor=conf.auc_floor,
-        conf_tpr_floor=conf.tpr_floor,
-    )
+    stats = {
+        "conf_auc": conf.auc,
+        "conf_tpr": conf.tpr_at_1fpr,
+        "conf_auc_floor": conf.auc_floor,
+        "conf_tpr_floor": conf.tpr_floor,
+    }
+    return {**out, **{k: v for k, v in stats.items() if v is not None}}
 
 
 def _attack_sides(
     forget_losses: torch.Tensor,
-    forget: Samples,
+    forget_labels: torch.Tensor,
     test_losses: torch.Tensor,
-    test: Samples,
+    test_labels: torch.Tensor,
     config: EvalConfig,
 ) -> dict[str, Any]:
     """The attack's members (D_u) and non-members (test), with labels when label-matched.
@@ -208,8 +244,8 @@ def _attack_sides(
         "nonmember_losses": test_losses.numpy(),
     }
     if config.mia_nonmembers == "label_matched":
-        sides["member_labels"] = forget.labels.numpy()
-        sides["nonmember_labels"] = test.labels.numpy()
+        sides["member_labels"] = forget_labels.numpy()
+        sides["nonmember_labels"] = test_labels.numpy()
     return sides
 
 
@@ -221,10 +257,6 @@ def _attack_options(config: EvalConfig) -> dict[str, int]:
     }
 
 
-def _pct(correct: torch.Tensor) -> float:
-    return float(correct.double().mean() * 100) if len(correct) else float("nan")
-
-
 def curve_point(
     model: nn.Module,
     state: StateDict,
@@ -234,8 +266,9 @@ def curve_point(
     config: EvalConfig,
     *,
     device: torch.device | str = "cpu",
+    scenario: str = "client",
 ) -> dict[str, float]:
-    """The four metrics of ``state``, for trajectories (docs/protocol.md, "Trajectories").
+    """The trajectory metrics of ``state`` (`Metric.on_trajectory`; docs/protocol.md).
 
     With ``config.curve_subset = None`` (the default) the point is measured exactly as the final
     table is: full sets, and the same repeated MIA with the same seed, so the last point of a
@@ -243,24 +276,22 @@ def curve_point(
     ``curve_subset`` samples, always the same ones, and the MIA uses the subsets.
     """
     model.load_state_dict(state)
+    # the subsets' stream keys keep the names they had when each set had one metric
     sets = {"retain_acc": split.retain, "forget_acc": split.forget, "test_acc": federation.test}
-    point: dict[str, float] = {}
-    losses: dict[str, torch.Tensor] = {}
-    for name, samples in sets.items():
+    out: dict[str, SplitOutputs] = {}
+    for key, samples in sets.items():
         if config.curve_subset is not None:
-            samples = samples.subsample(config.curve_subset, streams.torch("curve", name))
-            sets[name] = samples
-        loss, correct = predict(
+            samples = samples.subsample(config.curve_subset, streams.torch("curve", key))
+        out[key] = outputs(
             model, samples, federation.preprocess, batch_size=config.batch_size, device=device
         )
-        point[name] = _pct(correct)
-        losses[name] = loss
-    sides = _attack_sides(
-        losses["forget_acc"], sets["forget_acc"], losses["test_acc"], sets["test_acc"], config
-    )
-    key = ("mia",) if config.curve_subset is None else ("mia", "curve")
-    folds = min(config.mia_folds, len(sets["forget_acc"]), len(sets["test_acc"]))
+    inputs = EvalInputs(scenario, out["retain_acc"], out["forget_acc"], out["test_acc"])
+    point = computed(inputs, trajectory=True)
+    forget, test = inputs.forget, inputs.test
+    sides = _attack_sides(forget.losses, forget.labels, test.losses, test.labels, config)
+    stream = ("mia",) if config.curve_subset is None else ("mia", "curve")
+    folds = min(config.mia_folds, len(forget), len(test))
     if folds >= 2:
         options = {**_attack_options(config), "folds": folds}
-        point["mia"] = loss_mia(**sides, seed=streams.seed_for(*key), **options).mean
+        point["mia"] = loss_mia(**sides, seed=streams.seed_for(*stream), **options).mean
     return point

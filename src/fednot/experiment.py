@@ -25,7 +25,7 @@ from fednot.data.partition import Partition
 from fednot.data.registry import load_federation
 from fednot.environment import place_model, resolve_device, use_threads
 from fednot.errors import UnsupportedScenarioError
-from fednot.evaluation import Metrics, curve_point, evaluate, scenario_metrics
+from fednot.evaluation import Metrics, curve_point, evaluate
 from fednot.federation.aggregate import clone_state
 from fednot.federation.backend import Backend, BackendFactory, InProcess
 from fednot.federation.costs import Costs, FlopMeter
@@ -247,15 +247,16 @@ class Experiment:
     def evaluate(self, state: StateDict, request: ForgetRequest | None = None) -> Metrics:
         """The metrics of ``state`` on ``request``'s split (default: the scenario's request).
 
-        Besides the four metrics and the validation accuracy: the backdoor's attack success
-        rate and the class-wise test accuracies, where the scenario has them.
+        Every registered metric that applies to the scenario (`fednot.metrics.registry`): the
+        four metrics, the validation accuracy, the attacks' statistics, and the scenario's own
+        (the backdoor's attack success rate, the class-wise test accuracies).
 
         Raises:
             DivergenceError: ``state`` holds NaN or infinite weights.
         """
         check_evaluable(state)
         self.progress.phase(f"seed {self.seed}: evaluating (retain, forget, test accuracy; MIA)")
-        metrics = evaluate(
+        return evaluate(
             self.model,
             state,
             self.split(request or self.scenario.request),
@@ -263,18 +264,8 @@ class Experiment:
             self.streams,
             self.config.eval,
             device=self.device,
+            scenario=self.scenario,
         )
-        extra = scenario_metrics(
-            self.model,
-            self.federation.test,
-            self.federation.preprocess,
-            triggered=self.scenario.triggered_test,
-            target_label=self.scenario.target_label,
-            classes=self.scenario.classes,
-            batch_size=self.config.eval.batch_size,
-            device=self.device,
-        )
-        return replace(metrics, **extra)
 
     def cache_key(self, kind: str, **extra: Any) -> str:
         """A model-cache key for a result of ``kind`` that this experiment and ``extra`` determine.
@@ -401,7 +392,7 @@ class Experiment:
         return state, recorder.complete(log, state)
 
     def _curve_point(self, state: StateDict, split: ForgetSplit) -> dict[str, float]:
-        """The four metrics of one trajectory point (`fednot.evaluation.curve_point`)."""
+        """The trajectory metrics of one point (`fednot.evaluation.curve_point`)."""
         self.progress.note("evaluating a trajectory point")
         return curve_point(
             self.model,
@@ -411,4 +402,5 @@ class Experiment:
             self.streams,
             self.config.eval,
             device=self.device,
+            scenario=self.scenario.kind,
         )

@@ -15,15 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from fednot.metrics.gaps import GAP_METRICS
+from fednot.metrics.registry import get_metric
 from fednot.results import ORIGINAL, REFERENCE
 from fednot.trajectory import COST_POINTS
 
-_LABELS = {
-    "retain_acc": "Retain acc.",
-    "forget_acc": "Forget acc.",
-    "test_acc": "Test acc.",
-    "mia": "MIA",
-}
 _HIGHLIGHT = ("not", "not_wb", "ft")
 
 
@@ -78,7 +73,7 @@ def method_style(index: int, method: str) -> dict[str, Any]:
 def delta_chart(
     summary: Sequence[Mapping[str, Any]], path: Path, *, subtitle: str, floor: float | None
 ) -> None:
-    """One panel per metric, plus the average gap: each method's Δ to Retrain with its 95 % CI.
+    """One panel per gap metric, plus the average gap: each method's Δ to Retrain with its 95 % CI.
 
     Δ is the mean over seeds of (method − Retrain) on the same seed; 0 is Retrain. The MIA panel
     shades the attack's noise floor. The last panel is the per-seed average gap (≥ 0). A method
@@ -133,7 +128,7 @@ def delta_chart(
         if panel == "mia" and floor is not None:
             axis.axvspan(-floor, floor, color="0.85", zorder=0, label="noise floor")
             axis.legend(fontsize=7, loc="lower right")
-        title = "Average gap (per seed)" if panel == "avg_gap" else f"Δ {_LABELS[panel]}"
+        title = "Average gap (per seed)" if panel == "avg_gap" else f"Δ {get_metric(panel).display}"
         axis.set_title(title, fontsize=10)
         axis.set_xlabel("points" if panel == "avg_gap" else "method − Retrain (points)")
         axis.grid(axis="x", alpha=0.3)

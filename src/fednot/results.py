@@ -14,14 +14,16 @@ pandas``)::
 
 from __future__ import annotations
 
+import copy
 import json
 import math
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fednot.errors import ConfigError, FedNotError
+from fednot.metrics import registry
 from fednot.metrics.gaps import avg_gap
 
 if TYPE_CHECKING:
@@ -37,29 +39,25 @@ ORIGINAL = "original"
 class Record:
     """Metrics and costs of one method on one seed. Accuracies and MIA are in percent.
 
+    ``metrics`` holds the registered metrics (`fednot.metrics.registry`) by name, those measured
+    on this cell only; `to_dict` spreads them into the record's flat JSON form, one key per
+    registered metric (``None`` where not measured), between ``scenario`` and ``avg_gap``.
+
     ``comm_bytes`` and ``flops`` cover the unlearning step plus recovery (the paper's Comm. and
     Comp.); ``rounds_to_target`` is the first recovery round whose retained-validation accuracy
     reaches Retrain's final one (``None``: not within the budget), an oracle measurement that
     no method stops on by default (docs/protocol.md).
 
     A cell whose method diverged (its step or recovery produced non-finite values) has
-    ``diverged`` set to the reason and no metrics: the `MEASURED` fields and ``avg_gap`` are
-    ``None`` and its costs, rounds and seconds are 0 (not measured). Summaries leave it out.
+    ``diverged`` set to the reason and no metrics: ``metrics`` is empty, ``avg_gap`` is ``None``
+    and its costs, rounds and seconds are 0 (not measured). Summaries leave it out.
     """
 
     method: str
     title: str
     seed: int
-    retain_acc: float | None  # None only in a diverged record, as the other metrics
-    forget_acc: float | None
-    test_acc: float | None
-    mia: float | None
-    mia_std: float | None
-    val_acc: float | None
     scenario: str
-    asr: float | None
-    forget_class_acc: float | None
-    remaining_class_test_acc: float | None
+    metrics: Mapping[str, float]
     avg_gap: float | None
     comm_bytes: int
     flops: int
@@ -72,30 +70,64 @@ class Record:
     seconds: float
     requirements: str
     storage_bytes: int = 0
-    mia_floor: float | None = None  # the MIA's permutation noise floor (half-width, points)
-    conf_auc: float | None = None  # the confidence attack's ROC AUC × 100 (docs/metrics.md)
-    conf_tpr: float | None = None  # its TPR at 1 % FPR, in percent
-    conf_auc_floor: float | None = None  # its AUC's noise floor (half-width, points)
-    conf_tpr_floor: float | None = None  # 95th percentile of its null TPR, in percent
     cached: bool = False
     notes: dict[str, Any] = field(default_factory=dict)
     diverged: str = ""  # why the method diverged on this seed ("": it did not)
     # the values `fednot tune` chose for this method (key -> value; docs/tuning.md); {}: none
     tuned: dict[str, Any] = field(default_factory=dict)
 
+    def get(self, name: str) -> float | None:
+        """The value of metric ``name``; ``None`` where not measured (or diverged)."""
+        return self.metrics.get(name)
+
+    def value(self, name: str) -> float:
+        """The value of metric ``name``.
+
+        Raises:
+            KeyError: the record has no such metric (diverged, or not measured).
+        """
+        if name not in self.metrics:
+            why = f"diverged ({self.diverged})" if self.diverged else "was not measured"
+            raise KeyError(
+                f"{self.method} seed {self.seed} has no metric {name!r}: it {why}; "
+                f"measured: {', '.join(self.metrics) or 'none'}."
+            )
+        return self.metrics[name]
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return asdict(self)
+        """JSON-ready form: flat, one key per field and per registered metric."""
+        out: dict[str, Any] = {}
+        for name in _FIELDS:
+            if name == "metrics":
+                out.update({m: self.metrics.get(m) for m in _metric_names(self.metrics)})
+            else:
+                value = getattr(self, name)
+                out[name] = copy.deepcopy(value) if isinstance(value, dict) else value
+        return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Record:
-        """Inverse of `to_dict`, also of its `json_safe` form (a NaN metric stored as null)."""
-        values = dict(data)
-        if not values.get("diverged"):
-            for name in MEASURED:
-                if values.get(name) is None:
-                    values[name] = math.nan
-        return cls(**values)
+    def from_dict(cls, data: Mapping[str, Any]) -> Record:
+        """Inverse of `to_dict`, also of its `json_safe` form (a NaN metric stored as null).
+
+        A null metric that every measured record has (`Metric.always`) is read as NaN; another
+        null metric (one that does not apply, or results from before it existed) as absent.
+        """
+        values = {k: v for k, v in data.items() if k in _FIELDS}
+        unknown = [k for k in data if k not in _FIELDS and k not in registry.names()]
+        if unknown:
+            raise TypeError(
+                f"A record has keys that are neither Record fields nor registered metrics: "
+                f"{unknown}; register the metrics that wrote them (fednot.metrics.registry)."
+            )
+        measured = not values.get("diverged")
+        metrics: dict[str, float] = {}
+        for metric in registry.registered():
+            value = data.get(metric.name)
+            if value is not None:
+                metrics[metric.name] = float(value)
+            elif measured and metric.always and metric.name in data:
+                metrics[metric.name] = math.nan
+        return cls(**values, metrics=metrics)
 
     @classmethod
     def of_divergence(
@@ -106,16 +138,8 @@ class Record:
             method=method,
             title=title,
             seed=seed,
-            retain_acc=None,
-            forget_acc=None,
-            test_acc=None,
-            mia=None,
-            mia_std=None,
-            val_acc=None,
             scenario=scenario,
-            asr=None,
-            forget_class_acc=None,
-            remaining_class_test_acc=None,
+            metrics={},
             avg_gap=None,
             comm_bytes=0,
             flops=0,
@@ -131,8 +155,13 @@ class Record:
         )
 
 
-MEASURED: tuple[str, ...] = ("retain_acc", "forget_acc", "test_acc", "mia", "mia_std", "val_acc")
-"""The metrics every record has, unless its method diverged."""
+_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Record))
+
+
+def _metric_names(metrics: Mapping[str, float]) -> list[str]:
+    """The registered metrics' names, then any other name in ``metrics``."""
+    known = registry.names()
+    return [*known, *(m for m in metrics if m not in known)]
 
 
 def json_safe(value: Any) -> Any:
@@ -156,33 +185,42 @@ def rounds_to_target(val_accs: Sequence[float], target: float) -> int | None:
 
 def with_gaps(records: Sequence[Record]) -> list[Record]:
     """Fill each record's ``avg_gap`` against the Retrain record of the same seed."""
-    reference = {r.seed: r.to_dict() for r in records if r.method == REFERENCE}
+    reference = {r.seed: r.metrics for r in records if r.method == REFERENCE}
     out = []
     for r in records:
         ref = reference.get(r.seed)
-        gap = avg_gap(r.to_dict(), ref) if ref is not None and not r.diverged else None
-        out.append(Record(**{**r.to_dict(), "avg_gap": gap}))
+        gap = avg_gap(r.metrics, ref) if ref is not None and not r.diverged else None
+        out.append(replace(r, avg_gap=gap))
     return out
 
 
-SCALAR_FIELDS: tuple[str, ...] = tuple(
-    f for f in Record.__dataclass_fields__ if f not in ("notes", "tuned")
-)
-"""The fields of `Record` with one value each: the columns of results.csv and of `load`."""
+def columns() -> tuple[str, ...]:
+    """The keys of `Record.to_dict` with one value each: the columns of results.csv and `load`.
+
+    ``method``, ``title``, ``seed``, ``scenario``, every registered metric in registry order,
+    ``avg_gap``, the costs, ``cached`` and ``diverged``.
+    """
+    out: list[str] = []
+    for name in _FIELDS:
+        if name == "metrics":
+            out += registry.names()
+        elif name not in ("notes", "tuned"):
+            out.append(name)
+    return tuple(out)
 
 
 def csv_text(records: Sequence[Record]) -> str:
-    """One CSV row per (method, seed) record, with the scalar fields of `Record`."""
+    """One CSV row per (method, seed) record, with the columns of `columns`."""
     import csv
     import io
 
-    fields = list(SCALAR_FIELDS)
+    names = list(columns())
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=names, lineterminator="\n")
     writer.writeheader()
     for record in records:
         data = record.to_dict()
-        writer.writerow({f: data[f] for f in fields})
+        writer.writerow({f: data[f] for f in names})
     return out.getvalue()
 
 
@@ -193,9 +231,9 @@ class MissingExtraError(FedNotError, ImportError):
 def load(run_dir: str | Path) -> pandas.DataFrame:
     """The records of a run folder's ``results.json`` as a DataFrame, one row per method and seed.
 
-    Columns: `SCALAR_FIELDS` (``method``, ``seed``, the metrics in percent, ``avg_gap``, the
-    costs, ...), in that order; a metric that is missing (a diverged cell's) is NaN. Works on a
-    run in progress: the records written so far.
+    Columns: `columns` (``method``, ``seed``, the registered metrics, ``avg_gap``, the costs,
+    ...), in that order; a metric that is missing (a diverged cell's, or one that does not apply)
+    is NaN. Works on a run in progress: the records written so far.
 
     Raises:
         MissingExtraError: pandas is not installed.
@@ -221,10 +259,12 @@ def load(run_dir: str | Path) -> pandas.DataFrame:
             f"{path} cannot be read as fednot results ({type(e).__name__}: {e}); pass the folder "
             "`fednot run` wrote (its --out)."
         ) from e
-    rows = [{f: getattr(r, f) for f in SCALAR_FIELDS} for r in records]
-    frame = pd.DataFrame(rows, columns=list(SCALAR_FIELDS))
-    for name in SCALAR_FIELDS:  # an optional number (None where absent) as a float column
-        kind = str(Record.__dataclass_fields__[name].type)
-        if "None" in kind and ("float" in kind or "int" in kind):
+    names = columns()
+    rows = [{f: r.to_dict()[f] for f in names} for r in records]
+    frame = pd.DataFrame(rows, columns=list(names))
+    metrics = set(registry.names())
+    for name in names:  # a metric or an optional number (None where absent) as a float column
+        kind = "" if name in metrics else str(Record.__dataclass_fields__[name].type)
+        if name in metrics or ("None" in kind and ("float" in kind or "int" in kind)):
             frame[name] = pd.to_numeric(frame[name]).astype("float64")
     return frame

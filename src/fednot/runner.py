@@ -210,9 +210,11 @@ class Run:
                 f"{record.diverged}"
             )
         else:
+            value = record.value
             self.progress.cell_done(
-                f"seed {seed}: {record.title}: retain {record.retain_acc:.2f}  "
-                f"forget {record.forget_acc:.2f}  test {record.test_acc:.2f}  MIA {record.mia:.2f}"
+                f"seed {seed}: {record.title}: retain {value('retain_acc'):.2f}  "
+                f"forget {value('forget_acc'):.2f}  test {value('test_acc'):.2f}  "
+                f"MIA {value('mia'):.2f}"
             )
         self._write(*self._summaries())
 

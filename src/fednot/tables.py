@@ -12,16 +12,12 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fednot.comparison import END, SCENARIO_METRICS, reading_points
-from fednot.metrics.gaps import GAP_METRICS
+from fednot.comparison import END, reading_points
+from fednot.metrics.metric import Column, Metric
+from fednot.metrics.registry import registered
 from fednot.results import ORIGINAL, REFERENCE
 from fednot.stats import Interval
 
-_SCENARIO_HEADER = {
-    "asr": "ASR (backdoor)",
-    "forget_class_acc": "Forget-class test acc.",
-    "remaining_class_test_acc": "Remaining-class test acc.",
-}
 _POINT_HEADER = {
     "comm25": "@25 % comm.",
     "comm50": "@50 % comm.",
@@ -30,7 +26,6 @@ _POINT_HEADER = {
     "flops50": "@50 % FLOPs",
     "flops100": "@100 % FLOPs",
 }
-_ATTACK_HEADER = {"conf_auc": "Conf. AUC (Δ)", "conf_tpr": "TPR @1 % FPR (Δ)"}
 INEXACT = "*"
 BEYOND = "†"
 BELOW_NOISE = "‡"
@@ -86,12 +81,14 @@ def _metric_cell(row: Mapping[str, Any], metric: str, floor: float | None) -> st
 
 
 def _floors(summary: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
-    """Per attack statistic, Retrain's floor (mean over seeds), else any row's."""
+    """Per metric with a noise floor (`Metric.floor`): Retrain's (mean over seeds), else any."""
     out: dict[str, float | None] = {}
-    for metric, key in (("mia", "mia_floor"), ("conf_auc", "conf_auc_floor")):
-        values = {row["method"]: row.get(key) for row in summary}
+    for metric in registered():
+        if metric.floor is None:
+            continue
+        values = {row["method"]: row.get(metric.floor) for row in summary}
         value = values.get(REFERENCE)
-        out[metric] = (
+        out[metric.name] = (
             value
             if value is not None
             else next((f for f in values.values() if f is not None), None)
@@ -108,8 +105,11 @@ def noise_floor(summary: Sequence[Mapping[str, Any]]) -> float | None:
     return value
 
 
-def _extra(summary: Sequence[Mapping[str, Any]]) -> list[str]:
-    return [m for m in SCENARIO_METRICS if any(row.get(m) for row in summary)]
+def table_metrics(summary: Sequence[Mapping[str, Any]], column: Column) -> list[Metric]:
+    """The registered metrics shown in ``column``: those some row of ``summary`` has."""
+    return [
+        m for m in registered() if m.column is column and any(row.get(m.name) for row in summary)
+    ]
 
 
 def main_table(
@@ -123,19 +123,15 @@ def main_table(
     methods' titles with `TUNED` and lists the values under the table.
     """
     tuned = {method: values for method, values in (tuned or {}).items() if values}
-    extra = _extra(summary)
+    deltas = table_metrics(summary, Column.DELTA)
+    values = table_metrics(summary, Column.VALUE)
     floors = _floors(summary)
-    attacks = [m for m in _ATTACK_HEADER if any(row.get(m) for row in summary)]
     header = [
         "Method",
-        "Retain (Δ)",
-        "Forget (Δ)",
-        "Test (Δ)",
-        "MIA (Δ)",
-        *(_ATTACK_HEADER[m] for m in attacks),
+        *(f"{m.title} (Δ)" for m in deltas),
         "Avg. gap ↓",
         *(f"Gap {_POINT_HEADER[k]}" for k in reading_points()[1:]),
-        *(_SCENARIO_HEADER[m] for m in extra),
+        *(m.title for m in values),
         "Comm. / Retrain",
         "FLOPs / Retrain",
         "Storage (B)",
@@ -150,8 +146,8 @@ def main_table(
             title = _tuned_title(row, tuned)
             lines.append(f"| {' | '.join([title, text, *['—'] * (len(header) - 2)])} |")
             continue
-        cells = [_title(row, tuned), *(_metric_cell(row, m, floors.get(m)) for m in GAP_METRICS)]
-        cells += [_metric_cell(row, m, floors.get(m)) for m in attacks]
+        cells = [_title(row, tuned)]
+        cells += [_metric_cell(row, m.name, floors.get(m.name)) for m in deltas]
         cells.append(format_interval(row["avg_gap"]))
         for key in reading_points()[1:]:
             text = format_interval(row["gap_at"].get(key))
@@ -159,7 +155,7 @@ def main_table(
                 text += BEYOND if row["beyond_run"].get(key) else ""
                 text += INEXACT if (row.get("inexact") or {}).get(key) else ""
             cells.append(text)
-        cells += [format_interval(row.get(m)) for m in extra]
+        cells += [format_interval(row.get(m.name)) for m in values]
         if row["method"] == ORIGINAL:
             cells += ["—"] * 6
         else:

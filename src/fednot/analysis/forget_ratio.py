@@ -53,14 +53,14 @@ def ablate_forget_ratio(study: Study) -> Path:
             trained = exp.pretrain(history=history_union(instances))
             request = exp.scenario.request
             retrain = exp.unlearn(trained, request, "retrain")
-            reference = exp.evaluate(retrain.state).values()
+            reference = dict(exp.evaluate(retrain.state).values)
             results.setdefault("retrain", {}).setdefault(count, []).append(
                 {**reference, "avg_gap": 0.0, "comm_bytes": retrain.costs.comm_bytes}
             )
             for method in instances:
                 study.progress.phase(f"seed {seed}: {count} clients forgotten: {method.name}")
                 outcome = exp.unlearn(trained, request, method)
-                metrics = exp.evaluate(outcome.state).values()
+                metrics = dict(exp.evaluate(outcome.state).values)
                 results.setdefault(method.name, {}).setdefault(count, []).append(
                     {
                         **metrics,

@@ -54,7 +54,7 @@ def ablate_layers(study: Study) -> Path:
         trained = exp.pretrain()
         request = exp.scenario.request
         retrain = exp.unlearn(trained, request, "retrain")
-        reference = exp.evaluate(retrain.state).values()
+        reference = dict(exp.evaluate(retrain.state).values)
         ref_comm = retrain.costs.comm_bytes
         for label, layers in layer_variants(layer_graph(exp.model)).items():
             study.progress.phase(f"seed {seed}: NoT negating {label}")
@@ -62,7 +62,7 @@ def ablate_layers(study: Study) -> Path:
             with warnings.catch_warnings():  # outside NoT's theory on purpose; kept in the notes
                 warnings.simplefilter("ignore", NegationWarning)
                 outcome = exp.unlearn(trained, request, method, reference_costs=retrain.costs)
-            metrics = exp.evaluate(outcome.state).values()
+            metrics = dict(exp.evaluate(outcome.state).values)
             points = outcome_points(outcome)
             runs.append(CurveRun(label, points, reference, ref_comm))
             finals.setdefault(label, []).append(

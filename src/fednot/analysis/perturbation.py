@@ -144,7 +144,7 @@ def _run_seed(
     base = study.experiment(seed)
     trained = base.pretrain()
     retrain = base.unlearn(trained, base.scenario.request, "retrain")
-    reference = base.evaluate(retrain.state).values()
+    reference = dict(base.evaluate(retrain.state).values)
     results.retrain.append(reference)
     exp = study.experiment(seed, config)
     request = exp.scenario.request
@@ -173,7 +173,7 @@ def _run_seed(
         study.progress.phase(f"seed {seed}: {describe(kind)} of {', '.join(results.layers)}")
         outcome = exp.unlearn(trained, request, method)
         points = _points(outcome)
-        final = exp.evaluate(outcome.state).values()
+        final = dict(exp.evaluate(outcome.state).values)
         results.runs.setdefault(kind, []).append(
             {
                 "seed": seed,

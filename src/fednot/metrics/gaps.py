@@ -5,8 +5,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-GAP_METRICS: tuple[str, ...] = ("retain_acc", "forget_acc", "test_acc", "mia")
-"""The four metrics the NoT paper's average gap is taken over, in percent."""
+from fednot.metrics.registry import registered
+
+GAP_METRICS: tuple[str, ...] = tuple(m.name for m in registered() if m.in_gap)
+"""The metrics the average gap is taken over (``Metric.in_gap``): the NoT paper's four, in
+percent (retain, forget, test accuracy and the loss MIA)."""
 
 
 def deltas(values: Mapping[str, float], reference: Mapping[str, float]) -> dict[str, float]:

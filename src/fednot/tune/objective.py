@@ -136,7 +136,7 @@ class ValidationBench:
                     cell.trained,
                     exp.scenario.request,
                     unlearner,
-                    reference_val_acc=cell.retrain.val_acc,
+                    reference_val_acc=cell.retrain.get("val_acc"),
                 )
                 measured = exp.evaluate(outcome.state)
                 record = make_record(unlearner.name, title, exp, measured, outcome, None, "")
@@ -167,4 +167,4 @@ def _with_config(experiment: Experiment, config: RunConfig) -> Experiment:
 
 
 def _gap_metrics(record: Record) -> dict[str, float]:
-    return {m: float(getattr(record, m)) for m in GAP_METRICS}
+    return {m: record.value(m) for m in GAP_METRICS}
