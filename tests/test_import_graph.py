@@ -1,8 +1,9 @@
 """No import cycle among fednot's modules; production code never imports the tests' helpers.
 
 Read from the source (`ast`), not by importing: a cycle that happens to import in one order today
-breaks in another tomorrow. Imports inside functions (lazy, optional extras) and under
-``TYPE_CHECKING`` do not count.
+breaks in another tomorrow. Every import statement counts, wherever it stands: at module level,
+under ``if TYPE_CHECKING:``, in a ``try``, or inside a function (lazy imports, optional extras);
+relative imports are resolved. Only imports by a name in a string (``importlib``) are not seen.
 """
 
 from __future__ import annotations
@@ -11,6 +12,15 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
+
+# removed by the presets change: the cycles left until config, config_rules, configio and
+# presets are reorganised; any other cycle, or one of these growing, fails the test
+KNOWN_CYCLES: frozenset[frozenset[str]] = frozenset(
+    {
+        frozenset({"fednot.config", "fednot.config_rules"}),
+        frozenset({"fednot.configio", "fednot.presets"}),
+    }
+)
 
 
 def _modules() -> dict[str, Path]:
@@ -22,18 +32,26 @@ def _modules() -> dict[str, Path]:
 
 
 def _imports(path: Path, modules: dict[str, Path]) -> set[str]:
-    """The fednot modules ``path`` imports when it is imported."""
+    """The fednot modules the file ``path`` imports."""
+    return _imported(path.read_text(), path.relative_to(SRC).parent.parts, modules)
+
+
+def _imported(source: str, package: tuple[str, ...], modules: dict[str, Path]) -> set[str]:
+    """The fednot modules ``source`` imports anywhere (module level, TYPE_CHECKING, functions).
+
+    ``package`` is the package the source lies in, which relative imports start from.
+    """
     found: set[str] = set()
-    for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            continue
-        for inner in [node, *(ast.walk(node) if isinstance(node, ast.Try | ast.If) else [])]:
-            if isinstance(inner, ast.ImportFrom) and (inner.module or "").startswith("fednot"):
-                base = str(inner.module)
-                found |= {f"{base}.{a.name}" for a in inner.names} & set(modules)
-                found |= {base} & set(modules)
-            elif isinstance(inner, ast.Import):
-                found |= {a.name for a in inner.names} & set(modules)
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                stem = package[: len(package) - node.level + 1]
+                base = ".".join([*stem, base] if base else stem)
+            found |= {f"{base}.{a.name}" for a in node.names} & set(modules)
+            found |= {base} & set(modules)
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names} & set(modules)
     return found
 
 
@@ -66,10 +84,52 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
-def test_no_import_cycle() -> None:
+def _graph() -> dict[str, set[str]]:
     modules = _modules()
-    graph = {name: _imports(path, modules) - {name} for name, path in modules.items()}
-    assert _cycles(graph) == []
+    return {name: _imports(path, modules) - {name} for name, path in modules.items()}
+
+
+def test_no_import_cycle() -> None:
+    new = [cycle for cycle in _cycles(_graph()) if frozenset(cycle) not in KNOWN_CYCLES]
+    assert new == []
+
+
+def test_every_kind_of_import_counts() -> None:  # the check sees them all
+    source = """
+from typing import TYPE_CHECKING
+from fednot import errors
+import fednot.types as types
+from .. import seeding
+from . import source
+from .partition import Partition
+from ..tune import space
+try:
+    import fednot.cache
+except ImportError:
+    pass
+if TYPE_CHECKING:
+    from fednot.progress import Progress
+def later() -> None:
+    from fednot.config import RunConfig
+class Lazy:
+    def method(self) -> None:
+        import fednot.plots
+"""
+    assert _imported(source, ("fednot", "data"), _modules()) == {
+        "fednot",
+        "fednot.cache",
+        "fednot.config",
+        "fednot.data",
+        "fednot.data.partition",
+        "fednot.data.source",
+        "fednot.errors",
+        "fednot.plots",
+        "fednot.progress",
+        "fednot.seeding",
+        "fednot.tune",
+        "fednot.tune.space",
+        "fednot.types",
+    }
 
 
 def test_a_cycle_is_found() -> None:  # the check can fail
@@ -79,12 +139,8 @@ def test_a_cycle_is_found() -> None:  # the check can fail
 def test_production_code_does_not_import_the_test_helpers() -> None:
     """Anywhere in a module, lazy imports included."""
     helpers = {"fednot.testing", "fednot.integrations.flower.testing"}
-    users = set()
-    for name, path in _modules().items():
-        for node in ast.walk(ast.parse(path.read_text())):
-            imported = {node.module} if isinstance(node, ast.ImportFrom) else set()
-            if isinstance(node, ast.Import):
-                imported = {a.name for a in node.names}
-            if name not in helpers and imported & helpers:
-                users.add(name)
+    modules = _modules()
+    users = {
+        n for n, path in modules.items() if n not in helpers and _imports(path, modules) & helpers
+    }
     assert users == set()

@@ -27,7 +27,7 @@ from fednot.environment import place_model, resolve_device, use_threads
 from fednot.errors import UnsupportedScenarioError
 from fednot.evaluation import Metrics, curve_point, evaluate
 from fednot.federation.aggregate import clone_state
-from fednot.federation.backend import Backend, BackendFactory, InProcess
+from fednot.federation.backend import InProcess
 from fednot.federation.costs import Costs, FlopMeter
 from fednot.federation.divergence import check_evaluable, check_step
 from fednot.federation.fedavg import FedAvg, RoundHook, StopRule, TrainLog
@@ -47,6 +47,7 @@ from fednot.unlearning.context import UnlearnContext
 from fednot.unlearning.isolation import InputGuard
 from fednot.unlearning.provide import history_for, server_data_for
 from fednot.unlearning.registry import create_unlearner
+from fednot.unlearning.step import StepBackend, StepBackendFactory
 
 
 class Experiment:
@@ -72,7 +73,7 @@ class Experiment:
         progress: Progress | None = None,
         federation: Federation | None = None,
         partition: Partition | None = None,
-        backends: BackendFactory | None = None,
+        backends: StepBackendFactory | None = None,
     ) -> None:
         use_threads(config.threads)  # before anything computes (None: torch's count stays)
         self.config = config
@@ -282,7 +283,7 @@ class Experiment:
         init = create_model(self.config.model.name, generator=generator, **self._make)  # type: ignore[arg-type]
         return clone_state(init.state_dict())
 
-    def _backend(self, split: ForgetSplit | None) -> Backend:
+    def _backend(self, split: ForgetSplit | None) -> StepBackend:
         """Where the clients work: all of them (no split), or ``split``'s retained side."""
         federation = self.federation if split is None else split.retained
         if self.backends is not None:

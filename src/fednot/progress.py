@@ -17,10 +17,39 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TextIO
+from typing import Protocol, TextIO
 
-if TYPE_CHECKING:
-    from fednot.federation.fedavg import RoundRecord
+
+class RoundLine(Protocol):
+    """What a progress line reads of a finished round (`fednot.federation.fedavg.RoundRecord`).
+
+    Declared here so that this module, which the round loop imports, imports nothing of fednot.
+    """
+
+    @property
+    def round(self) -> int:
+        """The round's number, from 1."""
+        ...
+
+    @property
+    def clients(self) -> tuple[int, ...]:
+        """Who took part."""
+        ...
+
+    @property
+    def train_loss(self) -> float:
+        """The clients' training loss, weighted by their samples."""
+        ...
+
+    @property
+    def val_acc(self) -> float:
+        """The validation accuracy (%); NaN when the round was not validated."""
+        ...
+
+    @property
+    def seconds(self) -> float:
+        """How long the round took."""
+        ...
 
 
 def clock_text(seconds: float) -> str:
@@ -123,7 +152,7 @@ class Progress:
         if self.clock() - self._last >= (self.REDRAW if self.tty else self.interval):
             self._transient(f"    {text}", self.status())
 
-    def round(self, phase: str, record: RoundRecord, total: int) -> None:
+    def round(self, phase: str, record: RoundLine, total: int) -> None:
         """Report a finished round."""
         now, (label, base, since, last) = self.clock(), self._rounds
         if label != phase or record.round <= last:  # a new phase (or a resumed one)
@@ -187,5 +216,5 @@ class Silent(Progress):
     def note(self, text: str) -> None:
         """Do nothing."""
 
-    def round(self, phase: str, record: RoundRecord, total: int) -> None:
+    def round(self, phase: str, record: RoundLine, total: int) -> None:
         """Do nothing."""

@@ -21,39 +21,15 @@ import torch
 
 import fednot.data.partition as partitioners
 from fednot.config import DataConfig
-from fednot.data.convert import image_set, is_array, read_raw, settle
+from fednot.data.convert import image_set, read_raw, settle
 from fednot.data.federated import ClientData, Federation, Preprocess, Samples
 from fednot.data.partition import Partition
 from fednot.data.source import DatasetSplits, ImageSet
+from fednot.data.splits import as_splits
 from fednot.errors import ConfigError
 from fednot.seeding import SeedStreams
 
 __all__ = ["as_splits", "federation_from_clients", "image_set", "partition_dataset"]
-
-
-def as_splits(obj: object, name: str) -> DatasetSplits:
-    """A data set loader's result as `DatasetSplits`.
-
-    Args:
-        obj: `DatasetSplits` (returned as it is); a tuple ``(train, test)`` of data sets in any
-            form `image_set` accepts, ``test`` possibly ``None``; or one such data set alone
-            (an ``(images, labels)`` pair is one data set). Without a test set fednot holds out
-            a seeded, stratified ``data.test_fraction`` of ``train``.
-        name: the data set's name, for the splits and messages.
-
-    Raises:
-        DataError: as `image_set`, or if train and test differ in image shape or class count.
-    """
-    if isinstance(obj, DatasetSplits):
-        return obj
-    train, test = obj, None
-    if isinstance(obj, tuple) and len(obj) == 2 and not is_array(obj[0]):  # not (images, labels)
-        train, test = obj
-    raws = [read_raw(train, f"{name}: training set")]
-    if test is not None:
-        raws.append(read_raw(test, f"{name}: test set"))
-    sets = settle(raws)
-    return DatasetSplits(name, sets[0], sets[1] if test is not None else None)
 
 
 def federation_from_clients(

@@ -17,16 +17,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import fednot.data.partition as partitioners
 from fednot.config import DataConfig
-from fednot.data import partition as partitioners
 from fednot.data.cifar import read_cifar10, read_cifar100
-from fednot.data.custom import as_splits
 from fednot.data.embedded import read_mnist5k
 from fednot.data.federated import ClientData, Federation, Preprocess, Samples
 from fednot.data.idx import read_mnist
 from fednot.data.imagefolder import read_caltech101, read_imagefolder
 from fednot.data.partition import Partition
 from fednot.data.source import DatasetSplits
+from fednot.data.splits import as_splits
 from fednot.errors import ConfigError
 from fednot.plugins import External, accepted_keywords, describe, resolve
 from fednot.seeding import SeedStreams
@@ -107,7 +107,7 @@ def dataset_loader(found: External) -> Callable[..., object]:
     """The contract of a data set loader: a callable that can be called with keywords only.
 
     Its required parameters must be among ``root`` and ``image_size``; `loader_arguments` says
-    which it receives. What it returns is checked by `fednot.data.custom.as_splits`.
+    which it receives. What it returns is checked by `fednot.data.splits.as_splits`.
     """
     expected = (
         "a callable taking no required arguments other than the keywords root and image_size, "
@@ -158,7 +158,7 @@ def user_dataset(found: External) -> DatasetInfo:
 
     The loader is called with the keywords it accepts among ``root`` (``data.root`` as a str)
     and ``image_size`` (`fednot.plugins.loader_arguments`); what it returns is converted by
-    `fednot.data.custom.as_splits`.
+    `fednot.data.splits.as_splits`.
     """
     loader = dataset_loader(found)
 

@@ -13,6 +13,10 @@ A job names its client, the model it starts from, the seed stream it draws from 
 which of the client's samples it trains on is the backend's view of the federation (a backend is
 built for one view: all clients, or the retained side of a request), so both back-ends train on
 the same samples with the same randomness and return bit-identical updates.
+
+A method's own step is not a client's job: the per-request flow hands it to a
+``fednot.unlearning.step.StepBackend``, a `Backend` that also runs steps. `InProcess` is one
+(`InProcess.unlearn_step`), typed here through `Step` so that the engine names no method.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 import torch
 from torch import nn
@@ -39,9 +43,10 @@ from fednot.federation.local import (
 from fednot.seeding import SeedStreams
 from fednot.types import StateDict
 
-if TYPE_CHECKING:
-    from fednot.unlearning.base import Unlearner, UnlearnResult
-    from fednot.unlearning.context import UnlearnContext
+_Context = TypeVar("_Context", contravariant=True)
+_Result = TypeVar("_Result", covariant=True)
+_C = TypeVar("_C")
+_R = TypeVar("_R")
 
 
 @dataclass(frozen=True)
@@ -91,10 +96,12 @@ class Backend(Protocol):
         """What the back-end measured during the last `train` call (e.g. wire bytes)."""
         ...
 
-    def unlearn_step(
-        self, method: Unlearner, state: StateDict, ctx: UnlearnContext
-    ) -> UnlearnResult:
-        """Run ``method``'s own step from ``state`` for ``ctx``'s request."""
+
+class Step(Protocol[_Context, _Result]):
+    """What `InProcess.unlearn_step` calls: a method (``fednot.unlearning.base.Unlearner``)."""
+
+    def unlearn(self, state: StateDict, ctx: _Context) -> _Result:
+        """The method's own step from ``state`` with the engine's context ``ctx``."""
         ...
 
 
@@ -183,8 +190,6 @@ class InProcess:
         """Nothing beyond fednot's own counts."""
         return {}
 
-    def unlearn_step(
-        self, method: Unlearner, state: StateDict, ctx: UnlearnContext
-    ) -> UnlearnResult:
+    def unlearn_step(self, method: Step[_C, _R], state: StateDict, ctx: _C) -> _R:
         """``method.unlearn`` here, with the context's data."""
         return method.unlearn(state, ctx)

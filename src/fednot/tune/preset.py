@@ -33,7 +33,7 @@ from fednot.version import __version__
 
 if TYPE_CHECKING:
     from fednot.tune.log import TuneLog
-    from fednot.tune.study import Plan, TuneSettings
+    from fednot.tune.plan import Plan, TuneSettings
 
 
 def tuned_config(config: RunConfig, best: Mapping[str, Mapping[str, Any]]) -> RunConfig:

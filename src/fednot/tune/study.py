@@ -28,6 +28,7 @@ from fednot.progress import Progress, Silent
 from fednot.seeding import derive_seed
 from fednot.tune.log import MethodLog, Trial, TuneLog
 from fednot.tune.objective import ValidationBench
+from fednot.tune.plan import Plan, TuneSettings
 from fednot.tune.pool import run_trials
 from fednot.tune.preset import write_tuned_preset
 from fednot.tune.space import Range, Space, describe_space
@@ -35,44 +36,21 @@ from fednot.tune.validation import ValidationRequest, validation_config
 from fednot.unlearning.base import Unlearner
 from fednot.unlearning.registry import create_unlearner
 
+__all__ = [
+    "Plan",
+    "TuneOutcome",
+    "TuneSettings",
+    "ask",
+    "plans",
+    "published_values",
+    "recovery_lr_space",
+    "tune",
+]
+
 
 def recovery_lr_space(published: float) -> Range:
     """The recovery learning rate's space: a log-range of a decade either side of ``published``."""
     return Range(published / 10, published * 10, log=True)
-
-
-@dataclass(frozen=True)
-class TuneSettings:
-    """The search budget, the same for every method, and the sampler's seed."""
-
-    trials: int = 8
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.trials < 1:
-            raise ConfigError(f"Expected --trials to be a positive int, got {self.trials}.")
-
-    @property
-    def startup(self) -> int:
-        """Trials (the published one included) before TPE models the results: a quarter, >= 2."""
-        return max(2, self.trials // 4)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The sampler, for the log (a resumed search must use the same)."""
-        return {"name": "TPESampler", "seed": self.seed}
-
-
-@dataclass(frozen=True)
-class Plan:
-    """One method's search: its space on the model and its published values."""
-
-    name: str
-    space: dict[str, Space]
-    published: dict[str, Any]
-
-    def enqueued(self) -> dict[str, Any]:
-        """The published values that lie in the space: trial 0."""
-        return {k: v for k, v in self.published.items() if self.space[k].contains(v)}
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from torch import nn
 
@@ -21,31 +21,17 @@ from fednot.federation.costs import Costs
 from fednot.federation.history import HistorySpec
 from fednot.tune.space import Space
 from fednot.types import StateDict
+from fednot.unlearning.context import UnlearnContext
+from fednot.unlearning.requirements import Requirements
 
-if TYPE_CHECKING:
-    from fednot.unlearning.context import UnlearnContext
-
-
-@dataclass(frozen=True)
-class Requirements:
-    """What a method needs beyond the global model and the retained federation.
-
-    Attributes:
-        history: updates stored by the server during training (e.g. FedEraser).
-        forget_data: the forget samples D_u themselves.
-        target_participation: the target client must run a step of the method.
-        server_data: data held by the server (e.g. FUKD's unlabeled proxy set).
-    """
-
-    history: bool = False
-    forget_data: bool = False
-    target_participation: bool = False
-    server_data: bool = False
-
-    def describe(self) -> str:
-        """A short text such as ``"forget data, target participation"`` or ``"none"``."""
-        needs = [name.replace("_", " ") for name, flag in vars(self).items() if flag]
-        return ", ".join(needs) or "none"
+__all__ = [
+    "ALL_SCENARIOS",
+    "FEDERATED_SCENARIOS",
+    "Requirements",
+    "Schedule",
+    "UnlearnResult",
+    "Unlearner",
+]
 
 
 Schedule = Literal["recovery", "train", "none"]

@@ -28,7 +28,7 @@ from fednot.federation.local import LocalRecipe, LocalUpdate, Loss, local_train
 from fednot.models.registry import create_model
 from fednot.seeding import SeedStreams
 from fednot.types import ForgetRequest, StateDict
-from fednot.unlearning.base import Requirements
+from fednot.unlearning.requirements import Requirements
 
 
 class UnlearnContext:

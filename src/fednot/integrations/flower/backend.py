@@ -35,7 +35,6 @@ from fednot.errors import ConfigError
 from fednot.experiment import Experiment
 from fednot.federation.backend import TrainJob
 from fednot.federation.costs import Costs
-from fednot.federation.fedavg import RoundRecord
 from fednot.federation.history import TrainingHistory
 from fednot.federation.local import LocalUpdate, accuracy
 from fednot.integrations.flower.records import (
@@ -53,7 +52,7 @@ from fednot.integrations.flower.records import (
 )
 from fednot.integrations.flower.session import FlowerJob, ServerSession, logger
 from fednot.integrations.flower.settings import base_federation
-from fednot.progress import Progress
+from fednot.progress import Progress, RoundLine
 from fednot.types import ForgetRequest, StateDict
 from fednot.unlearning.base import UnlearnResult
 
@@ -208,7 +207,7 @@ class LogProgress(Progress):
         """Log a line."""
         logger.info("%s", text)
 
-    def round(self, phase: str, record: RoundRecord, total: int) -> None:
+    def round(self, phase: str, record: RoundLine, total: int) -> None:
         """Log a round and its clients."""
         logger.info("%s round %d/%d: clients %s", phase, record.round, total, list(record.clients))
 
