@@ -13,6 +13,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
+
 def _modules() -> dict[str, Path]:
     modules = {}
     for path in SRC.rglob("*.py"):
