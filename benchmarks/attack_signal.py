@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from fednot import Experiment
+from fednot.benchmark.evaluation import Metrics
 from fednot.configio import load_config
-from fednot.evaluation import Metrics
 
 STATISTICS = (  # (label, value field, floor field)
     ("loss MIA", "mia", "mia_floor"),

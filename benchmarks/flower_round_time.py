@@ -22,9 +22,9 @@ from typing import Any
 
 import torch
 
+from fednot.benchmark.experiment import Experiment
 from fednot.config import DataConfig, RunConfig, TrainConfig, UnlearnConfig
 from fednot.configio import to_toml
-from fednot.experiment import Experiment
 from fednot.federation.costs import state_bytes
 from fednot.federation.fedavg import FedAvg
 from fednot.federation.local import LocalRecipe

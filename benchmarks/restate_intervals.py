@@ -27,7 +27,7 @@ from pathlib import Path
 
 from scipy import stats
 
-from fednot.stats import holm, smallest_sign_flip_p
+from fednot.benchmark.stats import holm, smallest_sign_flip_p
 
 CELL = re.compile(r"([+-]\d+\.\d+) \[([+-]\d+\.\d+), ([+-]\d+\.\d+)\]")
 

@@ -26,7 +26,7 @@ import sys
 WORKER = r"""
 import json, statistics, sys, time, torch
 from fednot.configio import load_config
-from fednot.experiment import Experiment
+from fednot.benchmark.experiment import Experiment
 clients, rounds, threads = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 torch.set_num_threads(threads)
 config = load_config(None, [f"data.num_clients={clients}", "cache_dir="])

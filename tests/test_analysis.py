@@ -12,13 +12,13 @@ from fednot.analysis.layers import layer_variants
 from fednot.analysis.recovery import rounds_within
 from fednot.analysis.registry import analysis
 from fednot.analysis.report import build_report, embed_images
+from fednot.benchmark.trajectory import cost_keys
 from fednot.cli.app import main
 from fednot.config import UnlearnConfig
 from fednot.errors import ConfigError
 from fednot.models.layers import layer_graph
 from fednot.models.registry import create_model
 from fednot.testing import tiny_config, tiny_federation
-from fednot.trajectory import cost_keys
 
 
 def _study(tmp_path: Path, **options: str) -> Study:

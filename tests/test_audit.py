@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from fednot.audit.sampler import ModelSampler, Task
+from fednot.benchmark.experiment import Experiment
 from fednot.cli.app import main
 from fednot.config import UnlearnConfig
-from fednot.experiment import Experiment
 from fednot.testing import tiny_config, tiny_federation
 
 SMALL = [
@@ -174,7 +174,7 @@ def test_an_audit_folder_of_another_configuration_is_refused(
 def test_diverged_models_are_left_out_of_the_score_and_counted() -> None:
     from fednot.audit.outputs import ModelOutputs
     from fednot.audit.report import score_methods, statements
-    from fednot.runner import create_methods
+    from fednot.benchmark.runner import create_methods
 
     rng = np.random.default_rng(0)
 

@@ -8,11 +8,11 @@ import warnings
 import pytest
 import torch
 
+from fednot.benchmark.experiment import Experiment
 from fednot.errors import ConfigError, UnsupportedScenarioError
-from fednot.experiment import Experiment
 from fednot.federation.costs import state_bytes
 from fednot.federation.local import LocalRecipe
-from fednot.outcome import UnlearnOutcome
+from fednot.federation.outcome import UnlearnOutcome
 from fednot.testing import centralized_experiment, tiny_config, tiny_federation
 from fednot.types import StateDict
 from fednot.unlearning.centralized.bad_teacher import (

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from fednot.cache import ModelCache, save_verified
-from fednot.checkpoint import load_checkpoint, save_checkpoint
+from fednot.benchmark.experiment import Experiment
 from fednot.cli.app import main
 from fednot.config import TrainConfig
 from fednot.errors import ConfigError, FedNotWarning
-from fednot.experiment import Experiment
-from fednot.integrity import DIGEST_KEY, content_digest
+from fednot.store.cache import ModelCache, save_verified
+from fednot.store.checkpoint import load_checkpoint, save_checkpoint
+from fednot.store.integrity import DIGEST_KEY, content_digest
 from fednot.testing import interrupted_at_round, tiny_config, tiny_federation
 from fednot.types import StateDict
 

@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 from scipy import stats
 
-from fednot.comparison import summarize, tradeoff_curves
-from fednot.results import Record, with_gaps
-from fednot.statements import paired_table, statements
-from fednot.stats import mean_ci, paired_ci
-from fednot.tables import main_table
+from fednot.benchmark.comparison import summarize, tradeoff_curves
+from fednot.benchmark.results import Record, with_gaps
+from fednot.benchmark.statements import paired_table, statements
+from fednot.benchmark.stats import mean_ci, paired_ci
+from fednot.benchmark.tables import main_table
 
 RETRAIN = {"retain_acc": 100.0, "forget_acc": 96.0, "test_acc": 97.0, "mia": 50.0}
 RETRAIN_BYTES = 1000

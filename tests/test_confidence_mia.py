@@ -5,10 +5,11 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
+from fednot.benchmark.evaluation import Metrics
+from fednot.benchmark.results import Record
 from fednot.data.federated import Samples
 from fednot.data.source import ImageSet
 from fednot.errors import ConfigError
-from fednot.evaluation import Metrics
 from fednot.federation.local import predict, predict_with_margins
 from fednot.metrics.confidence import (
     ConfidenceAttack,
@@ -19,7 +20,6 @@ from fednot.metrics.confidence import (
     true_class_margin,
 )
 from fednot.metrics.mia import loss_mia, mia_noise_floor
-from fednot.results import Record
 
 torch.set_num_threads(1)
 
@@ -232,7 +232,9 @@ def test_records_carry_the_confidence_fields_and_old_records_still_load() -> Non
         "seconds": 1.0,
         "requirements": "",
     }
-    record = Record(**others, metrics=dict(metrics.values))  # as fednot.cells.make_record does
+    record = Record(
+        **others, metrics=dict(metrics.values)
+    )  # as fednot.benchmark.cells.make_record does
     assert (record.get("conf_auc"), record.get("conf_tpr")) == (55.0, 2.0)
     assert (record.get("conf_auc_floor"), record.get("conf_tpr_floor")) == (3.0, 2.5)
     assert record.to_dict()["asr"] is None  # every registered metric has its key

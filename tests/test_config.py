@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
+from fednot.benchmark.experiment import Experiment
 from fednot.config import RunConfig
 from fednot.configio import load_config, parse_override, to_toml
 from fednot.errors import ConfigError
-from fednot.experiment import Experiment
 from fednot.testing import tiny_config, tiny_federation
 from fednot.types import ForgetRequest
 from fednot.unlearning.registry import create_unlearner

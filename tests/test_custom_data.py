@@ -14,13 +14,13 @@ from PIL import Image
 from torch import nn
 
 import fednot.data
+from fednot.benchmark.experiment import Experiment
 from fednot.config import DataConfig, ModelConfig, RunConfig
 from fednot.data import as_splits, federation_from_clients, image_set, partition_dataset
 from fednot.data import registry as data_registry
 from fednot.data.imagefolder import _eight_bit, read_imagefolder
 from fednot.data.source import DatasetSplits, ImageSet
 from fednot.errors import ConfigError, DataError, FedNotWarning
-from fednot.experiment import Experiment
 from fednot.models import registry as model_registry
 from fednot.seeding import SeedStreams
 from fednot.testing import synthetic_images, tiny_config

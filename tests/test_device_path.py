@@ -11,11 +11,11 @@ from dataclasses import replace
 import pytest
 import torch
 
+from fednot.benchmark.experiment import Experiment
+from fednot.benchmark.runner import create_methods, history_union
 from fednot.config import ModelConfig
 from fednot.data.federated import ForbiddenSamples, Samples, UnlabeledSamples
 from fednot.errors import MissingRequirementError
-from fednot.experiment import Experiment
-from fednot.runner import create_methods, history_union
 from fednot.testing import every_method_config, forbid_clients, tiny_config, tiny_federation
 
 torch.set_num_threads(1)

@@ -14,20 +14,20 @@ import numpy as np
 import pytest
 import torch
 
-from fednot.checkpoint import load_checkpoint, save_checkpoint
+from fednot.benchmark.comparison import summarize
+from fednot.benchmark.experiment import Experiment
+from fednot.benchmark.plots import delta_chart
+from fednot.benchmark.results import Record, with_gaps
+from fednot.benchmark.statements import statements
+from fednot.benchmark.tables import main_table
 from fednot.cli.app import main
-from fednot.comparison import summarize
 from fednot.config import TrainConfig, UnlearnConfig
 from fednot.errors import DivergenceError
-from fednot.experiment import Experiment
 from fednot.federation.backend import InProcess, TrainJob
 from fednot.federation.fedavg import FedAvg, StopRule
 from fednot.federation.local import LocalRecipe, LocalUpdate, predict
 from fednot.metrics.mia import loss_mia
-from fednot.plots import delta_chart
-from fednot.results import Record, with_gaps
-from fednot.statements import statements
-from fednot.tables import main_table
+from fednot.store.checkpoint import load_checkpoint, save_checkpoint
 from fednot.testing import tiny_config, tiny_federation
 from fednot.types import ForgetRequest, StateDict
 
@@ -251,7 +251,7 @@ def test_a_run_records_a_diverged_method_and_goes_on(
     def no_experiment(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("a finished run must not start an experiment again")
 
-    monkeypatch.setattr("fednot.cells.Experiment", no_experiment)
+    monkeypatch.setattr("fednot.benchmark.cells.Experiment", no_experiment)
     capsys.readouterr()
     assert main(argv) == 0  # every cell, the diverged one included, is done
     again = json.loads((out / "results.json").read_text(), parse_constant=_reject)

@@ -7,8 +7,8 @@ from typing import ClassVar
 import pytest
 import torch
 
+from fednot.benchmark.experiment import Experiment
 from fednot.errors import MissingRequirementError
-from fednot.experiment import Experiment
 from fednot.federation.fedavg import FedAvg, StopRule
 from fednot.federation.local import LocalRecipe
 from fednot.testing import forbid_clients, interrupted_at_round, tiny_config, tiny_federation

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
+from fednot.benchmark.experiment import Experiment
 from fednot.errors import ConfigError
-from fednot.experiment import Experiment
 from fednot.federation.costs import state_bytes
 from fednot.models.registry import create_model
 from fednot.seeding import SeedStreams

@@ -9,11 +9,11 @@ import pytest
 import torch
 from torch import nn
 
+from fednot.benchmark.experiment import Experiment
 from fednot.config import TrainConfig, UnlearnConfig
 from fednot.data.federated import Federation
 from fednot.data.forget import split_request
 from fednot.errors import ConfigError, UnsupportedScenarioError
-from fednot.experiment import Experiment
 from fednot.federation.aggregate import clone_state
 from fednot.federation.costs import state_bytes
 from fednot.federation.fedavg import FedAvg, StopRule

@@ -7,13 +7,13 @@ import math
 import pytest
 import torch
 
-from fednot.comparison import summarize
-from fednot.evaluation import computed
+from fednot.benchmark.comparison import summarize
+from fednot.benchmark.evaluation import computed
+from fednot.benchmark.results import Record, columns
+from fednot.benchmark.tables import main_table
 from fednot.metrics.forget_loss import FORGET_LOSS, mean_forget_loss
 from fednot.metrics.metric import EvalInputs, SplitOutputs
 from fednot.metrics.registry import get_metric, names
-from fednot.results import Record, columns
-from fednot.tables import main_table
 
 
 def _split(losses: list[float]) -> SplitOutputs:

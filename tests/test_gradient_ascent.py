@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
+from fednot.benchmark.experiment import Experiment
 from fednot.errors import ConfigError, MissingRequirementError, UnsupportedScenarioError
-from fednot.experiment import Experiment
 from fednot.federation.local import LocalRecipe, predict
-from fednot.outcome import UnlearnOutcome
+from fednot.federation.outcome import UnlearnOutcome
 from fednot.testing import centralized_experiment, forbid_clients, tiny_config, tiny_federation
 from fednot.unlearning.base import Unlearner
 from fednot.unlearning.centralized.gradient_ascent import GA, ascent_loss

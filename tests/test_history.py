@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+from fednot.benchmark.experiment import Experiment
 from fednot.config import DataConfig, UnlearnConfig
 from fednot.data.federated import UnlabeledSamples
 from fednot.data.registry import build_federation, make_partition
 from fednot.data.source import DatasetSplits
 from fednot.errors import ConfigError, MissingRequirementError
-from fednot.experiment import Experiment
 from fednot.federation.costs import state_bytes
 from fednot.federation.history import HistorySpec, TrainingHistory
 from fednot.seeding import SeedStreams

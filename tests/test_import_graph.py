@@ -94,7 +94,7 @@ from . import source
 from .partition import Partition
 from ..tune import space
 try:
-    import fednot.cache
+    import fednot.store.cache
 except ImportError:
     pass
 if TYPE_CHECKING:
@@ -103,17 +103,17 @@ def later() -> None:
     from fednot.config import RunConfig
 class Lazy:
     def method(self) -> None:
-        import fednot.plots
+        import fednot.benchmark.plots
 """
     assert _imported(source, ("fednot", "data"), _modules()) == {
         "fednot",
-        "fednot.cache",
+        "fednot.store.cache",
         "fednot.config",
         "fednot.data",
         "fednot.data.partition",
         "fednot.data.source",
         "fednot.errors",
-        "fednot.plots",
+        "fednot.benchmark.plots",
         "fednot.progress",
         "fednot.seeding",
         "fednot.tune",

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from fednot.benchmark.experiment import Experiment
 from fednot.errors import ContractError
-from fednot.experiment import Experiment
 from fednot.testing import tiny_config, tiny_federation
 from fednot.types import StateDict
 from fednot.unlearning.base import Unlearner, UnlearnResult

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import torch
 
-from fednot.cells import Cell, CellPool, CellRunner, needs
+from fednot.benchmark.cells import Cell, CellPool, CellRunner, needs
+from fednot.benchmark.results import ORIGINAL, REFERENCE, RETRAIN_FLOOR
 from fednot.cli.app import main
 from fednot.errors import ConfigError
-from fednot.results import ORIGINAL, REFERENCE, RETRAIN_FLOOR
 from fednot.testing import tiny_config
 
 torch.set_num_threads(1)

@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch import nn
 
+from fednot.benchmark.experiment import Experiment
 from fednot.config import UnlearnConfig
 from fednot.errors import ConfigError, UnsupportedScenarioError
-from fednot.experiment import Experiment
 from fednot.federation.costs import FlopMeter
-from fednot.outcome import Trained
+from fednot.federation.outcome import Trained
 from fednot.seeding import SeedStreams
 from fednot.testing import centralized_experiment, tiny_config, tiny_federation
 from fednot.types import StateDict

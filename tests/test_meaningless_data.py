@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 import torch
 
+from fednot.benchmark.experiment import Experiment
 from fednot.cli.app import main
 from fednot.data.federated import ClientData, Federation
 from fednot.data.source import ImageSet
 from fednot.errors import ConfigError, ContractError, FedNotWarning
-from fednot.experiment import Experiment
 from fednot.testing import tiny_config, tiny_federation
 from fednot.types import StateDict
 from fednot.unlearning.base import Unlearner, UnlearnResult
@@ -126,7 +126,7 @@ class _Slice(torch.nn.Module):
 
 @pytest.mark.parametrize("frozen", [False, True])
 def test_a_model_without_trainable_parameters_is_refused(frozen: bool) -> None:
-    from fednot.preflight import check_model
+    from fednot.benchmark.preflight import check_model
 
     fed = tiny_federation(3, num_classes=4)
     model: torch.nn.Module = _Slice(4)
@@ -163,7 +163,7 @@ class _NaNHead(torch.nn.Module):
 
 
 def test_a_model_that_outputs_nan_untrained_is_blamed_not_the_learning_rate() -> None:
-    from fednot.preflight import check_model
+    from fednot.benchmark.preflight import check_model
 
     fed = tiny_federation(3, num_classes=4)
     features = int(torch.tensor(fed.input_shape).prod())

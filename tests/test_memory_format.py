@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import torch
 
+from fednot.benchmark.experiment import Experiment
 from fednot.config import ModelConfig
 from fednot.environment import place_model
-from fednot.experiment import Experiment
 from fednot.models.small import CNN
 from fednot.testing import tiny_config, tiny_federation
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from fednot.cells import CellRunner
+from fednot.benchmark.cells import CellRunner
+from fednot.benchmark.runner import create_methods
 from fednot.config import CENTRALIZED, FEDERATED, RunConfig, UnlearnConfig, select_methods
 from fednot.configio import load_config, to_toml
 from fednot.errors import ConfigError
 from fednot.presets import load_preset, preset_names, preset_text
-from fednot.runner import create_methods
 from fednot.testing import tiny_config
 from fednot.tune.preset import diff_toml, tuned_config
 from fednot.unlearning.registry import unlearner_class, unlearner_names

@@ -7,13 +7,13 @@ from typing import Any
 import pytest
 import torch
 
-from fednot.comparison import summarize
-from fednot.evaluation import Metrics, computed
+from fednot.benchmark.comparison import summarize
+from fednot.benchmark.evaluation import Metrics, computed
+from fednot.benchmark.results import Record, columns
+from fednot.benchmark.tables import main_table
 from fednot.metrics.gaps import GAP_METRICS
 from fednot.metrics.metric import Column, Direction, EvalInputs, Metric, SplitOutputs, Summary
 from fednot.metrics.registry import get_metric, names, register_metric, registered
-from fednot.results import Record, columns
-from fednot.tables import main_table
 
 BUILT_IN = (
     "retain_acc",

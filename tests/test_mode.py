@@ -6,14 +6,14 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from fednot.benchmark.experiment import Experiment
 from fednot.data.federated import Samples
 from fednot.data.source import ImageSet
 from fednot.errors import ConfigError
-from fednot.experiment import Experiment
 from fednot.federation.costs import FlopMeter, state_bytes
 from fednot.federation.local import LocalRecipe, local_train
+from fednot.federation.outcome import Trained
 from fednot.models.registry import create_model
-from fednot.outcome import Trained
 from fednot.seeding import SeedStreams
 from fednot.testing import tiny_config, tiny_federation
 from fednot.types import ForgetRequest, StateDict

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from fednot.benchmark.experiment import Experiment
 from fednot.config import TrainConfig, UnlearnConfig
 from fednot.data.federated import Federation
 from fednot.data.forget import split_request
 from fednot.errors import ConfigError, FedNotWarning, UnsupportedScenarioError
-from fednot.experiment import Experiment
 from fednot.federation.aggregate import weighted_average
 from fednot.federation.costs import state_bytes
 from fednot.federation.history import HistorySpec, TrainingHistory

@@ -1,5 +1,6 @@
 """Output you can read and share: the terminal summary, statements said once, no paired table
-for one seed, run-level warnings, file modes under the umask, SVG figures, `fednot.results.load`.
+for one seed, run-level warnings, file modes under the umask, SVG figures,
+`fednot.benchmark.results.load`.
 """
 
 from __future__ import annotations
@@ -17,17 +18,17 @@ from typing import Any
 import pytest
 import torch
 
-from fednot.cache import atomic_write_text
-from fednot.caveats import MIA_FLOOR_LIMIT, caveats
+from fednot.benchmark.caveats import MIA_FLOOR_LIMIT, caveats
+from fednot.benchmark.comparison import summarize
+from fednot.benchmark.plots import pyplot, tradeoff_chart
+from fednot.benchmark.report import report_markdown
+from fednot.benchmark.results import MissingExtraError, Record, json_safe, load, with_gaps
+from fednot.benchmark.statements import statements
 from fednot.cli.app import main
-from fednot.comparison import summarize
+from fednot.cli.terminal import WIDTH, terminal_summary
 from fednot.config import RunConfig
 from fednot.errors import ConfigError
-from fednot.plots import pyplot, tradeoff_chart
-from fednot.report import report_markdown
-from fednot.results import MissingExtraError, Record, json_safe, load, with_gaps
-from fednot.statements import statements
-from fednot.terminal import WIDTH, terminal_summary
+from fednot.store.cache import atomic_write_text
 
 torch.set_num_threads(1)
 

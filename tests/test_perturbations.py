@@ -15,9 +15,9 @@ from torch import Tensor, nn
 
 from fednot.analysis.common import Study
 from fednot.analysis.perturbation import ablate_perturbation, gap_curve, mean_band, parse_kinds
+from fednot.benchmark.experiment import Experiment
 from fednot.config import ModelConfig, UnlearnConfig
 from fednot.errors import ConfigError
-from fednot.experiment import Experiment
 from fednot.models.registry import create_model
 from fednot.testing import check_unlearner, tiny_config, tiny_federation
 from fednot.types import StateDict

@@ -7,14 +7,14 @@ import math
 import pytest
 import torch
 
+from fednot.benchmark.experiment import Experiment
 from fednot.config import ModelConfig
 from fednot.errors import ConfigError
-from fednot.experiment import Experiment
 from fednot.federation.aggregate import weighted_average
 from fednot.federation.costs import state_bytes
 from fednot.federation.fedavg import TrainLog
+from fednot.federation.outcome import Trained, UnlearnOutcome
 from fednot.models.registry import create_model
-from fednot.outcome import Trained, UnlearnOutcome
 from fednot.testing import tiny_config, tiny_federation
 from fednot.types import ForgetRequest, StateDict
 from fednot.unlearning.pgd import (

@@ -19,11 +19,11 @@ import pytest
 import torch
 from torch import nn
 
+from fednot.benchmark.experiment import Experiment
 from fednot.cli.app import main
 from fednot.configio import load_config
 from fednot.data.registry import dataset_info, loader_arguments, read_dataset
 from fednot.errors import ConfigError, MissingRequirementError
-from fednot.experiment import Experiment
 from fednot.models.registry import create_model
 from fednot.testing import check_unlearner
 from fednot.types import ForgetRequest

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from fednot.benchmark.experiment import Experiment
+from fednot.benchmark.runner import Run
 from fednot.config import EvalConfig
-from fednot.experiment import Experiment
 from fednot.federation.fedavg import RoundRecord
 from fednot.progress import Progress, Silent, clock_text
-from fednot.runner import Run
 from fednot.testing import tiny_config, tiny_federation
 
 torch.set_num_threads(1)

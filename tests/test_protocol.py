@@ -8,13 +8,13 @@ from dataclasses import replace
 
 import pytest
 
+from fednot.benchmark.experiment import Experiment
+from fednot.benchmark.trajectory import Point, Trajectory, read_at_cost, reading_rounds, trajectory
 from fednot.config import EvalConfig, ScenarioConfig, UnlearnConfig
 from fednot.configio import load_config
 from fednot.data.forget import split_request
-from fednot.experiment import Experiment
 from fednot.presets import preset_names, scenario_names
 from fednot.testing import tiny_config, tiny_federation
-from fednot.trajectory import Point, Trajectory, read_at_cost, reading_rounds, trajectory
 from fednot.types import ForgetRequest
 
 

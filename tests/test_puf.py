@@ -7,14 +7,14 @@ from dataclasses import replace
 import pytest
 import torch
 
+from fednot.benchmark.experiment import Experiment
 from fednot.config import ModelConfig
 from fednot.data.federated import Samples
 from fednot.errors import ConfigError, MissingRequirementError
-from fednot.experiment import Experiment
 from fednot.federation.costs import FlopMeter, state_bytes
 from fednot.federation.fedavg import TrainLog
 from fednot.federation.local import LocalRecipe, LocalUpdate, local_train
-from fednot.outcome import Trained, UnlearnOutcome
+from fednot.federation.outcome import Trained, UnlearnOutcome
 from fednot.testing import forbid_clients, tiny_config, tiny_federation
 from fednot.types import ForgetRequest, StateDict
 from fednot.unlearning.puf import PUF, clamp_running_variances, pseudo_gradient, puf_update

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from fednot.benchmark.experiment import Experiment
 from fednot.data.federated import Samples
 from fednot.data.source import ImageSet
 from fednot.errors import ConfigError, UnsupportedScenarioError
-from fednot.experiment import Experiment
 from fednot.federation.costs import FlopMeter
-from fednot.outcome import UnlearnOutcome
+from fednot.federation.outcome import UnlearnOutcome
 from fednot.testing import centralized_experiment, tiny_config, tiny_federation
 from fednot.types import StateDict
 from fednot.unlearning.centralized.rand_label import (

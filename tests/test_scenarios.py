@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from fednot.benchmark.experiment import Experiment
+from fednot.benchmark.scenarios import read_sample_ids
 from fednot.config import ScenarioConfig, UnlearnConfig
 from fednot.data.backdoor import Trigger, poison, stamp, triggered_test_set
 from fednot.errors import ConfigError, UnsupportedScenarioError
-from fednot.experiment import Experiment
-from fednot.scenarios import read_sample_ids
 from fednot.testing import synthetic_images, tiny_config, tiny_federation
 
 

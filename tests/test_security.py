@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from fednot.cache import save_verified
-from fednot.checkpoint import FORMAT, foreign_code, load_checkpoint
 from fednot.cli.app import main
 from fednot.configio import to_dict
 from fednot.errors import ConfigError
+from fednot.store.cache import save_verified
+from fednot.store.checkpoint import FORMAT, foreign_code, load_checkpoint
 from fednot.testing import tiny_config
 
 HELPER = """
@@ -192,9 +192,9 @@ def test_a_fifo_named_as_an_input_is_refused_not_read(
 def test_default_output_folders_stay_under_out_dir(dataset: str, tmp_path: Path) -> None:
     import argparse
 
+    from fednot.benchmark.runner import default_run_dir
     from fednot.cli.commands import _out_folder
     from fednot.config import DataConfig, RunConfig
-    from fednot.runner import default_run_dir
 
     config = RunConfig(data=DataConfig(dataset=dataset), out_dir=str(tmp_path / "runs"))
     none = argparse.Namespace(out=None)

@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch import nn
 
+from fednot.benchmark.experiment import Experiment
 from fednot.config import ModelConfig, ScenarioConfig, UnlearnConfig
 from fednot.errors import ConfigError, UnsupportedScenarioError
-from fednot.experiment import Experiment
 from fednot.federation.costs import FlopMeter
-from fednot.outcome import Trained
+from fednot.federation.outcome import Trained
 from fednot.testing import centralized_experiment, tiny_config, tiny_federation
 from fednot.unlearning.centralized.ssd import SSD, dampen, diagonal_fisher
 from fednot.unlearning.registry import create_unlearner

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from fednot.stats import (
+from fednot.benchmark.stats import (
     Interval,
     holm,
     mean_ci,

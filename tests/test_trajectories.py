@@ -7,14 +7,14 @@ from pathlib import Path
 
 import torch
 
+from fednot.benchmark.experiment import Experiment
+from fednot.benchmark.results import RETRAIN_FLOOR, Record
+from fednot.benchmark.trajectory import budgets, trajectory
 from fednot.cli.app import main
 from fednot.config import EvalConfig, UnlearnConfig
-from fednot.experiment import Experiment
 from fednot.federation.costs import Costs
 from fednot.metrics.gaps import GAP_METRICS
-from fednot.results import RETRAIN_FLOOR, Record
 from fednot.testing import tiny_config, tiny_federation
-from fednot.trajectory import budgets, trajectory
 from fednot.types import ForgetRequest
 
 REQUEST = ForgetRequest(clients=(0,))

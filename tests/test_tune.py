@@ -13,13 +13,13 @@ from typing import Any, ClassVar
 import pytest
 import torch
 
+from fednot.benchmark.experiment import Experiment
+from fednot.benchmark.runner import create_methods
 from fednot.cli.app import main
 from fednot.config import UnlearnConfig
 from fednot.configio import load_config, to_toml
 from fednot.errors import ConfigError, DivergenceError
-from fednot.experiment import Experiment
 from fednot.models.registry import create_model
-from fednot.runner import create_methods
 from fednot.testing import check_unlearner, tiny_config, tiny_federation
 from fednot.tune import Choice, IntRange, LayerChoice, Range
 from fednot.tune.objective import ValidationBench

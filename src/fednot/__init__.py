@@ -19,11 +19,11 @@ import os as _os
 if "OMP_WAIT_POLICY" not in _os.environ:
     _os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
+from fednot.benchmark.evaluation import Metrics
+from fednot.benchmark.experiment import Experiment
 from fednot.config import DataConfig, EvalConfig, ModelConfig, RunConfig, TrainConfig, UnlearnConfig
 from fednot.configio import load_config, to_toml
-from fednot.evaluation import Metrics
-from fednot.experiment import Experiment
-from fednot.outcome import Trained, UnlearnOutcome
+from fednot.federation.outcome import Trained, UnlearnOutcome
 from fednot.progress import Silent
 from fednot.types import ForgetRequest
 from fednot.unlearning import (

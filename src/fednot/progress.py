@@ -1,8 +1,8 @@
 """Progress reporting for long runs: phases, rounds, cells done, elapsed time and an estimate.
 
-A run (`fednot.runner.Run`) announces its cells with `Progress.plan` and counts each finished
-one with `Progress.cell_done`; phase and round lines then carry ``cell i/N``, the time elapsed
-and, once a cell has finished, an estimate of the time left: mean seconds per finished cell
+A run (`fednot.benchmark.runner.Run`) announces its cells with `Progress.plan` and counts each
+finished one with `Progress.cell_done`; phase and round lines then carry ``cell i/N``, the time
+elapsed and, once a cell has finished, an estimate of the time left: mean seconds per finished cell
 times the cells left, less what the cell under way has run (at most one cell's mean). Round
 lines also estimate what is left of their phase (mean seconds per round so far times the rounds
 left in its budget: an upper bound when a stop rule ends early).

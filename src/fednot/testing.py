@@ -14,6 +14,7 @@ from unittest import mock
 
 import torch
 
+from fednot.benchmark.experiment import Experiment
 from fednot.config import (
     DataConfig,
     EvalConfig,
@@ -30,7 +31,6 @@ from fednot.data.federated import (
     UnlabeledSamples,
 )
 from fednot.data.synthetic import synthetic_images, tiny_federation
-from fednot.experiment import Experiment
 from fednot.federation.fedavg import FedAvg, RoundRecord
 from fednot.progress import Silent
 from fednot.types import StateDict

@@ -8,18 +8,24 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fednot.cache import atomic_write_text
+from fednot.benchmark.experiment import Experiment
+from fednot.benchmark.stats import mean_ci
+from fednot.benchmark.tables import format_interval
+from fednot.benchmark.trajectory import (
+    COST_POINTS,
+    Trajectory,
+    cost_key,
+    read_cost_points,
+    trajectory,
+)
 from fednot.config import RunConfig
 from fednot.configio import to_toml
 from fednot.data.federated import Federation
-from fednot.experiment import Experiment
 from fednot.federation.costs import Costs
+from fednot.federation.outcome import UnlearnOutcome
 from fednot.metrics.gaps import GAP_METRICS
-from fednot.outcome import UnlearnOutcome
 from fednot.progress import Progress, Silent
-from fednot.stats import mean_ci
-from fednot.tables import format_interval
-from fednot.trajectory import COST_POINTS, Trajectory, cost_key, read_cost_points, trajectory
+from fednot.store.cache import atomic_write_text
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -17,11 +17,11 @@ from typing import Any
 
 from fednot.analysis.common import Study, pyplot
 from fednot.analysis.registry import register_analysis
+from fednot.benchmark.report import stop_rule_text
+from fednot.benchmark.runner import history_union
+from fednot.benchmark.stats import mean_ci
 from fednot.errors import ConfigError
 from fednot.metrics.gaps import GAP_METRICS, avg_gap
-from fednot.report import stop_rule_text
-from fednot.runner import history_union
-from fednot.stats import mean_ci
 from fednot.unlearning.registry import create_unlearner, unlearner_class
 
 

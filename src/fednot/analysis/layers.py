@@ -23,13 +23,13 @@ from fednot.analysis.common import (
     with_trajectories,
 )
 from fednot.analysis.registry import register_analysis
-from fednot.comparison import CurveRun, pool_curves
+from fednot.benchmark.comparison import CurveRun, pool_curves
+from fednot.benchmark.plots import tradeoff_chart
+from fednot.benchmark.report import stop_rule_text
 from fednot.config import RunConfig
 from fednot.errors import NegationWarning
 from fednot.metrics.gaps import avg_gap
 from fednot.models.layers import LayerGraph, layer_graph
-from fednot.plots import tradeoff_chart
-from fednot.report import stop_rule_text
 from fednot.unlearning.negation import NoT
 
 

@@ -22,8 +22,8 @@ import torch
 
 from fednot.analysis.common import Study, pyplot
 from fednot.analysis.registry import register_analysis
+from fednot.benchmark.experiment import Experiment
 from fednot.errors import ConfigError, FedNotError
-from fednot.experiment import Experiment
 from fednot.federation.aggregate import clone_state
 from fednot.federation.fedavg import FedAvg, StopRule
 from fednot.federation.local import LocalRecipe, accuracy

@@ -19,12 +19,12 @@ from typing import Any, cast
 
 from fednot.analysis.common import Study, pyplot
 from fednot.analysis.registry import register_analysis
+from fednot.benchmark.evaluation import curve_point
+from fednot.benchmark.stats import mean_ci, paired_ci
 from fednot.config import RunConfig
 from fednot.errors import ConfigError
-from fednot.evaluation import curve_point
+from fednot.federation.outcome import UnlearnOutcome
 from fednot.metrics.gaps import GAP_METRICS, avg_gap
-from fednot.outcome import UnlearnOutcome
-from fednot.stats import mean_ci, paired_ci
 from fednot.unlearning.perturbations import (
     PERTURBATIONS,
     Kind,

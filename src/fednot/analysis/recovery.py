@@ -16,8 +16,8 @@ from typing import Any
 from fednot.analysis.common import Study, pyplot
 from fednot.analysis.registry import register_analysis
 from fednot.errors import ConfigError
+from fednot.federation.outcome import UnlearnOutcome
 from fednot.metrics.gaps import GAP_METRICS, mean_std
-from fednot.outcome import UnlearnOutcome
 
 METHODS = ("not", "ft", "retrain")
 TITLES = {"not": "NoT", "ft": "FT", "retrain": "Retrain"}

@@ -11,8 +11,8 @@ import base64
 import re
 from pathlib import Path
 
-from fednot.cache import atomic_write_text
 from fednot.errors import ConfigError
+from fednot.store.cache import atomic_write_text
 
 _IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)")
 REPORT_NAME = "report.md"

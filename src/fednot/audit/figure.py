@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from fednot.benchmark.plots import method_style, pyplot, save_figure
+from fednot.benchmark.results import REFERENCE
 from fednot.metrics.forgetting_quality import BUCKET, resolvable_epsilon
-from fednot.plots import method_style, pyplot, save_figure
-from fednot.results import REFERENCE
 
 
 def epsilon_chart(report: Mapping[str, Any], path: Path, *, subtitle: str) -> None:

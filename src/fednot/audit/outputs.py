@@ -8,13 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from fednot.cache import ModelCache
+from fednot.benchmark.experiment import Experiment
 from fednot.data.federated import Samples
 from fednot.data.forget import ForgetSplit
-from fednot.experiment import Experiment
 from fednot.federation.divergence import check_evaluable
 from fednot.federation.local import accuracy, forward
 from fednot.metrics.forgetting_quality import logit_confidence
+from fednot.store.cache import ModelCache
 from fednot.types import StateDict
 
 OUTPUTS_FORMAT = 1

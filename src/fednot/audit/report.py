@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from fednot.audit.outputs import ModelOutputs
-from fednot.cache import atomic_write_text
+from fednot.benchmark.report import describe_setup
+from fednot.benchmark.results import REFERENCE, json_safe
 from fednot.config import RunConfig
 from fednot.metrics.forgetting_quality import (
     EpsilonEstimate,
@@ -22,9 +23,8 @@ from fednot.metrics.forgetting_quality import (
     resolvable_epsilon,
     utility_factor,
 )
-from fednot.report import describe_setup
-from fednot.results import REFERENCE, json_safe
 from fednot.seeding import derive_seed
+from fednot.store.cache import atomic_write_text
 from fednot.unlearning.base import Unlearner
 
 RESAMPLES = 2000

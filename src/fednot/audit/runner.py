@@ -10,7 +10,7 @@ Audit folder::
 
 One original model is pre-trained from the configuration's seed. Retrained model ``k`` trains
 from scratch on the retained clients with training seed ``k``: its own initial weights and client
-streams, the same data, partition and request (`fednot.experiment.Experiment.reseeded`).
+streams, the same data, partition and request (`fednot.benchmark.experiment.Experiment.reseeded`).
 Unlearned model ``k`` of a method starts from the one original model and draws its step's and its
 recovery clients' randomness from training seed ``k``. Retrained models are shared through the
 model cache (`fednot.audit.outputs.OracleStore`); an interrupted audit resumes from
@@ -31,16 +31,16 @@ import torch
 from fednot.audit.outputs import ModelOutputs
 from fednot.audit.report import score_methods, write_reports
 from fednot.audit.sampler import ModelSampler, SamplerPool
-from fednot.cache import atomic_write_text, read_json_state
+from fednot.benchmark.experiment import Experiment
+from fednot.benchmark.results import REFERENCE
+from fednot.benchmark.runner import create_methods, history_union
 from fednot.config import RunConfig
 from fednot.configio import to_dict, to_toml
 from fednot.environment import use_threads
 from fednot.errors import ConfigError
-from fednot.experiment import Experiment
-from fednot.outcome import Trained
+from fednot.federation.outcome import Trained
 from fednot.progress import Progress, Silent
-from fednot.results import REFERENCE
-from fednot.runner import create_methods, history_union
+from fednot.store.cache import atomic_write_text, read_json_state
 from fednot.unlearning.base import Unlearner
 from fednot.version import __version__
 

@@ -15,14 +15,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 from fednot.audit.outputs import ModelOutputs, OracleStore, measure
+from fednot.benchmark.experiment import Experiment
+from fednot.benchmark.results import REFERENCE
+from fednot.benchmark.runner import create_methods
 from fednot.config import RunConfig
 from fednot.environment import use_threads
 from fednot.errors import DivergenceError
-from fednot.experiment import Experiment
-from fednot.outcome import Trained
+from fednot.federation.outcome import Trained
 from fednot.progress import Silent
-from fednot.results import REFERENCE
-from fednot.runner import create_methods
 
 Task = tuple[str, int]
 """A method's name and a training seed."""

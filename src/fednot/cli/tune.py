@@ -10,12 +10,12 @@ from typing import Any
 
 import torch
 
+from fednot.benchmark.results import REFERENCE
 from fednot.cli.arguments import int_list
 from fednot.cli.commands import check_cache, client_ids, config_of, setup_run
 from fednot.environment import use_threads
 from fednot.errors import ConfigError
 from fednot.paths import check_writable_dir
-from fednot.results import REFERENCE
 
 DESCRIPTION = """\
 Tune every method's hyperparameters with the same budget: --trials Optuna TPE trials per method

@@ -7,7 +7,7 @@
 - `as_splits`: a training and an optional test set, as a ``data.dataset`` loader returns them;
 - `federation_from_clients`: one data set per client, as the user already has them;
 - `partition_dataset`: one data set split among clients by ``data.partition``, exactly as
-  `fednot.experiment.Experiment` splits it with the same seed.
+  `fednot.benchmark.experiment.Experiment` splits it with the same seed.
 
 The federations feed ``Experiment(config, seed, federation=...)``; docs/data.md has an example.
 """

@@ -1,8 +1,8 @@
 """Where the clients' work runs: the engine's one interface to them.
 
 The round loop (`fednot.federation.fedavg.FedAvg`), the per-request flow and the stop rules
-(`fednot.experiment.Experiment`) and the cost accounting are written once. They hand the clients'
-work to a `Backend`, which runs it where the data are:
+(`fednot.benchmark.experiment.Experiment`) and the cost accounting are written once. They hand the
+clients' work to a `Backend`, which runs it where the data are:
 
 - `InProcess` (here): every client's data in this process; a job is a call of
   `fednot.federation.local.local_train`. The engine's speed, and the reference numbers.

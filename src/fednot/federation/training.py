@@ -12,13 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fednot.cache import ModelCache
 from fednot.config import UnlearnConfig
 from fednot.errors import ConfigError
 from fednot.federation.aggregate import clone_state
 from fednot.federation.fedavg import FedAvg, RoundHook, StopRule, TrainLog
 from fednot.federation.history import HistorySpec, TrainingHistory
 from fednot.progress import Progress
+from fednot.store.cache import ModelCache
 from fednot.types import StateDict
 
 

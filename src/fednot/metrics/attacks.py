@@ -1,8 +1,8 @@
 """The membership-inference attacks' statistics, declared for records, summaries and tables.
 
-They are computed together by `fednot.evaluation` (``compute = None``): the loss MIA averages
-``eval.mia_repeats`` seeded draws and shares its members and non-members with its permutation
-noise floor, and the confidence attack yields its AUC, its TPR and their floors from one
+They are computed together by `fednot.benchmark.evaluation` (``compute = None``): the loss MIA
+averages ``eval.mia_repeats`` seeded draws and shares its members and non-members with its
+permutation noise floor, and the confidence attack yields its AUC, its TPR and their floors from one
 calibration (`fednot.metrics.mia`, `fednot.metrics.confidence`, docs/protocol.md).
 """
 

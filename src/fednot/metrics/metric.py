@@ -5,7 +5,7 @@ A `Metric` is declared once (one module per metric or family, registered in
 registered metrics instead of naming them. A metric computed from a model's outputs on the
 evaluation's splits has a ``compute`` function of `EvalInputs`; the two attacks (the loss MIA
 with its repeats and noise floor, the confidence attack) are computed together by
-`fednot.evaluation` and declare ``compute = None``.
+`fednot.benchmark.evaluation` and declare ``compute = None``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch
 
 
 class Summary(enum.Enum):
-    """How a method's summary (`fednot.comparison.summarize`) carries a metric over seeds."""
+    """How a method's summary carries a metric over seeds (`fednot.benchmark.comparison`)."""
 
     COMPARED = "compared"
     """Mean with its 95 % CI, the paired Δ to Retrain (``delta``) and ``delta_of_means``."""
@@ -117,11 +117,12 @@ class Metric:
         unit: its unit (``%``, ``points``, ``nats``).
         description: one sentence for the docs and listings.
         compute: how it is computed from `EvalInputs`; ``None`` for the attacks' statistics,
-            which `fednot.evaluation` computes itself.
+            which `fednot.benchmark.evaluation` computes itself.
         direction: which values are better.
         in_gap: it enters the average gap to Retrain (the NoT paper's four metrics).
-        on_trajectory: it is also read at every trajectory point (`fednot.evaluation.curve_point`
-            computes it from the points' outputs, which have no ``val``).
+        on_trajectory: it is also read at every trajectory point
+            (`fednot.benchmark.evaluation.curve_point` computes it from the points' outputs,
+            which have no ``val``).
         scenarios: the scenario kinds it applies to (``None``: every one).
         always: every record that did not diverge has it (a NaN read back from JSON's null is
             kept as NaN; an optional metric's null means "absent").

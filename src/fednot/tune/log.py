@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fednot.cache import atomic_write_text, read_json_state
+from fednot.benchmark.results import json_safe
 from fednot.errors import ConfigError
-from fednot.results import json_safe
+from fednot.store.cache import atomic_write_text, read_json_state
 from fednot.tune.objective import TrialResult
 from fednot.version import __version__
 

@@ -1,10 +1,11 @@
 """The tuner's objective: the mean average gap to Retrain over the validation seeds.
 
-`ValidationBench` holds one `fednot.experiment.Experiment` per validation seed. Pre-training and
-Retrain run once per seed (through the model cache, so a resumed or repeated tuning reuses
-them); each trial then unlearns with the method at the trial's values, evaluates, and takes the
-average gap to that seed's Retrain exactly as ``fednot bench`` does (`fednot.results.with_gaps`
-over `fednot.cells.make_record`). A trial whose step or recovery diverges scores +inf.
+`ValidationBench` holds one `fednot.benchmark.experiment.Experiment` per validation seed.
+Pre-training and Retrain run once per seed (through the model cache, so a resumed or repeated tuning
+reuses them); each trial then unlearns with the method at the trial's values, evaluates, and takes
+the average gap to that seed's Retrain exactly as ``fednot bench`` does
+(`fednot.benchmark.results.with_gaps` over `fednot.benchmark.cells.make_record`). A trial whose step
+or recovery diverges scores +inf.
 """
 
 from __future__ import annotations
@@ -18,15 +19,15 @@ from typing import Any
 
 from torch import nn
 
-from fednot.cells import make_record
+from fednot.benchmark.cells import make_record
+from fednot.benchmark.experiment import Experiment
+from fednot.benchmark.results import REFERENCE, Record, with_gaps
+from fednot.benchmark.runner import history_union
 from fednot.config import RunConfig
 from fednot.errors import DivergenceError
-from fednot.experiment import Experiment
+from fednot.federation.outcome import Trained
 from fednot.metrics.gaps import GAP_METRICS
-from fednot.outcome import Trained
 from fednot.progress import Progress, Silent
-from fednot.results import REFERENCE, Record, with_gaps
-from fednot.runner import history_union
 from fednot.tune.validation import trial_config
 from fednot.unlearning.base import Unlearner
 from fednot.unlearning.registry import create_unlearner

@@ -24,10 +24,10 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fednot.cache import atomic_write_text
 from fednot.config import TUNED_RECOVERY_LR, RunConfig
 from fednot.configio import _key, load_config, to_dict, to_toml, write_table
 from fednot.presets import EXTENDS, is_preset_path
+from fednot.store.cache import atomic_write_text
 from fednot.unlearning.registry import unlearner_class
 from fednot.version import __version__
 

@@ -18,9 +18,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from fednot.benchmark.results import REFERENCE
 from fednot.config import TUNED_RECOVERY_LR, RunConfig
 from fednot.errors import ConfigError
-from fednot.results import REFERENCE
 
 DEFAULT_SEEDS: tuple[int, ...] = (1000, 1001)
 """Validation seeds unless ``--seeds`` says otherwise (no preset reports them)."""

@@ -1,7 +1,7 @@
 """The contract between an unlearning method and the engine.
 
 A method is a class with one abstract hook, `Unlearner.unlearn`, and a class attribute
-`Unlearner.requirements` declaring what it needs. The engine (`fednot.experiment`) owns
+`Unlearner.requirements` declaring what it needs. The engine (`fednot.benchmark.experiment`) owns
 everything else: the forget split, the recovery rounds that follow the method's own step,
 seeding, cost meters and evaluation. The `fednot.unlearning.context.UnlearnContext` a method
 receives exposes only what its requirements declare; reaching for anything else raises

@@ -11,7 +11,7 @@ from __future__ import annotations
 from fednot.data.federated import Federation, Samples, UnlabeledSamples
 from fednot.errors import ConfigError
 from fednot.federation.history import TrainingHistory
-from fednot.outcome import Trained
+from fednot.federation.outcome import Trained
 from fednot.unlearning.base import Unlearner
 
 

@@ -1,10 +1,10 @@
 """`StepBackend`: a back-end that also runs a method's own step.
 
 The engine's `fednot.federation.backend.Backend` runs the clients' jobs and knows no method. The
-per-request flow (`fednot.experiment.Experiment.unlearn`) also hands its back-end the method's
-own step, which runs where the back-end decides: `fednot.federation.backend.InProcess` calls
-``method.unlearn`` in this process; ``fednot.integrations.flower.backend.FlowerBackend`` runs it
-on the server without the clients' samples, or whole on the target's node.
+per-request flow (`fednot.benchmark.experiment.Experiment.unlearn`) also hands its back-end the
+method's own step, which runs where the back-end decides: `fednot.federation.backend.InProcess`
+calls ``method.unlearn`` in this process; ``fednot.integrations.flower.backend.FlowerBackend`` runs
+it on the server without the clients' samples, or whole on the target's node.
 """
 
 from __future__ import annotations

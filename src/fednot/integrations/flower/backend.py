@@ -1,7 +1,7 @@
 """`FlowerBackend`: the engine's clients' work as Flower messages.
 
-The server's `fednot.experiment.Experiment` runs the round loop, the per-request flow and the
-stop rules, as in simulation; for one view of the federation (all clients, or the retained side
+The server's `fednot.benchmark.experiment.Experiment` runs the round loop, the per-request flow and
+the stop rules, as in simulation; for one view of the federation (all clients, or the retained side
 of a request) this back-end sends each training job to its client's SuperNode, where the
 ClientApp runs `fednot.federation.local.local_train` on its own samples with the job's stream and
 recipe. A partial target (a class- or instance-wise request) trains and validates on what it
@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING
 
 from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 
+from fednot.benchmark.experiment import Experiment
 from fednot.config import RunConfig
 from fednot.data.federated import Federation
 from fednot.data.forget import ForgetSplit
 from fednot.errors import ConfigError
-from fednot.experiment import Experiment
 from fednot.federation.backend import TrainJob
 from fednot.federation.costs import Costs
 from fednot.federation.history import TrainingHistory

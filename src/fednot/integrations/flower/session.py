@@ -2,8 +2,8 @@
 
 `ServerSession` holds the settings, the (metered) grid and the client map, and turns work into
 messages: training jobs (`train_jobs`, one round trip per batch of distinct clients) and
-evaluations (`accuracy_on`). The engine's `fednot.experiment.Experiment` on the server drives
-them through `fednot.integrations.flower.backend.FlowerBackend`.
+evaluations (`accuracy_on`). The engine's `fednot.benchmark.experiment.Experiment` on the server
+drives them through `fednot.integrations.flower.backend.FlowerBackend`.
 """
 
 from __future__ import annotations

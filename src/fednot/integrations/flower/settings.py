@@ -3,8 +3,8 @@
 A Flower run carries a flat ``run_config`` of scalars (``[tool.flwr.app.config]`` in the app's
 ``pyproject.toml``, overridden by ``flwr run --run-config``). fednot reads its own `RunConfig`
 from two of those keys, a TOML document (``fednot-config``) and ``key=value`` overrides
-(``fednot-set``), so a Flower run and an in-process `fednot.experiment.Experiment` start from the
-same configuration and seed. `RUN_CONFIG_DEFAULTS` lists every key, with its meaning.
+(``fednot-set``), so a Flower run and an in-process `fednot.benchmark.experiment.Experiment` start
+from the same configuration and seed. `RUN_CONFIG_DEFAULTS` lists every key, with its meaning.
 
 Loading is cheap on purpose: a SuperNode starts a fresh ClientApp process for every message, so
 the federation is memoised per process and the decoded data set can be cached on disk
@@ -23,15 +23,15 @@ from typing import Literal, cast
 
 import torch
 
-from fednot.cache import atomic_save
+from fednot.benchmark.scenarios import build_scenario
 from fednot.config import DataConfig, RunConfig
 from fednot.configio import apply_overrides, from_dict, to_toml
 from fednot.data.federated import Federation
 from fednot.data.registry import build_federation, make_partition, read_dataset
 from fednot.data.source import DatasetSplits, ImageSet
 from fednot.errors import ConfigError
-from fednot.scenarios import build_scenario
 from fednot.seeding import SeedStreams
+from fednot.store.cache import atomic_save
 
 ConfigValue = bool | int | float | str
 Stage = Literal["all", "pretrain", "unlearn"]
@@ -163,7 +163,7 @@ _MEMO_SIZE = 4
 
 
 def load_federation(settings: FlowerSettings) -> Federation:
-    """The federation of the run, exactly as `fednot.experiment.Experiment` builds it.
+    """The federation of the run, exactly as `fednot.benchmark.experiment.Experiment` builds it.
 
     The scenario is applied (the backdoor scenario poisons the malicious client's samples), so
     every client trains on what it trains on in the in-process engine. Memoised per process.

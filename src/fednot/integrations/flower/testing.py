@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from fednot.benchmark.experiment import Experiment
 from fednot.config import RunConfig
 from fednot.configio import to_toml
 from fednot.data.synthetic import tiny_federation
-from fednot.experiment import Experiment
+from fednot.federation.outcome import Trained, UnlearnOutcome
 from fednot.integrations.flower.appdir import QUIET_ENVIRONMENT, quiet_environment
 from fednot.integrations.flower.settings import ConfigValue
-from fednot.outcome import Trained, UnlearnOutcome
 from fednot.progress import Silent
 from fednot.types import ForgetRequest, StateDict
 from fednot.unlearning.registry import create_unlearner

@@ -3,7 +3,7 @@
 A checkpoint holds the global state, the resolved configuration and the seed that produced it,
 so that later commands rebuild the same federation and partition from it.
 
-Since format 2 a checkpoint carries a digest of its content (`fednot.integrity`), checked when
+Since format 2 a checkpoint carries a digest of its content (`fednot.store.integrity`), checked when
 it is loaded: a checkpoint that cannot be read, or whose content changed after fednot wrote it,
 is refused with a `ConfigError`, since a user's model cannot be recomputed behind their back.
 Format-1 checkpoints (written before the digest existed) still load, with a `FedNotWarning` that
@@ -20,12 +20,12 @@ from typing import Any
 
 import torch
 
-from fednot.cache import read_payload, save_verified
 from fednot.config import RunConfig
 from fednot.configio import apply_overrides, from_dict, to_dict
 from fednot.errors import ConfigError, DamagedFileError, FedNotWarning
-from fednot.integrity import DIGEST_KEY, problem, unsealed
 from fednot.paths import check_input_file
+from fednot.store.cache import read_payload, save_verified
+from fednot.store.integrity import DIGEST_KEY, problem, unsealed
 from fednot.types import StateDict
 from fednot.version import __version__
 

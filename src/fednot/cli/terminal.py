@@ -3,8 +3,8 @@
 Per method: the average gap to Retrain with its 95 % CI, the gap read at 25, 50 and 100 % of
 Retrain's communication and training FLOPs (means; the table's marks), and the communication
 relative to Retrain. Then the statements the primary families support (each once), the warnings
-(`fednot.caveats`), and where the full table is: ``results.md`` keeps every column, the paired
-differences, the exploratory leads and the notes.
+(`fednot.benchmark.caveats`), and where the full table is: ``results.md`` keeps every column, the
+paired differences, the exploratory leads and the notes.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from fednot.caveats import caveats
-from fednot.comparison import reading_points
+from fednot.benchmark.caveats import caveats
+from fednot.benchmark.comparison import reading_points
+from fednot.benchmark.report import tuned_values
+from fednot.benchmark.results import ORIGINAL, RETRAIN_FLOOR
+from fednot.benchmark.statements import supported_statements
+from fednot.benchmark.tables import BEYOND, DIVERGED, INEXACT, TUNED, format_interval
 from fednot.config import RunConfig
-from fednot.report import tuned_values
-from fednot.results import ORIGINAL, RETRAIN_FLOOR
-from fednot.statements import supported_statements
-from fednot.tables import BEYOND, DIVERGED, INEXACT, TUNED, format_interval
 
 WIDTH = 100
 """The widest line the summary prints (statements and warnings are wrapped to it)."""

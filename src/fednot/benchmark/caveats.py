@@ -1,8 +1,8 @@
 """Warnings about a run as a whole: cases where its numbers cannot show what they seem to.
 
-They are read from the summary (`fednot.comparison.summarize`), listed in ``results.md`` under
-"Warnings" and printed at the end of ``fednot run``; they stop nothing. Each says what it measured,
-the rule that fired, and what to change:
+They are read from the summary (`fednot.benchmark.comparison.summarize`), listed in ``results.md``
+under "Warnings" and printed at the end of ``fednot run``; they stop nothing. Each says what it
+measured, the rule that fired, and what to change:
 
 - `nothing_to_forget`: the original (untouched) model is already as close to Retrain as
   another retrain is. Rule, with Retrain′ in the run: the original's mean average gap is at
@@ -20,10 +20,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from fednot.benchmark.results import ORIGINAL, RETRAIN_FLOOR
+from fednot.benchmark.stats import Interval
+from fednot.benchmark.tables import format_interval, noise_floor
 from fednot.metrics.gaps import GAP_METRICS
-from fednot.results import ORIGINAL, RETRAIN_FLOOR
-from fednot.stats import Interval
-from fednot.tables import format_interval, noise_floor
 
 MIA_FLOOR_LIMIT = 5.0
 """The widest loss-attack noise floor (± points around 50) at which the MIA means something."""

@@ -4,8 +4,8 @@ Metrics and gaps get confidence intervals over seeds, gaps are also read at equa
 every method is compared seed by seed with NoT and FT (docs/protocol.md, "Statistics").
 
 Every gap is per seed, against the Retrain of the same seed; a method's average gap is the mean
-over seeds of those per-seed gaps, with a Student-t 95 % CI (`fednot.stats`). The NoT paper's
-Table 1 convention (the four Δ of the means over seeds) is kept as ``avg_gap_of_means``.
+over seeds of those per-seed gaps, with a Student-t 95 % CI (`fednot.benchmark.stats`). The NoT
+paper's Table 1 convention (the four Δ of the means over seeds) is kept as ``avg_gap_of_means``.
 
 Diverged cells (`Record.diverged`) are left out of every mean, interval and paired difference:
 a method is paired with NoT or FT only on the seeds where both have values, and each row lists
@@ -14,7 +14,7 @@ a row without numbers.
 
 Reading points: ``end`` is the end of the common recovery budget (the final model); ``comm25``,
 ``comm50`` and ``comm100`` read each trajectory at 25, 50 and 100 % of the same seed's Retrain
-communication (`fednot.trajectory`).
+communication (`fednot.benchmark.trajectory`).
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from fednot.benchmark.paired import SeedGaps, compare
+from fednot.benchmark.results import ORIGINAL, REFERENCE, RETRAIN_FLOOR, Record
+from fednot.benchmark.stats import Interval, mean_ci, paired_ci
+from fednot.benchmark.trajectory import Trajectory, cost_keys, read_cost_points, trajectory
 from fednot.metrics.gaps import GAP_METRICS
 from fednot.metrics.metric import Summary
 from fednot.metrics.registry import registered
-from fednot.paired import SeedGaps, compare
-from fednot.results import ORIGINAL, REFERENCE, RETRAIN_FLOOR, Record
-from fednot.stats import Interval, mean_ci, paired_ci
-from fednot.trajectory import Trajectory, cost_keys, read_cost_points, trajectory
 
 END = "end"
 PAIRED_WITH: tuple[str, ...] = ("not", "ft", RETRAIN_FLOOR)

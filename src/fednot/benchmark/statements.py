@@ -1,10 +1,11 @@
 """The paired comparisons as Markdown, and the statements they support (docs/protocol.md).
 
-A ranking ("lower", "higher") is stated only in a primary family (`fednot.comparison.PRIMARY`)
-and only where the Holm-adjusted paired t-test gives p < 0.05. Every other comparison is listed
-as not distinguishable, or, outside the primary families, as exploratory: an unadjusted p below
-0.05 there is a lead, never a ranking. No statement rests on a cell where a side's run ended
-before the cost point (†) or was not read at its last round within the cost.
+A ranking ("lower", "higher") is stated only in a primary family
+(`fednot.benchmark.comparison.PRIMARY`) and only where the Holm-adjusted paired t-test gives p <
+0.05. Every other comparison is listed as not distinguishable, or, outside the primary families, as
+exploratory: an unadjusted p below 0.05 there is a lead, never a ranking. No statement rests on a
+cell where a side's run ended before the cost point (†) or was not read at its last round within the
+cost.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fednot.comparison import END, PAIRED_WITH, reading_points
-from fednot.paired import EXPLORATORY, supported
-from fednot.results import RETRAIN_FLOOR
-from fednot.stats import LEVEL, seeds_for_exact, smallest_sign_flip_p
-from fednot.tables import BEYOND, NOT_DISTINGUISHABLE, _diverged_statement, point_text
+from fednot.benchmark.comparison import END, PAIRED_WITH, reading_points
+from fednot.benchmark.paired import EXPLORATORY, supported
+from fednot.benchmark.results import RETRAIN_FLOOR
+from fednot.benchmark.stats import LEVEL, seeds_for_exact, smallest_sign_flip_p
+from fednot.benchmark.tables import BEYOND, NOT_DISTINGUISHABLE, _diverged_statement, point_text
 
 ALPHA = 1 - LEVEL
 EXCLUDED = "×"

@@ -1,17 +1,24 @@
 """The Markdown report of a run and the summary ``fednot run`` prints at its end.
 
 The report: its setup in words, the tables, statements, warnings and figures; the terminal
-summary is `fednot.terminal`.
+summary is `fednot.cli.terminal`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fednot.caveats import caveats
+from fednot.benchmark.caveats import caveats
+from fednot.benchmark.statements import EXCLUDED, paired_table, seed_count, statements
+from fednot.benchmark.tables import (
+    BELOW_NOISE,
+    BEYOND,
+    INEXACT,
+    NOT_DISTINGUISHABLE,
+    main_table,
+    noise_floor,
+)
 from fednot.config import RunConfig
-from fednot.statements import EXCLUDED, paired_table, seed_count, statements
-from fednot.tables import BELOW_NOISE, BEYOND, INEXACT, NOT_DISTINGUISHABLE, main_table, noise_floor
 
 
 def describe_setup(config: RunConfig, *, short: bool = False) -> str:

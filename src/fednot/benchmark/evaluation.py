@@ -28,7 +28,7 @@ from fednot.seeding import SeedStreams
 from fednot.types import StateDict
 
 if TYPE_CHECKING:
-    from fednot.scenarios import Scenario
+    from fednot.benchmark.scenarios import Scenario
 
 
 @dataclass(frozen=True)

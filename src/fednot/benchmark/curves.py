@@ -1,6 +1,7 @@
 """Which recovery rounds are evaluated for a trajectory, so every cost reading is exact.
 
-A run's trajectory (`fednot.trajectory`) gets a point every ``eval.curve_every`` rounds, and
+A run's trajectory (`fednot.benchmark.trajectory`) gets a point every ``eval.curve_every``
+rounds, and
 besides those:
 
 - the last round within each cost point (25, 50, 100 % of Retrain's communication and of its
@@ -17,11 +18,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 
+from fednot.benchmark.trajectory import Point, kind_of, reading_rounds
 from fednot.federation.aggregate import clone_state
 from fednot.federation.costs import Costs
 from fednot.federation.fedavg import RoundRecord, TrainLog
 from fednot.metrics.gaps import GAP_METRICS
-from fednot.trajectory import Point, kind_of, reading_rounds
 from fednot.types import StateDict
 
 Measure = Callable[[StateDict], dict[str, float]]
@@ -31,10 +32,12 @@ class CurveRecorder:
     """The per-round hook of one run: grid points, cost-point rounds, and the final model.
 
     Args:
-        measure: a trajectory point's metrics of a state (`fednot.evaluation.curve_point`).
+        measure: a trajectory point's metrics of a state
+            (`fednot.benchmark.evaluation.curve_point`).
         every: evaluate every this many rounds (at least 1).
-        limits: cost point key → budget in bytes or FLOPs (`fednot.trajectory.budgets`);
-            empty for a run that is not read at cost points (Retrain).
+        limits: cost point key → budget in bytes or FLOPs
+            (`fednot.benchmark.trajectory.budgets`); empty for a run that is not read at cost
+            points (Retrain).
         step: the method's step costs (round 0's cumulative cost); round 0 itself is measured
             by the caller.
     """

@@ -25,16 +25,16 @@ from dataclasses import dataclass, replace
 from multiprocessing.pool import AsyncResult
 from typing import Any
 
+from fednot.benchmark.evaluation import Metrics
+from fednot.benchmark.experiment import Experiment
+from fednot.benchmark.results import ORIGINAL, REFERENCE, RETRAIN_FLOOR, Record, rounds_to_target
 from fednot.config import RunConfig
 from fednot.environment import use_threads
 from fednot.errors import ConfigError, DivergenceError
-from fednot.evaluation import Metrics
-from fednot.experiment import Experiment
 from fednot.federation.costs import Costs
 from fednot.federation.history import HistorySpec
-from fednot.outcome import Trained, UnlearnOutcome
+from fednot.federation.outcome import Trained, UnlearnOutcome
 from fednot.progress import Progress, Silent
-from fednot.results import ORIGINAL, REFERENCE, RETRAIN_FLOOR, Record, rounds_to_target
 from fednot.types import StateDict
 from fednot.unlearning.base import Unlearner
 from fednot.unlearning.provide import server_data_for
@@ -97,8 +97,8 @@ class CellRunner:
 
     Args:
         config: the run's configuration.
-        methods: the methods by name (`fednot.runner.create_methods`).
-        history: what pre-training records for them (`fednot.runner.history_union`).
+        methods: the methods by name (`fednot.benchmark.runner.create_methods`).
+        history: what pre-training records for them (`fednot.benchmark.runner.history_union`).
         progress: where the experiments' progress lines go.
     """
 

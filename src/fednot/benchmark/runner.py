@@ -34,9 +34,12 @@ from typing import Any
 
 import torch
 
-from fednot.cache import atomic_save, atomic_write_text, read_json_state
-from fednot.cells import Cell, CellPool, CellResult, CellRunner, cell_order
-from fednot.comparison import summarize, tradeoff_curves
+from fednot.benchmark.cells import Cell, CellPool, CellResult, CellRunner, cell_order
+from fednot.benchmark.comparison import summarize, tradeoff_curves
+from fednot.benchmark.plots import delta_chart, tradeoff_chart
+from fednot.benchmark.report import describe_setup, report_markdown
+from fednot.benchmark.results import ORIGINAL, REFERENCE, Record, csv_text, json_safe, with_gaps
+from fednot.benchmark.tables import noise_floor
 from fednot.config import RunConfig
 from fednot.configio import to_dict, to_toml
 from fednot.environment import use_threads
@@ -44,11 +47,8 @@ from fednot.errors import ConfigError
 from fednot.federation.aggregate import clone_state
 from fednot.federation.history import HistorySpec
 from fednot.paths import name_part
-from fednot.plots import delta_chart, tradeoff_chart
 from fednot.progress import Progress
-from fednot.report import describe_setup, report_markdown
-from fednot.results import ORIGINAL, REFERENCE, Record, csv_text, json_safe, with_gaps
-from fednot.tables import noise_floor
+from fednot.store.cache import atomic_save, atomic_write_text, read_json_state
 from fednot.unlearning.base import Unlearner
 from fednot.unlearning.registry import create_unlearner
 from fednot.version import __version__
@@ -107,7 +107,7 @@ class Run:
         progress: where progress lines go (default: standard error; `fednot.progress.Silent`
             for none).
         jobs: cells run at once, each in a worker process with the configuration's thread count
-            (`fednot.cells`; 1: in this process).
+            (`fednot.benchmark.cells`; 1: in this process).
     """
 
     def __init__(

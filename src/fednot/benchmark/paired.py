@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fednot.stats import holm, paired_ci, sign_flip_p, t_test_p
+from fednot.benchmark.stats import holm, paired_ci, sign_flip_p, t_test_p
 
 PRIMARY_FAMILY = "primary"
 EXPLORATORY = "exploratory"

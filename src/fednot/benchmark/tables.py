@@ -12,11 +12,11 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fednot.comparison import END, reading_points
+from fednot.benchmark.comparison import END, reading_points
+from fednot.benchmark.results import ORIGINAL, REFERENCE
+from fednot.benchmark.stats import Interval
 from fednot.metrics.metric import Column, Metric
 from fednot.metrics.registry import registered
-from fednot.results import ORIGINAL, REFERENCE
-from fednot.stats import Interval
 
 _POINT_HEADER = {
     "comm25": "@25 % comm.",

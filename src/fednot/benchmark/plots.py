@@ -14,10 +14,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from fednot.benchmark.results import ORIGINAL, REFERENCE
+from fednot.benchmark.trajectory import COST_POINTS
 from fednot.metrics.gaps import GAP_METRICS
 from fednot.metrics.registry import get_metric
-from fednot.results import ORIGINAL, REFERENCE
-from fednot.trajectory import COST_POINTS
 
 _HIGHLIGHT = ("not", "not_wb", "ft")
 

@@ -11,8 +11,8 @@ Writes are atomic (a temporary file, then `os.replace`), so an interruption neve
 half-written entry; the file gets the mode a plain ``open`` would give it under the user's umask
 (0644 under the usual 022), not the temporary file's private 0600, so that collaborators on a
 shared server can read results, configurations and models. Every entry carries a digest of its
-content (`fednot.integrity`), checked when it is loaded: an entry that cannot be read, or whose
-content changed after fednot wrote it, is reported with a `FedNotWarning`, removed, and
+content (`fednot.store.integrity`), checked when it is loaded: an entry that cannot be read, or
+whose content changed after fednot wrote it, is reported with a `FedNotWarning`, removed, and
 recomputed (a damaged partial checkpoint restarts its phase from the first round).
 """
 
@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from fednot.errors import ConfigError, DamagedFileError, FedNotWarning
-from fednot.integrity import problem, seal, unsealed
+from fednot.store.integrity import problem, seal, unsealed
 from fednot.version import __version__
 
 CACHE_FORMAT = 2

@@ -15,17 +15,19 @@ from typing import Any
 
 import torch
 
-from fednot.cache import ModelCache, cache_key
+from fednot.benchmark.curves import CurveRecorder, complete_log
+from fednot.benchmark.evaluation import Metrics, curve_point, evaluate
+from fednot.benchmark.preflight import check_federation, check_model, check_request, warn_if_trivial
+from fednot.benchmark.scenarios import build_scenario
+from fednot.benchmark.trajectory import budgets
 from fednot.config import RunConfig
 from fednot.configio import to_dict
-from fednot.curves import CurveRecorder, complete_log
 from fednot.data.federated import Federation
 from fednot.data.forget import ForgetSplit, split_request
 from fednot.data.partition import Partition
 from fednot.data.registry import load_federation
 from fednot.environment import place_model, resolve_device, use_threads
 from fednot.errors import UnsupportedScenarioError
-from fednot.evaluation import Metrics, curve_point, evaluate
 from fednot.federation.aggregate import clone_state
 from fednot.federation.backend import InProcess
 from fednot.federation.costs import Costs, FlopMeter
@@ -33,14 +35,12 @@ from fednot.federation.divergence import check_evaluable, check_step
 from fednot.federation.fedavg import FedAvg, RoundHook, StopRule, TrainLog
 from fednot.federation.history import HistorySpec
 from fednot.federation.local import LocalRecipe
+from fednot.federation.outcome import Trained, UnlearnOutcome
 from fednot.federation.training import Phase, recovery_stop, train_cached
 from fednot.models.registry import create_model
-from fednot.outcome import Trained, UnlearnOutcome
-from fednot.preflight import check_federation, check_model, check_request, warn_if_trivial
 from fednot.progress import Progress
-from fednot.scenarios import build_scenario
 from fednot.seeding import SeedStreams, derive_seed
-from fednot.trajectory import budgets
+from fednot.store.cache import ModelCache, cache_key
 from fednot.types import ForgetRequest, StateDict
 from fednot.unlearning.base import Unlearner
 from fednot.unlearning.context import UnlearnContext
@@ -177,7 +177,7 @@ class Experiment:
                 oracle stop rule ``unlearn.target_val_acc = "retrain"``.
             reference_costs: Retrain's costs on this request: with a trajectory
                 (``eval.curve_every``), the last round within each cost point is evaluated too,
-                so every cost reading is exact (`fednot.curves`).
+                so every cost reading is exact (`fednot.benchmark.curves`).
 
         Raises:
             DivergenceError: the method's step, its recovery or Retrain diverged (a non-finite
@@ -393,7 +393,7 @@ class Experiment:
         return state, recorder.complete(log, state)
 
     def _curve_point(self, state: StateDict, split: ForgetSplit) -> dict[str, float]:
-        """The trajectory metrics of one point (`fednot.evaluation.curve_point`)."""
+        """The trajectory metrics of one point (`fednot.benchmark.evaluation.curve_point`)."""
         self.progress.note("evaluating a trajectory point")
         return curve_point(
             self.model,

@@ -1,12 +1,13 @@
 """Result records: one `Record` per (method, seed), their CSV form, and `load` for analysis.
 
 Each record's ``avg_gap`` is taken against the Retrain of the same seed. Summaries over seeds
-(confidence intervals, paired comparisons) are in `fednot.comparison`; tables in `fednot.tables`.
+(confidence intervals, paired comparisons) are in `fednot.benchmark.comparison`; tables in
+`fednot.benchmark.tables`.
 
 `load` reads a run folder's records into a pandas DataFrame (pandas is optional: ``pip install
 pandas``)::
 
-    from fednot.results import load
+    from fednot.benchmark.results import load
 
     df = load("runs/demo")
     df.groupby("method")["avg_gap"].mean()
@@ -243,8 +244,8 @@ def load(run_dir: str | Path) -> pandas.DataFrame:
         import pandas as pd
     except ImportError as e:
         raise MissingExtraError(
-            "fednot.results.load returns a pandas DataFrame, and pandas is not installed: "
-            "pip install pandas (or read results.csv, which holds the same columns)."
+            "fednot.benchmark.results.load returns a pandas DataFrame, and pandas is not "
+            "installed: pip install pandas (or read results.csv, which holds the same columns)."
         ) from e
     path = Path(run_dir) / "results.json"
     try:
