@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from fednot.benchmark.experiment import Experiment
+from fednot.checkpoint import load_checkpoint, save_checkpoint
 from fednot.cli.app import main
 from fednot.config import TrainConfig
 from fednot.errors import ConfigError, FedNotWarning
 from fednot.store.cache import ModelCache, save_verified
-from fednot.store.checkpoint import load_checkpoint, save_checkpoint
 from fednot.store.integrity import DIGEST_KEY, content_digest
 from fednot.testing import interrupted_at_round, tiny_config, tiny_federation
 from fednot.types import StateDict

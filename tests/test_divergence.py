@@ -20,6 +20,7 @@ from fednot.benchmark.plots import delta_chart
 from fednot.benchmark.results import Record, with_gaps
 from fednot.benchmark.statements import statements
 from fednot.benchmark.tables import main_table
+from fednot.checkpoint import load_checkpoint, save_checkpoint
 from fednot.cli.app import main
 from fednot.config import TrainConfig, UnlearnConfig
 from fednot.errors import DivergenceError
@@ -27,7 +28,6 @@ from fednot.federation.backend import InProcess, TrainJob
 from fednot.federation.fedavg import FedAvg, StopRule
 from fednot.federation.local import LocalRecipe, LocalUpdate, predict
 from fednot.metrics.mia import loss_mia
-from fednot.store.checkpoint import load_checkpoint, save_checkpoint
 from fednot.testing import tiny_config, tiny_federation
 from fednot.types import ForgetRequest, StateDict
 

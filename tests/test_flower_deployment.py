@@ -27,6 +27,7 @@ pytest.importorskip(
     "flwr", reason="flwr is not installed: pip install -c constraints.txt -e '.[flower]'"
 )
 
+from fednot.checkpoint import load_checkpoint  # noqa: E402
 from fednot.config import RunConfig, TrainConfig, UnlearnConfig  # noqa: E402
 from fednot.configio import to_toml  # noqa: E402
 from fednot.integrations.flower.deploy import deploy  # noqa: E402
@@ -35,7 +36,6 @@ from fednot.integrations.flower.testing import (  # noqa: E402
     engine_reference,
     same_state,
 )
-from fednot.store.checkpoint import load_checkpoint  # noqa: E402
 from fednot.testing import TINY_OPTIONS, every_method_config, tiny_config  # noqa: E402
 from fednot.types import ForgetRequest  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""No import cycle among fednot's modules; production code never imports the tests' helpers.
+"""No import cycle among fednot's modules, imports only down the layers, no test helper imported.
 
 Read from the source (`ast`), not by importing: a cycle that happens to import in one order today
 breaks in another tomorrow. Every import statement counts, wherever it stands: at module level,
@@ -92,7 +92,7 @@ import fednot.types as types
 from .. import seeding
 from . import source
 from .partition import Partition
-from ..tune import space
+from ..unlearning import space
 try:
     import fednot.store.cache
 except ImportError:
@@ -116,10 +116,51 @@ class Lazy:
         "fednot.benchmark.plots",
         "fednot.progress",
         "fednot.seeding",
-        "fednot.tune",
-        "fednot.tune.space",
+        "fednot.unlearning",
+        "fednot.unlearning.space",
         "fednot.types",
     }
+
+
+LAYERS: tuple[tuple[str, ...], ...] = (
+    # bottom first; a module may import its own layer and those below (docs/engine.md, "The layout")
+    ("errors", "types", "version", "paths", "plugins", "typecheck", "environment", "seeding"),
+    ("progress", "store"),
+    ("metrics",),
+    ("config",),
+    ("data", "models"),
+    ("federation",),
+    ("unlearning",),
+    ("presets", "configio", "checkpoint"),
+    ("benchmark",),
+    ("tune", "audit", "analysis", "testing"),
+    ("cli", "integrations"),
+    ("",),  # the package's __init__: the public API
+)
+
+
+def _layer(module: str) -> int:
+    """The index in `LAYERS` of ``module``'s top-level part under ``fednot``."""
+    part = module.split(".")[1] if "." in module else ""
+    return next(i for i, names in enumerate(LAYERS) if part in names)
+
+
+def _upward(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(
+        f"{a} -> {b}" for a, targets in graph.items() for b in targets if _layer(b) > _layer(a)
+    )
+
+
+def test_imports_only_go_down_the_layers() -> None:
+    assert _upward(_graph()) == []
+
+
+def test_every_module_has_a_layer_and_an_upward_import_is_found() -> None:
+    for module in _modules():
+        _layer(module)  # StopIteration: a new top-level module or package needs its layer
+    assert _upward({"fednot.unlearning.x": {"fednot.tune.y"}, "fednot.tune.y": set()}) == [
+        "fednot.unlearning.x -> fednot.tune.y"
+    ]
 
 
 def test_a_cycle_is_found() -> None:  # the check can fail

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from fednot.checkpoint import FORMAT, foreign_code, load_checkpoint
 from fednot.cli.app import main
 from fednot.configio import to_dict
 from fednot.errors import ConfigError
 from fednot.store.cache import save_verified
-from fednot.store.checkpoint import FORMAT, foreign_code, load_checkpoint
 from fednot.testing import tiny_config
 
 HELPER = """

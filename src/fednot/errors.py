@@ -70,7 +70,7 @@ class DamagedFileError(FedNotError):
 
     ``reason`` completes a sentence about the file, e.g. "is unreadable (UnpicklingError: ...)".
     The cache turns this error into a `FedNotWarning` and recomputes the entry;
-    `fednot.store.checkpoint` into a `ConfigError` that asks to re-create the checkpoint.
+    `fednot.checkpoint` into a `ConfigError` that asks to re-create the checkpoint.
     """
 
     def __init__(self, path: object, reason: str) -> None:

@@ -7,12 +7,12 @@ import errno
 import sys
 from collections.abc import Sequence
 
-from fednot import __version__
 from fednot.cli import commands, listings
 from fednot.cli.arguments import add_config_arguments, add_selection_arguments
 from fednot.cli.flower import register_cli as register_flower
 from fednot.cli.tune import register_cli as register_tune
 from fednot.errors import FedNotError
+from fednot.version import __version__
 
 
 def _common(

@@ -14,6 +14,7 @@ from typing import Any
 from fednot.benchmark.experiment import Experiment
 from fednot.benchmark.preflight import check_state
 from fednot.benchmark.runner import Run, default_run_dir
+from fednot.checkpoint import load_checkpoint, save_checkpoint
 from fednot.cli.arguments import int_list, method_names, selection_overrides
 from fednot.cli.terminal import terminal_summary
 from fednot.config import RunConfig
@@ -23,7 +24,6 @@ from fednot.errors import ConfigError
 from fednot.paths import check_writable_dir, check_writable_file, name_part
 from fednot.presets import read_toml
 from fednot.progress import Progress, Silent
-from fednot.store.checkpoint import load_checkpoint, save_checkpoint
 from fednot.types import ForgetRequest
 from fednot.unlearning.registry import unlearner_class, unlearner_names
 
@@ -68,7 +68,7 @@ def _from_checkpoint(
     """A checkpoint and its configuration, updated by ``-c FILE``, then ``--set``, then ``extra``.
 
     The checkpoint fixes data, model and pre-training; the file and the overrides may change the
-    unlearning and evaluation settings (`fednot.store.checkpoint.load_checkpoint` refuses the rest).
+    unlearning and evaluation settings (`fednot.checkpoint.load_checkpoint` refuses the rest).
     """
     if args.preset is not None:
         raise ConfigError(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fednot.errors import ConfigError
-from fednot.tune.space import Space
+from fednot.unlearning.space import Space
 
 
 @dataclass(frozen=True)

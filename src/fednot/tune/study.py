@@ -31,10 +31,10 @@ from fednot.tune.objective import ValidationBench
 from fednot.tune.plan import Plan, TuneSettings
 from fednot.tune.pool import run_trials
 from fednot.tune.preset import write_tuned_preset
-from fednot.tune.space import Range, Space, describe_space
 from fednot.tune.validation import ValidationRequest, validation_config
 from fednot.unlearning.base import Unlearner
 from fednot.unlearning.registry import create_unlearner
+from fednot.unlearning.space import Range, Space, describe_space
 
 __all__ = [
     "Plan",

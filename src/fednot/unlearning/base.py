@@ -19,10 +19,10 @@ from torch import nn
 
 from fednot.federation.costs import Costs
 from fednot.federation.history import HistorySpec
-from fednot.tune.space import Space
 from fednot.types import StateDict
 from fednot.unlearning.context import UnlearnContext
 from fednot.unlearning.requirements import Requirements
+from fednot.unlearning.space import Space
 
 __all__ = [
     "ALL_SCENARIOS",
@@ -81,8 +81,8 @@ class Unlearner(ABC):
     # whether the step reads the target's data itself (not through `UnlearnContext.train`), so
     # that on a deployment it runs whole on the target's node (FCU, PGD); False: on the server
     step_on_target: ClassVar[bool] = False
-    # what `fednot tune` may vary: constructor option -> `fednot.tune.space` type, each holding
-    # the published value (the constructor default); docs/tuning.md
+    # what `fednot tune` may vary: constructor option -> `fednot.unlearning.space` type, each
+    # holding the published value (the constructor default); docs/tuning.md
     search_space: ClassVar[Mapping[str, Space]] = {}
 
     def not_applicable(self, scenario: str) -> str | None:

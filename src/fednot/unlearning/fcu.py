@@ -43,7 +43,6 @@ from fednot.errors import ConfigError, UnsupportedModelError
 from fednot.federation.aggregate import clone_state
 from fednot.federation.costs import state_bytes
 from fednot.models.layers import layer_graph
-from fednot.tune.space import IntRange, Range
 from fednot.types import StateDict
 from fednot.unlearning.base import FEDERATED_SCENARIOS, Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
@@ -57,6 +56,7 @@ from fednot.unlearning.options import (
     positive_int,
 )
 from fednot.unlearning.registry import register_unlearner
+from fednot.unlearning.space import IntRange, Range
 
 LowFreqFrom = Literal["unlearned", "original"]
 

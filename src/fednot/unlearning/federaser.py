@@ -44,12 +44,12 @@ from fednot.errors import ConfigError, UnsupportedScenarioError
 from fednot.federation.backend import TrainJob
 from fednot.federation.history import HistorySpec, Snapshot
 from fednot.federation.local import LocalRecipe
-from fednot.tune.space import Choice, Range
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
 from fednot.unlearning.options import one_of, positive_float, positive_int
 from fednot.unlearning.registry import register_unlearner
+from fednot.unlearning.space import Choice, Range
 
 Calibration = Literal["per_client", "per_layer_mean", "none"]
 Updates = Mapping[int, StateDict]

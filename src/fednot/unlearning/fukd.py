@@ -37,12 +37,12 @@ from torch import Tensor, nn
 from fednot.errors import UnsupportedScenarioError
 from fednot.federation.history import HistorySpec
 from fednot.federation.local import LocalRecipe
-from fednot.tune.space import IntRange, Range
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
 from fednot.unlearning.options import float_in, non_negative_int, positive_float, positive_int
 from fednot.unlearning.registry import register_unlearner
+from fednot.unlearning.space import IntRange, Range
 
 
 def subtract_updates(state: StateDict, sums: Sequence[StateDict]) -> StateDict:

@@ -43,12 +43,12 @@ from torch import Tensor, nn
 from fednot.federation.aggregate import weighted_average
 from fednot.federation.backend import TrainJob
 from fednot.federation.local import LocalRecipe
-from fednot.tune.space import IntRange, Range
 from fednot.types import StateDict
 from fednot.unlearning.base import FEDERATED_SCENARIOS, Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
 from fednot.unlearning.options import non_negative_int, positive_float, positive_int, unit_float
 from fednot.unlearning.registry import register_unlearner
+from fednot.unlearning.space import IntRange, Range
 
 
 def momentum_update(theta: StateDict, theta_de: StateDict, momentum: float) -> StateDict:

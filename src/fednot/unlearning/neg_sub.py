@@ -36,12 +36,12 @@ import torch
 
 from fednot.errors import ConfigError, FedNotWarning, UnsupportedScenarioError
 from fednot.federation.history import HistorySpec, TrainingHistory
-from fednot.tune.space import Choice
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
 from fednot.unlearning.options import one_of
 from fednot.unlearning.registry import register_unlearner
+from fednot.unlearning.space import Choice
 
 Scaling = Literal["update", "renormalize", "p_u", "one"]
 

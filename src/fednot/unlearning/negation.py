@@ -33,12 +33,12 @@ from torch import nn
 
 from fednot.errors import ConfigError, NegationWarning
 from fednot.models.layers import Layer, LayerGraph, layer_graph, resolve_layers
-from fednot.tune.space import LayerChoice
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
 from fednot.unlearning.options import layer_selection
 from fednot.unlearning.registry import register_unlearner
+from fednot.unlearning.space import LayerChoice
 
 
 def negate(state: StateDict, targets: Iterable[str]) -> StateDict:

@@ -32,13 +32,13 @@ from torch import Tensor, nn
 
 from fednot.errors import ConfigError, NegationWarning
 from fednot.models.layers import Layer, layer_graph, resolve_layers
-from fednot.tune.space import LayerChoice
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
 from fednot.unlearning.negation import check_layers, negate, negation_targets
 from fednot.unlearning.options import layer_selection, non_negative_float, one_of, optional
 from fednot.unlearning.registry import register_unlearner
+from fednot.unlearning.space import LayerChoice
 
 Kind = Literal["negate", "none", "reinit", "noise", "flip", "rot90", "rot180"]
 

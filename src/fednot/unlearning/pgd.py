@@ -40,12 +40,12 @@ from fednot.errors import ConfigError
 from fednot.federation.aggregate import clone_state
 from fednot.federation.history import HistorySpec, TrainingHistory
 from fednot.federation.local import accuracy
-from fednot.tune.space import IntRange, Range
 from fednot.types import StateDict
 from fednot.unlearning.base import FEDERATED_SCENARIOS, Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
 from fednot.unlearning.options import float_in, optional, positive_float, positive_int, unit_float
 from fednot.unlearning.registry import register_unlearner
+from fednot.unlearning.space import IntRange, Range
 
 _EVAL_BATCH = 512  # `accuracy`'s batch size, for counting the early-stop checks' forward passes
 

@@ -38,12 +38,12 @@ from typing import Literal, get_args
 
 from fednot.errors import ConfigError
 from fednot.federation.backend import TrainJob
-from fednot.tune.space import IntRange, Range
 from fednot.types import StateDict
 from fednot.unlearning.base import FEDERATED_SCENARIOS, Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
 from fednot.unlearning.options import non_negative_float, one_of, optional, positive_int
 from fednot.unlearning.registry import register_unlearner
+from fednot.unlearning.space import IntRange, Range
 
 Variant = Literal["regular", "special"]
 _DEFAULT_ALPHA: dict[str, float] = {"regular": 20.0, "special": 2.0}  # conf/base.yaml

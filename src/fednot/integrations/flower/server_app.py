@@ -28,6 +28,7 @@ from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
 from fednot.benchmark.experiment import Experiment
+from fednot.checkpoint import save_checkpoint
 from fednot.configio import to_dict
 from fednot.errors import ConfigError
 from fednot.federation.costs import Costs
@@ -37,7 +38,6 @@ from fednot.integrations.flower.backend import server_experiment, test_accuracy
 from fednot.integrations.flower.identity import Refusal, collect_requests, merge_requests
 from fednot.integrations.flower.session import ServerSession
 from fednot.integrations.flower.settings import ConfigValue, FlowerSettings, parse_settings
-from fednot.store.checkpoint import save_checkpoint
 from fednot.types import ForgetRequest, StateDict
 from fednot.unlearning.base import Unlearner
 from fednot.unlearning.registry import create_unlearner
@@ -187,7 +187,7 @@ def _pretrain(session: ServerSession, exp: Experiment, method: Unlearner) -> Tra
 
 
 def _load_checkpoint(settings: FlowerSettings) -> StateDict:
-    from fednot.store.checkpoint import load_checkpoint
+    from fednot.checkpoint import load_checkpoint
 
     payload, config = load_checkpoint(Path(settings.checkpoint))
     for section in ("data", "model", "train"):

@@ -22,13 +22,13 @@ from torch import Tensor, nn
 from fednot.errors import ConfigError
 from fednot.federation.backend import TrainJob
 from fednot.federation.local import LocalRecipe
-from fednot.tune.space import IntRange, Range
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.centralized.scope import CENTRALIZED, CENTRALIZED_NOTE
 from fednot.unlearning.context import UnlearnContext
 from fednot.unlearning.options import non_negative_float, positive_float, positive_int
 from fednot.unlearning.registry import register_unlearner
+from fednot.unlearning.space import IntRange, Range
 
 
 def ascent_loss(logits: Tensor, labels: Tensor) -> Tensor:

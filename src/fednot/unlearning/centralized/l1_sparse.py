@@ -33,7 +33,6 @@ from torch import Tensor, nn
 
 from fednot.federation.backend import TrainJob
 from fednot.federation.local import LocalRecipe
-from fednot.tune.space import IntRange, Range
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.centralized.scope import CENTRALIZED, CENTRALIZED_NOTE
@@ -47,6 +46,7 @@ from fednot.unlearning.options import (
     positive_int,
 )
 from fednot.unlearning.registry import register_unlearner
+from fednot.unlearning.space import IntRange, Range
 
 
 def l1_schedule(epoch: int, epochs: int, no_l1_epochs: int, gamma: float) -> float:

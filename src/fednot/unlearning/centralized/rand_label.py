@@ -34,13 +34,13 @@ from fednot.data.federated import Preprocess, Samples
 from fednot.errors import ConfigError
 from fednot.federation.aggregate import clone_state
 from fednot.federation.costs import FlopMeter
-from fednot.tune.space import IntRange, Range
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.centralized.scope import CENTRALIZED, CENTRALIZED_NOTE
 from fednot.unlearning.context import UnlearnContext
 from fednot.unlearning.options import non_negative_float, one_of, positive_float, positive_int
 from fednot.unlearning.registry import register_unlearner
+from fednot.unlearning.space import IntRange, Range
 
 Mode = Literal["merged", "alternating"]
 Mask = dict[str, Tensor]

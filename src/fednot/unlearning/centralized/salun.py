@@ -37,7 +37,6 @@ import torch
 from torch import Tensor, nn
 
 from fednot.errors import ConfigError
-from fednot.tune.space import IntRange, Range
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.centralized.rand_label import Mode, train_random_labels
@@ -52,6 +51,7 @@ from fednot.unlearning.options import (
     positive_int,
 )
 from fednot.unlearning.registry import register_unlearner
+from fednot.unlearning.space import IntRange, Range
 
 
 def forget_gradient(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]]) -> StateDict:

@@ -34,13 +34,13 @@ from torch import Tensor, nn
 from fednot.data.federated import Samples, concat
 from fednot.errors import ConfigError
 from fednot.federation.aggregate import clone_state
-from fednot.tune.space import IntRange, Range
 from fednot.types import StateDict
 from fednot.unlearning.base import Requirements, Unlearner, UnlearnResult
 from fednot.unlearning.centralized.scope import CENTRALIZED, CENTRALIZED_NOTE
 from fednot.unlearning.context import UnlearnContext
 from fednot.unlearning.options import expect, non_negative_float, positive_int
 from fednot.unlearning.registry import register_unlearner
+from fednot.unlearning.space import IntRange, Range
 
 
 def diagonal_fisher(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]]) -> StateDict:
