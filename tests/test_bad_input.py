@@ -145,7 +145,12 @@ CASES: list[tuple[str, list[str], str, int]] = [
         "out of range",
         2,
     ),
-    ("ratio", [*RUN, *_sets("scenario.forget_ratio=0")], "forget_ratio must lie", 2),
+    (
+        "ratio",
+        [*RUN, *_sets("scenario.kind=instance", "scenario.forget_ratio=0")],
+        "forget_ratio must lie",
+        2,
+    ),
     ("centralized", [*RUN, *_sets("scenario.kind=centralized")], "data.num_clients = 1", 2),
     ("folds", [*RUN, *_sets("eval.mia_folds=1")], "eval.mia_folds must be >= 2", 2),
     ("mia-too-small", [*RUN, *_sets("eval.mia_folds=2000")], "MIA members", 2),

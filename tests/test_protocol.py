@@ -9,8 +9,9 @@ from dataclasses import replace
 import pytest
 
 from fednot.benchmark.experiment import Experiment
+from fednot.benchmark.scenarios import ClassScenario
 from fednot.benchmark.trajectory import Point, Trajectory, read_at_cost, reading_rounds, trajectory
-from fednot.config import EvalConfig, ScenarioConfig, UnlearnConfig
+from fednot.config import EvalConfig, UnlearnConfig
 from fednot.configio import load_config
 from fednot.data.forget import split_request
 from fednot.presets import preset_names, scenario_names
@@ -58,9 +59,7 @@ def test_class_wise_validation_holds_no_forgotten_class_sample(scope: str) -> No
 
 
 def test_class_wise_run_validates_without_the_class() -> None:
-    config = tiny_config(
-        scenario=ScenarioConfig(kind="class", classes=(0,), class_scope="federation")
-    )
+    config = tiny_config(scenario=ClassScenario(classes=(0,), class_scope="federation"))
     exp = Experiment(config, 0, federation=tiny_federation())
     split = exp.split(exp.scenario.request)
     assert 0 not in set(split.retained.pooled_val().labels.tolist())

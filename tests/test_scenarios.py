@@ -9,14 +9,20 @@ import pytest
 import torch
 
 from fednot.benchmark.experiment import Experiment
-from fednot.benchmark.scenarios import read_sample_ids
-from fednot.config import ScenarioConfig, UnlearnConfig
+from fednot.benchmark.scenarios import (
+    BackdoorScenario,
+    CentralizedScenario,
+    ClassScenario,
+    InstanceScenario,
+    read_sample_ids,
+)
+from fednot.config import ScenarioSettings, UnlearnConfig
 from fednot.data.backdoor import Trigger, poison, stamp, triggered_test_set
 from fednot.errors import ConfigError, UnsupportedScenarioError
 from fednot.testing import synthetic_images, tiny_config, tiny_federation
 
 
-def _exp(scenario: ScenarioConfig, **sections: object) -> Experiment:
+def _exp(scenario: ScenarioSettings, **sections: object) -> Experiment:
     return Experiment(tiny_config(scenario=scenario, **sections), 0, federation=tiny_federation())
 
 
@@ -59,7 +65,7 @@ def test_poison_relabels_only_the_chosen_samples() -> None:
 
 
 def test_backdoor_scenario_poisons_the_malicious_client_only() -> None:
-    exp = _exp(ScenarioConfig(kind="backdoor", poison_fraction=0.5, target_label=1))
+    exp = _exp(BackdoorScenario(poison_fraction=0.5, target_label=1))
     clean = tiny_federation()
     target = exp.federation.client(0).train
     changed = (target.labels != clean.client(0).train.labels).sum()
@@ -77,7 +83,7 @@ def test_backdoor_scenario_poisons_the_malicious_client_only() -> None:
 
 
 def test_instance_wise_request_has_the_requested_size_and_is_seeded() -> None:
-    scenario = ScenarioConfig(kind="instance", forget_ratio=0.25)
+    scenario = InstanceScenario(forget_ratio=0.25)
     unlearn = UnlearnConfig(forget_clients=(0, 2), recovery_rounds=1)
     a = _exp(scenario, unlearn=unlearn).scenario.request
     b = _exp(scenario, unlearn=unlearn).scenario.request
@@ -96,7 +102,7 @@ def test_instance_wise_ids_from_a_file(tmp_path: Path) -> None:
     ids = tiny_federation().client(0).train.indices[:3].tolist()
     path = tmp_path / "ids.txt"
     path.write_text("# forget these\n" + "\n".join(map(str, ids)) + "\n")
-    exp = _exp(ScenarioConfig(kind="instance", forget_ids=str(path)))
+    exp = _exp(InstanceScenario(forget_ids=str(path)))
     assert exp.scenario.request.indices == tuple(ids)
     (tmp_path / "ids.json").write_text(json.dumps(ids))
     assert read_sample_ids(tmp_path / "ids.json") == tuple(ids)
@@ -106,9 +112,9 @@ def test_instance_wise_ids_from_a_file(tmp_path: Path) -> None:
 
 
 def test_class_wise_metrics_and_scope() -> None:
-    target = _exp(ScenarioConfig(kind="class", classes=(1,)))
+    target = _exp(ClassScenario(classes=(1,)))
     assert target.scenario.request.clients == (0,)
-    everyone = _exp(ScenarioConfig(kind="class", classes=(1,), class_scope="federation"))
+    everyone = _exp(ClassScenario(classes=(1,), class_scope="federation"))
     assert everyone.scenario.request.clients == (0, 1, 2)
     metrics = everyone.evaluate(everyone.pretrain().state)
     assert metrics.get("forget_class_acc") is not None
@@ -117,10 +123,10 @@ def test_class_wise_metrics_and_scope() -> None:
 
 def test_centralized_scenario_needs_one_holder_and_sends_nothing() -> None:
     with pytest.raises(ConfigError, match="data.num_clients = 1"):
-        tiny_config(scenario=ScenarioConfig(kind="centralized"))
+        tiny_config(scenario=CentralizedScenario())
     config = tiny_config(
         num_clients=1,
-        scenario=ScenarioConfig(kind="centralized", forget_ratio=0.25),
+        scenario=CentralizedScenario(forget_ratio=0.25),
         unlearn=UnlearnConfig(forget_clients=(0,), recovery_rounds=2),
     )
     exp = Experiment(config, 0, federation=tiny_federation(num_clients=1))
@@ -204,9 +210,9 @@ def test_bench_serves_every_scenario(
 def test_backdoor_pretraining_never_reuses_a_clean_cached_model(tmp_path: Path) -> None:
     """The cache key sees the poisoned pixels and labels, not only which samples clients hold."""
     cache = {"cache_dir": str(tmp_path)}
-    clean = _exp(ScenarioConfig(kind="client"), **cache)
+    clean = _exp(ScenarioSettings(), **cache)
     assert not clean.pretrain().cached
-    assert _exp(ScenarioConfig(kind="client"), **cache).pretrain().cached  # the cache works
-    backdoor = _exp(ScenarioConfig(kind="backdoor", poison_fraction=0.5, target_label=1), **cache)
+    assert _exp(ScenarioSettings(), **cache).pretrain().cached  # the cache works
+    backdoor = _exp(BackdoorScenario(poison_fraction=0.5, target_label=1), **cache)
     assert backdoor.federation.fingerprint() != clean.federation.fingerprint()
     assert not backdoor.pretrain().cached

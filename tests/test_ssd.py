@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from fednot.benchmark.experiment import Experiment
-from fednot.config import ModelConfig, ScenarioConfig, UnlearnConfig
+from fednot.benchmark.scenarios import CentralizedScenario
+from fednot.config import ModelConfig, UnlearnConfig
 from fednot.errors import ConfigError, UnsupportedScenarioError
 from fednot.federation.costs import FlopMeter
 from fednot.federation.outcome import Trained
@@ -177,7 +178,7 @@ def test_end_to_end_through_the_registry(trained: tuple[Experiment, Trained]) ->
 def test_class_wise_request_runs() -> None:
     config = tiny_config(
         num_clients=1,
-        scenario=ScenarioConfig(kind="centralized", centralized_forget="class", classes=(1,)),
+        scenario=CentralizedScenario(centralized_forget="class", classes=(1,)),
         unlearn=UnlearnConfig(forget_clients=(0,), recovery_rounds=0),
     )
     exp = Experiment(config, 0, federation=tiny_federation(num_clients=1))

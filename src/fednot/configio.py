@@ -12,7 +12,15 @@ from pathlib import Path
 from types import UnionType
 from typing import Any, TypeVar
 
-from fednot.config import RunConfig, UnlearnConfig, select_methods
+from fednot.config import (
+    RunConfig,
+    ScenarioSettings,
+    UnlearnConfig,
+    scenario_kinds,
+    scenario_settings_class,
+    select_methods,
+)
+from fednot.config.scenario import without_flat_defaults
 from fednot.errors import ConfigError
 from fednot.presets import load_preset, load_scenario, merge, read_toml
 from fednot.typecheck import check_options, check_value
@@ -31,16 +39,35 @@ def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
         path = f"{where}.{key}" if where else key
         if key not in fields:
             section = f"[{where}]" if where else "the top level"
+            if issubclass(cls, ScenarioSettings):
+                section = f"[{where}] of scenario.kind {data.get('kind', 'client')!r}"
             raise ConfigError(
                 f"Unknown configuration key `{path}`. Known keys in {section}: "
-                f"{', '.join(sorted(fields))}."
+                f"{', '.join(sorted(fields))}.{_kinds_with(cls, key)}"
             )
         hint = hints[key]
-        if dataclasses.is_dataclass(hint):
+        if hint is ScenarioSettings:
+            kind = value.get("kind", "client") if isinstance(value, Mapping) else "client"
+            settings = scenario_settings_class(str(kind))
+            table = (
+                without_flat_defaults(settings, dict(value))
+                if isinstance(value, Mapping)
+                else value
+            )
+            kwargs[key] = from_dict(settings, table, path)
+        elif dataclasses.is_dataclass(hint):
             kwargs[key] = from_dict(hint, value, path)  # type: ignore[arg-type]
         else:
             kwargs[key] = check_value(value, hint, path)
     return cls(**kwargs)
+
+
+def _kinds_with(cls: type, key: str) -> str:
+    """For a scenario's settings: the scenario kinds that have ``key``, as a sentence."""
+    if not (isinstance(cls, type) and issubclass(cls, ScenarioSettings)):
+        return ""
+    kinds = [k for k in scenario_kinds() if key in scenario_settings_class(k).keys()]
+    return f" `{key}` is a key of the scenario kinds {', '.join(kinds)}." if kinds else ""
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -136,7 +163,8 @@ def _key_type(path: list[str]) -> Any:
     """The declared type of the configuration key ``path`` of a `RunConfig` (`Any` if unknown).
 
     ``options.<method>.<option>`` is the option's type in the constructor of a registered method
-    (names outside the registry are not imported here).
+    (names outside the registry are not imported here); ``scenario.<key>`` the key's type in a
+    scenario kind that has it.
     """
     if len(path) == 3 and path[0] == "options":
         from fednot.unlearning.registry import unlearner_class, unlearner_names
@@ -147,6 +175,12 @@ def _key_type(path: list[str]) -> Any:
             return typing.get_type_hints(unlearner_class(path[1]).__init__).get(path[2], Any)
         except Exception:  # noqa: BLE001 - a registered class's annotations may not resolve
             return Any
+    if len(path) == 2 and path[0] == "scenario":  # the first kind that has the key
+        for kind in scenario_kinds():
+            hints = typing.get_type_hints(scenario_settings_class(kind))
+            if path[1] in hints:
+                return hints[path[1]]
+        return Any
     hint: Any = RunConfig
     for part in path:
         if dataclasses.is_dataclass(hint):

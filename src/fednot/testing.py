@@ -15,12 +15,12 @@ from unittest import mock
 import torch
 
 from fednot.benchmark.experiment import Experiment
+from fednot.benchmark.scenarios import CentralizedScenario
 from fednot.config import (
     DataConfig,
     EvalConfig,
     ModelConfig,
     RunConfig,
-    ScenarioConfig,
     TrainConfig,
     UnlearnConfig,
 )
@@ -208,7 +208,7 @@ def _federated_setup() -> tuple[RunConfig, Callable[[], Federation]]:
 def _centralized_setup(**sections: object) -> tuple[RunConfig, Callable[[], Federation]]:
     config = tiny_config(
         num_clients=1,
-        scenario=ScenarioConfig(kind="centralized", forget_ratio=0.25),
+        scenario=CentralizedScenario(forget_ratio=0.25),
         unlearn=UnlearnConfig(forget_clients=(0,), recovery_rounds=0),
         **sections,
     )

@@ -154,7 +154,7 @@ def lwo_check(exp: Experiment, trained: StateDict, *, rounds: int, negation: NoT
             flops=exp.flops,
             progress=exp.progress,
             eval_batch_size=cfg.eval.batch_size,
-            communicates=exp.scenario.kind != "centralized",
+            communicates=exp.scenario.serves != "centralized",
         )
         initial = test_acc(start)
         state, log = fedavg.run(

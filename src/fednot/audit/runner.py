@@ -34,6 +34,7 @@ from fednot.audit.sampler import ModelSampler, SamplerPool
 from fednot.benchmark.experiment import Experiment
 from fednot.benchmark.results import REFERENCE
 from fednot.benchmark.runner import create_methods, history_union
+from fednot.benchmark.scenarios import shared_kind
 from fednot.config import RunConfig
 from fednot.configio import to_dict, to_toml
 from fednot.environment import use_threads
@@ -141,7 +142,7 @@ class Audit:
         start = time.perf_counter()
         methods = create_methods(self.config)
         for name, method in methods.items():
-            reason = method.not_applicable(self.config.scenario.kind)
+            reason = method.not_applicable(shared_kind(self.config.scenario.kind))
             if reason is not None:
                 raise ConfigError(f"Cannot audit {name!r}: {reason}")
         exp = Experiment(self.config, self.seed, progress=self.progress)

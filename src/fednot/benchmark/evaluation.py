@@ -172,7 +172,7 @@ def evaluate(
 
     triggered = None if scenario is None else scenario.triggered_test
     inputs = EvalInputs(
-        scenario="client" if scenario is None else scenario.kind,
+        scenario="client" if scenario is None else scenario.serves,
         retain=run(split.retain),
         forget=run(split.forget, margins=True),
         test=run(test_federation.test, margins=True),

@@ -185,7 +185,7 @@ class Experiment:
         """
         if isinstance(method, str):
             method = create_unlearner(method, self.config.options.get(method))
-        reason = method.not_applicable(self.scenario.kind)
+        reason = method.not_applicable(self.scenario.serves)
         if reason is not None:
             raise UnsupportedScenarioError(reason)
         method.validate(self.model)
@@ -315,7 +315,7 @@ class Experiment:
             flops=self.flops,
             progress=self.progress,
             eval_batch_size=self.config.eval.batch_size,
-            communicates=self.scenario.kind != "centralized",
+            communicates=self.scenario.serves != "centralized",
             backend=self._backend(split),
         )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from fednot.benchmark.caveats import caveats
+from fednot.benchmark.scenarios import scenario_definition
 from fednot.benchmark.statements import EXCLUDED, paired_table, seed_count, statements
 from fednot.benchmark.tables import (
     BELOW_NOISE,
@@ -68,26 +69,9 @@ def stop_rule_text(config: RunConfig) -> str:
 
 
 def scenario_text(config: RunConfig) -> str:
-    """What is forgotten, in a few words."""
-    s, who = config.scenario, f"clients {list(config.unlearn.forget_clients)}"
-    scope = "every client" if s.class_scope == "federation" else who
-    texts = {
-        "client": f"{who} forgotten (client-wise)",
-        "class": f"classes {list(s.classes)} of {scope} forgotten (class-wise)",
-        "instance": f"{s.forget_ratio:.0%} of the training samples of {who} forgotten"
-        + (f" (ids from {s.forget_ids})" if s.forget_ids else " (instance-wise)"),
-        "backdoor": f"backdoor: client {config.unlearn.forget_clients[0]} stamps a "
-        f"{s.trigger_size}x{s.trigger_size} trigger at {s.trigger_position} on "
-        f"{s.poison_fraction:.0%} of its samples, relabelled {s.target_label}, and is forgotten",
-        "centralized": "centralized: "
-        + (
-            f"classes {list(s.classes)}"
-            if s.centralized_forget == "class"
-            else f"a random {s.forget_ratio:.0%} of the training data"
-        )
-        + " forgotten",
-    }
-    return texts[s.kind]
+    """What is forgotten, in a few words (the scenario kind's own wording)."""
+    definition = scenario_definition(config.scenario.kind)
+    return definition.describe(config.scenario, tuple(config.unlearn.forget_clients))
 
 
 def report_markdown(

@@ -39,6 +39,7 @@ from fednot.benchmark.comparison import summarize, tradeoff_curves
 from fednot.benchmark.plots import delta_chart, tradeoff_chart
 from fednot.benchmark.report import describe_setup, report_markdown
 from fednot.benchmark.results import ORIGINAL, REFERENCE, Record, csv_text, json_safe, with_gaps
+from fednot.benchmark.scenarios import shared_kind
 from fednot.benchmark.tables import noise_floor
 from fednot.config import RunConfig
 from fednot.configio import to_dict, to_toml
@@ -149,7 +150,7 @@ class Run:
         methods, their options against the model, the first pending seed's data and request.
         """
         methods = create_methods(self.config)
-        kind = self.config.scenario.kind
+        kind = shared_kind(self.config.scenario.kind)
         self.not_applicable = {
             name: reason
             for name, method in methods.items()

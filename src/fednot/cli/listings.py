@@ -6,11 +6,11 @@ import argparse
 import inspect
 import json
 import textwrap
-import typing
 from typing import Any
 
+from fednot.benchmark.scenarios import scenario_definitions
 from fednot.cli.commands import config_of, setup_run
-from fednot.config import RunConfig, ScenarioKind
+from fednot.config import RunConfig
 from fednot.configio import _key, to_toml
 from fednot.errors import FedNotError
 from fednot.plugins import installed
@@ -73,7 +73,7 @@ def _toml_text(value: Any) -> str:
 
 def methods(args: argparse.Namespace) -> int:
     """``fednot methods``: each method, what it does, where it applies and what it needs."""
-    kinds = typing.get_args(ScenarioKind)
+    kinds = tuple(d.kind for d in scenario_definitions() if not d.serves)
     print(f"Scenarios: {', '.join(kinds)} (a method's own scenarios, or all).")
     print("Needs: what a method uses beyond the global model and the retained clients.\n")
     names = unlearner_names()

@@ -3,11 +3,18 @@
 A TOML file plus ``--set key=value`` overrides load into these classes (`fednot.configio`);
 unknown keys and wrong types are errors. The resolved configuration is written next to every
 result. `sections` holds the sections, `methods` the method selector of ``unlearn.methods``,
-`rules` the checks across sections, `run` the `RunConfig` that groups them.
+`scenario` each scenario kind's settings, `rules` the checks across sections, `run` the
+`RunConfig` that groups them.
 """
 
 from fednot.config.methods import CENTRALIZED, FEDERATED, METHOD_GROUPS, select_methods
 from fednot.config.run import RunConfig
+from fednot.config.scenario import (
+    ScenarioSettings,
+    register_scenario_settings,
+    scenario_kinds,
+    scenario_settings_class,
+)
 from fednot.config.sections import (
     FLOAT32_MAX,
     MEMORY_FORMATS,
@@ -16,8 +23,6 @@ from fednot.config.sections import (
     EvalConfig,
     ModelConfig,
     PartitionScheme,
-    ScenarioConfig,
-    ScenarioKind,
     TrainConfig,
     UnlearnConfig,
 )
@@ -34,9 +39,11 @@ __all__ = [
     "ModelConfig",
     "PartitionScheme",
     "RunConfig",
-    "ScenarioConfig",
-    "ScenarioKind",
+    "ScenarioSettings",
     "TrainConfig",
     "UnlearnConfig",
+    "register_scenario_settings",
+    "scenario_kinds",
+    "scenario_settings_class",
     "select_methods",
 ]

@@ -15,7 +15,6 @@ from typing import Any
 from fednot.config.sections import (
     TUNED_RECOVERY_LR,
     DataConfig,
-    ScenarioConfig,
     TrainConfig,
     UnlearnConfig,
 )
@@ -33,12 +32,8 @@ def _changed(section: object, name: str) -> bool:
     return bool(getattr(section, name) != default)
 
 
-def unused_settings(
-    data: DataConfig, train: TrainConfig, unlearn: UnlearnConfig, scenario: ScenarioConfig
-) -> list[str]:
+def unused_settings(data: DataConfig, train: TrainConfig, unlearn: UnlearnConfig) -> list[str]:
     """``"key (why it is unused)"`` for every set key that nothing in these sections reads."""
-    kind = scenario.kind
-    centralized_class = kind == "centralized" and scenario.centralized_forget == "class"
     rules = [
         (data, "root", data.dataset == "mnist5k", "data.dataset is the embedded mnist5k"),
         (
@@ -62,33 +57,8 @@ def unused_settings(
             unlearn.target_val_acc != "original",
             'unlearn.target_val_acc is not "original"',
         ),
-        (
-            scenario,
-            "classes",
-            kind != "class" and not centralized_class,
-            'scenario.kind is not "class" (nor centralized with centralized_forget = "class")',
-        ),
-        (scenario, "class_scope", kind != "class", 'scenario.kind is not "class"'),
-        (
-            scenario,
-            "forget_ratio",
-            kind not in ("instance", "centralized")
-            or centralized_class
-            or (kind == "instance" and scenario.forget_ids is not None),
-            "no random forget set is drawn",
-        ),
-        (scenario, "forget_ids", kind != "instance", 'scenario.kind is not "instance"'),
-        (
-            scenario,
-            "centralized_forget",
-            kind != "centralized",
-            'scenario.kind is not "centralized"',
-        ),
     ]
-    for name in ("poison_fraction", "trigger_size", "trigger_position", "target_label"):
-        rules.append((scenario, name, kind != "backdoor", 'scenario.kind is not "backdoor"'))
     section_names = {id(data): "data", id(train): "train", id(unlearn): "unlearn"}
-    section_names[id(scenario)] = "scenario"
     return [
         f"{section_names[id(section)]}.{name} ({why})"
         for section, name, unused, why in rules

@@ -6,13 +6,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fednot.config.rules import check_tuned, unused_settings
+from fednot.config.scenario import ScenarioSettings
 from fednot.config.sections import (
     MEMORY_FORMATS,
     TUNED_RECOVERY_LR,
     DataConfig,
     EvalConfig,
     ModelConfig,
-    ScenarioConfig,
     TrainConfig,
     UnlearnConfig,
     _require,
@@ -29,7 +29,8 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     unlearn: UnlearnConfig = field(default_factory=UnlearnConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
+    # the scenario kind's own settings (`fednot.config.scenario`); default: client-wise
+    scenario: ScenarioSettings = field(default_factory=ScenarioSettings)
     options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-method keyword options
     seeds: tuple[int, ...] = (0,)  # one seed keeps the demo under 10 min; use [0, 1, 2] for tables
     device: str = "cpu"
@@ -63,18 +64,7 @@ class RunConfig:
             f"unlearn.forget_clients {bad} out of range: client ids are "
             f"0..{self.data.num_clients - 1} (data.num_clients = {self.data.num_clients}).",
         )
-        _require(
-            len(self.unlearn.forget_clients) < self.data.num_clients
-            or self.scenario.kind not in ("client", "backdoor"),
-            f"Forgetting all {self.data.num_clients} clients leaves no retained data to recover "
-            "on; keep at least one client.",
-        )
-        if self.scenario.kind == "centralized":
-            _require(
-                self.data.num_clients == 1,
-                "The centralized scenario has one data holder: set data.num_clients = 1 (the "
-                "`centralized` scenario preset does).",
-            )
+        self.scenario.check(self.data, self.unlearn)
         unused = sorted(set(self.options) - set(self.unlearn.methods))
         _require(
             not unused,
@@ -82,7 +72,7 @@ class RunConfig:
             "does not run.",
         )
         check_tuned(self.tuned, self.options, self.unlearn)
-        ignored = unused_settings(self.data, self.train, self.unlearn, self.scenario)
+        ignored = [*unused_settings(self.data, self.train, self.unlearn), *self.scenario.unused()]
         _require(
             not ignored,
             f"Set but unused, so they would do nothing: {'; '.join(ignored)}. Remove them, or "

@@ -207,44 +207,6 @@ class UnlearnConfig:
         return self.method_recovery_lr.get(method, self.recovery_lr)
 
 
-ScenarioKind = Literal["client", "class", "instance", "backdoor", "centralized"]
-
-
-@dataclass(frozen=True)
-class ScenarioConfig:
-    """The forgetting scenario (docs/not.md, "Scenarios"); targets: ``unlearn.forget_clients``.
-
-    - ``client``: the targets leave with all their data (the NoT paper's Table 1).
-    - ``class``: the targets forget their samples of ``classes`` and stay to recover on the rest;
-      ``class_scope = "federation"`` makes every client drop those classes.
-    - ``instance``: the targets forget ``forget_ratio`` of their training samples (seeded), or the
-      sample ids listed in the file ``forget_ids``; they stay to recover on the rest.
-    - ``backdoor``: the first target is malicious: it stamps a BadNets trigger on
-      ``poison_fraction`` of its training samples and relabels them ``target_label``; it then
-      leaves (client-wise).
-    - ``centralized``: one data holder (``data.num_clients = 1``) forgets ``forget_ratio`` of its
-      training data at random, or the ``classes`` (``centralized_forget = "class"``).
-    """
-
-    kind: ScenarioKind = "client"
-    classes: tuple[int, ...] = (0,)  # class-wise: the classes to forget (ours: class 0)
-    class_scope: Literal["target", "federation"] = "target"
-    forget_ratio: float = 0.5  # instance-wise: 50 % (ours); centralized presets use 10 % (paper)
-    forget_ids: str | None = None  # file of training-split sample ids, one per line or a JSON list
-    centralized_forget: Literal["random", "class"] = "random"
-    poison_fraction: float = 0.8  # the PGD authors' notebook poisons 80 % of the client's data
-    trigger_size: int = 3  # a 3x3 checkerboard, close to ART's "pattern" trigger (ours)
-    trigger_position: tuple[int, int] = (-4, -4)  # top-left corner; negative = from bottom/right
-    target_label: int = 0  # poisoned samples are relabelled to this class
-
-    def __post_init__(self) -> None:
-        _require_finite(self, "scenario")
-        _require(len(self.classes) > 0, "scenario.classes must name at least one class.")
-        _require(0 < self.forget_ratio < 1, "scenario.forget_ratio must lie in (0, 1).")
-        _require(0 < self.poison_fraction <= 1, "scenario.poison_fraction must lie in (0, 1].")
-        _require(self.trigger_size >= 1, "scenario.trigger_size must be >= 1.")
-
-
 @dataclass(frozen=True)
 class EvalConfig:
     """Evaluation, trajectories and the membership-inference attack (docs/protocol.md)."""

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fednot.benchmark.scenarios import shared_kind
 from fednot.config import TUNED_RECOVERY_LR, RunConfig
 from fednot.configio import to_dict
 from fednot.errors import ConfigError
@@ -151,7 +152,9 @@ def tune(
     val = validation_config(config, methods, request)
     built = {m: create_unlearner(m, val.options.get(m)) for m in dict.fromkeys(methods)}
     skipped = {
-        m: reason for m, u in built.items() if (reason := u.not_applicable(val.scenario.kind))
+        m: reason
+        for m, u in built.items()
+        if (reason := u.not_applicable(shared_kind(val.scenario.kind)))
     }
     runnable = {m: u for m, u in built.items() if m not in skipped}
     bench = ValidationBench(val, list(runnable.values()), progress)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from fednot.benchmark.results import REFERENCE
+from fednot.benchmark.scenarios import shared_kind
 from fednot.config import TUNED_RECOVERY_LR, RunConfig
 from fednot.errors import ConfigError
 
@@ -81,7 +82,7 @@ def _next_clients(config: RunConfig) -> tuple[int, ...]:
     others = [c for c in ring if c not in reported][: len(reported)]
     if len(others) == len(reported):
         return tuple(others)
-    if config.scenario.kind == "centralized":
+    if shared_kind(config.scenario.kind) == "centralized":
         return reported  # one data holder: another seed draws another forget set
     raise ConfigError(
         f"No validation target: the federation's {count} clients leave fewer than "
