@@ -62,8 +62,8 @@ def engine(config: RunConfig) -> dict[str, Any]:
 
 def simulation(config: RunConfig, workdir: Path) -> dict[str, Any]:
     """Rounds under ``run_simulation`` (Ray), timed by the ServerApp."""
-    from fednot.integrations.flower.appdir import quiet_environment
-    from fednot.integrations.flower.testing import simulate
+    from fednot.integrations.flower.local.appdir import quiet_environment
+    from fednot.integrations.flower.testing.checks import simulate
 
     os_env(quiet_environment(workdir / "flwr-home"))
     out = workdir / "sim"
@@ -80,8 +80,8 @@ def simulation(config: RunConfig, workdir: Path) -> dict[str, Any]:
 
 def deployment(config: RunConfig, workdir: Path, poll: float) -> dict[str, Any]:
     """Rounds on a SuperLink and 3 SuperNodes on 127.0.0.1, timed by the ServerApp."""
-    from fednot.integrations.flower.appdir import write_app
-    from fednot.integrations.flower.deploy import LocalDeployment
+    from fednot.integrations.flower.local.appdir import write_app
+    from fednot.integrations.flower.local.deploy import LocalDeployment
 
     out = workdir / "deployment"
     settings = {

@@ -193,7 +193,7 @@ def test_settings_read_fednot_config_and_overrides(records) -> None:  # type: ig
 
 
 def test_write_app_declares_every_run_config_key(tmp_path: Path, records) -> None:  # type: ignore[no-untyped-def]
-    from fednot.integrations.flower.appdir import write_app
+    from fednot.integrations.flower.local.appdir import write_app
     from fednot.integrations.flower.settings import RUN_CONFIG_DEFAULTS
 
     app = write_app(tmp_path / "app", {"fednot-config": "[train]\nrounds = 2\n", "seed": 3})
@@ -216,7 +216,7 @@ def test_deploy_refuses_methods_it_cannot_serve_before_starting_anything(
     records,  # type: ignore[no-untyped-def]
 ) -> None:
     from fednot.configio import to_toml
-    from fednot.integrations.flower.deploy import deploy
+    from fednot.integrations.flower.local.deploy import deploy
     from fednot.testing import tiny_config
 
     toml = to_toml(tiny_config())

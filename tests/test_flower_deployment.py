@@ -30,9 +30,9 @@ pytest.importorskip(
 from fednot.checkpoint import load_checkpoint  # noqa: E402
 from fednot.config import RunConfig, TrainConfig, UnlearnConfig  # noqa: E402
 from fednot.configio import to_toml  # noqa: E402
-from fednot.integrations.flower.deploy import deploy  # noqa: E402
-from fednot.integrations.flower.processes import processes_with  # noqa: E402
-from fednot.integrations.flower.testing import (  # noqa: E402
+from fednot.integrations.flower.local.deploy import deploy  # noqa: E402
+from fednot.integrations.flower.local.processes import processes_with  # noqa: E402
+from fednot.integrations.flower.testing.checks import (  # noqa: E402
     engine_reference,
     same_state,
 )

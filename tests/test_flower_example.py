@@ -21,8 +21,9 @@ from flwr.app import ArrayRecord  # noqa: E402
 from flwr.serverapp.strategy import FedAvg  # noqa: E402
 
 from fednot.errors import ConfigError  # noqa: E402
-from fednot.integrations.flower import InProcessGrid, UnlearningStrategy  # noqa: E402
-from fednot.integrations.flower.testing import quiet_environment, same_state  # noqa: E402
+from fednot.integrations.flower import UnlearningStrategy  # noqa: E402
+from fednot.integrations.flower.testing.checks import quiet_environment, same_state  # noqa: E402
+from fednot.integrations.flower.testing.inprocess import InProcessGrid  # noqa: E402
 from fednot.unlearning import FT, PGD, NoT, Retrain  # noqa: E402
 
 pytestmark = pytest.mark.flower

@@ -25,19 +25,19 @@ from fednot.config import TrainConfig, UnlearnConfig  # noqa: E402
 from fednot.errors import ConfigError  # noqa: E402
 from fednot.federation.costs import state_bytes  # noqa: E402
 from fednot.integrations.flower import (  # noqa: E402
-    InProcessGrid,
     create_client_app,
     parse_settings,
     run_fednot,
 )
 from fednot.integrations.flower.records import message_bytes, request_to_config  # noqa: E402
 from fednot.integrations.flower.server_app import FlowerResult  # noqa: E402
-from fednot.integrations.flower.testing import (  # noqa: E402
+from fednot.integrations.flower.testing.checks import (  # noqa: E402
     app_defaults,
     engine_reference,
     node_configs,
     same_state,
 )
+from fednot.integrations.flower.testing.inprocess import InProcessGrid  # noqa: E402
 from fednot.testing import tiny_config  # noqa: E402
 from fednot.types import ForgetRequest, StateDict  # noqa: E402
 from fednot.unlearning.base import Unlearner, UnlearnResult  # noqa: E402

@@ -30,8 +30,9 @@ from flwr.serverapp.strategy import (  # noqa: E402
 from torch import nn  # noqa: E402
 
 from fednot.errors import TooFewNodesError  # noqa: E402
-from fednot.integrations.flower import InProcessGrid, UnlearningStrategy  # noqa: E402
+from fednot.integrations.flower import UnlearningStrategy  # noqa: E402
 from fednot.integrations.flower.node_count import lower_minimums, node_need  # noqa: E402
+from fednot.integrations.flower.testing.inprocess import InProcessGrid  # noqa: E402
 from fednot.unlearning import NoT  # noqa: E402
 
 pytestmark = pytest.mark.flower

@@ -24,7 +24,7 @@ from flwr.serverapp import Grid, ServerApp  # noqa: E402
 
 from fednot.integrations.flower.server_app import FlowerResult, run_fednot  # noqa: E402
 from fednot.integrations.flower.settings import parse_settings  # noqa: E402
-from fednot.integrations.flower.testing import (  # noqa: E402
+from fednot.integrations.flower.testing.checks import (  # noqa: E402
     app_defaults,
     engine_reference,
     quiet_environment,

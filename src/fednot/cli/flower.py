@@ -70,7 +70,7 @@ def parse_forget(items: list[str]) -> dict[int, str]:
 def flower_up(args: argparse.Namespace) -> int:
     """Handler of ``fednot flower up``."""
     try:
-        from fednot.integrations.flower.deploy import deploy
+        from fednot.integrations.flower.local.deploy import deploy
     except ImportError as e:
         raise FedNotError(str(e)) from e
     config = load_config(args.config, args.overrides, preset=args.preset)

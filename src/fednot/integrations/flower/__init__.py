@@ -7,9 +7,12 @@ The in-process engine with Flower as its back-end, on flwr's Message API:
 - `UnlearningStrategy`: NoT, FT or Retrain for any Flower app, around its own Strategy;
 - `identify_clients`, `collect_requests`: the QUERY rounds that map node ids to fednot client ids
   and gather the clients' own forget requests (a request for another client's data is refused);
-- `negate_arrays`: NoT's negation on an `ArrayRecord`;
-- `InProcessGrid`: a Grid that hands messages straight to a ClientApp, for tests;
-- `fednot.integrations.flower.deploy`: a SuperLink and N SuperNodes on this machine.
+- `negate_arrays`: NoT's negation on an `ArrayRecord`; `to_arrays`, `to_state`: conversions
+  between states and Flower's records.
+
+Apart from the adapter: `fednot.integrations.flower.local` (a SuperLink and N SuperNodes on this
+machine, ``fednot flower up``) and `fednot.integrations.flower.testing` (a Grid that runs
+ClientApps in this process, and checks of a Flower run against the engine).
 
 Importing this package needs flwr; the rest of fednot never imports it.
 """
@@ -32,7 +35,6 @@ from fednot.integrations.flower.identity import (
     identify_clients,
     screen_request,
 )
-from fednot.integrations.flower.inprocess import InProcessGrid
 from fednot.integrations.flower.records import negate_arrays, to_arrays, to_state
 from fednot.integrations.flower.server_app import FlowerResult, create_server_app, run_fednot
 from fednot.integrations.flower.settings import RUN_CONFIG_DEFAULTS, FlowerSettings, parse_settings
@@ -43,7 +45,6 @@ __all__ = [
     "ClientMap",
     "FlowerResult",
     "FlowerSettings",
-    "InProcessGrid",
     "UnlearningResult",
     "UnlearningStrategy",
     "collect_requests",

@@ -1,7 +1,7 @@
 """`deploy`: pre-train on a local Flower deployment, then serve the clients' forget requests.
 
-It writes the app (`fednot.integrations.flower.appdir.write_app`), starts a
-`fednot.integrations.flower.processes.LocalDeployment`, and stops everything at the end. In
+It writes the app (`fednot.integrations.flower.local.appdir.write_app`), starts a
+`fednot.integrations.flower.local.processes.LocalDeployment`, and stops everything at the end. In
 between, each method serves the requests in a Flower run of its own, all on the same
 SuperLink and SuperNodes: by default one pre-training run writes a checkpoint and each method's
 run unlearns from it (the same original model for every method); with ``single_run`` each
@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from fednot.errors import ConfigError, FedNotError
-from fednot.integrations.flower.appdir import write_app
-from fednot.integrations.flower.processes import LocalDeployment, RunOutput
+from fednot.integrations.flower.local.appdir import write_app
+from fednot.integrations.flower.local.processes import LocalDeployment, RunOutput
 from fednot.integrations.flower.settings import ConfigValue
 from fednot.unlearning.registry import unlearner_class
 

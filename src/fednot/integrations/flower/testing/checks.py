@@ -18,7 +18,7 @@ from fednot.config import RunConfig
 from fednot.configio import to_toml
 from fednot.data.synthetic import tiny_federation
 from fednot.federation.outcome import Trained, UnlearnOutcome
-from fednot.integrations.flower.appdir import QUIET_ENVIRONMENT, quiet_environment
+from fednot.integrations.flower.local.appdir import QUIET_ENVIRONMENT, quiet_environment
 from fednot.integrations.flower.settings import ConfigValue
 from fednot.progress import Silent
 from fednot.types import ForgetRequest, StateDict

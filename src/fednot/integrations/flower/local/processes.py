@@ -25,7 +25,7 @@ from types import FrameType
 from typing import Any
 
 from fednot.errors import FedNotError
-from fednot.integrations.flower.appdir import quiet_environment
+from fednot.integrations.flower.local.appdir import quiet_environment
 from fednot.integrations.flower.settings import ConfigValue
 
 _STOP_GRACE_S = 5.0  # seconds between SIGTERM and SIGKILL
