@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from fednot.cli import commands, listings
-from fednot.cli.arguments import add_config_arguments, add_selection_arguments
+from fednot.cli.arguments import add_config_arguments, add_selection_arguments, scenario_help
 from fednot.cli.flower import register_cli as register_flower
 from fednot.cli.tune import register_cli as register_tune
 from fednot.errors import FedNotError
@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument(
         "--scenario",
-        help="client, class, instance, backdoor, noniid or centralized (default: the preset's)",
+        help=scenario_help(),
     )
     add_selection_arguments(p)
     _jobs(p, "cells (a method on a seed)")
@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument(
         "--scenario",
-        help="client, class, instance, backdoor, noniid or centralized (default: the preset's)",
+        help=scenario_help(),
     )
     p.add_argument(
         "--methods",

@@ -99,3 +99,10 @@ def method_names(text: str) -> list[str]:
 
         return unlearner_names()
     return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def scenario_help() -> str:
+    """``--scenario``'s help: the shipped scenario fragments."""
+    from fednot.presets import scenario_names
+
+    return f"{', '.join(scenario_names())} (default: the preset's)"

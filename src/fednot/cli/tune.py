@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from fednot.benchmark.results import REFERENCE
-from fednot.cli.arguments import int_list
+from fednot.cli.arguments import int_list, scenario_help
 from fednot.cli.commands import check_cache, client_ids, config_of, setup_run
 from fednot.environment import use_threads
 from fednot.errors import ConfigError
@@ -38,7 +38,7 @@ def register_cli(sub: Any, common: Callable[[argparse.ArgumentParser], None]) ->
     common(p)
     p.add_argument(
         "--scenario",
-        help="client, class, instance, backdoor, noniid or centralized (default: the preset's)",
+        help=scenario_help(),
     )
     p.add_argument(
         "--methods", help="comma-separated methods to tune (default: the preset's, but Retrain)"
