@@ -89,7 +89,7 @@ def test_a_second_audit_of_another_method_trains_no_retrain_model(tmp_path: Path
     def no_retraining(*args: object, **kwargs: object) -> None:
         raise AssertionError("a Retrain model was trained again")
 
-    with mock.patch.object(Experiment, "_retrain", no_retraining):
+    with mock.patch.object(Experiment, "_train_anew", no_retraining):
         assert _audit(tmp_path / "second", cache, "--methods", "not") == 0
     first, second = _outputs(tmp_path / "first"), _outputs(tmp_path / "second")
     assert first["retrain"] == second["retrain"]

@@ -11,7 +11,6 @@ import torch
 from fednot.benchmark.experiment import Experiment
 from fednot.errors import ConfigError, UnsupportedScenarioError
 from fednot.federation.costs import state_bytes
-from fednot.federation.local import LocalRecipe
 from fednot.federation.outcome import UnlearnOutcome
 from fednot.testing import centralized_experiment, tiny_config, tiny_federation
 from fednot.types import StateDict
@@ -99,21 +98,7 @@ def test_end_to_end_uses_thirty_percent_of_retained_and_counts_flops() -> None:
 
 
 def _context(exp: Experiment) -> UnlearnContext:
-    split = exp.split(exp.scenario.request)
-    return UnlearnContext(
-        method="badt",
-        requirements=BadT.requirements,
-        request=exp.scenario.request,
-        retained=split.retained,
-        model=exp.model,
-        initial_state=exp.initial_state,
-        streams=exp.streams,
-        recipe=LocalRecipe.from_config(exp.config.train),
-        flops=exp.flops,
-        model_name=exp.config.model.name,
-        model_options=exp.config.model.options,
-        forget=split.forget,
-    )
+    return exp.context(BadT(), exp.split(exp.scenario.request))
 
 
 def _kl_to(exp: Experiment, student: StateDict, teacher: StateDict) -> float:

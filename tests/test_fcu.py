@@ -28,6 +28,7 @@ from fednot.unlearning.fcu import (
     reshape_2d,
     restore_shape,
 )
+from fednot.unlearning.model_parts import ModelParts
 from fednot.unlearning.registry import create_unlearner
 
 CLIENT = ForgetRequest(clients=(0,))
@@ -48,18 +49,8 @@ def _context(
     make = {"input_shape": federation.input_shape, "num_classes": 4, "options": SMALL[model]}
     net = create_model(model, **make)  # type: ignore[arg-type]
     state = create_model(model, generator=torch.Generator().manual_seed(1), **make).state_dict()  # type: ignore[arg-type]
-    ctx = UnlearnContext(
-        method="fcu",
-        requirements=FCU.requirements,
-        request=request,
-        retained=split.retained,
-        model=net,
-        initial_state=state,
-        streams=SeedStreams(0),
-        model_name=model,
-        model_options=SMALL[model],
-        forget=split.forget,
-    )
+    parts = ModelParts(net, state, name=model, options=SMALL[model])
+    ctx = UnlearnContext.create(FCU(), split, parts, SeedStreams(0))
     return ctx, state
 
 

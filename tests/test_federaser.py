@@ -31,6 +31,7 @@ from fednot.unlearning.federaser import (
     replay,
     uncalibrated_step,
 )
+from fednot.unlearning.model_parts import ModelParts
 
 REQUEST = ForgetRequest(clients=(0,))
 RECIPE = LocalRecipe(batch_size=8, lr=0.05)
@@ -66,14 +67,11 @@ def _context(
 ) -> UnlearnContext:
     federation = tiny_federation()
     model = _bn_model()
-    return UnlearnContext(
-        method=method.name,
-        requirements=method.requirements,
-        request=request,
-        retained=split_request(federation, request).retained,
-        model=model,
-        initial_state=clone_state(model.state_dict()),
-        streams=SeedStreams(0),
+    return UnlearnContext.create(
+        method,
+        split_request(federation, request),
+        ModelParts(model, clone_state(model.state_dict())),
+        SeedStreams(0),
         recipe=RECIPE,
         history=history.restrict(method.history_spec()),
     )

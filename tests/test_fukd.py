@@ -25,6 +25,7 @@ from fednot.testing import forbid_clients, tiny_config, tiny_federation
 from fednot.types import ForgetRequest, StateDict
 from fednot.unlearning.context import UnlearnContext
 from fednot.unlearning.fukd import FUKD, distillation_loss, subtract_updates
+from fednot.unlearning.model_parts import ModelParts
 
 REQUEST = ForgetRequest(clients=(0,))
 SERVER = 32
@@ -64,14 +65,11 @@ def _bn_run(federation: Federation) -> tuple[StateDict, TrainingHistory]:
 
 def _context(method: FUKD, federation: Federation, history: TrainingHistory) -> UnlearnContext:
     model = _bn_model()
-    return UnlearnContext(
-        method=method.name,
-        requirements=method.requirements,
-        request=REQUEST,
-        retained=split_request(federation, REQUEST).retained,
-        model=model,
-        initial_state=clone_state(model.state_dict()),
-        streams=SeedStreams(0),
+    return UnlearnContext.create(
+        method,
+        split_request(federation, REQUEST),
+        ModelParts(model, clone_state(model.state_dict())),
+        SeedStreams(0),
         history=history.restrict(method.history_spec()),
         server_data=_server_view(federation),
     )

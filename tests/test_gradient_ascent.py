@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
 
 from fednot.benchmark.experiment import Experiment
 from fednot.errors import ConfigError, MissingRequirementError, UnsupportedScenarioError
-from fednot.federation.local import LocalRecipe, predict
+from fednot.federation.local import predict
 from fednot.federation.outcome import UnlearnOutcome
 from fednot.testing import centralized_experiment, forbid_clients, tiny_config, tiny_federation
 from fednot.unlearning.base import Unlearner
@@ -64,20 +65,7 @@ def _forbidden_retain_context(method: Unlearner) -> UnlearnContext:
     """A context whose retained samples raise on any read; D_f stays readable."""
     exp = centralized_experiment()
     split = exp.split(exp.scenario.request)
-    return UnlearnContext(
-        method=method.name,
-        requirements=method.requirements,
-        request=exp.scenario.request,
-        retained=forbid_clients(split.retained, (0,)),
-        model=exp.model,
-        initial_state=exp.initial_state,
-        streams=exp.streams,
-        recipe=LocalRecipe.from_config(exp.config.train),
-        flops=exp.flops,
-        model_name=exp.config.model.name,
-        model_options=exp.config.model.options,
-        forget=split.forget,
-    )
+    return exp.context(method, replace(split, retained=forbid_clients(split.retained, (0,))))
 
 
 def test_never_reads_the_retained_data() -> None:

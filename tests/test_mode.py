@@ -19,6 +19,7 @@ from fednot.testing import tiny_config, tiny_federation
 from fednot.types import ForgetRequest, StateDict
 from fednot.unlearning.context import UnlearnContext
 from fednot.unlearning.mode import MoDE, momentum_update
+from fednot.unlearning.model_parts import ModelParts
 from fednot.unlearning.registry import create_unlearner
 
 CLIENT = ForgetRequest(clients=(0,))
@@ -35,18 +36,9 @@ def _context(
     make = {"input_shape": federation.input_shape, "num_classes": 4, "options": options}
     net = create_model(model, **make)  # type: ignore[arg-type]
     state = create_model(model, generator=torch.Generator().manual_seed(1), **make).state_dict()  # type: ignore[arg-type]
-    ctx = UnlearnContext(
-        method="mode",
-        requirements=MoDE.requirements,
-        request=request,
-        retained=split.retained,
-        model=net,
-        initial_state=state,
-        streams=SeedStreams(0),
-        recipe=LocalRecipe(batch_size=8),
-        model_name=model,
-        model_options=options,
-        forget=split.forget,
+    parts = ModelParts(net, state, name=model, options=options)
+    ctx = UnlearnContext.create(
+        MoDE(), split, parts, SeedStreams(0), recipe=LocalRecipe(batch_size=8)
     )
     return ctx, state
 

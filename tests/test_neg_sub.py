@@ -17,6 +17,7 @@ from fednot.seeding import SeedStreams
 from fednot.testing import tiny_config, tiny_federation
 from fednot.types import ForgetRequest, StateDict
 from fednot.unlearning.context import UnlearnContext
+from fednot.unlearning.model_parts import ModelParts
 from fednot.unlearning.neg_sub import NegSub, aggregation_share, subtract_local_models
 
 REQUEST = ForgetRequest(clients=(0,))
@@ -37,14 +38,11 @@ def _two_client_history() -> tuple[StateDict, TrainingHistory]:
 def _context(
     method: NegSub, history: TrainingHistory, federation: Federation, request: ForgetRequest
 ) -> UnlearnContext:
-    return UnlearnContext(
-        method=method.name,
-        requirements=method.requirements,
-        request=request,
-        retained=split_request(federation, request).retained,
-        model=torch.nn.Identity(),
-        initial_state={},
-        streams=SeedStreams(0),
+    return UnlearnContext.create(
+        method,
+        split_request(federation, request),
+        ModelParts(torch.nn.Identity(), {}),
+        SeedStreams(0),
         history=history.restrict(method.history_spec()),
     )
 

@@ -68,21 +68,14 @@ def test_weights_only_flag_keeps_the_bias() -> None:
 def test_not_negates_the_weights_and_not_wb_also_the_bias() -> None:
     model = create_model("cnn", input_shape=(1, 28, 28), num_classes=10)
     from fednot.seeding import SeedStreams
-    from fednot.testing import tiny_federation
     from fednot.types import ForgetRequest
-    from fednot.unlearning.base import Requirements
     from fednot.unlearning.context import UnlearnContext
+    from fednot.unlearning.model_parts import ModelParts
 
     state = model.state_dict()
-    ctx = UnlearnContext(
-        method="not",
-        requirements=Requirements(),
-        request=ForgetRequest(clients=(0,)),
-        retained=tiny_federation(),
-        model=model,
-        initial_state=state,
-        streams=SeedStreams(0),
-    )
+    # the request alone, as on a Flower app's server: NoT reads no client data
+    request = ForgetRequest(clients=(0,))
+    ctx = UnlearnContext.create(NoT(), request, ModelParts(model, state), SeedStreams(0))
     result = NoT().unlearn(state, ctx)
     assert torch.equal(result.state["block1.conv.weight"], -state["block1.conv.weight"])
     assert torch.equal(result.state["block1.conv.bias"], state["block1.conv.bias"])

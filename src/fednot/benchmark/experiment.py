@@ -33,7 +33,7 @@ from fednot.federation.backend import InProcess
 from fednot.federation.costs import Costs, FlopMeter
 from fednot.federation.divergence import check_evaluable, check_step
 from fednot.federation.fedavg import FedAvg, RoundHook, StopRule, TrainLog
-from fednot.federation.history import HistorySpec
+from fednot.federation.history import HistorySpec, TrainingHistory
 from fednot.federation.local import LocalRecipe
 from fednot.federation.outcome import Trained, UnlearnOutcome
 from fednot.federation.training import Phase, recovery_stop, train_cached
@@ -45,6 +45,7 @@ from fednot.types import ForgetRequest, StateDict
 from fednot.unlearning.base import Unlearner
 from fednot.unlearning.context import UnlearnContext
 from fednot.unlearning.isolation import InputGuard
+from fednot.unlearning.model_parts import ModelParts
 from fednot.unlearning.provide import history_for, server_data_for
 from fednot.unlearning.registry import create_unlearner
 from fednot.unlearning.step import StepBackend, StepBackendFactory
@@ -167,6 +168,9 @@ class Experiment:
     ) -> UnlearnOutcome:
         """Apply ``method`` to the trained model for ``request``, then recover.
 
+        A method that declares ``schedule = "train"`` (Retrain) takes no step here: it is the
+        pre-training recipe run anew from the initial weights on the retained clients (cached).
+
         Args:
             original: the pre-trained model (a `Trained`, whose recorded history methods that
                 declare one receive, or a bare state).
@@ -190,29 +194,12 @@ class Experiment:
             raise UnsupportedScenarioError(reason)
         method.validate(self.model)
         split = self.split(request)
-        if method.name == "retrain":
-            return self._retrain(split)
+        if method.schedule == "train":
+            return self._train_anew(method.name, split)
         trained = original if isinstance(original, Trained) else Trained(original, TrainLog())
         history = history_for(method, trained)
         backend = self._backend(split)
-        ctx = UnlearnContext(
-            method=method.name,
-            requirements=method.requirements,
-            request=request,
-            retained=split.retained,
-            model=self.model,
-            streams=self.training_streams,
-            initial_state=clone_state(self.initial_state),
-            recipe=LocalRecipe.from_config(self.config.train),
-            flops=self.flops,
-            device=self.device,
-            model_name=self.config.model.name,
-            model_options=self.config.model.options,
-            forget=split.forget,
-            history=history,
-            server_data=server_data_for(method, self.federation),
-            backend=backend,
-        )
+        ctx = self.context(method, split, history=history, backend=backend)
         guard = InputGuard(self.federation, self._fingerprint, history)  # no method changes inputs
         start = time.perf_counter()
         result = backend.unlearn_step(method, clone_state(trained.state), ctx)
@@ -243,6 +230,41 @@ class Experiment:
         storage = history.storage_bytes() if history is not None else 0
         return UnlearnOutcome(
             method.name, state_out, step_costs, log, result.notes, first, storage_bytes=storage
+        )
+
+    def context(
+        self,
+        method: Unlearner,
+        split: ForgetSplit,
+        *,
+        history: TrainingHistory | None = None,
+        backend: StepBackend | None = None,
+    ) -> UnlearnContext:
+        """The context the engine hands ``method`` for ``split`` (`unlearn` builds it here).
+
+        Args:
+            method: the method; its requirements decide what the context holds.
+            split: the request's two sides (`split`).
+            history: the recorded training history, for a method that declares one.
+            backend: where the clients' jobs run (default: this experiment's, for ``split``).
+        """
+        parts = ModelParts(
+            self.model,
+            clone_state(self.initial_state),
+            name=self.config.model.name,
+            options=self.config.model.options,
+            device=self.device,
+            flops=self.flops,
+        )
+        return UnlearnContext.create(
+            method,
+            split,
+            parts,
+            self.training_streams,
+            recipe=LocalRecipe.from_config(self.config.train),
+            history=history,
+            server_data=server_data_for(method, self.federation),
+            backend=backend or self._backend(split),
         )
 
     def evaluate(self, state: StateDict, request: ForgetRequest | None = None) -> Metrics:
@@ -334,21 +356,24 @@ class Experiment:
             **extra,
         }
 
-    def _retrain(self, split: ForgetSplit) -> UnlearnOutcome:
+    def _train_anew(self, name: str, split: ForgetSplit) -> UnlearnOutcome:
+        """A method of ``schedule = "train"`` (Retrain): pre-training's recipe on the retained side.
+
+        From the run's initial weights, with the pre-training stop rule and streams, cached under
+        the method's name (Retrain's key: ``cache_key("retrain", ...)``, as it always was).
+        """
         curve = (self.config.eval.curve_every, self.config.eval.curve_subset)
-        key = cache_key("retrain", self._key_parts(request=split.request.to_dict(), curve=curve))
+        key = cache_key(name, self._key_parts(request=split.request.to_dict(), curve=curve))
 
         def measure(state: StateDict) -> dict[str, float]:
             return self._curve_point(state, split)
 
         hook = CurveRecorder(measure, curve[0], {}, Costs()) if curve[0] else None
-        phase = self._train(key, split, "retrain", None, hook)
+        phase = self._train(key, split, name, None, hook)
         start, log = {}, phase.log
         if curve[0]:  # round 0, and the final model whatever round training stopped at
             start, log = measure(self.initial_state), complete_log(phase.log, phase.state, measure)
-        return UnlearnOutcome(
-            "retrain", phase.state, Costs(), log, start=start, cached=phase.cached
-        )
+        return UnlearnOutcome(name, phase.state, Costs(), log, start=start, cached=phase.cached)
 
     def _train(
         self,
@@ -358,7 +383,7 @@ class Experiment:
         spec: HistorySpec | None,
         on_round: RoundHook | None = None,
     ) -> Phase:
-        """Pre-training (no split) and Retrain: the pre-training recipe and streams, cached."""
+        """Pre-training (no split) and training anew on ``split``'s retained side; cached."""
         return train_cached(
             self._fedavg(split, "pretrain", label),
             StopRule(self.config.train.rounds, patience=self.config.train.patience),

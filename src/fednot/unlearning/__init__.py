@@ -13,6 +13,7 @@ from fednot.unlearning.federaser import FedEraser
 from fednot.unlearning.fine_tune import FT
 from fednot.unlearning.fukd import FUKD
 from fednot.unlearning.mode import MoDE
+from fednot.unlearning.model_parts import ModelParts
 from fednot.unlearning.neg_sub import NegSub
 from fednot.unlearning.negation import NoT, negate
 from fednot.unlearning.perturbations import Perturb
@@ -33,6 +34,7 @@ __all__ = [
     "FUKD",
     "FedEraser",
     "MoDE",
+    "ModelParts",
     "NegSub",
     "PGD",
     "Perturb",

@@ -49,8 +49,8 @@ class UnlearnResult:
         state: the global state after the method's step.
         schedule: ``"recovery"``: the run's fine-tuning budget and stop rule; ``"none"``: no
             recovery, the method's step is the whole unlearning (centralized baselines with
-            their own epochs); ``"train"``: the
-            full pre-training recipe with its per-client streams (Retrain).
+            their own epochs); ``"train"``: the full pre-training recipe with its per-client
+            streams, from the initial weights (Retrain).
         costs: communication and computation of the method's own step.
         notes: facts worth recording (e.g. the layers NoT negated).
     """
@@ -67,7 +67,12 @@ class Unlearner(ABC):
     Subclasses set ``name`` (the registry name) and ``requirements``, take their hyperparameters
     as keyword-only constructor arguments with the paper's defaults, and implement `unlearn`.
     They may declare ``search_space`` (what ``fednot tune`` varies) and must declare
-    ``schedule`` when their step is not followed by the engine's recovery.
+    ``schedule`` when their step is not followed by the engine's recovery. A method declaring
+    ``schedule = "train"`` (Retrain) takes no step in the engine: it is the pre-training recipe
+    run anew from the run's initial weights on the retained clients, cached under its name (its
+    `unlearn` returns those weights, for drivers that run the training themselves, such as the
+    Flower `UnlearningStrategy`). Where a deployment runs a step (on the server or on the
+    target's node) is decided beside the contract: `fednot.integrations.placement`.
     """
 
     name: ClassVar[str]
@@ -76,11 +81,9 @@ class Unlearner(ABC):
     scenarios: ClassVar[frozenset[str]] = ALL_SCENARIOS  # the scenarios the method can serve
     scenario_note: ClassVar[str] = ""  # why it cannot serve the others
     # what its `unlearn` returns as `UnlearnResult.schedule`: "recovery" (the engine's recovery
-    # follows, so `fednot tune` also tunes its recovery learning rate), "none" or "train"
+    # follows, so `fednot tune` also tunes its recovery learning rate), "none" or "train" (the
+    # engine trains anew instead of stepping; see the class docstring)
     schedule: ClassVar[Schedule] = "recovery"
-    # whether the step reads the target's data itself (not through `UnlearnContext.train`), so
-    # that on a deployment it runs whole on the target's node (FCU, PGD); False: on the server
-    step_on_target: ClassVar[bool] = False
     # what `fednot tune` may vary: constructor option -> `fednot.unlearning.space` type, each
     # holding the published value (the constructor default); docs/tuning.md
     search_space: ClassVar[Mapping[str, Space]] = {}

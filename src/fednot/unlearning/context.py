@@ -1,11 +1,16 @@
 """`UnlearnContext`: everything the engine hands a method, and nothing more.
 
-Always available: the request, the retained federation, a scratch model of the architecture,
-the run's initial weights, the run's local-training recipe, seeded generators, and helpers that
-train and aggregate while counting communication and FLOPs into the method's step costs
-(`train`, `fedavg_round`: the jobs run where the clients' data are, through the engine's
-back-end, in this process or on their Flower nodes). The forget data, the stored history and the
-server's data are available only to methods that declare them in their `Requirements`.
+Always available: the request, a scratch model of the architecture, the run's initial weights,
+the run's local-training recipe, seeded generators, and the cost counters. Built from a
+`fednot.data.forget.ForgetSplit`, it also holds the retained federation and helpers that train
+and aggregate while counting communication and FLOPs into the method's step costs (`train`,
+`fedavg_round`: the jobs run where the clients' data are, through the engine's back-end, in this
+process or on their Flower nodes). The forget data, the stored history and the server's data
+are available only to methods that declare them in their `Requirements`.
+
+Every context is built by `UnlearnContext.create`: the engine's (`Experiment.context`), a Flower
+target's, and a Flower app's server's, which has a request but no client data (built from the
+request alone, its client-data pieces raise `MissingRequirementError`).
 """
 
 from __future__ import annotations
@@ -13,11 +18,12 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Protocol
 
 import torch
-from torch import nn
 
 from fednot.data.federated import ClientData, Federation, ForbiddenSamples, Preprocess, Samples
+from fednot.data.forget import ForgetSplit
 from fednot.errors import MissingRequirementError
 from fednot.federation.aggregate import clone_state
 from fednot.federation.backend import Backend, InProcess, TrainJob
@@ -28,51 +34,115 @@ from fednot.federation.local import LocalRecipe, LocalUpdate, Loss, local_train
 from fednot.models.registry import create_model
 from fednot.seeding import SeedStreams
 from fednot.types import ForgetRequest, StateDict
+from fednot.unlearning.model_parts import ModelParts
 from fednot.unlearning.requirements import Requirements
 
 
+class Declares(Protocol):
+    """What `UnlearnContext.create` reads of a method: its name and its requirements."""
+
+    @property
+    def name(self) -> str:
+        """The method's registry name (its streams' key)."""
+        ...
+
+    @property
+    def requirements(self) -> Requirements:
+        """What it declares it needs."""
+        ...
+
+
 class UnlearnContext:
-    """What a method receives from the engine; see the module docstring."""
+    """What a method receives from the engine; see the module docstring.
+
+    Build one with `UnlearnContext.create`; the constructor's arguments are its resolved parts.
+    """
 
     def __init__(
         self,
-        *,
         method: str,
         requirements: Requirements,
         request: ForgetRequest,
-        retained: Federation,
-        model: nn.Module,
-        initial_state: StateDict,
+        model: ModelParts,
         streams: SeedStreams,
-        recipe: LocalRecipe | None = None,
-        flops: FlopMeter | None = None,
-        device: torch.device | str = "cpu",
-        model_name: str = "",
-        model_options: dict[str, object] | None = None,
-        forget: Samples | None = None,
-        history: TrainingHistory | None = None,
-        server_data: Samples | None = None,
-        backend: Backend | None = None,
+        recipe: LocalRecipe,
+        split: ForgetSplit | None,
+        history: TrainingHistory | None,
+        server_data: Samples | None,
+        backend: Backend | None,
     ) -> None:
         self.method = method
         self.requirements = requirements
         self.request = request
-        self.retained = retained
-        self.model = model
-        self.initial_state = initial_state
-        self.recipe = recipe or LocalRecipe()
-        self.flops = flops or FlopMeter(model)
-        self.device = device
+        self._retained = None if split is None else split.retained
+        self.model = model.module
+        self.initial_state = model.initial_state
+        self.recipe = recipe
+        self.flops = model.flops or FlopMeter(model.module)
+        self.device = model.device
         self._streams = streams
-        self._model_name = model_name
-        self._model_options = dict(model_options or {})
+        self._model_name = model.name
+        self._model_options = dict(model.options)
+        forget = None if split is None else split.forget
         self._forget = forget if requirements.forget_data else None
         self._history = history if requirements.history else None
         self._server_data = server_data if requirements.server_data else None
         self._comm_bytes = 0
         self._flops = 0
-        self._backend: Backend = backend or InProcess(
-            model, retained, streams, flops=self.flops, device=device, forget=forget
+        if backend is None and split is not None:
+            backend = InProcess(
+                model.module,
+                split.retained,
+                streams,
+                flops=self.flops,
+                device=self.device,
+                forget=forget,
+            )
+        self._backend = backend
+
+    @classmethod
+    def create(
+        cls,
+        method: Declares,
+        split: ForgetSplit | ForgetRequest,
+        model: ModelParts,
+        streams: SeedStreams,
+        *,
+        recipe: LocalRecipe | None = None,
+        history: TrainingHistory | None = None,
+        server_data: Samples | None = None,
+        backend: Backend | None = None,
+    ) -> UnlearnContext:
+        """The context ``method`` receives; the one way to build one.
+
+        Args:
+            method: the method (its ``name`` keys its streams; its ``requirements`` decide what
+                the context hands over).
+            split: the request's two sides (the retained federation and the forget samples), or
+                the request alone where no client data is at hand (a Flower app's server): then
+                the retained federation, the forget data and local training raise
+                `MissingRequirementError`.
+            model: the architecture, its initial weights, device and FLOP meter.
+            streams: the run's seed streams (the method's own derive from them).
+            recipe: the run's local-training recipe (default: `LocalRecipe`'s defaults).
+            history: the recorded training history (kept only if the method declares it).
+            server_data: the server's own data (kept only if the method declares it).
+            backend: where the clients' jobs run (default: `InProcess` over ``split``'s
+                retained clients).
+        """
+        whole = split if isinstance(split, ForgetSplit) else None
+        request = split.request if isinstance(split, ForgetSplit) else split
+        return cls(
+            method.name,
+            method.requirements,
+            request,
+            model,
+            streams,
+            recipe or LocalRecipe(),
+            whole,
+            history,
+            server_data,
+            backend,
         )
 
     # -- what the method may read --------------------------------------------------------
@@ -84,9 +154,27 @@ class UnlearnContext:
             f"`requirements = Requirements({flag}=True)` if the method truly needs it."
         )
 
+    def _absent(self, what: str) -> MissingRequirementError:
+        return MissingRequirementError(
+            f"Method {self.method!r} asked for {what}, but its context was built from the "
+            "request alone, without the clients' data (e.g. on the server of a Flower app, "
+            "which keeps none). Build the context from a `ForgetSplit` "
+            "(`UnlearnContext.create(method, split, ...)`), or use a method that needs nothing "
+            "but the model and ordinary training (not, ft, retrain)."
+        )
+
+    @property
+    def retained(self) -> Federation:
+        """The retained federation: the clients that stay, with what they keep."""
+        if self._retained is None:
+            raise self._absent("the retained federation")
+        return self._retained
+
     @property
     def forget_data(self) -> Samples:
         """D_u, only for methods that declare ``forget_data``."""
+        if self._retained is None and self.requirements.forget_data:
+            raise self._absent("the forget data")
         if self._forget is None:
             raise self._refuse("the forget data", "forget_data")
         return self._forget
@@ -113,10 +201,11 @@ class UnlearnContext:
         stays readable. Costs counted on the twin are its own: add ``twin.costs``.
         """
         twin = copy.copy(self)
-        twin.retained = self.retained.replace(
-            ClientData(c.id, ForbiddenSamples(c.train, reason), ForbiddenSamples(c.val, reason))
-            for c in self.retained.clients
-        )
+        if self._retained is not None:
+            twin._retained = self._retained.replace(
+                ClientData(c.id, ForbiddenSamples(c.train, reason), ForbiddenSamples(c.val, reason))
+                for c in self._retained.clients
+            )
         if self._forget is not None:
             twin._forget = ForbiddenSamples(self._forget, reason)
         twin._comm_bytes, twin._flops = 0, 0
@@ -169,6 +258,8 @@ class UnlearnContext:
         """
         if any(job.data == "forget" for job in jobs) and self._forget is None:
             raise self._refuse("training on the forget data", "forget_data")
+        if self._backend is None:
+            raise self._absent("local training on the clients")
         keyed = [replace(job, stream=("unlearn", self.method, *job.stream)) for job in jobs]
         updates = self._backend.train(keyed)
         self.add_costs(flops=sum(u.flops for u in updates))

@@ -206,7 +206,6 @@ class FCU(Unlearner):
     name = "fcu"
     title = "FCU"
     requirements = Requirements(forget_data=True, target_participation=True)
-    step_on_target = True  # it reads D_u itself: on Flower it runs on the target
     scenarios = FEDERATED_SCENARIOS
     scenario_note = "a federated method: the target unlearns inside a federation"
     # iterations are optimisation steps (cycling over D_u): the range covers the published 100

@@ -128,7 +128,6 @@ class PGD(Unlearner):
     name = "pgd"
     title = "PGD"
     requirements = Requirements(history=True, forget_data=True, target_participation=True)
-    step_on_target = True  # it reads D_u itself: on Flower it runs on the target
     scenarios = FEDERATED_SCENARIOS
     scenario_note = "a federated method: the target unlearns inside a federation"
     search_space = {"epochs": IntRange(1, 20, log=True), "lr": Range(1e-3, 1e-1, log=True)}

@@ -10,10 +10,10 @@ keeps (``retained``, ``retained-val``), exactly the engine's retained view.
 A method's own step runs on the server with the engine's context minus the clients' samples: its
 local training (``UnlearnContext.train``, ``fedavg_round``) comes back here as jobs, and what
 the server keeps (the history, its own data) stays readable. So every method is written once.
-A method whose step reads the target's data itself (``Unlearner.step_on_target``: FCU, PGD)
-runs whole on the target's node instead (`fednot.integrations.flower.target.target_step`); the
-server sends it the global model and, for a method with a history, the target's own last local
-model and aggregation share.
+A method whose step reads the target's data itself (declared in `fednot.integrations.placement`:
+FCU, PGD) runs whole on the target's node instead (`fednot.integrations.flower.target.
+target_step`); the server sends it the global model and, for a method with a history, the
+target's own last local model and aggregation share.
 
 `server_experiment` builds the server's experiment with this back-end (no model cache, no
 curves: the forget set stays with its owners); `test_accuracy` scores on the server's test split.
@@ -52,6 +52,7 @@ from fednot.integrations.flower.records import (
 )
 from fednot.integrations.flower.session import FlowerJob, ServerSession, logger
 from fednot.integrations.flower.settings import base_federation
+from fednot.integrations.placement import runs_on_target
 from fednot.progress import Progress, RoundLine
 from fednot.types import ForgetRequest, StateDict
 from fednot.unlearning.base import UnlearnResult
@@ -122,7 +123,7 @@ class FlowerBackend:
         reason = method.not_applicable(ctx.request.kind)
         if reason is not None:
             raise ConfigError(reason)
-        if method.step_on_target:
+        if runs_on_target(method):
             history = ctx.history if method.requirements.history else None
             result = self._on_target(method, state, ctx.request, history)
         else:
@@ -139,7 +140,7 @@ class FlowerBackend:
         request: ForgetRequest,
         history: TrainingHistory | None,
     ) -> UnlearnResult:
-        """The method's whole step on the target's node (``step_on_target``)."""
+        """The method's whole step on the target's node (`runs_on_target`)."""
         if len(request.clients) != 1:
             raise ConfigError(
                 f"On Flower, {method.title or method.name} serves one target per request (its "

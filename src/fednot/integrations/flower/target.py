@@ -1,6 +1,6 @@
 """A method's whole step on the target's node, on its own data only (`target_step`).
 
-For methods whose step reads the target's data itself (``Unlearner.step_on_target``): FCU
+For methods whose step reads the target's data itself (`fednot.integrations.placement`): FCU
 (model-contrastive unlearning and frequency fusion) and PGD (the reference model, the ball and
 the projected ascent; the server sends the target's own last local model and its aggregation
 share, which it received and computed during training). The method gets an `UnlearnContext`
@@ -11,7 +11,7 @@ a single-target request gives the engine's numbers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fednot.data.forget import split_request
@@ -20,8 +20,10 @@ from fednot.federation.costs import Costs
 from fednot.federation.history import HistorySpec, TrainingHistory
 from fednot.federation.local import LocalRecipe
 from fednot.integrations.flower.runtime import ClientRuntime
+from fednot.integrations.placement import runs_on_target, target_step_methods
 from fednot.types import ForgetRequest, StateDict
 from fednot.unlearning.context import UnlearnContext
+from fednot.unlearning.model_parts import ModelParts
 from fednot.unlearning.registry import create_unlearner
 
 
@@ -47,7 +49,7 @@ def target_step(
 
     Args:
         rt: the target's runtime.
-        method_name: a method of `TARGET_STEP_METHODS`.
+        method_name: a method declared to step on the target (`runs_on_target`).
         request: the request, naming this client only.
         state: the global model the step starts from.
         last_local: the target's last local model of training (PGD).
@@ -59,25 +61,29 @@ def target_step(
             f"{None if request is None else request.to_dict()}."
         )
     method = create_unlearner(method_name, rt.settings.config.options.get(method_name))
-    if not method.step_on_target:
-        raise ConfigError(f"{method_name!r} does not run its step on the target's node.")
+    if not runs_on_target(method):
+        raise ConfigError(
+            f"{method_name!r} does not run its step on the target's node; the methods that do: "
+            f"{', '.join(target_step_methods())} (a plugin declares itself with "
+            "`fednot.integrations.placement.step_on_target`)."
+        )
     split = split_request(rt.federation, rt.own_part(request))
     own = split.retained.replace(c for c in split.retained.clients if c.id == rt.client_id)
     config = rt.settings.config
-    ctx = UnlearnContext(
-        method=method.name,
-        requirements=method.requirements,
-        request=split.request,
-        retained=own,
-        model=rt.model,
-        initial_state=rt.initial_state(),
-        streams=rt.streams,
-        recipe=LocalRecipe.from_config(config.train),
-        flops=rt.flops,
+    parts = ModelParts(
+        rt.model,
+        rt.initial_state(),
+        name=config.model.name,
+        options=config.model.options,
         device=rt.device,
-        model_name=config.model.name,
-        model_options=config.model.options,
-        forget=split.forget,
+        flops=rt.flops,
+    )
+    ctx = UnlearnContext.create(
+        method,
+        replace(split, retained=own),
+        parts,
+        rt.streams,
+        recipe=LocalRecipe.from_config(config.train),
         history=_history(rt.client_id, last_local, last_share),
     )
     result = method.unlearn(state, ctx)

@@ -37,14 +37,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Result, Strategy
 from torch import nn
 
-from fednot.data.federated import Federation, Preprocess, Samples
-from fednot.data.source import ImageSet
 from fednot.errors import ConfigError, TooFewNodesError
 from fednot.integrations.flower.grid import MeteredGrid
 from fednot.integrations.flower.node_count import lower_minimums, node_need
@@ -53,6 +50,7 @@ from fednot.seeding import SeedStreams
 from fednot.types import ForgetRequest
 from fednot.unlearning.base import Requirements, Unlearner
 from fednot.unlearning.context import UnlearnContext
+from fednot.unlearning.model_parts import ModelParts
 
 logger = logging.getLogger("flwr.fednot")  # under flwr's logger: it reaches `flwr run --stream`
 
@@ -281,21 +279,18 @@ class UnlearningStrategy(Strategy):
         )
 
     def _context(self, nodes: list[int]) -> UnlearnContext:
-        """The engine's context on the server of an app: the model, no client data."""
+        """The context on the server of an app: the model and the request, no client data."""
         if self.initial_arrays is None and self.method.schedule == "train":
             raise ConfigError(
                 f"{self.method.title or self.method.name} starts from the initial weights: "
                 "pass initial_arrays=... to UnlearningStrategy."
             )
         initial = to_state(self.initial_arrays) if self.initial_arrays is not None else {}
-        return UnlearnContext(
-            method=self.method.name,
-            requirements=self.method.requirements,
-            request=ForgetRequest(clients=tuple(nodes)),
-            retained=_no_client_data(),
-            model=self.model,
-            initial_state=initial,
-            streams=SeedStreams(self.seed),
+        return UnlearnContext.create(
+            self.method,
+            ForgetRequest(clients=tuple(nodes)),
+            ModelParts(self.model, initial),
+            SeedStreams(self.seed),
         )
 
 
@@ -306,10 +301,3 @@ def _step(method: Unlearner, notes: dict[str, Any]) -> str:
     if method.schedule == "train":
         return "restarted from initial_arrays"
     return "no server-side step"
-
-
-def _no_client_data() -> Federation:
-    """A federation with no client: the app keeps its data, and the methods here read none."""
-    empty = torch.zeros(0, dtype=torch.int64)
-    samples = Samples(ImageSet(torch.zeros(0, 1, 1, 1, dtype=torch.uint8), empty, ()), empty)
-    return Federation((), samples, Preprocess(torch.zeros(1), torch.ones(1)), 0, (1, 1, 1))
