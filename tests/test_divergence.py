@@ -19,6 +19,7 @@ from fednot.benchmark.experiment import Experiment
 from fednot.benchmark.plots import delta_chart
 from fednot.benchmark.results import Record, with_gaps
 from fednot.benchmark.statements import statements
+from fednot.benchmark.summary import DivergedSeed, summary_json
 from fednot.benchmark.tables import main_table
 from fednot.checkpoint import load_checkpoint, save_checkpoint
 from fednot.cli.app import main
@@ -302,13 +303,22 @@ def test_the_summary_leaves_diverged_seeds_out(tmp_path: Path) -> None:
         records.append(_diverged("pgd", seed))
     records = with_gaps([Record.from_dict(r.to_dict()) for r in records])  # as resumed
     summary = summarize(records, {})
-    ft, pgd = (next(r for r in summary if r["method"] == m) for m in ("ft", "pgd"))
-    assert ft["seeds"] == [0, 2] and ft["diverged"] == [{"seed": 1, "reason": "boom 1"}]
-    assert ft["avg_gap"]["n"] == 2 and ft["avg_gap"]["mean"] == pytest.approx((0 + 2.0) / 2)
-    assert ft["retain_acc"]["mean"] == pytest.approx(90.0 + 4.0)
-    assert ft["paired"]["not"]["end"]["n"] == 2  # only the seeds where both have values
-    assert pgd["seeds"] == [] and pgd["avg_gap"] is None and pgd["paired"] == {}
-    json.dumps(summary, allow_nan=True)  # serializable as is
+    ft, pgd = (next(r for r in summary if r.method == m) for m in ("ft", "pgd"))
+    assert ft.seeds == (0, 2) and ft.diverged == (DivergedSeed(1, "boom 1"),)
+    assert ft.avg_gap is not None and ft.avg_gap.n == 2
+    assert ft.avg_gap.mean == pytest.approx((0 + 2.0) / 2)
+    retain = ft.interval("retain_acc")
+    assert retain is not None and retain.mean == pytest.approx(90.0 + 4.0)
+    paired = ft.paired["not"]["end"]
+    assert paired is not None and paired.n == 2  # only the seeds where both have values
+    assert pgd.seeds == () and pgd.avg_gap is None and pgd.paired == {} and pgd.costs is None
+    rows = summary_json(summary)  # results.json's layout: every key, a diverged row's included
+    assert rows[[r.method for r in summary].index("pgd")]["diverged"][0] == {
+        "seed": 0,
+        "reason": "boom 0",
+    }
+    assert all(set(row) == set(rows[0]) for row in rows)
+    json.dumps(rows, allow_nan=True)  # serializable as is
 
     table = main_table(summary)
     assert "| FT (1 of 3 seeds diverged §) |" in table

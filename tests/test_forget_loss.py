@@ -71,10 +71,11 @@ def test_records_summary_and_table_carry_it_with_its_delta_to_retrain() -> None:
         _record("ft", s, 0.5 + s) for s in (0, 1)
     ]
     assert records[2].to_dict()["forget_loss"] == 0.5
-    ft = next(r for r in summarize(records, {}) if r["method"] == "ft")
-    assert ft["forget_loss"]["mean"] == pytest.approx(1.0)
-    assert ft["forget_loss"]["delta"]["mean"] == pytest.approx(-1.0)
-    assert ft["avg_gap_of_means"] == 0.0  # not in the average gap
+    ft = next(r for r in summarize(records, {}) if r.method == "ft")
+    loss = ft.compared["forget_loss"]
+    assert loss is not None and loss.interval.mean == pytest.approx(1.0)
+    assert loss.delta is not None and loss.delta.mean == pytest.approx(-1.0)
+    assert ft.avg_gap_of_means == 0.0  # not in the average gap
     table = main_table(summarize(records, {}))
     assert "Forget loss (Δ)" in table.splitlines()[0] and "1.00 ± " in table
     old = {k: v for k, v in records[0].to_dict().items() if k != "forget_loss"}

@@ -119,16 +119,23 @@ def test_summary_and_table_follow_each_metrics_declaration() -> None:
         for s in (0, 1)
     ]
     rows = summarize(records, {})
-    ft = next(r for r in rows if r["method"] == "ft")
+    ft = next(r for r in rows if r.method == "ft")
+    data = ft.to_dict()
     for metric in registered():
         if metric.summary is Summary.NONE:
-            assert metric.name not in ft
-    assert ft["asr"]["mean"] == 0.5 and "delta" not in ft["asr"]  # an interval, no Δ
-    assert ft["val_acc"]["delta"]["mean"] == 0.0 and ft["mia_floor"] == 1.0
-    assert ft["conf_auc"] is None  # compared, but no record has it
+            assert metric.name not in data
+            assert ft.interval(metric.name) is None and ft.mean(metric.name) is None
+    asr = ft.intervals["asr"]
+    assert asr is not None and asr.mean == 0.5 and "asr" not in ft.compared  # an interval, no Δ
+    assert "delta" not in data["asr"]
+    val = ft.compared["val_acc"]
+    assert val is not None and val.delta is not None and val.delta.mean == 0.0
+    assert ft.mean("mia_floor") == 1.0 and data["mia_floor"] == 1.0
+    assert "conf_auc" in ft.compared and ft.compared["conf_auc"] is None  # no record has it
+    assert data["conf_auc"] is None
     table = main_table(rows)
     header = table.splitlines()[0]
-    shown = [m.title for m in registered() if m.column is Column.DELTA and ft.get(m.name)]
+    shown = [m.title for m in registered() if m.column is Column.DELTA and ft.has(m.name)]
     assert all(f"{title} (Δ)" in header for title in shown) and "Conf. AUC" not in header
     assert "ASR (backdoor)" in header
 

@@ -23,7 +23,10 @@ from fednot.benchmark.comparison import summarize
 from fednot.benchmark.plots import pyplot, tradeoff_chart
 from fednot.benchmark.report import report_markdown
 from fednot.benchmark.results import MissingExtraError, Record, json_safe, load, with_gaps
+from fednot.benchmark.runlog import CellKey, CellLog, RoundLog
 from fednot.benchmark.statements import statements
+from fednot.benchmark.summary import MethodSummary
+from fednot.benchmark.tradeoff import CurvePoint
 from fednot.cli.app import main
 from fednot.cli.terminal import WIDTH, terminal_summary
 from fednot.config import RunConfig
@@ -81,7 +84,7 @@ def _records(
     original: list[float],
     floor: list[float] | None = None,
     mia_floor: float = 1.5,
-) -> tuple[list[Record], dict[str, Any]]:
+) -> tuple[list[Record], dict[CellKey, CellLog]]:
     """Per seed: Retrain, the original, Retrain′ (``floor``) and each method's 9-round run.
 
     A method's forget accuracy is 96 + offset × (10 − r) after round r; each round costs 100
@@ -89,7 +92,7 @@ def _records(
     the same round. The original and Retrain′ are off by ``original[s]`` and ``floor[s]``.
     """
     records: list[Record] = []
-    logs: dict[str, Any] = {}
+    logs: dict[CellKey, CellLog] = {}
     for seed in range(len(original)):
         records.append(
             _record("retrain", seed, 96.0, comm_bytes=1000, flops=10, mia_floor=mia_floor)
@@ -102,17 +105,12 @@ def _records(
             curve = [96.0 + values[seed] * (10 - r) for r in range(10)]
             records.append(_record(method, seed, curve[-1]))
             point = [{**RETRAIN, "forget_acc": forget} for forget in curve]
-            rounds = [
-                {"round": r, "comm_bytes": 100, "flops": 1, "extra": point[r]} for r in range(1, 10)
-            ]
-            logs[f"{method}/seed{seed}"] = {
-                "start": {**RETRAIN, "forget_acc": curve[0]},
-                "rounds": rounds,
-            }
+            rounds = tuple(RoundLog(r, (), 0.0, 0.0, 100, 1, 0.0, point[r]) for r in range(1, 10))
+            logs[CellKey(method, seed)] = CellLog({**RETRAIN, "forget_acc": curve[0]}, "", rounds)
     return with_gaps(records), logs
 
 
-def _bench_summary(seeds: int = 3, **kwargs: Any) -> list[dict[str, Any]]:
+def _bench_summary(seeds: int = 3, **kwargs: Any) -> list[MethodSummary]:
     """13 rows, as the default bench: the original, Retrain, Retrain′ and ten methods."""
     offsets = {m: [0.1 * (k + 1) + 0.03 * s for s in range(seeds)] for k, m in enumerate(METHODS)}
     kwargs.setdefault("original", [0.5 + 0.1 * s for s in range(seeds)])
@@ -132,8 +130,8 @@ def test_terminal_summary_is_compact_and_says_where_the_full_table_is(tmp_path: 
     ]
     assert len(rows) == 13 and all(len(line) <= 90 for line in rows)
     ft = next(line for line in rows if line.startswith("FT "))
-    gap = next(row for row in summary if row["method"] == "ft")["avg_gap"]
-    assert f"{gap['mean']:.2f} ± {(gap['high'] - gap['low']) / 2:.2f}" in ft
+    gap = next(row for row in summary if row.method == "ft").avg_gap
+    assert gap is not None and f"{gap.mean:.2f} ± {gap.half_width:.2f}" in ft
     assert ft.split()[-1] == "0.90"  # communication relative to Retrain
     assert "gap @ comm." in text and "gap @ FLOPs" in text
     assert str(tmp_path / "results.md") in text.replace("\n", " ")
@@ -142,11 +140,13 @@ def test_terminal_summary_is_compact_and_says_where_the_full_table_is(tmp_path: 
 def test_a_comparison_is_stated_once_even_where_two_points_read_the_same_round() -> None:
     summary = _bench_summary(seeds=5)
     text = statements(summary, 9)
-    ft = next(row for row in summary if row["method"] == "ft")
+    ft = next(row for row in summary if row.method == "ft").paired["not"]
     for key in ("comm25", "flops25"):
-        assert ft["paired"]["not"][key]["p"] < 0.05  # a lead at both points, the same numbers
-    entry = ft["paired"]["not"]["comm25"]
-    numbers = f"({entry['mean']:+.2f} [{entry['low']:+.2f}, {entry['high']:+.2f}]"
+        point = ft[key]
+        assert point is not None and point.p < 0.05  # a lead at both points, the same numbers
+    entry = ft["comm25"]
+    assert entry is not None
+    numbers = f"({entry.mean:+.2f} [{entry.low:+.2f}, {entry.high:+.2f}]"
     assert text.count(numbers) == 1  # the old statements listed it at 25 % comm. and FLOPs
     assert "the same readings at 25 % of Retrain's training FLOPs" in text
     assert text.count("Primary, at the end of the common budget") == 3  # NoT, FT, Retrain′
@@ -256,10 +256,7 @@ def test_a_two_method_tradeoff_title_fits_its_figure(
     plt = pyplot()
     figures: list[Any] = []
     monkeypatch.setattr(plt, "close", figures.append)
-    curve = [
-        {"round": r, "x": r / 4, "gap": 2.0 - r / 4, "low": 1.0, "high": 3.0, "n": 2}
-        for r in range(5)
-    ]
+    curve = [CurvePoint(r, r / 4, 2.0 - r / 4, 1.0, 3.0, 2) for r in range(5)]
     subtitle = "mnist5k / cnn, 10 clients (iid), clients [0] forgotten (client-wise), seeds [0, 1]"
     path = tmp_path / "tradeoff.png"
     tradeoff_chart({"ft": curve, "not": curve}, {"ft": "FT", "not": "NoT"}, path, subtitle=subtitle)

@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 
 from fednot.benchmark.experiment import Experiment
+from fednot.benchmark.runlog import CellLog, RoundLog
 from fednot.benchmark.scenarios import ClassScenario
 from fednot.benchmark.trajectory import Point, Trajectory, read_at_cost, reading_rounds, trajectory
 from fednot.config import EvalConfig, UnlearnConfig
@@ -137,18 +138,14 @@ def test_reading_rounds_are_the_last_round_within_each_exceeded_budget() -> None
 
 
 def test_trajectory_counts_the_step_and_every_round_cost() -> None:
-    log = {
-        "start": {"retain_acc": 1.0, "forget_acc": 2.0, "test_acc": 3.0, "mia": 50.0},
-        "rounds": [
-            {"round": 1, "comm_bytes": 10, "flops": 5, "extra": {}},  # not evaluated
-            {
-                "round": 2,
-                "comm_bytes": 10,
-                "flops": 5,
-                "extra": {"retain_acc": 1.0, "forget_acc": 2.0, "test_acc": 3.0, "mia": 50.0},
-            },
-        ],
-    }
+    metrics = {"retain_acc": 1.0, "forget_acc": 2.0, "test_acc": 3.0, "mia": 50.0}
+    rounds = (
+        RoundLog(
+            1, (0,), 0.5, 90.0, comm_bytes=10, flops=5, seconds=0.0, metrics={}
+        ),  # not evaluated
+        RoundLog(2, (0,), 0.5, 90.0, comm_bytes=10, flops=5, seconds=0.0, metrics=metrics),
+    )
+    log = CellLog(start=metrics, stop_reason="", rounds=rounds)
     run = trajectory(log, step_comm_bytes=7, step_flops=1)
     points = run.points
     assert [(p.round, p.comm_bytes, p.flops) for p in points] == [(0, 7, 1), (2, 27, 11)]

@@ -9,6 +9,7 @@ import torch
 
 from fednot.benchmark.experiment import Experiment
 from fednot.benchmark.results import RETRAIN_FLOOR, Record
+from fednot.benchmark.runlog import CellKey, CellLog, logs_from_json, logs_to_json
 from fednot.benchmark.trajectory import budgets, trajectory
 from fednot.cli.app import main
 from fednot.config import EvalConfig, UnlearnConfig
@@ -62,7 +63,7 @@ def test_every_cost_point_is_read_at_its_last_round_whatever_the_grid() -> None:
     retrain = exp.unlearn(trained, REQUEST, "retrain")
     reference = Costs(retrain.costs.comm_bytes * 3, retrain.costs.flops * 3)  # 7 rounds ≈ 1.17x
     outcome = exp.unlearn(trained, REQUEST, "ft", reference_costs=reference)
-    log = {"start": outcome.start, **outcome.log.to_dict()}
+    log = CellLog.of(outcome.start, outcome.log)
     run = trajectory(log, step_comm_bytes=0, step_flops=0)
     for key, budget in budgets(reference.comm_bytes, reference.flops).items():
         kind = "flops" if key.startswith("flops") else "comm"
@@ -120,6 +121,9 @@ def test_retrain_prime_is_an_independent_retrain_with_its_own_row(tmp_path: Path
     log = results["logs"][f"{RETRAIN_FLOOR}/seed0"]  # and none recorded: nothing reads it
     assert log["start"] == {} and all(not r["extra"] for r in log["rounds"])
     assert any(r["extra"] for r in results["logs"]["retrain/seed0"]["rounds"])
+    logs = logs_from_json(results["logs"])  # what a resumed run reads back, typed
+    assert logs_to_json(logs) == results["logs"] and CellKey("not", 1) in logs
+    assert logs[CellKey("retrain", 0)].rounds[-1].metrics.keys() >= set(GAP_METRICS)
     report = (out / "results.md").read_text()
     assert "Retrain′ (another training seed)" in report and "Minus Retrain′" in report
     cached = out.parent / "again"

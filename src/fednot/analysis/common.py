@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fednot.benchmark.experiment import Experiment
-from fednot.benchmark.stats import mean_ci
+from fednot.benchmark.runlog import CellLog
+from fednot.benchmark.stats import Interval, mean_ci
 from fednot.benchmark.tables import format_interval
 from fednot.benchmark.trajectory import (
     COST_POINTS,
@@ -125,7 +126,7 @@ def with_trajectories(config: RunConfig) -> RunConfig:
 
 def outcome_points(outcome: UnlearnOutcome) -> Trajectory:
     """The trajectory of an unlearning outcome, step costs included."""
-    log = {"start": outcome.start, **outcome.log.to_dict()}
+    log = CellLog.of(outcome.start, outcome.log)
     costs = outcome.step_costs
     return trajectory(log, step_comm_bytes=costs.comm_bytes, step_flops=costs.flops)
 
@@ -150,6 +151,11 @@ def summarize_finals(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _format(data: Mapping[str, Any] | None) -> str:
+    """An interval in its JSON form (`Interval.to_dict`) as `format_interval` writes it."""
+    return format_interval(None if data is None else Interval.from_dict(dict(data)))
+
+
 def finals_table(summary: Mapping[str, Mapping[str, Any]], first: str) -> str:
     """A Markdown table of `summarize_finals` rows: mean ± 95 % CI half-width."""
     points = [cost_key(f) for f in COST_POINTS]
@@ -168,11 +174,11 @@ def finals_table(summary: Mapping[str, Mapping[str, Any]], first: str) -> str:
     for label, row in summary.items():
         cells = [
             label,
-            *(format_interval(row[m]) for m in GAP_METRICS),
-            format_interval(row["avg_gap"]),
+            *(_format(row[m]) for m in GAP_METRICS),
+            _format(row["avg_gap"]),
         ]
-        cells += [format_interval(row[f"gap_{p}"]) for p in points]
-        cells += [format_interval(row["comm_ratio"]), f"{row['rounds']['mean']:.0f}"]
+        cells += [_format(row[f"gap_{p}"]) for p in points]
+        cells += [_format(row["comm_ratio"]), f"{row['rounds']['mean']:.0f}"]
         lines.append(f"| {' | '.join(cells)} |")
     lines.append("")
     lines.append(

@@ -23,9 +23,9 @@ from fednot.analysis.common import (
     with_trajectories,
 )
 from fednot.analysis.registry import register_analysis
-from fednot.benchmark.comparison import CurveRun, pool_curves
 from fednot.benchmark.plots import tradeoff_chart
 from fednot.benchmark.report import stop_rule_text
+from fednot.benchmark.tradeoff import CurveRun, curves_json, pool_curves
 from fednot.config import RunConfig
 from fednot.errors import NegationWarning
 from fednot.metrics.gaps import avg_gap
@@ -79,7 +79,8 @@ def ablate_layers(study: Study) -> Path:
             )
     curves = pool_curves(runs)
     summary = {label: summarize_finals(rows) for label, rows in finals.items()}
-    study.save_json("ablate_layers", {"per_seed": finals, "summary": summary, "curves": curves})
+    data = {"per_seed": finals, "summary": summary, "curves": curves_json(curves)}
+    study.save_json("ablate_layers", data)
     tradeoff_chart(
         curves,
         {k: k for k in curves},

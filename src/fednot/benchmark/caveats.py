@@ -16,12 +16,12 @@ measured, the rule that fired, and what to change:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from fednot.benchmark.results import ORIGINAL, RETRAIN_FLOOR
 from fednot.benchmark.stats import Interval
+from fednot.benchmark.summary import MethodSummary
 from fednot.benchmark.tables import format_interval, noise_floor
 from fednot.metrics.gaps import GAP_METRICS
 
@@ -41,44 +41,40 @@ class Caveat:
         return f"- **{self.title}.** {self.text}"
 
 
-def caveats(summary: Sequence[Mapping[str, Any]]) -> list[Caveat]:
+def caveats(summary: Sequence[MethodSummary]) -> list[Caveat]:
     """Every warning that applies to ``summary`` (none: an empty list)."""
     found = (nothing_to_forget(summary), mia_unresolved(summary))
     return [c for c in found if c is not None]
 
 
-def _interval(data: Mapping[str, Any]) -> Interval:
-    """An `Interval` from its JSON form, a one-seed bound stored as null read as NaN."""
-    nan = float("nan")
-    values = {k: nan if data.get(k) is None else data[k] for k in ("mean", "low", "high")}
-    return Interval.from_dict({**values, "n": data["n"]})
+def _gap(summary: Sequence[MethodSummary], method: str) -> tuple[MethodSummary, Interval] | None:
+    """``method``'s row and its average gap (``None``: no such row, or no gap)."""
+    row = next((r for r in summary if r.method == method and r.avg_gap is not None), None)
+    return None if row is None or row.avg_gap is None else (row, row.avg_gap)
 
 
-def _row(summary: Sequence[Mapping[str, Any]], method: str) -> Mapping[str, Any] | None:
-    return next((r for r in summary if r["method"] == method and r.get("avg_gap")), None)
-
-
-def nothing_to_forget(summary: Sequence[Mapping[str, Any]]) -> Caveat | None:
+def nothing_to_forget(summary: Sequence[MethodSummary]) -> Caveat | None:
     """The original model is within retraining noise of Retrain (rule: the module docstring)."""
-    original = _row(summary, ORIGINAL)
-    if original is None:
+    found = _gap(summary, ORIGINAL)
+    if found is None:
         return None
-    gap = _interval(original["avg_gap"])
-    floor = _row(summary, RETRAIN_FLOOR)
+    original, gap = found
+    floor = _gap(summary, RETRAIN_FLOOR)
     if floor is not None:
-        ref = _interval(floor["avg_gap"])
+        ref = floor[1]
         bound = ref.high if ref.n >= 2 else ref.mean
         if gap.mean > bound:
             return None
         what = (
-            f"its average gap to Retrain, {format_interval(original['avg_gap'])}, is within "
+            f"its average gap to Retrain, {format_interval(gap)}, is within "
             f"what retraining itself scores (Retrain′, the same recipe from another training "
-            f"seed: {format_interval(floor['avg_gap'])}; rule: the original's mean at most "
+            f"seed: {format_interval(ref)}; rule: the original's mean at most "
             f"Retrain′'s {'upper 95 % bound' if ref.n >= 2 else 'gap'})"
         )
     else:
-        deltas = [(original.get(m) or {}).get("delta") for m in GAP_METRICS]
-        if gap.n < 2 or any(d is None or not _interval(d).contains_zero for d in deltas):
+        compared = [original.compared.get(m) for m in GAP_METRICS]
+        deltas = [None if c is None else c.delta for c in compared]
+        if gap.n < 2 or any(d is None or not d.contains_zero for d in deltas):
             return None
         what = (
             "the paired 95 % CI of its difference to Retrain contains 0 on retain, forget and "
@@ -94,7 +90,7 @@ def nothing_to_forget(summary: Sequence[Mapping[str, Any]]) -> Caveat | None:
     )
 
 
-def mia_unresolved(summary: Sequence[Mapping[str, Any]]) -> Caveat | None:
+def mia_unresolved(summary: Sequence[MethodSummary]) -> Caveat | None:
     """The loss attack's noise floor is wider than `MIA_FLOOR_LIMIT` (rule: module docstring)."""
     floor = noise_floor(summary)
     if floor is None or floor <= MIA_FLOOR_LIMIT:

@@ -28,6 +28,7 @@ from typing import Any
 from fednot.benchmark.evaluation import Metrics
 from fednot.benchmark.experiment import Experiment
 from fednot.benchmark.results import ORIGINAL, REFERENCE, RETRAIN_FLOOR, Record, rounds_to_target
+from fednot.benchmark.runlog import CellLog
 from fednot.config import RunConfig
 from fednot.environment import use_threads
 from fednot.errors import ConfigError, DivergenceError
@@ -59,7 +60,7 @@ class CellResult:
 
     cell: Cell
     record: Record
-    log: dict[str, Any] | None
+    log: CellLog | None
     state: StateDict | None
 
 
@@ -193,7 +194,7 @@ class CellRunner:
         if cell.name == REFERENCE:
             target = metrics.val_acc
         record = make_record(cell.name, title, exp, metrics, outcome, target, requirements)
-        log = None if outcome is None else {"start": outcome.start, **outcome.log.to_dict()}
+        log = None if outcome is None else CellLog.of(outcome.start, outcome.log)
         return CellResult(cell, record, log, state)
 
 

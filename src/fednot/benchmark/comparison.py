@@ -20,13 +20,20 @@ communication (`fednot.benchmark.trajectory`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
 
 from fednot.benchmark.paired import SeedGaps, compare
 from fednot.benchmark.results import ORIGINAL, REFERENCE, RETRAIN_FLOOR, Record
+from fednot.benchmark.runlog import Logs
 from fednot.benchmark.stats import Interval, mean_ci, paired_ci
-from fednot.benchmark.trajectory import Trajectory, cost_keys, read_cost_points, trajectory
+from fednot.benchmark.summary import (
+    ComparedMetric,
+    DivergedSeed,
+    MeanCosts,
+    MethodSummary,
+    PairedComparisons,
+)
+from fednot.benchmark.tradeoff import curve_runs
+from fednot.benchmark.trajectory import cost_keys, read_cost_points
 from fednot.metrics.gaps import GAP_METRICS
 from fednot.metrics.metric import Summary
 from fednot.metrics.registry import registered
@@ -53,7 +60,7 @@ def reading_points() -> tuple[str, ...]:
     return (END, *cost_keys())
 
 
-def per_seed_gaps(records: Sequence[Record], logs: Mapping[str, Any]) -> dict[str, SeedGaps]:
+def per_seed_gaps(records: Sequence[Record], logs: Logs) -> dict[str, SeedGaps]:
     """Method → its `SeedGaps` (the original and Retrain have none; Retrain′ only at the end).
 
     At a cost point, the gap is taken against Retrain's final model measured on the same
@@ -84,10 +91,10 @@ def per_seed_gaps(records: Sequence[Record], logs: Mapping[str, Any]) -> dict[st
     return out
 
 
-def summarize(records: Sequence[Record], logs: Mapping[str, Any]) -> list[dict[str, Any]]:
+def summarize(records: Sequence[Record], logs: Logs) -> list[MethodSummary]:
     """One row per method (the original and Retrain included), in record order.
 
-    ``seeds`` lists the seeds with values; ``diverged`` the others, as ``{"seed", "reason"}``.
+    ``seeds`` lists the seeds with values; ``diverged`` the others, with the reasons.
     """
     methods = list(dict.fromkeys(r.method for r in records))
     measured = [r for r in records if not r.diverged]
@@ -102,220 +109,151 @@ def summarize(records: Sequence[Record], logs: Mapping[str, Any]) -> list[dict[s
         PRIMARY,
         skip={"not": not_methods, "ft": not_methods},
     )
-    rows = []
-    for method, rs in by_method.items():
-        first = next(r for r in records if r.method == method)
-        row: dict[str, Any] = {
-            "method": method,
-            "title": first.title,
-            "seeds": [r.seed for r in rs],
-            "requirements": first.requirements,
-            "diverged": [
-                {"seed": r.seed, "reason": r.diverged}
-                for r in records
-                if r.method == method and r.diverged
-            ],
-        }
-        if not rs:
-            rows.append(_without_values(row))
-            continue
-        row.update(metric_summaries(rs, reference))
-        row["avg_gap"] = _interval([r.avg_gap for r in rs if r.avg_gap is not None])
-        if reference and method == REFERENCE:
-            row["avg_gap"] = Interval(0.0, 0.0, 0.0, len(rs)).to_dict()
-        row["avg_gap_of_means"] = (
-            sum(row[m]["delta_of_means"] for m in GAP_METRICS) / len(GAP_METRICS)
-            if reference
-            else None
+    return [
+        _row(method, records, rs, reference, gaps.get(method), paired.get(method, {}))
+        for method, rs in by_method.items()
+    ]
+
+
+def _row(
+    method: str,
+    records: Sequence[Record],
+    rs: Sequence[Record],
+    reference: Mapping[int, Record],
+    mine: SeedGaps | None,
+    paired: PairedComparisons,
+) -> MethodSummary:
+    """``method``'s row: ``rs`` are its measured records, ``records`` every record of the run."""
+    first = next(r for r in records if r.method == method)
+    diverged = tuple(
+        DivergedSeed(r.seed, r.diverged) for r in records if r.method == method and r.diverged
+    )
+    points = reading_points()
+    if not rs:  # diverged on every seed: no numbers
+        return MethodSummary(
+            method=method,
+            title=first.title,
+            seeds=(),
+            requirements=first.requirements,
+            diverged=diverged,
+            compared={},
+            intervals={},
+            means={},
+            avg_gap=None,
+            avg_gap_of_means=None,
+            gap_at=dict.fromkeys(points),
+            beyond_run={k: () for k in points[1:]},
+            inexact={k: () for k in points[1:]},
+            paired={},
+            costs=None,
         )
-        mine = gaps.get(method, SeedGaps({}, {}, {}))
-        row["gap_at"] = {
-            key: _interval(list(mine.gaps.get(key, {}).values())) for key in reading_points()
-        }
-        row["beyond_run"] = {
-            key: sorted(mine.beyond_run.get(key, [])) for key in reading_points()[1:]
-        }
-        row["inexact"] = {key: sorted(mine.inexact.get(key, [])) for key in reading_points()[1:]}
-        row["paired"] = paired.get(method, {})
-        row.update(_costs(rs, reference))
-        rows.append(row)
-    return rows
+    compared, intervals, means = metric_summaries(rs, reference)
+    avg_gap = _interval([r.avg_gap for r in rs if r.avg_gap is not None])
+    if reference and method == REFERENCE:
+        avg_gap = Interval(0.0, 0.0, 0.0, len(rs))
+    of_means = _avg_gap_of_means(compared) if reference else None
+    mine = mine or SeedGaps({}, {}, {})
+    return MethodSummary(
+        method=method,
+        title=first.title,
+        seeds=tuple(r.seed for r in rs),
+        requirements=first.requirements,
+        diverged=diverged,
+        compared=compared,
+        intervals=intervals,
+        means=means,
+        avg_gap=avg_gap,
+        avg_gap_of_means=of_means,
+        gap_at={key: _interval(list(mine.gaps.get(key, {}).values())) for key in points},
+        beyond_run={key: tuple(sorted(mine.beyond_run.get(key, []))) for key in points[1:]},
+        inexact={key: tuple(sorted(mine.inexact.get(key, []))) for key in points[1:]},
+        paired=paired,
+        costs=_costs(rs, reference),
+    )
+
+
+def _avg_gap_of_means(compared: Mapping[str, ComparedMetric | None]) -> float:
+    """The NoT paper's Table 1 average gap: the mean over the gap metrics of the Δ of means."""
+    deltas = []
+    for name in GAP_METRICS:
+        metric = compared.get(name)
+        if metric is None or metric.delta_of_means is None:
+            raise ValueError(f"{name} has no difference of means to Retrain to average.")
+        deltas.append(metric.delta_of_means)
+    return sum(deltas) / len(GAP_METRICS)
 
 
 def metric_summaries(
     rs: Sequence[Record], reference: Mapping[int, Record]
-) -> dict[str, dict[str, Any] | float | None]:
+) -> tuple[dict[str, ComparedMetric | None], dict[str, Interval | None], dict[str, float | None]]:
     """Each summarised registered metric over ``rs``, by name, as its `Metric.summary` says.
 
-    `Summary.COMPARED`: mean, 95 % CI, paired Δ to Retrain and ``delta_of_means`` (``None`` if
-    no record has it); `Summary.INTERVAL`: mean and CI; `Summary.MEAN`: the plain mean.
+    Returns the `Summary.COMPARED` metrics (mean, 95 % CI, paired Δ to Retrain and the Δ of the
+    means; ``None`` if no record has it), the `Summary.INTERVAL` ones (mean and CI) and the
+    `Summary.MEAN` ones (the plain mean).
     """
-    out: dict[str, dict[str, Any] | float | None] = {}
+    compared: dict[str, ComparedMetric | None] = {}
+    intervals: dict[str, Interval | None] = {}
+    means: dict[str, float | None] = {}
     for metric in registered():
         values = [v for r in rs if (v := r.get(metric.name)) is not None]
         if metric.summary is Summary.COMPARED:
-            out[metric.name] = _optional_metric(rs, metric.name, reference)
+            compared[metric.name] = _optional_metric(rs, metric.name, reference)
         elif metric.summary is Summary.INTERVAL:
-            out[metric.name] = _interval(values)
+            intervals[metric.name] = _interval(values)
         elif metric.summary is Summary.MEAN:
-            out[metric.name] = sum(values) / len(values) if values else None
-    return out
+            means[metric.name] = sum(values) / len(values) if values else None
+    return compared, intervals, means
 
 
-def _without_values(row: dict[str, Any]) -> dict[str, Any]:
-    """The row of a method that diverged on every seed: its keys, and no numbers."""
-    summarised = (m.name for m in registered() if m.summary is not Summary.NONE)
-    empty = dict.fromkeys((*summarised, "avg_gap", "avg_gap_of_means"))
-    costs = dict.fromkeys(
-        (
-            "comm_bytes",
-            "flops",
-            "storage_bytes",
-            "rounds",
-            "seconds",
-            "comm_bytes_ratio",
-            "flops_ratio",
-            "comm_to_target_ratio",
-        )
-    )
-    return {
-        **row,
-        **empty,
-        **costs,
-        "gap_at": dict.fromkeys(reading_points()),
-        "beyond_run": {key: [] for key in reading_points()[1:]},
-        "inexact": {key: [] for key in reading_points()[1:]},
-        "paired": {},
-        "rounds_to_target": [],
-    }
-
-
-def _interval(values: Sequence[float]) -> dict[str, Any] | None:
-    return mean_ci(list(values)).to_dict() if values else None
+def _interval(values: Sequence[float]) -> Interval | None:
+    return mean_ci(list(values)) if values else None
 
 
 def _optional_metric(
     rs: Sequence[Record], metric: str, reference: Mapping[int, Record]
-) -> dict[str, Any] | None:
+) -> ComparedMetric | None:
     """`_metric` over the records that have ``metric`` (results from before it existed: none)."""
     have = [r for r in rs if r.get(metric) is not None]
     refs = {s: r for s, r in reference.items() if r.get(metric) is not None}
     return _metric(have, metric, refs) if have else None
 
 
-def _metric(rs: Sequence[Record], metric: str, reference: Mapping[int, Record]) -> dict[str, Any]:
+def _metric(rs: Sequence[Record], metric: str, reference: Mapping[int, Record]) -> ComparedMetric:
     values = [r.value(metric) for r in rs]
-    out: dict[str, Any] = mean_ci(values).to_dict()
+    interval = mean_ci(values)
     paired = [(r.value(metric), reference[r.seed].value(metric)) for r in rs if r.seed in reference]
-    out["delta"] = (
-        paired_ci([a for a, _ in paired], [b for _, b in paired]).to_dict() if paired else None
-    )
+    delta = paired_ci([a for a, _ in paired], [b for _, b in paired]) if paired else None
+    of_means = None
     if reference:  # over the same seeds as the method's mean (a diverged seed has no value)
         refs = [reference[r.seed] for r in rs if r.seed in reference] or list(reference.values())
         ref_mean = sum(r.value(metric) for r in refs) / len(refs)
-        out["delta_of_means"] = abs(out["mean"] - ref_mean)
-    return out
+        of_means = abs(interval.mean - ref_mean)
+    return ComparedMetric(interval, delta, of_means)
 
 
-def _costs(rs: Sequence[Record], reference: Mapping[int, Record]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for cost in ("comm_bytes", "flops", "storage_bytes", "rounds", "seconds"):
-        out[cost] = sum(float(getattr(r, cost)) for r in rs) / len(rs)
+def _costs(rs: Sequence[Record], reference: Mapping[int, Record]) -> MeanCosts:
+    mean = {
+        cost: sum(float(getattr(r, cost)) for r in rs) / len(rs)
+        for cost in ("comm_bytes", "flops", "storage_bytes", "rounds", "seconds")
+    }
+    ratio: dict[str, float | None] = {}
     for cost in ("comm_bytes", "flops"):
         ratios = [
             getattr(r, cost) / getattr(reference[r.seed], cost)
             for r in rs
             if r.seed in reference and getattr(reference[r.seed], cost) > 0
         ]
-        out[f"{cost}_ratio"] = sum(ratios) / len(ratios) if ratios else None
-    out["rounds_to_target"] = [r.rounds_to_target for r in rs]
+        ratio[cost] = sum(ratios) / len(ratios) if ratios else None
     oracle = [
         r.comm_to_target / reference[r.seed].comm_bytes
         for r in rs
         if r.comm_to_target is not None and r.seed in reference and reference[r.seed].comm_bytes
     ]
-    out["comm_to_target_ratio"] = sum(oracle) / len(oracle) if oracle else None
-    return out
-
-
-def curve_runs(records: Sequence[Record], logs: Mapping[str, Any]) -> list[tuple[int, CurveRun]]:
-    """(seed, run) for every unlearning record with a log: its trajectory and its seed's Retrain.
-
-    The reference is Retrain's final model measured as the trajectory's points are (the last
-    point of Retrain's own trajectory: the same samples when ``eval.curve_subset`` cuts the
-    sets); without one, Retrain's table metrics. Retrain′ (a retrain from scratch) has no curve.
-    """
-    reference = {r.seed: r for r in records if r.method == REFERENCE}
-    runs = []
-    for record in records:
-        ref = reference.get(record.seed)
-        log = logs.get(f"{record.method}/seed{record.seed}")
-        skipped = record.method in (ORIGINAL, REFERENCE, RETRAIN_FLOOR)
-        if skipped or ref is None or log is None or record.diverged:
-            continue
-        run = trajectory(log, step_comm_bytes=record.step_comm_bytes, step_flops=record.step_flops)
-        ref_metrics: Mapping[str, float] = {m: ref.value(m) for m in GAP_METRICS}
-        ref_log = logs.get(f"{REFERENCE}/seed{record.seed}")
-        ref_last = (
-            None if ref_log is None else trajectory(ref_log, step_comm_bytes=0, step_flops=0).last
-        )
-        if ref_last is not None and ref_last.round == ref.rounds:
-            ref_metrics = ref_last.metrics
-        runs.append((record.seed, CurveRun(record.method, run, ref_metrics, ref.comm_bytes)))
-    return runs
-
-
-def tradeoff_curves(
-    records: Sequence[Record], logs: Mapping[str, Any]
-) -> dict[str, list[dict[str, float]]]:
-    """Method → per evaluated round: communication relative to Retrain and the average gap.
-
-    See `pool_curves`; each (method, seed) run is read against that seed's Retrain.
-    """
-    return pool_curves([run for _, run in curve_runs(records, logs)])
-
-
-@dataclass(frozen=True)
-class CurveRun:
-    """One run's trajectory with the Retrain it is measured against (its seed's)."""
-
-    label: str
-    trajectory: Trajectory
-    reference: Mapping[str, float]
-    reference_comm_bytes: int
-
-
-def pool_curves(runs: Sequence[CurveRun]) -> dict[str, list[dict[str, float]]]:
-    """Label → per round: the mean over seeds of cost (relative to Retrain) and average gap.
-
-    Points of the same round are pooled over the runs of one label: ``x`` is the mean of the
-    per-run ratios (cumulative bytes over that run's Retrain bytes), ``gap`` the mean average
-    gap with its 95 % CI (``low``, ``high``; NaN for one run), ``n`` the number of runs. Runs
-    whose Retrain sent nothing (centralized) have no curve.
-    """
-    pooled: dict[str, dict[int, list[tuple[float, float]]]] = {}
-    for run in runs:
-        if run.reference_comm_bytes <= 0:
-            continue
-        for point in run.trajectory.points:
-            pooled.setdefault(run.label, {}).setdefault(point.round, []).append(
-                (point.comm_bytes / run.reference_comm_bytes, point.gap(run.reference))
-            )
-    curves: dict[str, list[dict[str, float]]] = {}
-    for label, by_round in pooled.items():
-        curve = []
-        for round_, values in sorted(by_round.items()):
-            gap = mean_ci([g for _, g in values])
-            x = sum(c for c, _ in values) / len(values)
-            curve.append(
-                {
-                    "round": round_,
-                    "x": x,
-                    "gap": gap.mean,
-                    "low": gap.low,
-                    "high": gap.high,
-                    "n": gap.n,
-                }
-            )
-        curves[label] = curve
-    return curves
+    return MeanCosts(
+        **mean,
+        comm_bytes_ratio=ratio["comm_bytes"],
+        flops_ratio=ratio["flops"],
+        rounds_to_target=tuple(r.rounds_to_target for r in rs),
+        comm_to_target_ratio=sum(oracle) / len(oracle) if oracle else None,
+    )

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from fednot.benchmark.stats import holm, paired_ci, sign_flip_p, t_test_p
+from fednot.benchmark.stats import Interval, holm, paired_ci, sign_flip_p, t_test_p
 
 PRIMARY_FAMILY = "primary"
 EXPLORATORY = "exploratory"
@@ -47,14 +47,76 @@ class SeedGaps:
     inexact: dict[str, list[int]]
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """One paired comparison of per-seed average gaps: a method minus a reference.
+
+    Attributes:
+        difference: the mean per-seed difference and its 95 % CI (``n``: the common seeds).
+        p: the paired t-test's two-sided p-value.
+        p_exact: the exact sign-flip test's two-sided p-value.
+        p_holm: Holm-adjusted ``p`` within its primary family (``None``: exploratory, or not
+            tested).
+        family: `PRIMARY_FAMILY` or `EXPLORATORY`.
+        excluded: why no statement may rest on it ("": one may).
+    """
+
+    difference: Interval
+    p: float
+    p_exact: float
+    p_holm: float | None
+    family: str
+    excluded: str
+
+    @property
+    def mean(self) -> float:
+        """The mean difference (method − reference)."""
+        return self.difference.mean
+
+    @property
+    def low(self) -> float:
+        """The CI's lower bound."""
+        return self.difference.low
+
+    @property
+    def high(self) -> float:
+        """The CI's upper bound."""
+        return self.difference.high
+
+    @property
+    def n(self) -> int:
+        """The number of common seeds."""
+        return self.difference.n
+
+    @property
+    def tested(self) -> bool:
+        """Whether the comparison is tested: not excluded, two seeds or more, a defined p."""
+        return not self.excluded and self.n >= 2 and not math.isnan(self.p)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: the interval's keys, then ``p``, ``p_exact``, ``p_holm``, ``family``, ..."""
+        return {
+            **self.difference.to_dict(),
+            "p": self.p,
+            "p_exact": self.p_exact,
+            "p_holm": self.p_holm,
+            "family": self.family,
+            "excluded": self.excluded,
+        }
+
+
+Compared = dict[str, dict[str, dict[str, Comparison | None]]]
+"""Method → reference → reading point → the comparison (``None``: no common seed)."""
+
+
 def compare(
     gaps: Mapping[str, SeedGaps],
     references: Sequence[str],
     points: Sequence[str],
     primary: Sequence[tuple[str, str]],
     skip: Mapping[str, Sequence[str]] | None = None,
-) -> dict[str, dict[str, dict[str, dict[str, Any] | None]]]:
-    """Method → reference → reading point → the comparison's JSON form (``None``: no seeds).
+) -> Compared:
+    """Method → reference → reading point → the comparison (``None``: no common seeds).
 
     Args:
         gaps: every method's per-seed gaps.
@@ -64,47 +126,44 @@ def compare(
         skip: reference → methods not compared with it (they have a family of their own).
     """
     skip = skip or {}
-    out: dict[str, dict[str, dict[str, dict[str, Any] | None]]] = {}
+    out: Compared = {}
     for method, mine in gaps.items():
-        row: dict[str, dict[str, dict[str, Any] | None]] = {}
+        row: dict[str, dict[str, Comparison | None]] = {}
         for ref in references:
             if ref == method or ref not in gaps or method in skip.get(ref, ()):
                 continue
             row[ref] = {key: _one(mine, gaps[ref], key, (ref, key) in primary) for key in points}
         out[method] = row
     Pair = tuple[frozenset[str], str]
-    done: dict[Pair, dict[str, Any]] = {}
+    done: dict[Pair, float] = {}
     for ref, key in primary:
-        family: list[tuple[Pair, dict[str, Any]]] = []
-        repeats: list[tuple[Pair, dict[str, Any]]] = []
+        family: list[tuple[str, Pair, Comparison]] = []
+        repeats: list[tuple[str, Pair, Comparison]] = []
         for method, row in out.items():
             entry = row.get(ref, {}).get(key)
-            if entry is None or not _tested(entry):
+            if entry is None or not entry.tested:
                 continue
             pair = (frozenset((method, ref)), key)
-            (repeats if pair in done else family).append((pair, entry))
-        for (pair, entry), adjusted in zip(family, holm([e["p"] for _, e in family]), strict=True):
-            entry["p_holm"] = adjusted
-            done[pair] = entry
-        for pair, entry in repeats:  # NoT against FT: tested once, in the first family
-            entry["p_holm"] = done[pair]["p_holm"]
+            (repeats if pair in done else family).append((method, pair, entry))
+        adjusted = holm([entry.p for _, _, entry in family])
+        for (method, pair, entry), p_holm in zip(family, adjusted, strict=True):
+            out[method][ref][key] = replace(entry, p_holm=p_holm)
+            done[pair] = p_holm
+        for method, pair, entry in repeats:  # NoT against FT: tested once, in the first family
+            out[method][ref][key] = replace(entry, p_holm=done[pair])
     return out
 
 
-def _tested(entry: Mapping[str, Any]) -> bool:
-    return not entry["excluded"] and entry["n"] >= 2 and not math.isnan(entry["p"])
-
-
-def _one(mine: SeedGaps, theirs: SeedGaps, key: str, primary: bool) -> dict[str, Any] | None:
+def _one(mine: SeedGaps, theirs: SeedGaps, key: str, primary: bool) -> Comparison | None:
     a, b = mine.gaps.get(key, {}), theirs.gaps.get(key, {})
     seeds = sorted(set(a) & set(b))
     if not seeds:
         return None
     differences = [a[s] - b[s] for s in seeds]
-    entry: dict[str, Any] = paired_ci([a[s] for s in seeds], [b[s] for s in seeds]).to_dict()
     late = any(set(g.beyond_run.get(key, [])) & set(seeds) for g in (mine, theirs))
     skipped = any(set(g.inexact.get(key, [])) & set(seeds) for g in (mine, theirs))
-    entry.update(
+    return Comparison(
+        difference=paired_ci([a[s] for s in seeds], [b[s] for s in seeds]),
         p=t_test_p(differences),
         p_exact=sign_flip_p(differences),
         p_holm=None,
@@ -117,10 +176,9 @@ def _one(mine: SeedGaps, theirs: SeedGaps, key: str, primary: bool) -> dict[str,
             else ""
         ),
     )
-    return entry
 
 
-def supported(entry: Mapping[str, Any], alpha: float) -> bool:
+def supported(entry: Comparison, alpha: float) -> bool:
     """Whether a comparison supports a ranking: primary, tested, Holm-adjusted p below alpha."""
-    p_holm = entry.get("p_holm")
-    return entry.get("family") == PRIMARY_FAMILY and p_holm is not None and p_holm < alpha
+    p_holm = entry.p_holm
+    return entry.family == PRIMARY_FAMILY and p_holm is not None and p_holm < alpha

@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from fednot.benchmark.results import ORIGINAL, REFERENCE
+from fednot.benchmark.stats import Interval
+from fednot.benchmark.summary import MethodSummary
+from fednot.benchmark.tradeoff import CurvePoint
 from fednot.benchmark.trajectory import COST_POINTS
 from fednot.metrics.gaps import GAP_METRICS
 from fednot.metrics.registry import get_metric
@@ -71,7 +74,7 @@ def method_style(index: int, method: str) -> dict[str, Any]:
 
 
 def delta_chart(
-    summary: Sequence[Mapping[str, Any]], path: Path, *, subtitle: str, floor: float | None
+    summary: Sequence[MethodSummary], path: Path, *, subtitle: str, floor: float | None
 ) -> None:
     """One panel per gap metric, plus the average gap: each method's Δ to Retrain with its 95 % CI.
 
@@ -83,26 +86,23 @@ def delta_chart(
     out; one that diverged on some seeds shows the others, its label saying how many diverged.
     """
     plt = pyplot()
-    rows = [r for r in summary if r["method"] != REFERENCE and r["seeds"]]
+    rows = [r for r in summary if r.method != REFERENCE and r.seeds]
     panels = [*GAP_METRICS, "avg_gap"]
     height = max(3.2, 0.42 * len(rows) + 1.6)
     fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), height), sharey=True)
     ys = list(range(len(rows)))[::-1]
     for axis, panel in zip(axes, panels, strict=True):
-        stats = [
-            row["avg_gap"] if panel == "avg_gap" else (row[panel] or {}).get("delta")
-            for row in rows
-        ]
+        stats = [row.avg_gap if panel == "avg_gap" else _delta(row, panel) for row in rows]
         limit = _axis_limit([s for s in stats if s is not None])
         for y, (i, row), stat in zip(ys, enumerate(rows), stats, strict=True):
             if stat is None:
                 continue
-            mean, low, high = stat["mean"], stat["low"], stat["high"]
+            mean, low, high = stat.mean, stat.low, stat.high
             if math.isnan(low):
                 low = high = mean
-            style = method_style(i, row["method"])
+            style = method_style(i, row.method)
             shown = [min(max(v, -limit), limit) for v in (mean, low, high)]
-            marker = "s" if row["method"] == ORIGINAL else "o"
+            marker = "s" if row.method == ORIGINAL else "o"
             axis.errorbar(
                 shown[0],
                 y,
@@ -110,7 +110,7 @@ def delta_chart(
                 fmt=marker,
                 color=style["color"],
                 capsize=3,
-                markersize=6 if row["method"] in _HIGHLIGHT else 4,
+                markersize=6 if row.method in _HIGHLIGHT else 4,
             )
             if shown != [mean, low, high]:
                 side = 1 if mean > 0 else -1
@@ -137,15 +137,21 @@ def delta_chart(
     save_figure(fig, path, title, dpi=120)
 
 
-def _label(row: Mapping[str, Any]) -> str:
-    diverged = len(row.get("diverged") or [])
-    return f"{row['title']} ({diverged} diverged)" if diverged else str(row["title"])
+def _delta(row: MethodSummary, metric: str) -> Interval | None:
+    """``metric``'s paired difference to Retrain in ``row`` (``None``: none)."""
+    compared = row.compared.get(metric)
+    return None if compared is None else compared.delta
 
 
-def _axis_limit(stats: Sequence[Mapping[str, float]]) -> float:
+def _label(row: MethodSummary) -> str:
+    diverged = len(row.diverged)
+    return f"{row.title} ({diverged} diverged)" if diverged else row.title
+
+
+def _axis_limit(stats: Sequence[Interval]) -> float:
     """Half-range of a panel: the largest extent, at most 6 × the median extent (≥ 1 point)."""
     extents = sorted(
-        max(abs(v) for v in (s["mean"], s["low"], s["high"]) if not math.isnan(v)) for s in stats
+        max(abs(v) for v in (s.mean, s.low, s.high) if not math.isnan(v)) for s in stats
     )
     if not extents:
         return 1.0
@@ -154,7 +160,7 @@ def _axis_limit(stats: Sequence[Mapping[str, float]]) -> float:
 
 
 def tradeoff_chart(
-    curves: Mapping[str, Sequence[Mapping[str, float]]],
+    curves: Mapping[str, Sequence[CurvePoint]],
     titles: Mapping[str, str],
     path: Path,
     *,
@@ -182,7 +188,7 @@ def tradeoff_chart(
         sharey=True,
         squeeze=False,
     )
-    means = [p["gap"] for m in labels for p in curves[m]]
+    means = [p.gap for m in labels for p in curves[m]]
     positive = [g for g in means if g > 0]
     log = bool(positive) and max(positive) / min(positive) > 20
     floor = min(positive) / 2 if positive else 0.0
@@ -193,23 +199,23 @@ def tradeoff_chart(
             if ref != method and ref in curves and curves[ref]:
                 style = ref_styles.get(ref, {"color": "0.6"})
                 axis.plot(
-                    [p["x"] for p in curves[ref]],
-                    [p["gap"] for p in curves[ref]],
+                    [p.x for p in curves[ref]],
+                    [p.gap for p in curves[ref]],
                     linewidth=1,
                     label=titles.get(ref, ref),
                     **style,
                 )
         curve = curves[method]
-        xs = [p["x"] for p in curve]
+        xs = [p.x for p in curve]
         color = "black" if method == "not" else "tab:blue"
         axis.plot(
             xs,
-            [p["gap"] for p in curve],
+            [p.gap for p in curve],
             color=color,
             linewidth=2,
             label=f"{titles.get(method, method)} (95 % CI)",
         )
-        lows, highs = [p["low"] for p in curve], [p["high"] for p in curve]
+        lows, highs = [p.low for p in curve], [p.high for p in curve]
         if not any(math.isnan(v) for v in lows):
             lows = [max(v, floor) for v in lows] if log else lows
             axis.fill_between(xs, lows, highs, color=color, alpha=0.2, linewidth=0)

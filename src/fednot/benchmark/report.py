@@ -6,11 +6,13 @@ summary is `fednot.cli.terminal`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fednot.benchmark.caveats import caveats
 from fednot.benchmark.scenarios import scenario_definition
 from fednot.benchmark.statements import EXCLUDED, paired_table, seed_count, statements
+from fednot.benchmark.summary import MethodSummary
 from fednot.benchmark.tables import (
     BELOW_NOISE,
     BEYOND,
@@ -75,7 +77,9 @@ def scenario_text(config: RunConfig) -> str:
 
 
 def report_markdown(
-    config: RunConfig, summary: list[dict[str, Any]], not_applicable: dict[str, str] | None = None
+    config: RunConfig,
+    summary: Sequence[MethodSummary],
+    not_applicable: Mapping[str, str] | None = None,
 ) -> str:
     """``results.md``: the setup, the table, the paired comparisons, statements and figures."""
     floor = noise_floor(summary)

@@ -35,12 +35,15 @@ from typing import Any
 import torch
 
 from fednot.benchmark.cells import Cell, CellPool, CellResult, CellRunner, cell_order
-from fednot.benchmark.comparison import summarize, tradeoff_curves
+from fednot.benchmark.comparison import summarize
 from fednot.benchmark.plots import delta_chart, tradeoff_chart
 from fednot.benchmark.report import describe_setup, report_markdown
 from fednot.benchmark.results import ORIGINAL, REFERENCE, Record, csv_text, json_safe, with_gaps
+from fednot.benchmark.runlog import CellKey, CellLog, logs_from_json, logs_to_json
 from fednot.benchmark.scenarios import shared_kind
+from fednot.benchmark.summary import MethodSummary, summary_json
 from fednot.benchmark.tables import noise_floor
+from fednot.benchmark.tradeoff import Curves, curves_json, tradeoff_curves
 from fednot.config import RunConfig
 from fednot.configio import to_dict, to_toml
 from fednot.environment import use_threads
@@ -120,7 +123,7 @@ class Run:
         self.progress = progress or Progress()
         self.jobs = jobs
         self.records: list[Record] = []
-        self.logs: dict[str, Any] = {}
+        self.logs: dict[CellKey, CellLog] = {}
         self.requests: dict[str, Any] = {}
         self.not_applicable: dict[str, str] = {}
         self._resume()
@@ -135,7 +138,7 @@ class Run:
                 "(or delete the folder) to start a new run."
             )
         self.records = [Record.from_dict(r) for r in previous.get("records", [])]
-        self.logs = previous.get("logs", {})
+        self.logs = logs_from_json(previous.get("logs", {}))
         self.requests = previous.get("requests", {})
         if self.records:
             self.progress.phase(f"resuming {self.run_dir}: {len(self.records)} cells already done")
@@ -143,7 +146,7 @@ class Run:
     def _done(self, cell: Cell) -> Record | None:
         return next((r for r in self.records if (r.seed, r.method) == (cell.seed, cell.name)), None)
 
-    def execute(self) -> list[dict[str, Any]]:
+    def execute(self) -> list[MethodSummary]:
         """Run every (method, seed) cell not yet done; return the summary.
 
         Everything that can be checked is checked before the run folder is written: the
@@ -201,7 +204,7 @@ class Run:
         records.sort(key=lambda r: self._order.get(Cell(r.seed, r.method), len(self._order)))
         self.records = with_gaps(records)
         if result.log is not None:  # a method, Retrain or Retrain′ that did not diverge
-            self.logs[f"{name}/seed{seed}"] = result.log
+            self.logs[CellKey(name, seed)] = result.log
             if result.state is not None and self.config.save_models:
                 path = self.run_dir / "models" / f"{name}-seed{seed}.pt"
                 atomic_save(clone_state(result.state), path)
@@ -219,13 +222,12 @@ class Run:
             )
         self._write(*self._summaries())
 
-    def _summaries(self) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, float]]]]:
+    def _summaries(self) -> tuple[list[MethodSummary], Curves]:
         """The summary over seeds and the trade-off curves of the records so far."""
         return summarize(self.records, self.logs), tradeoff_curves(self.records, self.logs)
 
-    def _write(
-        self, summary: list[dict[str, Any]], curves: dict[str, list[dict[str, float]]]
-    ) -> None:
+    def _write(self, summary: list[MethodSummary], curves: Curves) -> None:
+        """Write results.json (its documented layout, from the typed summary), .csv and .md."""
         data = {
             "fednot_version": __version__,
             "config": to_dict(self.config),
@@ -233,9 +235,9 @@ class Run:
             "requests": self.requests,
             "not_applicable": self.not_applicable,
             "records": [r.to_dict() for r in self.records],
-            "summary": summary,
-            "tradeoff": curves,
-            "logs": self.logs,
+            "summary": summary_json(summary),
+            "tradeoff": curves_json(curves),
+            "logs": logs_to_json(self.logs),
         }
         text = json.dumps(json_safe(data), indent=1, allow_nan=False)
         atomic_write_text(text, self.run_dir / "results.json")
@@ -243,14 +245,12 @@ class Run:
         report = report_markdown(self.config, summary, self.not_applicable)
         atomic_write_text(report, self.run_dir / "results.md")
 
-    def write_charts(
-        self, summary: list[dict[str, Any]], curves: dict[str, list[dict[str, float]]]
-    ) -> list[Path]:
+    def write_charts(self, summary: list[MethodSummary], curves: Curves) -> list[Path]:
         """Draw ``results.png`` (Δ to Retrain with CIs) and ``tradeoff.png`` (gap vs. cost)."""
         subtitle = describe_setup(self.config, short=True)
         deltas, tradeoff = self.run_dir / "results.png", self.run_dir / "tradeoff.png"
         delta_chart(summary, deltas, subtitle=subtitle, floor=noise_floor(summary))
-        titles = {row["method"]: row["title"] for row in summary}
+        titles = {row.method: row.title for row in summary}
         tradeoff_chart(curves, titles, tradeoff, subtitle=subtitle)
         return [deltas, tradeoff]
 

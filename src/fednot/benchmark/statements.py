@@ -11,14 +11,15 @@ cost.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from fednot.benchmark.comparison import END, PAIRED_WITH, reading_points
-from fednot.benchmark.paired import EXPLORATORY, supported
+from fednot.benchmark.paired import EXPLORATORY, Comparison, supported
 from fednot.benchmark.results import RETRAIN_FLOOR
 from fednot.benchmark.stats import LEVEL, seeds_for_exact, smallest_sign_flip_p
+from fednot.benchmark.summary import MethodSummary
 from fednot.benchmark.tables import BEYOND, NOT_DISTINGUISHABLE, _diverged_statement, point_text
 
 ALPHA = 1 - LEVEL
@@ -40,30 +41,30 @@ def _p(value: float | None) -> str:
     return f"{value:.3f}" if value >= 0.001 else "<0.001"
 
 
-def _cell(entry: Mapping[str, Any] | None) -> str:
+def _cell(entry: Comparison | None) -> str:
     if entry is None:
         return "—"
-    if entry["n"] < 2:
-        return f"{entry['mean']:+.2f} (1 seed)"
-    text = f"{entry['mean']:+.2f} [{entry['low']:+.2f}, {entry['high']:+.2f}]"
-    if entry.get("excluded"):
+    if entry.n < 2:
+        return f"{entry.mean:+.2f} (1 seed)"
+    text = f"{entry.mean:+.2f} [{entry.low:+.2f}, {entry.high:+.2f}]"
+    if entry.excluded:
         return f"{text} {EXCLUDED}"
-    tests = f"p {_p(entry.get('p'))}, exact {_p(entry.get('p_exact'))}"
-    if entry.get("family") != EXPLORATORY:
-        tests += f", Holm {_p(entry.get('p_holm'))}"
+    tests = f"p {_p(entry.p)}, exact {_p(entry.p_exact)}"
+    if entry.family != EXPLORATORY:
+        tests += f", Holm {_p(entry.p_holm)}"
     mark = "" if supported(entry, ALPHA) else f" {NOT_DISTINGUISHABLE}"
     return f"{text}{mark} ({tests})"
 
 
-def paired_table(summary: Sequence[Mapping[str, Any]]) -> str:
+def paired_table(summary: Sequence[MethodSummary]) -> str:
     """Per reference, a table: each method's per-seed average gap minus the reference's."""
-    titles = {row["method"]: row["title"] for row in summary}
+    titles = {row.method: row.title for row in summary}
     parts = []
     for ref in PAIRED_WITH:
-        rows = [row for row in summary if ref in (row.get("paired") or {})]
+        rows = [row for row in summary if ref in row.paired]
         if not rows:
             continue
-        points = [k for k in reading_points() if any(r["paired"][ref].get(k) for r in rows)]
+        points = [k for k in reading_points() if any(r.paired[ref].get(k) for r in rows)]
         header = ["Method", *(POINT_HEADER.get(k, k) for k in points)]
         lines = [
             f"**Minus {titles.get(ref, ref)}**",
@@ -72,7 +73,7 @@ def paired_table(summary: Sequence[Mapping[str, Any]]) -> str:
             f"|{'---|' * len(header)}",
         ]
         for row in rows:
-            cells = [row["title"], *(_cell(row["paired"][ref].get(k)) for k in points)]
+            cells = [row.title, *(_cell(row.paired[ref].get(k)) for k in points)]
             lines.append(f"| {' | '.join(cells)} |")
         parts.append("\n".join(lines))
     return "\n\n".join(parts)
@@ -108,9 +109,9 @@ class Statements:
         return "\n".join(out)
 
 
-def seed_count(summary: Sequence[Mapping[str, Any]]) -> int:
+def seed_count(summary: Sequence[MethodSummary]) -> int:
     """The most seeds any method has values on (0: no values)."""
-    return max((len(row.get("seeds") or []) for row in summary), default=0)
+    return max((len(row.seeds) for row in summary), default=0)
 
 
 def too_few_seeds(seeds: int) -> str:
@@ -121,13 +122,13 @@ def too_few_seeds(seeds: int) -> str:
     )
 
 
-def statements(summary: Sequence[Mapping[str, Any]], recovery_rounds: int | None = None) -> str:
+def statements(summary: Sequence[MethodSummary], recovery_rounds: int | None = None) -> str:
     """`supported_statements` as Markdown, the exploratory leads included."""
     return supported_statements(summary, recovery_rounds).markdown()
 
 
 def supported_statements(
-    summary: Sequence[Mapping[str, Any]], recovery_rounds: int | None = None, *, brief: bool = False
+    summary: Sequence[MethodSummary], recovery_rounds: int | None = None, *, brief: bool = False
 ) -> Statements:
     """The sentences the primary families support, then the exploratory leads.
 
@@ -144,7 +145,7 @@ def supported_statements(
         return Statements([f"- {too_few_seeds(seed_count(summary))}"], [])
     groups = _groups(summary)
     also, repeats = _same_readings(groups)
-    titles = {row["method"]: row["title"] for row in summary}
+    titles = {row.method: row.title for row in summary}
     out: list[str] = []
     leads: list[str] = []
     seeds: set[int] = set()
@@ -154,8 +155,8 @@ def supported_statements(
             for m, e in entries
             if (frozenset((m, ref)), key) not in repeats
         ]
-        seeds |= {e["n"] for _, e, _ in shown}
-        if entries[0][1]["family"] == EXPLORATORY:
+        seeds |= {e.n for _, e, _ in shown}
+        if entries[0][1].family == EXPLORATORY:
             leads += _leads(titles[ref], key, shown, recovery_rounds)
         else:
             out.append(_family(titles[ref], ref, key, shown, recovery_rounds, brief))
@@ -163,7 +164,7 @@ def supported_statements(
         out.append(
             "- No paired comparison: the run has no NoT, FT or Retrain′ row to compare with."
         )
-    out += [_diverged_statement(row) for row in summary if row.get("diverged")]
+    out += [_diverged_statement(row) for row in summary if row.diverged]
     if seeds:
         fewest = min(seeds)
         out.append(
@@ -179,13 +180,13 @@ def supported_statements(
     return Statements(out, leads)
 
 
-Group = tuple[str, str, list[tuple[str, Mapping[str, Any]]]]
+Group = tuple[str, str, list[tuple[str, Comparison]]]
 """A reference, a reading point, and (method, comparison) for every method compared with it."""
 
 
-def _groups(summary: Sequence[Mapping[str, Any]]) -> list[Group]:
+def _groups(summary: Sequence[MethodSummary]) -> list[Group]:
     """Per reference and reading point, the comparisons to state (each pair once)."""
-    methods = {row["method"] for row in summary}
+    methods = {row.method for row in summary}
     out: list[Group] = []
     stated: set[Pair] = set()  # NoT vs FT is stated once, not twice
     for ref in PAIRED_WITH:
@@ -194,12 +195,12 @@ def _groups(summary: Sequence[Mapping[str, Any]]) -> list[Group]:
         for key in reading_points():
             entries = []
             for row in summary:
-                entry = (row.get("paired") or {}).get(ref, {}).get(key)
-                pair = (frozenset((row["method"], ref)), key)
-                if entry is None or entry["n"] < 2 or pair in stated:
+                entry = row.paired.get(ref, {}).get(key)
+                pair = (frozenset((row.method, ref)), key)
+                if entry is None or entry.n < 2 or pair in stated:
                     continue
                 stated.add(pair)
-                entries.append((str(row["method"]), entry))
+                entries.append((row.method, entry))
             if entries:
                 out.append((ref, key, entries))
     return out
@@ -218,10 +219,10 @@ def _same_readings(groups: list[Group]) -> tuple[dict[Pair, list[str]], set[Pair
     for ref, key, entries in groups:
         for method, entry in entries:
             pair = frozenset((method, ref))
-            same = (pair, entry["n"], *(round(entry[k], 9) for k in ("mean", "low", "high")))
+            same = (pair, entry.n, *(round(v, 9) for v in (entry.mean, entry.low, entry.high)))
             if same not in first:
                 first[same] = (pair, key)
-            elif entry["family"] == EXPLORATORY and _is_lead(entry):
+            elif entry.family == EXPLORATORY and _is_lead(entry):
                 repeats.add((pair, key))
                 also.setdefault(first[same], []).append(key)
     return also, repeats
@@ -233,20 +234,20 @@ def _also(keys: list[str] | None, recovery_rounds: int | None) -> str:
     return "; the same readings at " + " and ".join(point_text(k, recovery_rounds) for k in keys)
 
 
-def _is_lead(entry: Mapping[str, Any]) -> bool:
-    return not entry["excluded"] and not math.isnan(entry["p"]) and entry["p"] < ALPHA
+def _is_lead(entry: Comparison) -> bool:
+    return not entry.excluded and not math.isnan(entry.p) and entry.p < ALPHA
 
 
-def _numbers(entry: Mapping[str, Any], also: str) -> str:
+def _numbers(entry: Comparison, also: str) -> str:
     """The reference's side of a difference (row − reference), with its tests."""
     return (
-        f"(difference {-entry['mean']:+.2f}, 95 % CI [{-entry['high']:+.2f}, "
-        f"{-entry['low']:+.2f}], p {_p(entry['p'])}, Holm p {_p(entry['p_holm'])}, exact p "
-        f"{_p(entry['p_exact'])}{also})"
+        f"(difference {-entry.mean:+.2f}, 95 % CI [{-entry.high:+.2f}, "
+        f"{-entry.low:+.2f}], p {_p(entry.p)}, Holm p {_p(entry.p_holm)}, exact p "
+        f"{_p(entry.p_exact)}{also})"
     )
 
 
-Shown = Sequence[tuple[str, Mapping[str, Any], str]]
+Shown = Sequence[tuple[str, Comparison, str]]
 """(method's title, comparison, the other points with the same readings in words)."""
 
 
@@ -254,24 +255,20 @@ def _family(
     ref_title: str, ref: str, key: str, entries: Shown, recovery_rounds: int | None, brief: bool
 ) -> str:
     """One primary family's sentence (``brief``: indistinguishable methods without numbers)."""
-    tested = [(name, e, also) for name, e, also in entries if not e["excluded"]]
-    excluded = [name for name, e, _ in entries if e["excluded"]]
+    tested = [(name, e, also) for name, e, also in entries if not e.excluded]
+    excluded = [name for name, e, _ in entries if e.excluded]
     lower = [
-        f"{n}'s {_numbers(e, also)}"
-        for n, e, also in tested
-        if supported(e, ALPHA) and e["mean"] > 0
+        f"{n}'s {_numbers(e, also)}" for n, e, also in tested if supported(e, ALPHA) and e.mean > 0
     ]
     higher = [
-        f"{n}'s {_numbers(e, also)}"
-        for n, e, also in tested
-        if supported(e, ALPHA) and e["mean"] < 0
+        f"{n}'s {_numbers(e, also)}" for n, e, also in tested if supported(e, ALPHA) and e.mean < 0
     ]
     same = [
         n if brief else f"{n} {_numbers(e, also)}"
         for n, e, also in tested
         if not supported(e, ALPHA)
     ]
-    n = "/".join(str(k) for k in sorted({e["n"] for _, e, _ in entries}))
+    n = "/".join(str(k) for k in sorted({e.n for _, e, _ in entries}))
     where = (
         f"- Primary, at {point_text(key, recovery_rounds)} ({n} seeds; Holm over the family of "
         f"every method against {ref_title})"
@@ -303,8 +300,8 @@ def _family(
 def _leads(ref_title: str, key: str, entries: Shown, recovery_rounds: int | None) -> list[str]:
     """Exploratory comparisons with an unadjusted p below 0.05 (excluded ones left out)."""
     found = [
-        f"{name}'s gap {'lower' if e['mean'] < 0 else 'higher'} than {ref_title}'s "
-        f"({e['mean']:+.2f} [{e['low']:+.2f}, {e['high']:+.2f}], p {_p(e['p'])}{also})"
+        f"{name}'s gap {'lower' if e.mean < 0 else 'higher'} than {ref_title}'s "
+        f"({e.mean:+.2f} [{e.low:+.2f}, {e.high:+.2f}], p {_p(e.p)}{also})"
         for name, e, also in entries
         if _is_lead(e)
     ]

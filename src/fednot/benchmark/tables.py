@@ -15,6 +15,7 @@ from typing import Any
 from fednot.benchmark.comparison import END, reading_points
 from fednot.benchmark.results import ORIGINAL, REFERENCE
 from fednot.benchmark.stats import Interval
+from fednot.benchmark.summary import MethodSummary
 from fednot.metrics.metric import Column, Metric
 from fednot.metrics.registry import registered
 
@@ -44,13 +45,8 @@ def point_text(key: str, recovery_rounds: int | None = None) -> str:
     return f"{key.removeprefix('comm')} % of Retrain's communication"
 
 
-def _interval(data: Mapping[str, Any] | None) -> Interval | None:
-    return None if data is None else Interval.from_dict(dict(data))
-
-
-def format_interval(data: Mapping[str, Any] | None, digits: int = 2) -> str:
-    """An `Interval` in JSON form as "mean ± half-width" (the mean alone for one seed; —: none)."""
-    value = _interval(data)
+def format_interval(value: Interval | None, digits: int = 2) -> str:
+    """An `Interval` as "mean ± half-width" (the mean alone for one seed; —: none)."""
     if value is None:
         return "—"
     if value.n < 2 or math.isnan(value.half_width):
@@ -58,8 +54,7 @@ def format_interval(data: Mapping[str, Any] | None, digits: int = 2) -> str:
     return f"{value.mean:.{digits}f} ± {value.half_width:.{digits}f}"
 
 
-def _ci(data: Mapping[str, Any] | None) -> str:
-    value = _interval(data)
+def _ci(value: Interval | None) -> str:
     if value is None:
         return "—"
     if value.n < 2:
@@ -68,25 +63,26 @@ def _ci(data: Mapping[str, Any] | None) -> str:
     return f"{value.mean:+.2f} [{value.low:+.2f}, {value.high:+.2f}]{mark}"
 
 
-def _metric_cell(row: Mapping[str, Any], metric: str, floor: float | None) -> str:
-    stat = row.get(metric)
+def _metric_cell(row: MethodSummary, metric: str, floor: float | None) -> str:
+    stat = row.interval(metric)
     if stat is None:
         return "—"
     text = format_interval(stat)
-    delta = _interval(stat.get("delta"))
-    if delta is None or row["method"] == REFERENCE:
+    compared = row.compared.get(metric)
+    delta = None if compared is None else compared.delta
+    if delta is None or row.method == REFERENCE:
         return text
     mark = BELOW_NOISE if floor is not None and abs(delta.mean) < floor else ""
     return f"{text} ({delta.mean:+.2f}{mark})"
 
 
-def _floors(summary: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
+def _floors(summary: Sequence[MethodSummary]) -> dict[str, float | None]:
     """Per metric with a noise floor (`Metric.floor`): Retrain's (mean over seeds), else any."""
     out: dict[str, float | None] = {}
     for metric in registered():
         if metric.floor is None:
             continue
-        values = {row["method"]: row.get(metric.floor) for row in summary}
+        values = {row.method: row.mean(metric.floor) for row in summary}
         value = values.get(REFERENCE)
         out[metric.name] = (
             value
@@ -96,24 +92,24 @@ def _floors(summary: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
     return out
 
 
-def noise_floor(summary: Sequence[Mapping[str, Any]]) -> float | None:
+def noise_floor(summary: Sequence[MethodSummary]) -> float | None:
     """Retrain's MIA noise floor (mean over seeds), else any method's."""
-    floors = {row["method"]: row.get("mia_floor") for row in summary}
+    floors = {row.method: row.mean("mia_floor") for row in summary}
     value = floors.get(REFERENCE)
     if value is None:
         value = next((f for f in floors.values() if f is not None), None)
     return value
 
 
-def table_metrics(summary: Sequence[Mapping[str, Any]], column: Column) -> list[Metric]:
+def table_metrics(summary: Sequence[MethodSummary], column: Column) -> list[Metric]:
     """The registered metrics shown in ``column``: those some row of ``summary`` has."""
     return [
-        m for m in registered() if m.column is column and any(row.get(m.name) for row in summary)
+        m for m in registered() if m.column is column and any(row.has(m.name) for row in summary)
     ]
 
 
 def main_table(
-    summary: Sequence[Mapping[str, Any]],
+    summary: Sequence[MethodSummary],
     not_applicable: Mapping[str, str] | None = None,
     tuned: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> str:
@@ -141,33 +137,34 @@ def main_table(
     ]
     lines = [f"| {' | '.join(header)} |", f"|{'---|' * len(header)}"]
     for row in summary:
-        if not row["seeds"]:  # diverged on every seed: no numbers
+        if not row.seeds or row.costs is None:  # diverged on every seed: no numbers
             text = f"diverged on every seed {DIVERGED}"
             title = _tuned_title(row, tuned)
             lines.append(f"| {' | '.join([title, text, *['—'] * (len(header) - 2)])} |")
             continue
         cells = [_title(row, tuned)]
         cells += [_metric_cell(row, m.name, floors.get(m.name)) for m in deltas]
-        cells.append(format_interval(row["avg_gap"]))
+        cells.append(format_interval(row.avg_gap))
         for key in reading_points()[1:]:
-            text = format_interval(row["gap_at"].get(key))
+            text = format_interval(row.gap_at.get(key))
             if text != "—":
-                text += BEYOND if row["beyond_run"].get(key) else ""
-                text += INEXACT if (row.get("inexact") or {}).get(key) else ""
+                text += BEYOND if row.beyond_run.get(key) else ""
+                text += INEXACT if row.inexact.get(key) else ""
             cells.append(text)
-        cells += [format_interval(row.get(m.name)) for m in values]
-        if row["method"] == ORIGINAL:
+        cells += [format_interval(row.interval(m.name)) for m in values]
+        if row.method == ORIGINAL:
             cells += ["—"] * 6
         else:
-            ratio = {k: row.get(f"{k}_ratio") for k in ("comm_bytes", "flops")}
-            reached = ", ".join("—" if r is None else str(r) for r in row["rounds_to_target"])
+            costs = row.costs
+            ratio = {k: costs.ratio(k) for k in ("comm_bytes", "flops")}
+            reached = ", ".join("—" if r is None else str(r) for r in costs.rounds_to_target)
             cells += [
                 "—" if ratio["comm_bytes"] is None else f"{ratio['comm_bytes']:.2f}",
                 "—" if ratio["flops"] is None else f"{ratio['flops']:.2f}",
-                f"{row['storage_bytes']:.2e}",
-                f"{row['rounds']:.0f}",
+                f"{costs.storage_bytes:.2e}",
+                f"{costs.rounds:.0f}",
                 reached,
-                row["requirements"],
+                row.requirements,
             ]
         lines.append(f"| {' | '.join(cells)} |")
     for name in not_applicable or {}:
@@ -181,24 +178,24 @@ def main_table(
     return "\n".join(lines)
 
 
-def _tuned_title(row: Mapping[str, Any], tuned: Mapping[str, Any]) -> str:
-    return f"{row['title']} {TUNED}" if row["method"] in tuned else str(row["title"])
+def _tuned_title(row: MethodSummary, tuned: Mapping[str, Any]) -> str:
+    return f"{row.title} {TUNED}" if row.method in tuned else row.title
 
 
-def _title(row: Mapping[str, Any], tuned: Mapping[str, Any]) -> str:
+def _title(row: MethodSummary, tuned: Mapping[str, Any]) -> str:
     """The method's name, marked if tuned; with the count of diverged seeds, if some diverged."""
     title = _tuned_title(row, tuned)
-    diverged = len(row.get("diverged") or [])
+    diverged = len(row.diverged)
     if not diverged:
         return title
-    return f"{title} ({diverged} of {diverged + len(row['seeds'])} seeds diverged {DIVERGED})"
+    return f"{title} ({diverged} of {diverged + len(row.seeds)} seeds diverged {DIVERGED})"
 
 
 def tuned_notes(
-    summary: Sequence[Mapping[str, Any]], tuned: Mapping[str, Mapping[str, Any]]
+    summary: Sequence[MethodSummary], tuned: Mapping[str, Mapping[str, Any]]
 ) -> list[str]:
     """One line listing the tuned methods' values (none if nothing is tuned)."""
-    titles = {row["method"]: row["title"] for row in summary}
+    titles = {row.method: row.title for row in summary}
     parts = [
         f"{titles[method]}: " + ", ".join(f"{key} = {value!r}" for key, value in values.items())
         for method, values in tuned.items()
@@ -212,36 +209,36 @@ def tuned_notes(
     ]
 
 
-def divergence_notes(summary: Sequence[Mapping[str, Any]]) -> list[str]:
+def divergence_notes(summary: Sequence[MethodSummary]) -> list[str]:
     """One line per method that diverged on some seed: how many, and why."""
     out = []
     for row in summary:
-        diverged = row.get("diverged") or []
+        diverged = row.diverged
         if not diverged:
             continue
-        total = len(diverged) + len(row["seeds"])
+        total = len(diverged) + len(row.seeds)
         scope = (
             f"every seed ({total}): it has no numbers and is not compared"
-            if not row["seeds"]
+            if not row.seeds
             else f"{len(diverged)} of {total} seeds, left out of its cells and paired differences"
         )
         by_reason: dict[str, list[str]] = {}
         for d in diverged:
-            by_reason.setdefault(d["reason"], []).append(str(d["seed"]))
+            by_reason.setdefault(d.reason, []).append(str(d.seed))
         reasons = " ".join(
             f"{'Seed' if len(seeds) == 1 else 'Seeds'} {', '.join(seeds)}: {reason}"
             for reason, seeds in by_reason.items()
         )
-        out.append(f"- {DIVERGED} {row['title']} diverged on {scope}. {reasons}")
+        out.append(f"- {DIVERGED} {row.title} diverged on {scope}. {reasons}")
     return out
 
 
-def _diverged_statement(row: Mapping[str, Any]) -> str:
-    diverged = len(row["diverged"])
-    if not row["seeds"]:
-        return f"- {row['title']} diverged on every seed: it is not ranked."
-    seeds = "seed" if len(row["seeds"]) == 1 else "seeds"
+def _diverged_statement(row: MethodSummary) -> str:
+    diverged = len(row.diverged)
+    if not row.seeds:
+        return f"- {row.title} diverged on every seed: it is not ranked."
+    seeds = "seed" if len(row.seeds) == 1 else "seeds"
     return (
-        f"- {row['title']} diverged on {diverged} of {diverged + len(row['seeds'])} seeds: it is "
-        f"compared on the other {len(row['seeds'])} {seeds} only."
+        f"- {row.title} diverged on {diverged} of {diverged + len(row.seeds)} seeds: it is "
+        f"compared on the other {len(row.seeds)} {seeds} only."
     )

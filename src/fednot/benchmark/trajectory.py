@@ -20,8 +20,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
+from fednot.benchmark.runlog import CellLog
 from fednot.metrics.gaps import GAP_METRICS
 
 COST_POINTS: tuple[float, ...] = (0.25, 0.5, 1.0)
@@ -98,24 +99,21 @@ class Trajectory:
         return self.points[-1] if self.points else None
 
 
-def trajectory(log: Mapping[str, Any], *, step_comm_bytes: int, step_flops: int) -> Trajectory:
-    """The trajectory of one run's log (``results.json`` ``logs[...]``).
+def trajectory(log: CellLog, *, step_comm_bytes: int, step_flops: int) -> Trajectory:
+    """The trajectory of one cell's log.
 
     Rounds without all four metrics (not evaluated) add their cost but no point.
     """
     points, costs = [], [Point(0, step_comm_bytes, step_flops, {})]
-    start = log.get("start") or {}
-    if all(m in start for m in GAP_METRICS):
-        points.append(Point(0, step_comm_bytes, step_flops, dict(start)))
+    if all(m in log.start for m in GAP_METRICS):
+        points.append(Point(0, step_comm_bytes, step_flops, dict(log.start)))
     comm, flops = step_comm_bytes, step_flops
-    for record in log.get("rounds", []):
-        comm += int(record["comm_bytes"])
-        flops += int(record["flops"])
-        round_ = int(record["round"])
-        costs.append(Point(round_, comm, flops, {}))
-        extra = record.get("extra") or {}
-        if all(m in extra for m in GAP_METRICS):
-            points.append(Point(round_, comm, flops, dict(extra)))
+    for record in log.rounds:
+        comm += record.comm_bytes
+        flops += record.flops
+        costs.append(Point(record.round, comm, flops, {}))
+        if all(m in record.metrics for m in GAP_METRICS):
+            points.append(Point(record.round, comm, flops, dict(record.metrics)))
     return Trajectory(tuple(points), tuple(costs))
 
 

@@ -19,6 +19,7 @@ from fednot.benchmark.comparison import reading_points
 from fednot.benchmark.report import tuned_values
 from fednot.benchmark.results import ORIGINAL, RETRAIN_FLOOR
 from fednot.benchmark.statements import supported_statements
+from fednot.benchmark.summary import MethodSummary
 from fednot.benchmark.tables import BEYOND, DIVERGED, INEXACT, TUNED, format_interval
 from fednot.config import RunConfig
 
@@ -29,7 +30,7 @@ _GROUPS = (("comm", " gap @ comm. "), ("flops", " gap @ FLOPs "))
 
 
 def compact_table(
-    summary: Sequence[Mapping[str, Any]],
+    summary: Sequence[MethodSummary],
     not_applicable: Mapping[str, str] | None = None,
     tuned: Mapping[str, Any] | None = None,
 ) -> str:
@@ -77,28 +78,28 @@ def _line(cells: Sequence[str], widths: Sequence[int]) -> str:
     return "  ".join(padded).rstrip()
 
 
-def _cells(row: Mapping[str, Any], points: Sequence[str], tuned: Mapping[str, Any]) -> list[str]:
-    title = _SHORT.get(row["method"], str(row["title"]))
-    title += f" {TUNED}" if row["method"] in tuned else ""
-    title += f" {DIVERGED}" if row.get("diverged") and row["seeds"] else ""
-    if not row["seeds"]:
+def _cells(row: MethodSummary, points: Sequence[str], tuned: Mapping[str, Any]) -> list[str]:
+    title = _SHORT.get(row.method, row.title)
+    title += f" {TUNED}" if row.method in tuned else ""
+    title += f" {DIVERGED}" if row.diverged and row.seeds else ""
+    if not row.seeds:
         return [title, f"diverged on every seed {DIVERGED}"]
     readings = []
     for key in points:
-        stat = (row.get("gap_at") or {}).get(key)
-        text = "—" if stat is None else f"{stat['mean']:.2f}"
+        stat = row.gap_at.get(key)
+        text = "—" if stat is None else f"{stat.mean:.2f}"
         if stat is not None:
-            text += BEYOND if row["beyond_run"].get(key) else ""
-            text += INEXACT if (row.get("inexact") or {}).get(key) else ""
+            text += BEYOND if row.beyond_run.get(key) else ""
+            text += INEXACT if row.inexact.get(key) else ""
         readings.append(text)
-    ratio = row.get("comm_bytes_ratio")
-    comm = "—" if row["method"] == ORIGINAL or ratio is None else f"{ratio:.2f}"
-    return [title, format_interval(row["avg_gap"]), *readings, comm]
+    ratio = None if row.costs is None else row.costs.comm_bytes_ratio
+    comm = "—" if row.method == ORIGINAL or ratio is None else f"{ratio:.2f}"
+    return [title, format_interval(row.avg_gap), *readings, comm]
 
 
 def terminal_summary(
     config: RunConfig,
-    summary: Sequence[Mapping[str, Any]],
+    summary: Sequence[MethodSummary],
     run_dir: Path,
     not_applicable: Mapping[str, str] | None = None,
 ) -> str:
