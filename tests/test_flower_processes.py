@@ -33,7 +33,7 @@ import signal, sys
 signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal: a test runner's
 # worker may ignore SIGINT, and a child inherits that (Python then installs no handler)
 from pathlib import Path
-from fednot.integrations.flower import processes
+from fednot.integrations.flower.local import processes
 
 daemon, workdir, pids, mode = sys.argv[1:5]
 processes._tool = lambda name: daemon
