@@ -136,3 +136,16 @@ def test_a_plugin_declares_that_it_steps_on_the_target(monkeypatch: pytest.Monke
     assert runs_on_target(ReadsItsSamples()) and runs_on_target("reads_its_samples")
     with pytest.raises(ConfigError, match="Unlearner subclass"):
         step_on_target(dict)  # type: ignore[type-var]
+
+
+def test_the_outcome_carries_the_state_after_the_step() -> None:
+    # what a deployment reports as "after the step" (Flower read it through a side channel)
+    exp = _experiment()
+    trained = exp.pretrain()
+    outcome = exp.unlearn(trained, exp.scenario.request, NoT(layers="first"))
+    assert outcome.step_state is not None
+    negated = [
+        k for k in outcome.step_state if not torch.equal(outcome.step_state[k], trained.state[k])
+    ]
+    assert negated and all(torch.equal(outcome.step_state[k], -trained.state[k]) for k in negated)
+    assert exp.unlearn(trained, exp.scenario.request, Retrain()).step_state is None

@@ -229,7 +229,14 @@ class Experiment:
             self.progress.info(f"{method.name}: {log.stop_reason} after {len(log.rounds)} rounds")
         storage = history.storage_bytes() if history is not None else 0
         return UnlearnOutcome(
-            method.name, state_out, step_costs, log, result.notes, first, storage_bytes=storage
+            method.name,
+            state_out,
+            step_costs,
+            log,
+            result.notes,
+            first,
+            storage_bytes=storage,
+            step_state=result.state,
         )
 
     def context(

@@ -34,6 +34,8 @@ class UnlearnOutcome:
         start: metrics right after the method's step, before recovery (round 0 of the curves).
         cached: whether the result came from the cache.
         storage_bytes: the history the server had to keep for this method.
+        step_state: the global state right after the method's step, before recovery (``None``
+            for a method trained anew, which takes no step: its step state is a fresh model).
     """
 
     method: str
@@ -44,6 +46,7 @@ class UnlearnOutcome:
     start: dict[str, float] = field(default_factory=dict)
     cached: bool = False
     storage_bytes: int = 0
+    step_state: StateDict | None = None
 
     @property
     def costs(self) -> Costs:

@@ -130,7 +130,6 @@ class FlowerBackend:
             server = ctx.on_server(_NO_CLIENT_DATA)
             result = method.unlearn(state, server)
             result = replace(result, costs=result.costs + server.costs)
-        self.session.step_state = result.state
         return result
 
     def _on_target(

@@ -147,9 +147,8 @@ def serve(
     excluded = sorted(c for c in session.clients.ids if c not in retained)
     test = {"before": test_accuracy(exp, state)}
     forget = {"before": session.client_accuracy(state, request.clients, "forget", request)}
-    session.step_state = None
     outcome = exp.unlearn(trained, request, method)
-    step = exp.initial_state if session.step_state is None else session.step_state  # Retrain
+    step = exp.initial_state if outcome.step_state is None else outcome.step_state  # Retrain
     test["after_step"] = test_accuracy(exp, step)
     test["after"] = test_accuracy(exp, outcome.state)
     forget["after"] = session.client_accuracy(outcome.state, request.clients, "forget", request)

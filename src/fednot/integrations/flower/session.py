@@ -69,7 +69,6 @@ class ServerSession:
         self.grid = MeteredGrid(grid, settings.poll_interval)
         self.settings = settings
         self.client_bytes: Counter[str] = Counter()  # as the clients' meters report them
-        self.step_state: StateDict | None = None  # the model after the last method step
         self._clients: ClientMap | None = None
 
     @property
