@@ -30,7 +30,7 @@ from fednot.integrations.flower import (  # noqa: E402
     run_fednot,
 )
 from fednot.integrations.flower.records import message_bytes, request_to_config  # noqa: E402
-from fednot.integrations.flower.server_app import FlowerResult  # noqa: E402
+from fednot.integrations.flower.result import FlowerResult  # noqa: E402
 from fednot.integrations.flower.testing.checks import (  # noqa: E402
     app_defaults,
     engine_reference,
@@ -60,11 +60,11 @@ def test_not_request_end_to_end() -> None:
 
     assert len(result.requests) == 1 and not result.refused
     served = result.requests[0]
-    assert served.request["clients"] == [1] and served.excluded == [1]
-    assert served.notes["negated_layers"] == ["fc1"]  # NoT's default: the first layer
-    assert served.test_acc["after_step"] < served.test_acc["before"]  # negation forgets...
-    assert served.test_acc["after"] > served.test_acc["after_step"]  # ...and recovery recovers
-    assert all(1 not in r.clients for r in served.recovery.rounds)  # the target got no model
+    assert served.request.clients == (1,) and served.excluded == (1,)
+    assert served.outcome.notes["negated_layers"] == ["fc1"]  # NoT's default: the first layer
+    assert served.test_acc.after_step < served.test_acc.before  # negation forgets...
+    assert served.test_acc.after > served.test_acc.after_step  # ...and recovery recovers
+    assert all(1 not in r.clients for r in served.outcome.log.rounds)  # the target got no model
 
 
 @pytest.mark.parametrize(
@@ -88,12 +88,12 @@ def test_flower_equals_the_in_process_engine(
 
     served = result.requests[0]
     assert [r.clients for r in result.pretrain.rounds] == [r.clients for r in trained.log.rounds]
-    assert [r.clients for r in served.recovery.rounds] == [r.clients for r in outcome.log.rounds]
+    assert [r.clients for r in served.outcome.log.rounds] == [r.clients for r in outcome.log.rounds]
     assert same_state(result.state, outcome.state)  # bit-identical, hence equal accuracies
     metrics = exp.evaluate(outcome.state, forget)  # the engine's own evaluation
-    assert served.test_acc["after"] == pytest.approx(metrics.test_acc)
-    assert served.forget_acc["after"] == pytest.approx(metrics.forget_acc)
-    assert [r.comm_bytes for r in served.recovery.rounds] == [
+    assert served.test_acc.after == pytest.approx(metrics.test_acc)
+    assert served.forget_acc.after == pytest.approx(metrics.forget_acc)
+    assert [r.comm_bytes for r in served.outcome.log.rounds] == [
         r.comm_bytes for r in outcome.log.rounds
     ]
 
@@ -102,7 +102,7 @@ def test_class_wise_target_fine_tunes_on_retained_data_only() -> None:
     result, grid = _run(tiny_config(), **{"forget-requests": "2:classes=0"})
 
     served = result.requests[0]
-    assert served.excluded == [] and all(r.clients == (0, 1, 2) for r in served.recovery.rounds)
+    assert served.excluded == () and all(r.clients == (0, 1, 2) for r in served.outcome.log.rounds)
     node = result.clients[2]
     recovery = [
         m
@@ -139,8 +139,8 @@ def test_a_request_naming_another_client_is_refused() -> None:
     assert [r.client for r in result.refused] == [1]
     assert "may only ask for its own data" in result.refused[0].reason
     assert result.refused[0].request["clients"] == [2]
-    assert [o.request["clients"] for o in result.requests] == [[0]]  # client 0's own request
-    assert all(2 in r.clients for r in result.requests[0].recovery.rounds)  # 2 stays
+    assert [o.request.clients for o in result.requests] == [(0,)]  # client 0's own request
+    assert all(2 in r.clients for r in result.requests[0].outcome.log.rounds)  # 2 stays
 
 
 def test_a_refused_request_alone_leaves_the_model_as_trained() -> None:
@@ -156,7 +156,7 @@ def test_a_request_from_the_node_config_is_the_clients_own() -> None:
     nodes = node_configs(3, {1: {"forget": "client"}})
     result, _ = _run(tiny_config(), nodes=nodes)
 
-    assert [o.request["clients"] for o in result.requests] == [[1]]
+    assert [o.request.clients for o in result.requests] == [(1,)]
 
 
 def test_bytes_agree_with_flwr_size_mod_and_with_fednots_count(
@@ -170,7 +170,7 @@ def test_bytes_agree_with_flwr_size_mod_and_with_fednots_count(
     ]
     assert sum(logged) == sum(result.bytes_sent.values()) + sum(result.bytes_received.values())
     state = result.state
-    for record in [*result.pretrain.rounds, *result.requests[0].recovery.rounds]:
+    for record in [*result.pretrain.rounds, *result.requests[0].outcome.log.rounds]:
         extra = record.extra
         assert extra["flower_bytes_down"] == extra["comm_bytes_in"]  # server's count = client's
         assert extra["flower_bytes_up"] == extra["comm_bytes_out"]
@@ -318,8 +318,8 @@ def test_the_original_stop_rule_runs_on_flower_as_in_the_engine() -> None:
     result, _ = _run(config, **{"forget-requests": "1:client"})
 
     served = result.requests[0]
-    assert served.recovery.stop_reason == outcome.log.stop_reason
-    assert len(served.recovery.rounds) == len(outcome.log.rounds) < 3  # stopped early
+    assert served.outcome.log.stop_reason == outcome.log.stop_reason
+    assert len(served.outcome.log.rounds) == len(outcome.log.rounds) < 3  # stopped early
     assert same_state(result.state, outcome.state)
 
 

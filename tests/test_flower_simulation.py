@@ -22,7 +22,8 @@ pytest.importorskip(
 from flwr.app import Context  # noqa: E402
 from flwr.serverapp import Grid, ServerApp  # noqa: E402
 
-from fednot.integrations.flower.server_app import FlowerResult, run_fednot  # noqa: E402
+from fednot.integrations.flower.result import FlowerResult  # noqa: E402
+from fednot.integrations.flower.server_app import run_fednot  # noqa: E402
 from fednot.integrations.flower.settings import parse_settings  # noqa: E402
 from fednot.integrations.flower.testing.checks import (  # noqa: E402
     app_defaults,
@@ -64,8 +65,8 @@ def test_every_method_under_run_simulation_equals_the_engine(
 
     assert list(results) == list(TINY_OPTIONS)  # every method was served, none raised
     negation = results["not"].requests[0]  # NoT's own step ran on the server
-    assert negation.notes["negated_layers"] == ["fc1"]
-    assert negation.test_acc["after_step"] < negation.test_acc["before"]
+    assert negation.outcome.notes["negated_layers"] == ["fc1"]
+    assert negation.test_acc.after_step < negation.test_acc.before
     for method, result in results.items():
         exp, trained, outcome = engine_reference(config, ForgetRequest(clients=(1,)), method)
         assert same_state(result.state, outcome.state), method
@@ -78,7 +79,7 @@ def test_every_method_under_run_simulation_equals_the_engine(
         assert [r.clients for r in result.pretrain.rounds] == [
             r.clients for r in trained.log.rounds
         ], method
-        assert [r.clients for r in result.requests[0].recovery.rounds] == [
+        assert [r.clients for r in result.requests[0].outcome.log.rounds] == [
             r.clients for r in outcome.log.rounds
         ], method
         assert (tmp_path / method / "final.pt").exists(), method

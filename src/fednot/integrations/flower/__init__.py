@@ -36,7 +36,8 @@ from fednot.integrations.flower.identity import (
     screen_request,
 )
 from fednot.integrations.flower.records import negate_arrays, to_arrays, to_state
-from fednot.integrations.flower.server_app import FlowerResult, create_server_app, run_fednot
+from fednot.integrations.flower.result import FlowerResult, Readings, ServedRequest
+from fednot.integrations.flower.server_app import create_server_app, run_fednot
 from fednot.integrations.flower.settings import RUN_CONFIG_DEFAULTS, FlowerSettings, parse_settings
 from fednot.integrations.flower.unlearning_strategy import UnlearningResult, UnlearningStrategy
 
@@ -45,6 +46,8 @@ __all__ = [
     "ClientMap",
     "FlowerResult",
     "FlowerSettings",
+    "Readings",
+    "ServedRequest",
     "UnlearningResult",
     "UnlearningStrategy",
     "collect_requests",

@@ -20,9 +20,8 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
@@ -31,11 +30,11 @@ from fednot.benchmark.experiment import Experiment
 from fednot.checkpoint import save_checkpoint
 from fednot.configio import to_dict
 from fednot.errors import ConfigError
-from fednot.federation.costs import Costs
 from fednot.federation.fedavg import TrainLog
 from fednot.federation.outcome import Trained
 from fednot.integrations.flower.backend import server_experiment, test_accuracy
-from fednot.integrations.flower.identity import Refusal, collect_requests, merge_requests
+from fednot.integrations.flower.identity import collect_requests, merge_requests
+from fednot.integrations.flower.result import FlowerResult, Readings, ServedRequest
 from fednot.integrations.flower.session import ServerSession
 from fednot.integrations.flower.settings import ConfigValue, FlowerSettings, parse_settings
 from fednot.types import ForgetRequest, StateDict
@@ -43,50 +42,6 @@ from fednot.unlearning.base import Unlearner
 from fednot.unlearning.registry import create_unlearner
 
 logger = logging.getLogger("flwr.fednot")  # under flwr's logger: it reaches `flwr run --stream`
-
-
-@dataclass
-class RequestOutcome:
-    """How one request was served."""
-
-    request: dict[str, Any]
-    method: str
-    excluded: list[int]
-    step_costs: Costs
-    notes: dict[str, Any]
-    recovery: TrainLog
-    test_acc: dict[str, float]  # before, after_step, after
-    forget_acc: dict[str, float]  # the targets' own forget data: before, after
-
-
-@dataclass
-class FlowerResult:
-    """What a fednot Flower run did; ``state`` is the final global model."""
-
-    seed: int
-    method: str
-    clients: dict[int, int]  # fednot client id -> Flower node id
-    pretrain: TrainLog
-    pretrain_test_acc: float
-    state: StateDict
-    requests: list[RequestOutcome] = field(default_factory=list)
-    refused: list[Refusal] = field(default_factory=list)
-    bytes_sent: dict[str, int] = field(default_factory=dict)  # by message type
-    bytes_received: dict[str, int] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (without the model)."""
-        return {
-            "seed": self.seed,
-            "method": self.method,
-            "clients": {str(k): v for k, v in self.clients.items()},
-            "pretrain": self.pretrain.to_dict(),
-            "pretrain_test_acc": self.pretrain_test_acc,
-            "requests": [_outcome_dict(o) for o in self.requests],
-            "refused": [asdict(r) for r in self.refused],
-            "bytes_sent": self.bytes_sent,
-            "bytes_received": self.bytes_received,
-        }
 
 
 def create_server_app(defaults: Mapping[str, ConfigValue] | None = None) -> ServerApp:
@@ -140,29 +95,26 @@ def serve(
     method: Unlearner,
     trained: Trained,
     request: ForgetRequest,
-) -> tuple[RequestOutcome, StateDict]:
+) -> tuple[ServedRequest, StateDict]:
     """The engine's `Experiment.unlearn` of ``request`` (step, then recovery) on Flower."""
     state = trained.state
     retained = exp.split(request).retained.ids
     excluded = sorted(c for c in session.clients.ids if c not in retained)
-    test = {"before": test_accuracy(exp, state)}
-    forget = {"before": session.client_accuracy(state, request.clients, "forget", request)}
+    test_before = test_accuracy(exp, state)
+    forget_before = session.client_accuracy(state, request.clients, "forget", request)
     outcome = exp.unlearn(trained, request, method)
     step = exp.initial_state if outcome.step_state is None else outcome.step_state  # Retrain
-    test["after_step"] = test_accuracy(exp, step)
-    test["after"] = test_accuracy(exp, outcome.state)
-    forget["after"] = session.client_accuracy(outcome.state, request.clients, "forget", request)
-    logger.info("%s served %s: test %s, forget %s", method.name, request.to_dict(), test, forget)
-    served = RequestOutcome(
-        request.to_dict(),
+    test = Readings(test_before, test_accuracy(exp, outcome.state), test_accuracy(exp, step))
+    forget_after = session.client_accuracy(outcome.state, request.clients, "forget", request)
+    forget = Readings(forget_before, forget_after)
+    logger.info(
+        "%s served %s: test %s, forget %s",
         method.name,
-        excluded,
-        outcome.step_costs,
-        outcome.notes,
-        outcome.log,
-        test,
-        forget,
+        request.to_dict(),
+        test.to_dict(),
+        forget.to_dict(),
     )
+    served = ServedRequest.of(request, outcome, tuple(excluded), test, forget)
     return served, outcome.state
 
 
@@ -220,12 +172,6 @@ def _finish(session: ServerSession, exp: Experiment, result: FlowerResult) -> Fl
         len(result.refused),
         result.pretrain_test_acc,
         test_accuracy(exp, result.state),
-        "n/a" if last is None else last.forget_acc,
+        "n/a" if last is None else last.forget_acc.to_dict(),
     )
     return result
-
-
-def _outcome_dict(outcome: RequestOutcome) -> dict[str, Any]:
-    data = asdict(outcome)
-    data["recovery"] = outcome.recovery.to_dict()
-    return data
