@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 pytest.importorskip(
     "flwr", reason="flwr is not installed: pip install -c constraints.txt -e '.[flower]'"
@@ -344,3 +346,20 @@ def test_the_in_process_grid_delivers_what_the_wire_format_carries() -> None:
         assert got is not sent and got["arrays"] is not sent["arrays"]
         assert got["arrays"]["w"].numpy().tobytes() == sent["arrays"]["w"].numpy().tobytes()
         assert dict(got["config"]) == dict(sent["config"])
+
+
+def test_the_clientapps_pixel_cache_is_sealed_and_rebuilt_when_damaged(tmp_path: Path) -> None:
+    from fednot.config import DataConfig
+    from fednot.errors import FedNotWarning
+    from fednot.integrations.flower.settings import read_splits
+
+    data = DataConfig()  # the embedded MNIST-5k
+    first = read_splits(data, str(tmp_path))
+    (path,) = tmp_path.glob("mnist5k-*.pt")
+    again = read_splits(data, str(tmp_path))  # from the cache
+    assert torch.equal(again.train.images, first.train.images)
+    path.write_bytes(path.read_bytes()[:-64] + bytes(64))  # flipped bytes at the end
+    with pytest.warns(FedNotWarning, match="read again from the data set"):
+        rebuilt = read_splits(data, str(tmp_path))
+    assert torch.equal(rebuilt.train.labels, first.train.labels)
+    assert torch.equal(read_splits(data, str(tmp_path)).train.images, first.train.images)

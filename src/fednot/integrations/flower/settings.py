@@ -16,12 +16,11 @@ from __future__ import annotations
 import hashlib
 import shlex
 import tomllib
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, cast
-
-import torch
 
 from fednot.benchmark.scenarios import build_scenario
 from fednot.config import DataConfig, RunConfig
@@ -29,9 +28,9 @@ from fednot.configio import apply_overrides, from_dict, to_toml
 from fednot.data.federated import Federation
 from fednot.data.registry import build_federation, make_partition, read_dataset
 from fednot.data.source import DatasetSplits, ImageSet
-from fednot.errors import ConfigError
+from fednot.errors import ConfigError, DamagedFileError, FedNotWarning
 from fednot.seeding import SeedStreams
-from fednot.store.cache import atomic_save
+from fednot.store.cache import load_verified, save_verified
 
 ConfigValue = bool | int | float | str
 Stage = Literal["all", "pretrain", "unlearn"]
@@ -194,15 +193,22 @@ def base_federation(settings: FlowerSettings) -> Federation:
 
 
 def read_splits(data: DataConfig, cache_dir: str) -> DatasetSplits:
-    """`fednot.data.registry.read_dataset`, through an optional on-disk cache of the pixels."""
+    """`fednot.data.registry.read_dataset`, through an optional on-disk cache of the pixels.
+
+    The cache files are sealed as the engine's model cache is (`fednot.store.cache`): a damaged
+    or altered one is reported, then rebuilt.
+    """
     if not cache_dir:
         return read_dataset(data.dataset, data.root, data.image_size)
     tag = hashlib.sha256(f"{data.dataset}|{data.root}|{data.image_size}".encode()).hexdigest()
     path = Path(cache_dir).expanduser() / f"{data.dataset}-{tag[:16]}.pt"
     if path.exists():
-        return _splits_from(torch.load(path, map_location="cpu", weights_only=True))
+        try:
+            return _splits_from(load_verified(path))
+        except DamagedFileError as e:  # as the model cache does: say so, then rebuild it
+            warnings.warn(f"{e}; it is read again from the data set.", FedNotWarning, stacklevel=2)
     splits = read_dataset(data.dataset, data.root, data.image_size)
-    atomic_save(_splits_to(splits), path)
+    save_verified(_splits_to(splits), path)
     return splits
 
 
