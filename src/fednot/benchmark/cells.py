@@ -211,24 +211,7 @@ def make_record(
     measured: dict[str, Any] = {"scenario": exp.scenario.kind, "metrics": dict(metrics.values)}
     seed = exp.seed
     if outcome is None:
-        return Record(
-            method=name,
-            title=title,
-            seed=seed,
-            **measured,
-            avg_gap=None,
-            comm_bytes=0,
-            flops=0,
-            step_comm_bytes=0,
-            step_flops=0,
-            rounds=0,
-            stop_reason="",
-            rounds_to_target=None,
-            comm_to_target=None,
-            seconds=0.0,
-            requirements=requirements,
-            storage_bytes=0,
-        )
+        return Record.without_costs(name, title, seed, **measured, requirements=requirements)
     rounds = outcome.log.rounds
     reached = None
     if target_val_acc is not None:

@@ -135,25 +135,44 @@ class Record:
         cls, method: str, title: str, seed: int, *, scenario: str, requirements: str, reason: str
     ) -> Record:
         """The record of a cell whose method diverged: ``reason``, and no metrics."""
+        return cls.without_costs(
+            method, title, seed, scenario=scenario, metrics={}, requirements=requirements
+        ).with_divergence(reason)
+
+    @classmethod
+    def without_costs(
+        cls,
+        method: str,
+        title: str,
+        seed: int,
+        *,
+        scenario: str,
+        metrics: dict[str, float],
+        requirements: str,
+    ) -> Record:
+        """A record that costs nothing and ran no round (the original model's; a divergence)."""
         return cls(
             method=method,
             title=title,
             seed=seed,
             scenario=scenario,
-            metrics={},
+            metrics=metrics,
             avg_gap=None,
             comm_bytes=0,
             flops=0,
             step_comm_bytes=0,
             step_flops=0,
             rounds=0,
-            stop_reason="diverged",
+            stop_reason="",
             rounds_to_target=None,
             comm_to_target=None,
             seconds=0.0,
             requirements=requirements,
-            diverged=reason,
         )
+
+    def with_divergence(self, reason: str) -> Record:
+        """This record, marked diverged with ``reason``."""
+        return replace(self, stop_reason="diverged", diverged=reason)
 
 
 _FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Record))

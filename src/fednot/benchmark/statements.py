@@ -21,18 +21,10 @@ from fednot.benchmark.results import RETRAIN_FLOOR
 from fednot.benchmark.stats import LEVEL, seeds_for_exact, smallest_sign_flip_p
 from fednot.benchmark.summary import MethodSummary
 from fednot.benchmark.tables import BEYOND, NOT_DISTINGUISHABLE, _diverged_statement, point_text
+from fednot.benchmark.trajectory import point_header
 
 ALPHA = 1 - LEVEL
 EXCLUDED = "×"
-POINT_HEADER = {
-    END: "end",
-    "comm25": "@25 % comm.",
-    "comm50": "@50 % comm.",
-    "comm100": "@100 % comm.",
-    "flops25": "@25 % FLOPs",
-    "flops50": "@50 % FLOPs",
-    "flops100": "@100 % FLOPs",
-}
 
 
 def _p(value: float | None) -> str:
@@ -65,7 +57,7 @@ def paired_table(summary: Sequence[MethodSummary]) -> str:
         if not rows:
             continue
         points = [k for k in reading_points() if any(r.paired[ref].get(k) for r in rows)]
-        header = ["Method", *(POINT_HEADER.get(k, k) for k in points)]
+        header = ["Method", *("end" if k == END else point_header(k) for k in points)]
         lines = [
             f"**Minus {titles.get(ref, ref)}**",
             "",

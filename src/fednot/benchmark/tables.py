@@ -16,17 +16,10 @@ from fednot.benchmark.comparison import END, reading_points
 from fednot.benchmark.results import ORIGINAL, REFERENCE
 from fednot.benchmark.stats import Interval
 from fednot.benchmark.summary import MethodSummary
+from fednot.benchmark.trajectory import point_header
 from fednot.metrics.metric import Column, Metric
 from fednot.metrics.registry import registered
 
-_POINT_HEADER = {
-    "comm25": "@25 % comm.",
-    "comm50": "@50 % comm.",
-    "comm100": "@100 % comm.",
-    "flops25": "@25 % FLOPs",
-    "flops50": "@50 % FLOPs",
-    "flops100": "@100 % FLOPs",
-}
 INEXACT = "*"
 BEYOND = "†"
 BELOW_NOISE = "‡"
@@ -126,7 +119,7 @@ def main_table(
         "Method",
         *(f"{m.title} (Δ)" for m in deltas),
         "Avg. gap ↓",
-        *(f"Gap {_POINT_HEADER[k]}" for k in reading_points()[1:]),
+        *(f"Gap {point_header(k)}" for k in reading_points()[1:]),
         *(m.title for m in values),
         "Comm. / Retrain",
         "FLOPs / Retrain",

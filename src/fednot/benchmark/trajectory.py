@@ -44,6 +44,12 @@ def cost_keys(kind: CostKind | None = None) -> tuple[str, ...]:
     return tuple(cost_key(f, k) for k in kinds for f in COST_POINTS)
 
 
+def point_header(key: str) -> str:
+    """A cost point's column header: ``@25 % comm.`` for ``comm25``, ``@50 % FLOPs``."""
+    kind = kind_of(key)
+    return f"@{key.removeprefix(kind)} % {'comm.' if kind == 'comm' else 'FLOPs'}"
+
+
 def kind_of(key: str) -> CostKind:
     """The cost kind of a cost point's key."""
     return "flops" if key.startswith("flops") else "comm"
