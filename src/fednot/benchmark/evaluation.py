@@ -159,7 +159,7 @@ def evaluate(
         device: where to run.
         noise_floor: also compute the attacks' permutation noise floors (``mia_floor``,
             ``conf_auc_floor``, ``conf_tpr_floor``), with ``config.mia_null_permutations``.
-        scenario: supplies the scenario's kind and its extra inputs (the backdoor's triggered
+        scenario: supplies the kind it serves and its extra inputs (the backdoor's triggered
             test set and target label, the forgotten classes); ``None``: a client-wise request.
     """
     model.load_state_dict(state)

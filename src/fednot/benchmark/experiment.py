@@ -435,5 +435,5 @@ class Experiment:
             self.streams,
             self.config.eval,
             device=self.device,
-            scenario=self.scenario.kind,
+            scenario=self.scenario.serves,  # the kind whose metrics apply
         )

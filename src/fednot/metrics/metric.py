@@ -83,7 +83,8 @@ class EvalInputs:
     """What a metric is computed from: one model's outputs on the evaluation's splits.
 
     Attributes:
-        scenario: the scenario's kind (``client``, ``class``, ``backdoor``, ...).
+        scenario: the kind whose metrics apply (``client``, ``class``, ``backdoor``, ...; a
+            registered variant gives the kind it serves).
         retain: on D_r, the retained training samples.
         forget: on D_u, the forgotten training samples.
         test: on the server's test set.
