@@ -4,53 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
 
 import torch
 from torch import Tensor, nn
 
+from fednot.config import TrainConfig
 from fednot.data.federated import Preprocess, Samples
 from fednot.federation.aggregate import clone_state
 from fednot.federation.costs import FlopMeter
 from fednot.metrics.confidence import true_class_margin
 from fednot.types import StateDict
-
-
-class TrainSettings(Protocol):
-    """What `LocalRecipe.from_config` reads of a ``fednot.config.TrainConfig``.
-
-    Declared here so that the engine does not import the run's configuration.
-    """
-
-    @property
-    def local_epochs(self) -> int:
-        """Epochs per round."""
-        ...
-
-    @property
-    def batch_size(self) -> int:
-        """Mini-batch size."""
-        ...
-
-    @property
-    def optimizer(self) -> str:
-        """``"sgd"`` or ``"adamw"``."""
-        ...
-
-    @property
-    def lr(self) -> float:
-        """Learning rate."""
-        ...
-
-    @property
-    def momentum(self) -> float:
-        """SGD momentum."""
-        ...
-
-    @property
-    def weight_decay(self) -> float:
-        """Weight decay."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -74,7 +37,7 @@ class LocalRecipe:
     steps: int | None = None
 
     @classmethod
-    def from_config(cls, config: TrainSettings, *, lr: float | None = None) -> LocalRecipe:
+    def from_config(cls, config: TrainConfig, *, lr: float | None = None) -> LocalRecipe:
         """The recipe of a ``TrainConfig``, with an optional learning-rate override."""
         return cls(
             epochs=config.local_epochs,
