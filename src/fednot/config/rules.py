@@ -24,7 +24,8 @@ from fednot.errors import ConfigError
 _FIXED_SIZE = frozenset({"mnist5k", "mnist", "fashion_mnist", "cifar10", "cifar100"})
 
 
-def _changed(section: object, name: str) -> bool:
+def changed(section: object, name: str) -> bool:
+    """Whether the key ``name`` of the dataclass ``section`` differs from its default."""
     field = next(f for f in dataclasses.fields(section) if f.name == name)  # type: ignore[arg-type]
     default: Any = field.default
     if field.default_factory is not dataclasses.MISSING:
@@ -62,7 +63,7 @@ def unused_settings(data: DataConfig, train: TrainConfig, unlearn: UnlearnConfig
     return [
         f"{section_names[id(section)]}.{name} ({why})"
         for section, name, unused, why in rules
-        if unused and _changed(section, name)
+        if unused and changed(section, name)
     ]
 
 

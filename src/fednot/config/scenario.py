@@ -47,11 +47,6 @@ class ScenarioSettings:
         """``"key (why it is unused)"`` for keys set away from their default that do nothing."""
         return []
 
-    def changed(self, name: str) -> bool:
-        """Whether the key ``name`` differs from its default in this kind."""
-        default = type(self)()
-        return bool(getattr(self, name) != getattr(default, name))
-
     @classmethod
     def keys(cls) -> list[str]:
         """The keys of this kind's table, ``kind`` first."""

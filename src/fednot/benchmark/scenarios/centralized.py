@@ -11,6 +11,7 @@ from fednot.benchmark.scenarios.base import (
     random_share,
 )
 from fednot.config import DataConfig, ScenarioSettings, UnlearnConfig
+from fednot.config.rules import changed
 from fednot.config.sections import _require
 from fednot.data.federated import Federation
 from fednot.seeding import SeedStreams
@@ -45,7 +46,7 @@ class CentralizedScenario(ScenarioSettings):
     def unused(self) -> list[str]:
         """``classes`` when forgetting at random, ``forget_ratio`` when forgetting classes."""
         unused = "classes" if self.centralized_forget == "random" else "forget_ratio"
-        if self.changed(unused):
+        if changed(self, unused):
             why = f'scenario.centralized_forget is {"not " * (unused == "classes")}"class"'
             return [f"scenario.{unused} ({why})"]
         return []

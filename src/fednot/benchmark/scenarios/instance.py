@@ -12,6 +12,7 @@ from fednot.benchmark.scenarios.base import (
     random_share,
 )
 from fednot.config import DataConfig, ScenarioSettings, UnlearnConfig
+from fednot.config.rules import changed
 from fednot.config.sections import _require
 from fednot.data.federated import Federation
 from fednot.errors import ConfigError
@@ -37,7 +38,7 @@ class InstanceScenario(ScenarioSettings):
 
     def unused(self) -> list[str]:
         """``forget_ratio`` where ``forget_ids`` lists the samples."""
-        if self.forget_ids is not None and self.changed("forget_ratio"):
+        if self.forget_ids is not None and changed(self, "forget_ratio"):
             return ["scenario.forget_ratio (no random forget set is drawn)"]
         return []
 
