@@ -51,7 +51,7 @@ def build(
     triggered = triggered_test_set(clean_test, trigger)
     triggered_view = Samples(triggered, torch.arange(len(triggered)))
     request = ForgetRequest(clients=targets)
-    return Scenario("backdoor", federation, request, triggered_view, s.target_label)
+    return Scenario(s.kind, federation, request, triggered_view, s.target_label)
 
 
 def repoint(federation: Federation, old: ImageSet, new: ImageSet) -> Federation:

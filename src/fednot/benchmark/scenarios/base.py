@@ -32,7 +32,8 @@ class Scenario:
         triggered_test: the backdoor's triggered test set (true labels ≠ the target label).
         target_label: the backdoor's target label.
         classes: the forgotten classes of a class-wise request.
-        serves: the kind whose methods and metrics apply (the kind itself for the built-ins).
+        serves: the kind whose methods and metrics apply, set by `build_scenario` from the
+            definition (a builder leaves it empty).
     """
 
     kind: str
@@ -43,13 +44,9 @@ class Scenario:
     classes: tuple[int, ...] | None = None
     serves: str = ""
 
-    def __post_init__(self) -> None:
-        if not self.serves:
-            object.__setattr__(self, "serves", self.kind)
-
 
 Builder = Callable[[Any, tuple[int, ...], Federation, SeedStreams], Scenario]
-"""``(settings, targets, federation, streams) -> Scenario``; settings of the kind's class."""
+"""``(settings, targets, federation, streams) -> Scenario`` of kind ``settings.kind``."""
 
 Describer = Callable[[Any, tuple[int, ...]], str]
 """``(settings, targets) -> text``: what is forgotten, in a few words (results.md's setup)."""
@@ -119,7 +116,7 @@ def build_scenario(config: RunConfig, federation: Federation, streams: SeedStrea
     definition = scenario_definition(config.scenario.kind)
     targets = tuple(config.unlearn.forget_clients)
     built = definition.build(config.scenario, targets, federation, streams)
-    return replace(built, kind=definition.kind, serves=definition.shared_kind)
+    return replace(built, serves=definition.shared_kind)
 
 
 def random_share(

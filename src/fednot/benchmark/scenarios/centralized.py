@@ -58,9 +58,9 @@ def build(
     """The holder's classes, or a seeded share of its samples; the federation is unchanged."""
     if s.centralized_forget == "class":
         request = ForgetRequest(clients=federation.ids, classes=s.classes)
-        return Scenario("centralized", federation, request, classes=s.classes)
+        return Scenario(s.kind, federation, request, classes=s.classes)
     ids = tuple(sorted(random_share(federation, federation.ids[0], s.forget_ratio, streams)))
-    return Scenario("centralized", federation, ForgetRequest(clients=federation.ids, indices=ids))
+    return Scenario(s.kind, federation, ForgetRequest(clients=federation.ids, indices=ids))
 
 
 def describe(s: CentralizedScenario, targets: tuple[int, ...]) -> str:

@@ -38,7 +38,7 @@ def build(
     """A class-wise request over the targets (or every client); the federation is unchanged."""
     clients = federation.ids if s.class_scope == "federation" else targets
     request = ForgetRequest(clients=clients, classes=s.classes)
-    return Scenario("class", federation, request, classes=s.classes)
+    return Scenario(s.kind, federation, request, classes=s.classes)
 
 
 def describe(s: ClassScenario, targets: tuple[int, ...]) -> str:

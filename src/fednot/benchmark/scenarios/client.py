@@ -13,7 +13,7 @@ def build(
     s: ScenarioSettings, targets: tuple[int, ...], federation: Federation, streams: SeedStreams
 ) -> Scenario:
     """The targets' whole data are forgotten; the federation is unchanged."""
-    return Scenario("client", federation, ForgetRequest(clients=targets))
+    return Scenario(s.kind, federation, ForgetRequest(clients=targets))
 
 
 def describe(s: ScenarioSettings, targets: tuple[int, ...]) -> str:

@@ -52,7 +52,7 @@ def build(
     else:
         shares = (random_share(federation, k, s.forget_ratio, streams) for k in targets)
         ids = tuple(sorted(i for share in shares for i in share))
-    return Scenario("instance", federation, ForgetRequest(clients=targets, indices=ids))
+    return Scenario(s.kind, federation, ForgetRequest(clients=targets, indices=ids))
 
 
 def read_sample_ids(path: Path) -> tuple[int, ...]:
