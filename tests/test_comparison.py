@@ -16,38 +16,17 @@ from fednot.benchmark.stats import mean_ci, paired_ci
 from fednot.benchmark.summary import MethodSummary
 from fednot.benchmark.tables import main_table
 from fednot.benchmark.tradeoff import tradeoff_curves
+from fednot.testing import sample_record
 
 RETRAIN = {"retain_acc": 100.0, "forget_acc": 96.0, "test_acc": 97.0, "mia": 50.0}
 RETRAIN_BYTES = 1000
 
 
 def _record(method: str, seed: int, metrics: dict[str, float], **extra: Any) -> Record:
-    fields: dict[str, Any] = dict(
-        method=method,
-        title={"not": "NoT", "ft": "FT", "retrain": "Retrain"}.get(method, method),
-        seed=seed,
-        mia_std=0.0,
-        val_acc=97.0,
-        scenario="client",
-        asr=None,
-        forget_class_acc=None,
-        remaining_class_test_acc=None,
-        avg_gap=None,
-        comm_bytes=RETRAIN_BYTES,
-        flops=10,
-        step_comm_bytes=0,
-        step_flops=0,
-        rounds=1,
-        stop_reason="",
-        rounds_to_target=None,
-        comm_to_target=None,
-        seconds=0.0,
-        requirements="",
-        mia_floor=1.5,
-    )
-    fields.update(metrics)
-    fields.update(extra)
-    return Record.from_dict(fields)
+    title = {"not": "NoT", "ft": "FT", "retrain": "Retrain"}.get(method, method)
+    fields = dict(title=title, mia_std=0.0, val_acc=97.0, comm_bytes=RETRAIN_BYTES, flops=10)
+    fields |= dict(requirements="", mia_floor=1.5)
+    return sample_record(method, seed, **{**fields, **metrics, **extra})
 
 
 def _log(forget_by_round: list[float]) -> CellLog:

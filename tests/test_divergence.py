@@ -29,7 +29,7 @@ from fednot.federation.backend import InProcess, TrainJob
 from fednot.federation.fedavg import FedAvg, StopRule
 from fednot.federation.local import LocalRecipe, LocalUpdate, predict
 from fednot.metrics.mia import loss_mia
-from fednot.testing import tiny_config, tiny_federation
+from fednot.testing import sample_record, tiny_config, tiny_federation
 from fednot.types import ForgetRequest, StateDict
 
 FAST = [
@@ -261,32 +261,8 @@ def test_a_run_records_a_diverged_method_and_goes_on(
 
 def _record(method: str, seed: int, gap: float, **extra: Any) -> Record:
     metrics = {"retain_acc": 90.0 + gap, "forget_acc": 90.0, "test_acc": 90.0, "mia": 50.0}
-    return Record.from_dict(
-        dict(
-            method=method,
-            title=method.upper(),
-            seed=seed,
-            **metrics,
-            mia_std=0.0,
-            val_acc=90.0,
-            scenario="client",
-            asr=None,
-            forget_class_acc=None,
-            remaining_class_test_acc=None,
-            avg_gap=None,
-            comm_bytes=100,
-            flops=10,
-            step_comm_bytes=0,
-            step_flops=0,
-            rounds=1,
-            stop_reason="",
-            rounds_to_target=None,
-            comm_to_target=None,
-            seconds=0.0,
-            requirements="none",
-            **extra,
-        )
-    )
+    fields = dict(mia_std=0.0, val_acc=90.0, comm_bytes=100, flops=10)
+    return sample_record(method, seed, **{**metrics, **fields, **extra})
 
 
 def _diverged(method: str, seed: int) -> Record:

@@ -32,6 +32,7 @@ from fednot.cli.terminal import WIDTH, terminal_summary
 from fednot.config import RunConfig
 from fednot.errors import ConfigError
 from fednot.store.cache import atomic_write_text
+from fednot.testing import sample_record
 
 torch.set_num_threads(1)
 
@@ -49,33 +50,9 @@ METHODS = ("ft", "federaser", "fukd", "pgd", "mode", "fcu", "puf", "negsub", "no
 
 
 def _record(method: str, seed: int, forget: float, **extra: Any) -> Record:
-    fields: dict[str, Any] = dict(
-        method=method,
-        title=TITLES.get(method, method.upper()),
-        seed=seed,
-        **RETRAIN,
-        mia_std=0.0,
-        val_acc=97.0,
-        scenario="client",
-        asr=None,
-        forget_class_acc=None,
-        remaining_class_test_acc=None,
-        avg_gap=None,
-        comm_bytes=900,
-        flops=9,
-        step_comm_bytes=0,
-        step_flops=0,
-        rounds=9,
-        stop_reason="",
-        rounds_to_target=None,
-        comm_to_target=None,
-        seconds=0.0,
-        requirements="none",
-        mia_floor=1.5,
-    )
-    fields["forget_acc"] = forget
-    fields.update(extra)
-    return Record.from_dict(fields)
+    fields: dict[str, Any] = dict(title=TITLES.get(method, method.upper()), **RETRAIN)
+    fields |= dict(mia_std=0.0, val_acc=97.0, comm_bytes=900, flops=9, rounds=9, mia_floor=1.5)
+    return sample_record(method, seed, **{**fields, "forget_acc": forget, **extra})
 
 
 def _records(

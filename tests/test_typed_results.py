@@ -17,6 +17,7 @@ from fednot.benchmark.summary import summary_json
 from fednot.federation.fedavg import RoundRecord, TrainLog
 from fednot.metrics.metric import Summary
 from fednot.metrics.registry import registered
+from fednot.testing import sample_record
 
 RETRAIN = {"retain_acc": 100.0, "forget_acc": 96.0, "test_acc": 97.0, "mia": 50.0}
 
@@ -57,30 +58,9 @@ def test_a_cell_log_reads_the_engine_log_and_round_trips_through_results_json() 
 
 
 def _record(method: str, seed: int, forget: float, **extra: Any) -> Record:
-    fields: dict[str, Any] = dict(
-        method=method,
-        title=method.upper(),
-        seed=seed,
-        **RETRAIN,
-        mia_std=0.0,
-        val_acc=97.0,
-        scenario="client",
-        avg_gap=None,
-        comm_bytes=1000,
-        flops=10,
-        step_comm_bytes=0,
-        step_flops=0,
-        rounds=9,
-        stop_reason="",
-        rounds_to_target=None,
-        comm_to_target=None,
-        seconds=0.0,
-        requirements="none",
-        mia_floor=1.5,
-    )
-    fields["forget_acc"] = forget
-    fields.update(extra)
-    return Record.from_dict(fields)
+    fields: dict[str, Any] = dict(**RETRAIN, mia_std=0.0, val_acc=97.0, comm_bytes=1000, flops=10)
+    fields |= dict(rounds=9, mia_floor=1.5)
+    return sample_record(method, seed, **{**fields, "forget_acc": forget, **extra})
 
 
 def test_summary_rows_are_written_in_the_documented_layout() -> None:

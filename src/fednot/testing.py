@@ -15,6 +15,7 @@ from unittest import mock
 import torch
 
 from fednot.benchmark.experiment import Experiment
+from fednot.benchmark.results import Record
 from fednot.benchmark.scenarios import CentralizedScenario
 from fednot.config import (
     DataConfig,
@@ -84,6 +85,32 @@ TINY_OPTIONS: dict[str, dict[str, Any]] = {
     "perturb": {},
 }
 """Every method a client can request, with options small enough for a `tiny_federation`."""
+
+
+def sample_record(method: str, seed: int, **fields: Any) -> Record:
+    """A measured `Record` for tests, read as `Record.from_dict` reads a results.json record.
+
+    ``fields`` are its keys (record fields, metrics by registered name) over these defaults:
+    the title ``method.upper()``, the client scenario, no costs, one round, no requirement.
+    """
+    defaults: dict[str, Any] = {
+        "method": method,
+        "title": method.upper(),
+        "seed": seed,
+        "scenario": "client",
+        "avg_gap": None,
+        "comm_bytes": 0,
+        "flops": 0,
+        "step_comm_bytes": 0,
+        "step_flops": 0,
+        "rounds": 1,
+        "stop_reason": "",
+        "rounds_to_target": None,
+        "comm_to_target": None,
+        "seconds": 0.0,
+        "requirements": "none",
+    }
+    return Record.from_dict({**defaults, **fields})
 
 
 def every_method_config(config: RunConfig) -> RunConfig:
