@@ -15,21 +15,17 @@ from fednot.audit.sampler import ModelSampler, Task
 from fednot.benchmark.experiment import Experiment
 from fednot.cli.app import main
 from fednot.config import UnlearnConfig
-from fednot.testing import tiny_config, tiny_federation
+from fednot.testing import set_args, tiny_config, tiny_federation
 
 SMALL = [
-    "--set",
-    "data.num_clients=3",
-    "--set",
-    "data.client_samples=60",
-    "--set",
-    "model.name=mlp",
-    "--set",
-    "model.options.hidden=[16]",
-    "--set",
-    "train.rounds=2",
-    "--set",
-    "unlearn.recovery_rounds=2",
+    *set_args(
+        "data.num_clients=3",
+        "data.client_samples=60",
+        "model.name=mlp",
+        "model.options.hidden=[16]",
+        "train.rounds=2",
+        "unlearn.recovery_rounds=2",
+    ),
     "--models",
     "6",
     "--threads",

@@ -17,29 +17,20 @@ import torch
 
 from fednot.cli.app import main
 from fednot.errors import FedNotWarning
+from fednot.testing import set_args
 
 FAST = [
-    "--set",
-    "data.num_clients=3",
-    "--set",
-    "model.name=mlp",
-    "--set",
-    "model.options.hidden=[16]",
-    "--set",
-    "train.rounds=1",
-    "--set",
-    "train.batch_size=64",
-    "--set",
-    "unlearn.recovery_rounds=1",
-    "--set",
-    "eval.mia_repeats=2",
-    "--set",
-    "eval.mia_null_permutations=0",
+    *set_args(
+        "data.num_clients=3",
+        "model.name=mlp",
+        "model.options.hidden=[16]",
+        "train.rounds=1",
+        "train.batch_size=64",
+        "unlearn.recovery_rounds=1",
+        "eval.mia_repeats=2",
+        "eval.mia_null_permutations=0",
+    ),
 ]
-
-
-def _sets(*pairs: str) -> list[str]:
-    return [part for pair in pairs for part in ("--set", pair)]
 
 
 def _sys_writable() -> bool:
@@ -84,91 +75,109 @@ EVAL = ["eval", "--checkpoint", "{ckpt}"]
 # (case id, argv, fragment of the message, exit code)
 CASES: list[tuple[str, list[str], str, int]] = [
     # values of the configuration
-    ("lr-text", [*RUN, *_sets("train.lr=fast")], "Expected `train.lr` to be float", 2),
-    ("lr-zero", [*RUN, *_sets("train.lr=0")], "train.lr must be > 0", 2),
-    ("momentum", [*TRAIN, *_sets("train.momentum=-1")], "train.momentum must be >= 0", 2),
-    ("decay", [*TRAIN, *_sets("train.weight_decay=-0.1")], "train.weight_decay must be >= 0", 2),
-    ("momentum-inf", [*TRAIN, *_sets("train.momentum=inf")], "train.momentum must be a finite", 2),
-    ("lr-beyond-float32", [*TRAIN, *_sets("train.lr=1e300")], "(of float32's range", 2),
-    ("decay-inf", [*TRAIN, *_sets("train.weight_decay=inf")], "weight_decay must be a finite", 2),
+    ("lr-text", [*RUN, *set_args("train.lr=fast")], "Expected `train.lr` to be float", 2),
+    ("lr-zero", [*RUN, *set_args("train.lr=0")], "train.lr must be > 0", 2),
+    ("momentum", [*TRAIN, *set_args("train.momentum=-1")], "train.momentum must be >= 0", 2),
+    ("decay", [*TRAIN, *set_args("train.weight_decay=-0.1")], "train.weight_decay must be >= 0", 2),
+    (
+        "momentum-inf",
+        [*TRAIN, *set_args("train.momentum=inf")],
+        "train.momentum must be a finite",
+        2,
+    ),
+    ("lr-beyond-float32", [*TRAIN, *set_args("train.lr=1e300")], "(of float32's range", 2),
+    (
+        "decay-inf",
+        [*TRAIN, *set_args("train.weight_decay=inf")],
+        "weight_decay must be a finite",
+        2,
+    ),
     (
         "recovery-lr-inf",
-        [*RUN, *_sets("unlearn.method_recovery_lr.ft=inf")],
+        [*RUN, *set_args("unlearn.method_recovery_lr.ft=inf")],
         "unlearn.method_recovery_lr.ft must be a finite number",
         2,
     ),
-    ("rounds", [*RUN, *_sets("train.rounds=0")], "train.rounds must be >= 1", 2),
-    ("batch", [*RUN, *_sets("train.batch_size=0")], "train.batch_size must be >= 1", 2),
-    ("epochs", [*RUN, *_sets("train.local_epochs=0")], "train.local_epochs must be >= 1", 2),
-    ("participation", [*RUN, *_sets("train.participation=1.5")], "participation", 2),
-    ("patience", [*RUN, *_sets("train.patience=0")], "train.patience must be >= 1", 2),
-    ("optimizer", [*RUN, *_sets("train.optimizer=adam")], "one of ['sgd', 'adamw']", 2),
-    ("clients-0", [*RUN, *_sets("data.num_clients=0")], "data.num_clients must be >= 1", 2),
-    ("dataset", [*RUN, *_sets("data.dataset=nope")], "Unknown data set 'nope'", 2),
-    ("dataset-root", [*RUN, *_sets("data.dataset=cifar10")], "set data.root", 2),
-    ("partition", [*RUN, *_sets("data.partition=weird")], "data.partition", 2),
-    ("alpha", [*RUN, *_sets("data.alpha=0")], "data.alpha must be > 0", 2),
-    ("val-fraction", [*RUN, *_sets("data.val_fraction=1")], "data.val_fraction must lie", 2),
-    ("test-fraction", [*RUN, *_sets("data.test_fraction=0")], "data.test_fraction must lie", 2),
-    ("server", [*RUN, *_sets("data.server_samples=-1")], "data.server_samples must be", 2),
-    ("too-many-clients", [*RUN, *_sets("data.num_clients=2000")], "no validation sample", 2),
-    ("model", [*RUN, *_sets("model.name=resnet")], "Unknown model 'resnet'", 2),
-    ("model-option", [*RUN, *_sets("model.options.bogus=1")], "Unknown option `bogus`", 2),
-    ("option-of-none", [*RUN, *_sets("options.ft.foo=1")], "for method 'ft'. It takes none", 2),
-    ("width-0", [*TRAIN, *_sets("model.options.hidden=[0]")], "must be >= 1, got [0]", 2),
+    ("rounds", [*RUN, *set_args("train.rounds=0")], "train.rounds must be >= 1", 2),
+    ("batch", [*RUN, *set_args("train.batch_size=0")], "train.batch_size must be >= 1", 2),
+    ("epochs", [*RUN, *set_args("train.local_epochs=0")], "train.local_epochs must be >= 1", 2),
+    ("participation", [*RUN, *set_args("train.participation=1.5")], "participation", 2),
+    ("patience", [*RUN, *set_args("train.patience=0")], "train.patience must be >= 1", 2),
+    ("optimizer", [*RUN, *set_args("train.optimizer=adam")], "one of ['sgd', 'adamw']", 2),
+    ("clients-0", [*RUN, *set_args("data.num_clients=0")], "data.num_clients must be >= 1", 2),
+    ("dataset", [*RUN, *set_args("data.dataset=nope")], "Unknown data set 'nope'", 2),
+    ("dataset-root", [*RUN, *set_args("data.dataset=cifar10")], "set data.root", 2),
+    ("partition", [*RUN, *set_args("data.partition=weird")], "data.partition", 2),
+    ("alpha", [*RUN, *set_args("data.alpha=0")], "data.alpha must be > 0", 2),
+    ("val-fraction", [*RUN, *set_args("data.val_fraction=1")], "data.val_fraction must lie", 2),
+    ("test-fraction", [*RUN, *set_args("data.test_fraction=0")], "data.test_fraction must lie", 2),
+    ("server", [*RUN, *set_args("data.server_samples=-1")], "data.server_samples must be", 2),
+    ("too-many-clients", [*RUN, *set_args("data.num_clients=2000")], "no validation sample", 2),
+    ("model", [*RUN, *set_args("model.name=resnet")], "Unknown model 'resnet'", 2),
+    ("model-option", [*RUN, *set_args("model.options.bogus=1")], "Unknown option `bogus`", 2),
+    ("option-of-none", [*RUN, *set_args("options.ft.foo=1")], "for method 'ft'. It takes none", 2),
+    ("width-0", [*TRAIN, *set_args("model.options.hidden=[0]")], "must be >= 1, got [0]", 2),
     (
         "cnn-width-0",
-        [*TRAIN, *_sets("model.name=cnn", "model.options={{}}", "model.options.channels=[4, 0]")],
+        [
+            *TRAIN,
+            *set_args("model.name=cnn", "model.options={{}}", "model.options.channels=[4, 0]"),
+        ],
         "must be >= 1",
         2,
     ),
     (
         "vit-heads",
-        [*TRAIN, *_sets("model.name=vit", "model.options={{}}", "model.options.heads=3")],
+        [*TRAIN, *set_args("model.name=vit", "model.options={{}}", "model.options.heads=3")],
         "divisible by heads",
         2,
     ),
-    ("method", [*RUN, *_sets('unlearn.methods=["nto"]')], "Unknown unlearner 'nto'", 2),
-    ("no-method", [*RUN, *_sets("unlearn.methods=[]")], "selects no method", 2),
-    ("forget-range", [*RUN, *_sets("unlearn.forget_clients=[5]")], "out of range", 2),
-    ("forget-all", [*RUN, *_sets("unlearn.forget_clients=[0, 1, 2]")], "keep at least one", 2),
-    ("forget-dup", [*RUN, *_sets("unlearn.forget_clients=[0, 0]")], "duplicates", 2),
-    ("recovery", [*RUN, *_sets("unlearn.recovery_rounds=-1")], "recovery_rounds must be", 2),
-    ("recovery-lr", [*RUN, *_sets("unlearn.recovery_lr=0")], "recovery_lr must be > 0", 2),
-    ("target", [*RUN, *_sets("unlearn.target_val_acc=150")], "target_val_acc", 2),
-    ("target-word", [*RUN, *_sets('unlearn.target_val_acc="best"')], "target_val_acc", 2),
-    ("margin", [*RUN, *_sets("unlearn.target_margin=-1")], "target_margin", 2),
-    ("scenario", [*RUN, *_sets("scenario.kind=weird")], "scenario.kind", 2),
+    ("method", [*RUN, *set_args('unlearn.methods=["nto"]')], "Unknown unlearner 'nto'", 2),
+    ("no-method", [*RUN, *set_args("unlearn.methods=[]")], "selects no method", 2),
+    ("forget-range", [*RUN, *set_args("unlearn.forget_clients=[5]")], "out of range", 2),
+    ("forget-all", [*RUN, *set_args("unlearn.forget_clients=[0, 1, 2]")], "keep at least one", 2),
+    ("forget-dup", [*RUN, *set_args("unlearn.forget_clients=[0, 0]")], "duplicates", 2),
+    ("recovery", [*RUN, *set_args("unlearn.recovery_rounds=-1")], "recovery_rounds must be", 2),
+    ("recovery-lr", [*RUN, *set_args("unlearn.recovery_lr=0")], "recovery_lr must be > 0", 2),
+    ("target", [*RUN, *set_args("unlearn.target_val_acc=150")], "target_val_acc", 2),
+    ("target-word", [*RUN, *set_args('unlearn.target_val_acc="best"')], "target_val_acc", 2),
+    ("margin", [*RUN, *set_args("unlearn.target_margin=-1")], "target_margin", 2),
+    ("scenario", [*RUN, *set_args("scenario.kind=weird")], "scenario.kind", 2),
     (
         "class-range",
-        [*RUN, *_sets("scenario.kind=class", "scenario.classes=[99]")],
+        [*RUN, *set_args("scenario.kind=class", "scenario.classes=[99]")],
         "out of range",
         2,
     ),
     (
         "ratio",
-        [*RUN, *_sets("scenario.kind=instance", "scenario.forget_ratio=0")],
+        [*RUN, *set_args("scenario.kind=instance", "scenario.forget_ratio=0")],
         "forget_ratio must lie",
         2,
     ),
-    ("centralized", [*RUN, *_sets("scenario.kind=centralized")], "data.num_clients = 1", 2),
-    ("folds", [*RUN, *_sets("eval.mia_folds=1")], "eval.mia_folds must be >= 2", 2),
-    ("mia-too-small", [*RUN, *_sets("eval.mia_folds=2000")], "MIA members", 2),
-    ("mia-tiny-clients", [*RUN, *_sets("data.num_clients=1000")], "MIA members", 2),
-    ("nonmembers", [*RUN, *_sets("eval.mia_nonmembers=other")], "eval.mia_nonmembers", 2),
-    ("curve", [*RUN, *_sets("eval.curve_every=-1")], "eval.curve_every must be", 2),
-    ("seeds-empty", [*RUN, *_sets("seeds=[]")], "seeds must name", 2),
-    ("seeds-dup", [*RUN, *_sets("seeds=[0, 0]")], "duplicates", 2),
+    ("centralized", [*RUN, *set_args("scenario.kind=centralized")], "data.num_clients = 1", 2),
+    ("folds", [*RUN, *set_args("eval.mia_folds=1")], "eval.mia_folds must be >= 2", 2),
+    ("mia-too-small", [*RUN, *set_args("eval.mia_folds=2000")], "MIA members", 2),
+    ("mia-tiny-clients", [*RUN, *set_args("data.num_clients=1000")], "MIA members", 2),
+    ("nonmembers", [*RUN, *set_args("eval.mia_nonmembers=other")], "eval.mia_nonmembers", 2),
+    ("curve", [*RUN, *set_args("eval.curve_every=-1")], "eval.curve_every must be", 2),
+    ("seeds-empty", [*RUN, *set_args("seeds=[]")], "seeds must name", 2),
+    ("seeds-dup", [*RUN, *set_args("seeds=[0, 0]")], "duplicates", 2),
     ("threads-flag", [*TRAIN, "--threads", "-1"], "threads must be >= 1", 2),
-    ("threads-key", [*RUN, *_sets("threads=0")], "threads must be >= 1", 2),
-    ("device", [*TRAIN, *_sets("device=gpu")], "is not a torch device", 2),
-    ("layout", [*TRAIN, *_sets("memory_format=nhwc")], "memory_format must be one of", 2),
-    ("options-unused", [*RUN, *_sets("options.nosuch.lr=1")], "options given for ['nosuch']", 2),
-    ("option-unknown", [*RUN, *_sets("options.not.bogus=1")], "bogus", 2),
-    ("layer", [*RUN, *_sets('options.not.layers=["nope"]')], "no layer 'nope'", 2),
-    ("key", [*RUN, *_sets("bogus=1")], "Unknown configuration key `bogus`", 2),
-    ("section-key", [*RUN, *_sets("train.bogus=1")], "Unknown configuration key `train.bogus`", 2),
-    ("section-value", [*RUN, *_sets("train=5")], "Expected `train` to be a table", 2),
+    ("threads-key", [*RUN, *set_args("threads=0")], "threads must be >= 1", 2),
+    ("device", [*TRAIN, *set_args("device=gpu")], "is not a torch device", 2),
+    ("layout", [*TRAIN, *set_args("memory_format=nhwc")], "memory_format must be one of", 2),
+    ("options-unused", [*RUN, *set_args("options.nosuch.lr=1")], "options given for ['nosuch']", 2),
+    ("option-unknown", [*RUN, *set_args("options.not.bogus=1")], "bogus", 2),
+    ("layer", [*RUN, *set_args('options.not.layers=["nope"]')], "no layer 'nope'", 2),
+    ("key", [*RUN, *set_args("bogus=1")], "Unknown configuration key `bogus`", 2),
+    (
+        "section-key",
+        [*RUN, *set_args("train.bogus=1")],
+        "Unknown configuration key `train.bogus`",
+        2,
+    ),
+    ("section-value", [*RUN, *set_args("train=5")], "Expected `train` to be a table", 2),
     ("override", [*RUN, "--set", "novalue"], "Expected an override of the form key=value", 2),
     ("config-missing", [*RUN, "-c", "missing.toml"], "does not exist", 2),
     ("config-broken", [*RUN, "-c", "{broken}"], "is not valid TOML", 2),
@@ -182,29 +191,29 @@ CASES: list[tuple[str, list[str], str, int]] = [
     ("bench-no-methods", ["bench", *FAST, "--methods", "", "--out", "{out}"], "at least one", 2),
     ("bench-no-seeds", ["bench", *FAST, "--seeds", "", "--out", "{out}"], "seeds must name", 2),
     # settings that nothing would read
-    ("unused-size", [*RUN, *_sets("data.image_size=32")], "image_size (the mnist5k", 2),
-    ("unused-root", [*RUN, *_sets("data.root=data")], "data.root (data.dataset is the", 2),
-    ("unused-alpha", [*RUN, *_sets("data.alpha=0.5")], "data.alpha (data.partition is not", 2),
-    ("unused-shards", [*RUN, *_sets("data.shards_per_client=3")], "data.shards_per_client", 2),
+    ("unused-size", [*RUN, *set_args("data.image_size=32")], "image_size (the mnist5k", 2),
+    ("unused-root", [*RUN, *set_args("data.root=data")], "data.root (data.dataset is the", 2),
+    ("unused-alpha", [*RUN, *set_args("data.alpha=0.5")], "data.alpha (data.partition is not", 2),
+    ("unused-shards", [*RUN, *set_args("data.shards_per_client=3")], "data.shards_per_client", 2),
     (
         "unused-momentum",
-        [*RUN, *_sets("train.optimizer=adamw", "train.momentum=0.5")],
+        [*RUN, *set_args("train.optimizer=adamw", "train.momentum=0.5")],
         "train.momentum",
         2,
     ),
-    ("unused-margin", [*RUN, *_sets("unlearn.target_margin=1")], "unlearn.target_margin", 2),
-    ("unused-classes", [*RUN, *_sets("scenario.classes=[3]")], "scenario.classes", 2),
-    ("unused-ratio", [*RUN, *_sets("scenario.forget_ratio=0.3")], "scenario.forget_ratio", 2),
-    ("unused-trigger", [*RUN, *_sets("scenario.trigger_size=4")], "scenario.trigger_size", 2),
+    ("unused-margin", [*RUN, *set_args("unlearn.target_margin=1")], "unlearn.target_margin", 2),
+    ("unused-classes", [*RUN, *set_args("scenario.classes=[3]")], "scenario.classes", 2),
+    ("unused-ratio", [*RUN, *set_args("scenario.forget_ratio=0.3")], "scenario.forget_ratio", 2),
+    ("unused-trigger", [*RUN, *set_args("scenario.trigger_size=4")], "scenario.trigger_size", 2),
     # file system
     ("out-file", ["run", *FAST, "--out", "{file}"], "is a file, not a folder", 2),
-    ("cache-file", [*RUN, *_sets("cache_dir={file}")], "is a file, not a folder", 2),
-    ("cache-under-file", [*RUN, *_sets("cache_dir={file}/sub")], "is a file, not a folder", 2),
+    ("cache-file", [*RUN, *set_args("cache_dir={file}")], "is a file, not a folder", 2),
+    ("cache-under-file", [*RUN, *set_args("cache_dir={file}/sub")], "is a file, not a folder", 2),
     ("train-out-dir", ["train", *FAST, "--out", "{dir}"], "is a folder", 2),
     ("train-out-under-file", ["train", *FAST, "--out", "{file}/m.pt"], "is a file", 2),
     ("study-out-file", ["ablate", "layers", *FAST, "--out", "{file}"], "is a file", 2),
     # divergence: found in the first round, nothing written
-    ("diverge", [*TRAIN, *_sets("train.lr=1e6", "cache_dir=")], "diverged in round 1", 2),
+    ("diverge", [*TRAIN, *set_args("train.lr=1e6", "cache_dir=")], "diverged in round 1", 2),
     # checkpoints
     (
         "ckpt-missing",
@@ -217,7 +226,7 @@ CASES: list[tuple[str, list[str], str, int]] = [
     ("ckpt-preset", [*UNLEARN, "--preset", "mnist5k-cnn"], "--preset does not apply", 2),
     ("ckpt-eval-preset", [*EVAL, "--preset", "mnist5k-cnn"], "--preset does not apply", 2),
     ("ckpt-config-train", [*UNLEARN, "-c", "{train_toml}"], "cannot change [train]", 2),
-    ("ckpt-set-model", [*UNLEARN, *_sets("model.name=cnn")], "cannot change [model]", 2),
+    ("ckpt-set-model", [*UNLEARN, *set_args("model.name=cnn")], "cannot change [model]", 2),
     ("ckpt-clients-text", [*UNLEARN, "--forget-clients", "a"], "comma-separated client ids", 2),
     ("ckpt-clients-range", [*UNLEARN, "--forget-clients", "7"], "out of range", 2),
     ("ckpt-clients-empty-part", [*UNLEARN, "--forget-clients", "0,,1"], "none empty", 2),
@@ -226,7 +235,7 @@ CASES: list[tuple[str, list[str], str, int]] = [
     ("ckpt-eval-clients", [*EVAL, "--forget-clients", "9"], "9", 2),
     ("ckpt-weights-only", [*UNLEARN, "--method", "ft", "--weights-only"], "--weights-only", 2),
     ("ckpt-out-dir", ["unlearn", "--checkpoint", "{ckpt}", "--out", "{dir}"], "is a folder", 2),
-    ("ckpt-recovery-diverges", [*UNLEARN, *_sets("unlearn.recovery_lr=1e6")], "diverged", 2),
+    ("ckpt-recovery-diverges", [*UNLEARN, *set_args("unlearn.recovery_lr=1e6")], "diverged", 2),
     # analyses
     (
         "param-unknown",
@@ -273,7 +282,7 @@ CASES: list[tuple[str, list[str], str, int]] = [
     ("config-quiet", ["config", "-q"], "unrecognized arguments: -q", 2),
 ]
 if not torch.cuda.is_available():
-    CASES.append(("cuda", [*TRAIN, *_sets("device=cuda")], "set device = 'cpu'", 2))
+    CASES.append(("cuda", [*TRAIN, *set_args("device=cuda")], "set device = 'cpu'", 2))
 
 
 @pytest.mark.parametrize(
@@ -353,7 +362,12 @@ def test_the_thread_count_is_recorded_and_keys_the_cache(
 def test_a_pretraining_that_learns_nothing_is_reported(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["train", *FAST, "-q", *_sets("cache_dir=", "train.weight_decay=10", "train.rounds=5")]
+    argv = [
+        "train",
+        *FAST,
+        "-q",
+        *set_args("cache_dir=", "train.weight_decay=10", "train.rounds=5"),
+    ]
     with pytest.warns(FedNotWarning, match="no better than always answering"):
         assert main([*argv, "--out", str(tmp_path / "m.pt")]) == 0
 

@@ -8,26 +8,20 @@ from pathlib import Path
 import pytest
 
 from fednot.cli.app import main
+from fednot.testing import set_args
 
 FAST = [
-    "--set",
-    "data.num_clients=3",
-    "--set",
-    "model.name=mlp",
-    "--set",
-    "model.options.hidden=[32]",
-    "--set",
-    "train.rounds=2",
-    "--set",
-    "train.batch_size=64",
-    "--set",
-    "unlearn.recovery_rounds=2",
-    "--set",
-    "eval.curve_every=1",
-    "--set",
-    "eval.mia_repeats=5",  # the MIA's resolution is not what these tests check
-    "--set",
-    "eval.mia_null_permutations=20",
+    *set_args(
+        "data.num_clients=3",
+        "model.name=mlp",
+        "model.options.hidden=[32]",
+        "train.rounds=2",
+        "train.batch_size=64",
+        "unlearn.recovery_rounds=2",
+        "eval.curve_every=1",
+        "eval.mia_repeats=5",  # the MIA's resolution is not what these tests check
+        "eval.mia_null_permutations=20",
+    ),
 ]
 KEYS = {
     "method",

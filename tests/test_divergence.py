@@ -29,26 +29,20 @@ from fednot.federation.backend import InProcess, TrainJob
 from fednot.federation.fedavg import FedAvg, StopRule
 from fednot.federation.local import LocalRecipe, LocalUpdate, predict
 from fednot.metrics.mia import loss_mia
-from fednot.testing import sample_record, tiny_config, tiny_federation
+from fednot.testing import sample_record, set_args, tiny_config, tiny_federation
 from fednot.types import ForgetRequest, StateDict
 
 FAST = [
-    "--set",
-    "data.num_clients=3",
-    "--set",
-    "model.name=mlp",
-    "--set",
-    "model.options.hidden=[32]",
-    "--set",
-    "train.rounds=2",
-    "--set",
-    "train.batch_size=64",
-    "--set",
-    "unlearn.recovery_rounds=2",
-    "--set",
-    "eval.mia_repeats=2",  # the MIA's resolution is not what these tests check
-    "--set",
-    "eval.mia_null_permutations=0",
+    *set_args(
+        "data.num_clients=3",
+        "model.name=mlp",
+        "model.options.hidden=[32]",
+        "train.rounds=2",
+        "train.batch_size=64",
+        "unlearn.recovery_rounds=2",
+        "eval.mia_repeats=2",  # the MIA's resolution is not what these tests check
+        "eval.mia_null_permutations=0",
+    ),
     "-q",
 ]
 REQUEST = ForgetRequest(clients=(0,))
@@ -222,14 +216,12 @@ def test_a_run_records_a_diverged_method_and_goes_on(
     argv = [
         "run",
         *FAST,
-        "--set",
-        f"cache_dir={tmp_path / 'cache'}",
-        "--set",
-        "seeds=[0]",
-        "--set",
-        'unlearn.methods=["retrain", "ft", "perturb"]',
-        "--set",
-        'options.perturb={kind="noise", noise_scale=1e40}',
+        *set_args(
+            f"cache_dir={tmp_path / 'cache'}",
+            "seeds=[0]",
+            'unlearn.methods=["retrain", "ft", "perturb"]',
+            'options.perturb={kind="noise", noise_scale=1e40}',
+        ),
         "--out",
         str(out),
     ]

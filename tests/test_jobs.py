@@ -13,35 +13,26 @@ from fednot.benchmark.cells import Cell, CellPool, CellRunner, needs
 from fednot.benchmark.results import ORIGINAL, REFERENCE, RETRAIN_FLOOR
 from fednot.cli.app import main
 from fednot.errors import ConfigError
-from fednot.testing import tiny_config
+from fednot.testing import set_args, tiny_config
 
 torch.set_num_threads(1)
 
 RUN = [
     "run",
     "-q",
-    "--set",
-    "data.num_clients=3",
-    "--set",
-    "model.name=cnn",
-    "--set",
-    "model.options.channels=[4, 8]",
-    "--set",
-    "train.rounds=2",
-    "--set",
-    "train.batch_size=64",
-    "--set",
-    "unlearn.recovery_rounds=2",
-    "--set",
-    "eval.mia_repeats=2",
-    "--set",
-    "eval.mia_null_permutations=0",
-    "--set",
-    "eval.curve_every=1",
-    "--set",
-    'unlearn.methods=["retrain", "ft", "not"]',
-    "--set",
-    "seeds=[0, 1]",
+    *set_args(
+        "data.num_clients=3",
+        "model.name=cnn",
+        "model.options.channels=[4, 8]",
+        "train.rounds=2",
+        "train.batch_size=64",
+        "unlearn.recovery_rounds=2",
+        "eval.mia_repeats=2",
+        "eval.mia_null_permutations=0",
+        "eval.curve_every=1",
+        'unlearn.methods=["retrain", "ft", "not"]',
+        "seeds=[0, 1]",
+    ),
 ]
 TIMING = {"seconds", "cached"}
 

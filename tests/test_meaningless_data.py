@@ -13,7 +13,7 @@ from fednot.cli.app import main
 from fednot.data.federated import ClientData, Federation
 from fednot.data.source import ImageSet
 from fednot.errors import ConfigError, ContractError, FedNotWarning
-from fednot.testing import tiny_config, tiny_federation
+from fednot.testing import set_args, tiny_config, tiny_federation
 from fednot.types import StateDict
 from fednot.unlearning.base import Unlearner, UnlearnResult
 from fednot.unlearning.context import UnlearnContext
@@ -60,16 +60,13 @@ def test_a_failed_model_write_is_one_line_not_a_traceback(
     argv = [
         "train",
         "-q",
-        "--set",
-        "data.num_clients=3",
-        "--set",
-        "model.name=mlp",
-        "--set",
-        "model.options.hidden=[8]",
-        "--set",
-        "train.rounds=1",
-        "--set",
-        "cache_dir=",
+        *set_args(
+            "data.num_clients=3",
+            "model.name=mlp",
+            "model.options.hidden=[8]",
+            "train.rounds=1",
+            "cache_dir=",
+        ),
         "--out",
         str(out),
     ]

@@ -32,7 +32,7 @@ from fednot.cli.terminal import WIDTH, terminal_summary
 from fednot.config import RunConfig
 from fednot.errors import ConfigError
 from fednot.store.cache import atomic_write_text
-from fednot.testing import sample_record
+from fednot.testing import sample_record, set_args
 
 torch.set_num_threads(1)
 
@@ -182,26 +182,18 @@ def test_atomic_writes_follow_the_umask(tmp_path: Path, umask_022: None) -> None
 
 
 FAST = [
-    "--set",
-    "data.num_clients=3",
-    "--set",
-    "model.name=mlp",
-    "--set",
-    "model.options.hidden=[16]",
-    "--set",
-    "train.rounds=2",
-    "--set",
-    "train.batch_size=64",
-    "--set",
-    "unlearn.recovery_rounds=1",
-    "--set",
-    "eval.curve_every=1",
-    "--set",
-    "eval.mia_repeats=2",
-    "--set",
-    "eval.mia_null_permutations=4",
-    "--set",
-    'unlearn.methods=["retrain", "not"]',
+    *set_args(
+        "data.num_clients=3",
+        "model.name=mlp",
+        "model.options.hidden=[16]",
+        "train.rounds=2",
+        "train.batch_size=64",
+        "unlearn.recovery_rounds=1",
+        "eval.curve_every=1",
+        "eval.mia_repeats=2",
+        "eval.mia_null_permutations=4",
+        'unlearn.methods=["retrain", "not"]',
+    ),
 ]
 
 

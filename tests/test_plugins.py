@@ -25,7 +25,7 @@ from fednot.configio import load_config
 from fednot.data.registry import dataset_info, loader_arguments, read_dataset
 from fednot.errors import ConfigError, MissingRequirementError
 from fednot.models.registry import create_model
-from fednot.testing import check_unlearner
+from fednot.testing import check_unlearner, set_args
 from fednot.types import ForgetRequest
 from fednot.unlearning.registry import create_unlearner, unlearner_class
 
@@ -130,28 +130,22 @@ SCALE = Scale()
 BROKEN = "import missing_dependency_xyz  # noqa\n"
 
 FAST = [
-    "--set",
-    "data.num_clients=3",
-    "--set",
-    "train.rounds=1",
-    "--set",
-    "train.batch_size=64",
-    "--set",
-    "unlearn.recovery_rounds=1",
-    "--set",
-    "eval.mia_repeats=2",
-    "--set",
-    "eval.mia_null_permutations=0",
-    "--set",
-    "cache_dir=",
+    *set_args(
+        "data.num_clients=3",
+        "train.rounds=1",
+        "train.batch_size=64",
+        "unlearn.recovery_rounds=1",
+        "eval.mia_repeats=2",
+        "eval.mia_null_permutations=0",
+        "cache_dir=",
+    ),
 ]
 BY_IMPORT_STRING = [
-    "--set",
-    "data.dataset=extpkg:load",
-    "--set",
-    "model.name=extpkg:make_net",
-    "--set",
-    "model.options.width=16",
+    *set_args(
+        "data.dataset=extpkg:load",
+        "model.name=extpkg:make_net",
+        "model.options.width=16",
+    ),
 ]
 CONFIG = """
 [unlearn]
@@ -496,10 +490,10 @@ def test_a_module_that_exits_at_import_is_an_error_not_a_silent_success(
     argv = [
         "train",
         "-q",
-        "--set",
-        "model.name=quitter:make",
-        "--set",
-        "cache_dir=",
+        *set_args(
+            "model.name=quitter:make",
+            "cache_dir=",
+        ),
         "--out",
         str(out),
     ]

@@ -15,6 +15,7 @@ from fednot.config import RunConfig
 from fednot.configio import load_config
 from fednot.errors import ConfigError
 from fednot.presets import preset_names
+from fednot.testing import set_args
 from fednot.unlearning.registry import unlearner_class, unlearner_names
 
 
@@ -127,16 +128,13 @@ SMOKE = [
     "0",
     "--methods",
     "retrain,not",
-    "--set",
-    "train.rounds=1",
-    "--set",
-    "train.patience=1",
-    "--set",
-    "unlearn.recovery_rounds=1",
-    "--set",
-    "data.server_samples=0",
-    "--set",
-    "cache_dir=",
+    *set_args(
+        "train.rounds=1",
+        "train.patience=1",
+        "unlearn.recovery_rounds=1",
+        "data.server_samples=0",
+        "cache_dir=",
+    ),
 ]
 
 
@@ -152,12 +150,11 @@ SMOKE = [
             "caltech101-vit",
             write_caltech,
             [
-                "--set",
-                "data.image_size=32",
-                "--set",
-                "data.num_clients=4",
-                "--set",
-                "model.name=vit",
+                *set_args(
+                    "data.image_size=32",
+                    "data.num_clients=4",
+                    "model.name=vit",
+                ),
             ],
         ),
     ],

@@ -19,7 +19,7 @@ from fednot.benchmark.scenarios import (
 from fednot.config import ScenarioSettings, UnlearnConfig
 from fednot.data.backdoor import Trigger, poison, stamp, triggered_test_set
 from fednot.errors import ConfigError, UnsupportedScenarioError
-from fednot.testing import synthetic_images, tiny_config, tiny_federation
+from fednot.testing import set_args, synthetic_images, tiny_config, tiny_federation
 
 
 def _exp(scenario: ScenarioSettings, **sections: object) -> Experiment:
@@ -145,27 +145,21 @@ SMOKE = [
     "0",
     "--methods",
     "retrain,ft,not,federaser,ga",
-    "--set",
-    "model.name=mlp",
-    "--set",
-    "model.options.hidden=[16]",
-    "--set",
-    "train.rounds=1",
-    "--set",
-    "train.batch_size=128",
-    "--set",
-    "unlearn.recovery_rounds=1",
-    "--set",
-    "data.server_samples=0",
-    "--set",
-    "cache_dir=",
-    "--set",
-    "save_models=false",
+    *set_args(
+        "model.name=mlp",
+        "model.options.hidden=[16]",
+        "train.rounds=1",
+        "train.batch_size=128",
+        "unlearn.recovery_rounds=1",
+        "data.server_samples=0",
+        "cache_dir=",
+        "save_models=false",
+    ),
     "-q",
-    "--set",
-    "eval.mia_repeats=2",
-    "--set",
-    "eval.mia_null_permutations=0",
+    *set_args(
+        "eval.mia_repeats=2",
+        "eval.mia_null_permutations=0",
+    ),
 ]
 
 

@@ -15,7 +15,7 @@ from fednot.cli.app import main
 from fednot.configio import to_dict
 from fednot.errors import ConfigError
 from fednot.store.cache import save_verified
-from fednot.testing import tiny_config
+from fednot.testing import set_args, tiny_config
 
 HELPER = """
 from pathlib import Path
@@ -168,14 +168,12 @@ def test_a_fifo_named_as_an_input_is_refused_not_read(
         "forget-ids": [
             "run",
             "-q",
-            "--set",
-            "data.num_clients=3",
-            "--set",
-            "model.name=mlp",
-            "--set",
-            "scenario.kind=instance",
-            "--set",
-            f"scenario.forget_ids={fifo}",
+            *set_args(
+                "data.num_clients=3",
+                "model.name=mlp",
+                "scenario.kind=instance",
+                f"scenario.forget_ids={fifo}",
+            ),
             "--out",
             str(tmp_path / "run"),
         ],

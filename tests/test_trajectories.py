@@ -15,7 +15,7 @@ from fednot.cli.app import main
 from fednot.config import EvalConfig, UnlearnConfig
 from fednot.federation.costs import Costs
 from fednot.metrics.gaps import GAP_METRICS
-from fednot.testing import tiny_config, tiny_federation
+from fednot.testing import set_args, tiny_config, tiny_federation
 from fednot.types import ForgetRequest
 
 REQUEST = ForgetRequest(clients=(0,))
@@ -78,28 +78,19 @@ def test_retrain_prime_is_an_independent_retrain_with_its_own_row(tmp_path: Path
     out = tmp_path / "run"
     argv = [
         "run",
-        "--set",
-        "data.num_clients=3",
-        "--set",
-        "model.name=mlp",
-        "--set",
-        "model.options.hidden=[32]",
-        "--set",
-        "train.rounds=2",
-        "--set",
-        "train.batch_size=64",
-        "--set",
-        "unlearn.recovery_rounds=2",
-        "--set",
-        "eval.mia_repeats=2",
-        "--set",
-        "eval.mia_null_permutations=0",
-        "--set",
-        f"cache_dir={tmp_path / 'cache'}",
-        "--set",
-        "seeds=[0, 1]",
-        "--set",
-        'unlearn.methods=["retrain", "ft", "not"]',
+        *set_args(
+            "data.num_clients=3",
+            "model.name=mlp",
+            "model.options.hidden=[32]",
+            "train.rounds=2",
+            "train.batch_size=64",
+            "unlearn.recovery_rounds=2",
+            "eval.mia_repeats=2",
+            "eval.mia_null_permutations=0",
+            f"cache_dir={tmp_path / 'cache'}",
+            "seeds=[0, 1]",
+            'unlearn.methods=["retrain", "ft", "not"]',
+        ),
         "-q",
         "--out",
         str(out),

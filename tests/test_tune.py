@@ -20,7 +20,7 @@ from fednot.config import UnlearnConfig
 from fednot.configio import load_config, to_toml
 from fednot.errors import ConfigError, DivergenceError
 from fednot.models.registry import create_model
-from fednot.testing import check_unlearner, tiny_config, tiny_federation
+from fednot.testing import check_unlearner, set_args, tiny_config, tiny_federation
 from fednot.tune import Choice, IntRange, LayerChoice, Range
 from fednot.tune.objective import ValidationBench
 from fednot.tune.validation import validation_request
@@ -31,28 +31,19 @@ from fednot.unlearning.registry import unlearner_class, unlearner_names
 
 REPORTED_SEEDS = (0, 1)
 TINY = [
-    "--set",
-    "data.num_clients=3",
-    "--set",
-    "data.server_samples=0",
-    "--set",
-    "model.name=mlp",
-    "--set",
-    "model.options.hidden=[32, 16]",
-    "--set",
-    "train.rounds=1",
-    "--set",
-    "train.batch_size=64",
-    "--set",
-    "unlearn.recovery_rounds=1",
-    "--set",
-    "eval.mia_repeats=2",
-    "--set",
-    "eval.mia_folds=2",
-    "--set",
-    f"seeds={list(REPORTED_SEEDS)}",
-    "--set",
-    'unlearn.methods=["retrain", "ft", "not"]',
+    *set_args(
+        "data.num_clients=3",
+        "data.server_samples=0",
+        "model.name=mlp",
+        "model.options.hidden=[32, 16]",
+        "train.rounds=1",
+        "train.batch_size=64",
+        "unlearn.recovery_rounds=1",
+        "eval.mia_repeats=2",
+        "eval.mia_folds=2",
+        f"seeds={list(REPORTED_SEEDS)}",
+        'unlearn.methods=["retrain", "ft", "not"]',
+    ),
     "--threads",
     "1",
     "-q",

@@ -87,6 +87,11 @@ TINY_OPTIONS: dict[str, dict[str, Any]] = {
 """Every method a client can request, with options small enough for a `tiny_federation`."""
 
 
+def set_args(*settings: str) -> list[str]:
+    """``--set`` before each ``key=value``: the command-line form of ``settings``."""
+    return [part for setting in settings for part in ("--set", setting)]
+
+
 def sample_record(method: str, seed: int, **fields: Any) -> Record:
     """A measured `Record` for tests, read as `Record.from_dict` reads a results.json record.
 
