@@ -93,7 +93,7 @@ _SETTINGS: dict[str, type[ScenarioSettings]] = {"client": ScenarioSettings}
 
 def register_scenario_settings(cls: type[ScenarioSettings]) -> type[ScenarioSettings]:
     """Register ``cls`` under the default of its ``kind`` field; usable as a class decorator."""
-    kind = cls().kind if cls is ScenarioSettings else _default_kind(cls)
+    kind = _default_kind(cls)
     if kind in _SETTINGS and _SETTINGS[kind] is not cls:
         raise ConfigError(f"A scenario kind {kind!r} is already registered.")
     _SETTINGS[kind] = cls
