@@ -24,6 +24,7 @@ from fednot.config.scenario import without_flat_defaults
 from fednot.errors import ConfigError
 from fednot.presets import load_preset, load_scenario, merge, read_toml
 from fednot.typecheck import check_options, check_value
+from fednot.unlearning.registry import unlearner_class, unlearner_names
 
 T = TypeVar("T")
 
@@ -167,8 +168,6 @@ def _key_type(path: list[str]) -> Any:
     scenario kind that has it.
     """
     if len(path) == 3 and path[0] == "options":
-        from fednot.unlearning.registry import unlearner_class, unlearner_names
-
         if path[1] not in unlearner_names():
             return Any
         try:
@@ -262,8 +261,6 @@ def without_unrun_settings(data: dict[str, Any]) -> dict[str, Any]:
     )
     if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
         return data  # from_dict says what is wrong with it
-    from fednot.unlearning.registry import unlearner_class, unlearner_names
-
     selected, known = set(select_methods(entries)), set(unlearner_names())
 
     def unrun(table: Any) -> set[str]:
