@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import replace
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,22 @@ class Experiment:
         twin.initial_state = twin._initial_state()
         return twin
 
+    def without(self, clients: Iterable[int], *, streams: tuple[str | int, ...] = ()) -> Experiment:
+        """This experiment on its federation without ``clients`` (those who left before).
+
+        The sequence scenario's view at a later request: splits, recovery, the clients' work and
+        evaluation see only the clients still in the federation; the initial weights, the data
+        and the evaluation streams stay this experiment's. ``streams`` (non-empty) derives the
+        training streams from ``(seed, *streams)``, so a later request's rounds do not replay the
+        shuffles of an earlier one.
+        """
+        twin = copy.copy(self)
+        twin.federation = self.federation.without(clients)
+        twin._fingerprint = twin.federation.fingerprint()
+        if streams:
+            twin.training_streams = SeedStreams(derive_seed(self.seed, *streams))
+        return twin
+
     # -- stages ---------------------------------------------------------------------------
 
     def pretrain(self, history: HistorySpec | None = None) -> Trained:
@@ -143,6 +160,13 @@ class Experiment:
         phase = self._train(key, None, "pretrain", spec)
         warn_if_trivial(phase.log, self.federation.pooled_val().labels, self.config.train)
         return Trained(phase.state, phase.log, phase.cached, phase.history)
+
+    def train(self, state: StateDict, rounds: int, label: str) -> tuple[StateDict, TrainLog]:
+        """``rounds`` rounds of ordinary FedAvg (the pre-training recipe) on every client.
+
+        Not cached, no early stop: the sequence scenario's training between two requests.
+        """
+        return self._fedavg(None, "pretrain", label).run(dict(state), StopRule(rounds))
 
     def split(self, request: ForgetRequest) -> ForgetSplit:
         """The retained federation and the forget set of ``request``."""
@@ -274,12 +298,15 @@ class Experiment:
             backend=backend or self._backend(split),
         )
 
-    def evaluate(self, state: StateDict, request: ForgetRequest | None = None) -> Metrics:
+    def evaluate(
+        self, state: StateDict, request: ForgetRequest | None = None, *, noise_floor: bool = True
+    ) -> Metrics:
         """The metrics of ``state`` on ``request``'s split (default: the scenario's request).
 
         Every registered metric that applies to the scenario (`fednot.metrics.registry`): the
         four metrics, the validation accuracy, the attacks' statistics, and the scenario's own
-        (the backdoor's attack success rate, the class-wise test accuracies).
+        (the backdoor's attack success rate, the class-wise test accuracies). ``noise_floor``:
+        also the attacks' permutation noise floors.
 
         Raises:
             DivergenceError: ``state`` holds NaN or infinite weights.
@@ -294,6 +321,7 @@ class Experiment:
             self.streams,
             self.config.eval,
             device=self.device,
+            noise_floor=noise_floor,
             scenario=self.scenario,
         )
 

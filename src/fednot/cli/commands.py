@@ -14,6 +14,9 @@ from typing import Any
 from fednot.benchmark.experiment import Experiment
 from fednot.benchmark.preflight import check_state
 from fednot.benchmark.runner import Run, default_run_dir
+from fednot.benchmark.sequence_run import SequenceRun
+from fednot.benchmark.summary import MethodSummary
+from fednot.benchmark.tables import format_interval
 from fednot.checkpoint import load_checkpoint, save_checkpoint
 from fednot.cli.arguments import int_list, method_names, selection_overrides
 from fednot.cli.terminal import terminal_summary
@@ -103,10 +106,27 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.out) if args.out else default_run_dir(config)
     check_writable_dir(run_dir, "the run folder", "--out")
     check_cache(config)
+    if config.scenario.kind == "sequence":  # chains of requests, a run directory of its own
+        sequence = SequenceRun(config, run_dir, progress=progress, jobs=args.jobs)
+        summaries = sequence.execute()
+        print(sequence_summary(summaries, run_dir))
+        return 0
     runner = Run(config, run_dir, progress=progress, jobs=args.jobs)
     summary = runner.execute()
     print(terminal_summary(config, summary, run_dir, runner.not_applicable))
     return 0
+
+
+def sequence_summary(summaries: list[list[MethodSummary]], run_dir: Path) -> str:
+    """Each request's average gap per method, and where the results are."""
+    lines = []
+    for k, summary in enumerate(summaries):
+        gaps = ", ".join(
+            f"{row.title} {format_interval(row.avg_gap)}" for row in summary if row.avg_gap
+        )
+        lines.append(f"request {k + 1}: average gap to Retrain: {gaps}")
+    lines.append(f"results: {run_dir / 'results.md'} (figure: sequence.png)")
+    return "\n".join(lines)
 
 
 BENCH_PRESET = "mnist5k-cnn"

@@ -15,6 +15,7 @@ from fednot.benchmark.scenarios import (
     class_wise,
     client,
     instance,
+    sequence,
 )
 from fednot.benchmark.scenarios.backdoor import BackdoorScenario, repoint
 from fednot.benchmark.scenarios.base import (
@@ -30,6 +31,7 @@ from fednot.benchmark.scenarios.centralized import CentralizedScenario
 from fednot.benchmark.scenarios.class_federation import ClassFederationScenario
 from fednot.benchmark.scenarios.class_wise import ClassScenario
 from fednot.benchmark.scenarios.instance import InstanceScenario, read_sample_ids
+from fednot.benchmark.scenarios.sequence import SequenceScenario
 
 for _definition in (  # the built-in kinds, in the order of listings
     client.CLIENT,
@@ -38,6 +40,7 @@ for _definition in (  # the built-in kinds, in the order of listings
     backdoor.BACKDOOR,
     centralized.CENTRALIZED,
     class_federation.CLASS_FEDERATION,
+    sequence.SEQUENCE,
 ):
     register_scenario(_definition)
 
@@ -49,6 +52,7 @@ __all__ = [
     "InstanceScenario",
     "Scenario",
     "ScenarioDefinition",
+    "SequenceScenario",
     "backdoor",
     "build_scenario",
     "centralized",
@@ -61,5 +65,6 @@ __all__ = [
     "repoint",
     "scenario_definition",
     "scenario_definitions",
+    "sequence",
     "shared_kind",
 ]
