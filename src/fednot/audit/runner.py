@@ -35,6 +35,7 @@ from fednot.benchmark.experiment import Experiment
 from fednot.benchmark.results import REFERENCE
 from fednot.benchmark.runner import create_methods, history_union
 from fednot.benchmark.scenarios import shared_kind
+from fednot.benchmark.scenarios.sequence import refuse_sequence
 from fednot.config import RunConfig
 from fednot.configio import to_dict, to_toml
 from fednot.environment import use_threads
@@ -76,6 +77,7 @@ class Audit:
         jobs: int = 1,
         progress: Progress | None = None,
     ) -> None:
+        refuse_sequence(config, "fednot audit")
         if jobs < 1:
             raise ConfigError(f"--jobs must be >= 1, got {jobs}.")
         if models < MIN_MODELS:

@@ -41,6 +41,7 @@ from fednot.benchmark.report import describe_setup, report_markdown
 from fednot.benchmark.results import ORIGINAL, REFERENCE, Record, csv_text, json_safe, with_gaps
 from fednot.benchmark.runlog import CellKey, CellLog, logs_from_json, logs_to_json
 from fednot.benchmark.scenarios import shared_kind
+from fednot.benchmark.scenarios.sequence import refuse_sequence
 from fednot.benchmark.summary import MethodSummary, summary_json
 from fednot.benchmark.tables import noise_floor
 from fednot.benchmark.tradeoff import Curves, curves_json, tradeoff_curves
@@ -117,6 +118,7 @@ class Run:
     def __init__(
         self, config: RunConfig, run_dir: Path, *, progress: Progress | None = None, jobs: int = 1
     ) -> None:
+        refuse_sequence(config, "Run (one request per seed)")
         use_threads(config.threads)
         self.config = config
         self.run_dir = run_dir

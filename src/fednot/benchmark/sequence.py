@@ -326,4 +326,3 @@ def _start_worker(
 def _run_in_worker(job: Job, reference: Chain | None) -> Chain:
     assert _WORKER is not None
     return _WORKER.chain(job[0], job[1], reference)
-

@@ -80,7 +80,7 @@ def cost_table(chains: Sequence[Chain], targets: Sequence[int]) -> str:
     header = ["Method", *(f"request {k + 1} / Retrain" for k in range(count))]
     header += [f"cumulative (MB) after {count}", f"cumulative / {count} Retrains"]
     lines = [f"| {' | '.join(header)} |", f"|{'---|' * len(header)}"]
-    for method, group in _by_method(chains).items():
+    for group in _by_method(chains).values():
         cells = [group[0].points[0].record.title]
         for k in range(count):
             ratios = [
@@ -197,15 +197,19 @@ def sequence_chart(
         low = [s.low if s.n > 1 else s.mean for s in ys]
         high = [s.high if s.n > 1 else s.mean for s in ys]
         gap_ax.fill_between(xs, low, high, color=style["color"], alpha=0.12, linewidth=0)
+    ticks = [f"{k}\n(client {t})" for k, t in zip(x, config.unlearn.forget_clients, strict=True)]
     gap_ax.set_xlabel("request")
-    gap_ax.set_ylabel("average gap to that request's Retrain (points, 95 % CI)")
-    gap_ax.set_xticks(x)
+    gap_ax.set_ylabel("average gap to its Retrain (95 % CI)")
+    gap_ax.set_xticks(x, ticks)
     gap_ax.set_ylim(bottom=0)
     gap_ax.legend(fontsize=7, ncol=2)
+    drawn = [m for m in _by_method(chains) if m != RETRAIN_FLOOR]
     for index, method in enumerate(_by_method(chains)):
         group = [c for c in chains if c.method == method and _complete(c, count)]
         if not group or method == RETRAIN_FLOOR:
             continue
+        # methods of equal cost would hide each other: each is shifted a little sideways
+        shift = 0.25 * (drawn.index(method) / max(1, len(drawn) - 1) - 0.5)
         style = method_style(index - 1, method) if method != REFERENCE else {"color": "grey"}
         cumulative = [
             sum(sum(p.record.comm_bytes for p in c.points[: k + 1]) for c in group)
@@ -214,10 +218,10 @@ def sequence_chart(
             for k in range(count)
         ]
         label = f"{count} Retrains" if method == REFERENCE else group[0].points[0].record.title
-        comm_ax.plot(x, cumulative, marker="o", label=label, **style)
-    comm_ax.set_xlabel("request")
-    comm_ax.set_ylabel("cumulative communication (MB, mean over seeds)")
-    comm_ax.set_xticks(x)
+        comm_ax.plot([i + shift for i in x], cumulative, marker="o", label=label, **style)
+    comm_ax.set_xlabel("request (mean over seeds; methods shifted sideways)")
+    comm_ax.set_ylabel("unlearning traffic, cumulative (MB)")
+    comm_ax.set_xticks(x, ticks)
     comm_ax.set_ylim(bottom=0)
     comm_ax.legend(fontsize=7, ncol=2)
     title = f"Deletion requests over time\n{describe_setup(config, short=True)}"

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from fednot.benchmark.scenarios import shared_kind
+from fednot.benchmark.scenarios.sequence import refuse_sequence
 from fednot.config import TUNED_RECOVERY_LR, RunConfig
 from fednot.configio import to_dict
 from fednot.errors import ConfigError
@@ -140,6 +141,7 @@ def tune(
         jobs: methods whose trials run at once, in worker processes (`fednot.tune.pool`).
     """
     progress = progress or Silent()
+    refuse_sequence(config, "fednot tune (its validation request)")
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {jobs}.")
     unknown = [m for m in methods if m not in config.unlearn.methods]

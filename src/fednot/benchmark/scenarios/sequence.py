@@ -13,9 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fednot.benchmark.scenarios.base import Scenario, ScenarioDefinition
-from fednot.config import ScenarioSettings
+from fednot.config import RunConfig, ScenarioSettings
 from fednot.config.sections import _require
 from fednot.data.federated import Federation
+from fednot.errors import ConfigError
 from fednot.seeding import SeedStreams
 from fednot.types import ForgetRequest
 
@@ -55,3 +56,13 @@ SEQUENCE = ScenarioDefinition(
     "Client requests one after another, with FedAvg training between them.",
     serves="client",
 )
+
+
+def refuse_sequence(config: RunConfig, what: str) -> None:
+    """Raise `ConfigError` if ``config`` is a sequence: ``what`` serves a single request."""
+    if config.scenario.kind == SequenceScenario.kind:
+        raise ConfigError(
+            f"{what} serves a single request, and scenario.kind = 'sequence' is a sequence of "
+            "requests: run it with `fednot bench --scenario sequence` (or `fednot run`), or "
+            "choose another scenario (scenario.kind = 'client' for one client-wise request)."
+        )
