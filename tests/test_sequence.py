@@ -14,7 +14,7 @@ import torch
 
 import fednot.federation.backend as backend_module
 from fednot.benchmark.experiment import Experiment
-from fednot.benchmark.results import REFERENCE
+from fednot.benchmark.results import REFERENCE, load
 from fednot.benchmark.runner import Run
 from fednot.benchmark.scenarios import SequenceScenario
 from fednot.benchmark.sequence import Chain, SequenceRunner, check_sequence
@@ -151,6 +151,11 @@ def test_a_method_that_needs_history_serves_the_first_request_only(tmp_path: Pat
     assert data["first_request_only"] == {"negsub": mock.ANY}
     assert len(data["summary"]) == 3
     assert Chain.from_dict(data["chains"][0]) == run.chains[0]
+    frame = load(tmp_path / "run")  # one row per method, seed and request, gaps per request
+    assert sorted(set(frame["request"])) == [1, 2, 3] and len(frame) == 2 * (3 + 3 + 1)
+    ft = frame[(frame["method"] == "ft") & (frame["request"] == 3)]
+    row = next(r for r in summaries[2] if r.method == "ft")
+    assert row.avg_gap is not None and ft["avg_gap"].mean() == pytest.approx(row.avg_gap.mean)
 
 
 def test_the_cli_runs_a_sequence_and_resumes_it(tmp_path: Path, capsys: Any) -> None:

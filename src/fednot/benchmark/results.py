@@ -214,6 +214,16 @@ def with_gaps(records: Sequence[Record]) -> list[Record]:
     return out
 
 
+def _gaps_per_request(records: list[Record], requests: list[int]) -> list[Record]:
+    """``records`` with gaps against the Retrain of the same seed and request."""
+    out = list(records)
+    for request in set(requests):
+        where = [i for i, r in enumerate(requests) if r == request]
+        for i, record in zip(where, with_gaps([records[i] for i in where]), strict=True):
+            out[i] = record
+    return out
+
+
 def columns() -> tuple[str, ...]:
     """The keys of `Record.to_dict` with one value each: the columns of results.csv and `load`.
 
@@ -253,7 +263,9 @@ def load(run_dir: str | Path) -> pandas.DataFrame:
 
     Columns: `columns` (``method``, ``seed``, the registered metrics, ``avg_gap``, the costs,
     ...), in that order; a metric that is missing (a diverged cell's, or one that does not apply)
-    is NaN. Works on a run in progress: the records written so far.
+    is NaN. Works on a run in progress: the records written so far. A sequence run (the
+    ``sequence`` scenario) has one row per method, seed and request, with a ``request`` column
+    (1: the first) after ``seed``.
 
     Raises:
         MissingExtraError: pandas is not installed.
@@ -269,7 +281,13 @@ def load(run_dir: str | Path) -> pandas.DataFrame:
     path = Path(run_dir) / "results.json"
     try:
         data = json.loads(path.read_text())
-        records = [Record.from_dict(r) for r in data["records"]]
+        if data.get("scenario") == "sequence":  # chains: one record per request
+            points = [p for chain in data["chains"] for p in chain["points"]]
+            requests = [int(p["request"]) + 1 for p in points]
+            records = _gaps_per_request([Record.from_dict(p["record"]) for p in points], requests)
+        else:
+            records = [Record.from_dict(r) for r in data["records"]]
+            requests = []
     except FileNotFoundError as e:
         raise ConfigError(
             f"{path} does not exist; pass the folder `fednot run` wrote (its --out)."
@@ -282,6 +300,8 @@ def load(run_dir: str | Path) -> pandas.DataFrame:
     names = columns()
     rows = [{f: r.to_dict()[f] for f in names} for r in records]
     frame = pd.DataFrame(rows, columns=list(names))
+    if requests:
+        frame.insert(3, "request", requests)
     metrics = set(registry.names())
     for name in names:  # a metric or an optional number (None where absent) as a float column
         kind = "" if name in metrics else str(Record.__dataclass_fields__[name].type)
