@@ -158,8 +158,8 @@ def test_a_method_that_needs_history_serves_the_first_request_only(tmp_path: Pat
     assert row.avg_gap is not None and ft["avg_gap"].mean() == pytest.approx(row.avg_gap.mean)
 
 
-def test_the_cli_runs_a_sequence_and_resumes_it(tmp_path: Path, capsys: Any) -> None:
-    args = [
+def _cli(out: Path, *extra: str) -> list[str]:
+    return [
         "bench",
         "-q",
         "--scenario",
@@ -182,8 +182,33 @@ def test_the_cli_runs_a_sequence_and_resumes_it(tmp_path: Path, capsys: Any) -> 
             "cache_dir=",
         ),
         "--out",
-        str(tmp_path / "run"),
+        str(out),
+        *extra,
     ]
+
+
+def _chains(out: Path) -> list[dict[str, Any]]:
+    """The chains of a run, without wall-clock times and cache flags."""
+    chains: list[dict[str, Any]] = json.loads((out / "results.json").read_text())["chains"]
+    for chain in chains:
+        for point in chain["points"]:
+            point["record"].pop("seconds")
+            point["record"].pop("cached")
+    return chains
+
+
+def test_two_jobs_give_the_chains_of_one_process_bit_for_bit(tmp_path: Path) -> None:
+    cache = f"cache_dir={tmp_path / 'cache'}"
+    try:
+        assert main([*_cli(tmp_path / "one", "--threads", "1"), "--set", cache]) == 0
+        assert main([*_cli(tmp_path / "two", "--threads", "2", "--jobs", "2"), "--set", cache]) == 0
+    finally:
+        torch.set_num_threads(1)
+    assert _chains(tmp_path / "one") == _chains(tmp_path / "two")
+
+
+def test_the_cli_runs_a_sequence_and_resumes_it(tmp_path: Path, capsys: Any) -> None:
+    args = _cli(tmp_path / "run")
     try:
         assert main(args) == 0
         first = json.loads((tmp_path / "run" / "results.json").read_text())
