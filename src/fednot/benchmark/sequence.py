@@ -22,18 +22,14 @@ diverges ends its chain (the later requests have no model to unlearn).
 
 from __future__ import annotations
 
-import multiprocessing
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from multiprocessing.pool import AsyncResult
 from typing import Any
 
 from fednot.benchmark.cells import FLOOR_TITLE, FLOOR_TRAINING_SEED, make_record
 from fednot.benchmark.experiment import Experiment
 from fednot.benchmark.results import REFERENCE, RETRAIN_FLOOR, Record
 from fednot.config import RunConfig
-from fednot.environment import use_threads
 from fednot.errors import ConfigError, DivergenceError
 from fednot.federation.costs import Costs
 from fednot.federation.history import HistorySpec
@@ -252,77 +248,3 @@ def check_sequence(config: RunConfig) -> None:
             "request at the end of its recovery budget and records no trajectory: set "
             "eval.curve_every = 0 (the sequence scenario's preset does)."
         )
-
-
-Job = tuple[int, str]
-"""``(seed, name)``: one chain."""
-
-
-def run_chains(
-    runner: SequenceRunner,
-    jobs: Sequence[Job],
-    done: Callable[[Job], Chain | None],
-    workers: int,
-    threads: int,
-) -> Iterator[Chain]:
-    """Each pending chain as it finishes, ``workers`` at a time in worker processes.
-
-    A method's chain starts once its seed's Retrain chain is done (``done`` answers for chains
-    finished before; the caller records each yielded chain before asking for the next). An
-    interruption or an error terminates the workers: their chains are lost, the yielded ones not.
-    """
-
-    def reference(seed: int) -> Chain | None:
-        return done((seed, REFERENCE))
-
-    def ready(job: Job) -> bool:
-        return job[1] in (REFERENCE, RETRAIN_FLOOR) or reference(job[0]) is not None
-
-    if workers == 1 or len(jobs) <= 1:
-        for seed, name in jobs:
-            yield runner.chain(seed, name, reference(seed))
-        return
-    if not runner.config.cache_dir:
-        raise ConfigError(
-            "--jobs > 1 shares each seed's pre-trained model between worker processes through "
-            "the model cache, and cache_dir is empty: set cache_dir, or run with --jobs 1."
-        )
-    context = multiprocessing.get_context("spawn")
-    init = (runner.config, runner.methods, runner.history, threads)
-    pool = context.Pool(workers, initializer=_start_worker, initargs=init)
-    waiting, running = list(jobs), dict[Job, AsyncResult[Chain]]()
-    try:
-        while waiting or running:
-            for job in [j for j in waiting if ready(j)]:
-                if len(running) == workers:
-                    break
-                waiting.remove(job)
-                running[job] = pool.apply_async(_run_in_worker, (job, reference(job[0])))
-                runner.progress.info(f"started seed {job[0]}: {job[1]}")
-            if not running:
-                raise RuntimeError(f"chains {waiting} wait for chains that never run")
-            finished = [j for j, result in running.items() if result.ready()]
-            if not finished:
-                time.sleep(0.05)
-            for job in finished:
-                yield running.pop(job).get()
-        pool.close()
-    finally:
-        pool.terminate()
-        pool.join()
-
-
-_WORKER: SequenceRunner | None = None
-
-
-def _start_worker(
-    config: RunConfig, methods: Mapping[str, Unlearner], history: HistorySpec | None, threads: int
-) -> None:
-    global _WORKER  # noqa: PLW0603 - one runner per worker process, built once
-    use_threads(threads)
-    _WORKER = SequenceRunner(config, methods, history)
-
-
-def _run_in_worker(job: Job, reference: Chain | None) -> Chain:
-    assert _WORKER is not None
-    return _WORKER.chain(job[0], job[1], reference)
