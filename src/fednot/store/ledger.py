@@ -122,7 +122,7 @@ def _checksum(receipts: list[dict[str, Any]]) -> str:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 class DeletionLedger:

@@ -245,6 +245,17 @@ class UnlearningStrategy(Strategy):
         logger.info("%s done in %.1f s; forgotten nodes: %s.", title, out.seconds, out.forgotten)
         return out
 
+    def nodes_of(self, grid: Grid, identities: Iterable[str]) -> list[int]:
+        """The connected nodes with these identities (for requests that name clients, not nodes).
+
+        Needs a ledger (its ``identify``); new nodes are identified first. An identity already
+        forgotten has no node here (its node gets no message).
+        """
+        if self.ledger is None:
+            raise ConfigError("nodes_of() needs UnlearningStrategy(..., ledger=...).")
+        hidden, wanted = self._hidden(grid), set(identities)
+        return sorted(n for n, i in self.identity_of.items() if i in wanted and n not in hidden)
+
     def _check_nodes(self, nodes: list[int], left: int, *, adapt: bool) -> None:
         """Refuse (or, with ``adapt``, lower the minimums) if ``left`` nodes are too few."""
         need = node_need(self.strategy, left)
