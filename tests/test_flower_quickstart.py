@@ -26,6 +26,7 @@ from flwr.common.config import get_fused_config_from_dir  # noqa: E402
 from fednot.integrations.flower.testing.checks import quiet_environment  # noqa: E402
 from fednot.integrations.flower.testing.inprocess import InProcessGrid  # noqa: E402
 from fednot.integrations.flower.testing.training_log import (  # noqa: E402
+    LOG_VARIABLE,
     read_training_log,
     training_log_mod,
 )
@@ -55,8 +56,7 @@ def _run_config(tmp_path: Path, forget: str) -> dict[str, Any]:
         "model-file": str(tmp_path / "model.pt"),
         "forget": forget,
     }
-    config = dict(get_fused_config_from_dir(EXAMPLE, overrides))
-    return {**config, "training-log": str(tmp_path / "training.jsonl")}  # the test's own key
+    return dict(get_fused_config_from_dir(EXAMPLE, overrides))
 
 
 def _check_no_forgotten_client_trained_after_its_request(tmp_path: Path) -> None:
@@ -77,7 +77,16 @@ def _check_no_forgotten_client_trained_after_its_request(tmp_path: Path) -> None
     assert after == {"2", "3"}  # the recovery rounds of request 2 ran on the two left
 
 
-def test_two_requests_across_a_restart_in_process(example: tuple[Any, Any], tmp_path: Path) -> None:
+@pytest.fixture
+def logged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where `training_log_mod` logs, here and in Ray's workers."""
+    monkeypatch.setenv(LOG_VARIABLE, str(tmp_path / "training.jsonl"))
+    return tmp_path / "training.jsonl"
+
+
+def test_two_requests_across_a_restart_in_process(
+    example: tuple[Any, Any], logged: Path, tmp_path: Path
+) -> None:
     client_app, server_app = example
     nodes = [{"partition-id": k, "num-partitions": NODES} for k in range(NODES)]
     runs = []
@@ -100,3 +109,41 @@ def _logged(client_app: Any) -> ClientApp:
     app.evaluate()(client_app.evaluate)
     app.query("identify")(client_app.identify)
     return app
+
+
+def test_two_requests_across_a_restart_under_flowers_simulation(
+    example: tuple[Any, Any], logged: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each run a `run_simulation` of its own: a new ServerApp, new random node ids."""
+    from flwr.common import EventType
+    from flwr.simulation.run_simulation import _run_simulation
+    from flwr.supercore.constant import NOOP_FEDERATION_ID
+    from flwr.supercore.run import Run
+    from flwr.supercore.task_identity import TaskIdentity
+
+    client_app, server_app = example
+    for key, value in quiet_environment(tmp_path / "flwr-home").items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("PYTHONPATH", f"{EXAMPLE}:{':'.join(sys.path)}")  # for the Ray workers
+    for run_id, forget in ((11, "0"), (12, "1")):
+        config = _run_config(tmp_path, forget)
+        run = Run.create_empty(run_id)  # run_simulation's, with the app's run config: the
+        run.primary_task_id = run_id  # public API gives both apps an empty one
+        run.override_config, run.federation_id = config, NOOP_FEDERATION_ID
+        TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = 1, run_id, 1
+        _run_simulation(
+            num_supernodes=NODES,
+            exit_event=EventType.PYTHON_API_RUN_SIMULATION_LEAVE,
+            client_app=_logged(client_app),
+            server_app=server_app.app,
+            backend_config={
+                "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+                "init_args": {"num_cpus": 2, "logging_level": "ERROR", "log_to_driver": False},
+            },
+            server_app_context=Context(run_id, 0, {}, RecordDict(), config),
+            app_dir=str(EXAMPLE),
+            is_app=True,  # the ClientApps read the run config from the app folder, as flwr run does
+            run=run,
+        )
+
+    _check_no_forgotten_client_trained_after_its_request(tmp_path)

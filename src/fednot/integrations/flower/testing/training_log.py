@@ -2,7 +2,9 @@
 
 `training_log_mod` appends one JSON line per ``train`` message, before the app's handler runs:
 the node's identity (its ``partition-id``), the server round, and the UTC time. The log is the
-file the run config's ``training-log`` names; a node without that key logs nothing. Tests read
+file the environment variable ``FEDNOT_TRAINING_LOG`` names (Ray's workers inherit the test's
+environment, and the app's run config stays as the app declares it); unset, nothing is logged.
+Tests read
 it with `read_training_log` to check, from the clients' side, that no forgotten client trained
 after its request.
 """
@@ -10,20 +12,21 @@ after its request.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from flwr.app import Context, Message
 
-LOG_KEY = "training-log"
+LOG_VARIABLE = "FEDNOT_TRAINING_LOG"
 
 
 def training_log_mod(
     msg: Message, context: Context, call_next: Callable[[Message, Context], Message]
 ) -> Message:
-    """Log a ``train`` message to the run config's ``training-log``, then handle it."""
-    path = context.run_config.get(LOG_KEY)
+    """Log a ``train`` message to the file ``$FEDNOT_TRAINING_LOG``, then handle it."""
+    path = os.environ.get(LOG_VARIABLE)
     if path and msg.metadata.message_type.split(".")[0] == "train":
         config = msg.content.config_records.get("config")
         entry = {
@@ -32,7 +35,7 @@ def training_log_mod(
             "round": config.get("server-round", -1) if config else -1,
             "time": datetime.now(UTC).isoformat(timespec="microseconds"),
         }
-        with open(str(path), "a") as f:  # one short write per line: lines do not interleave
+        with open(path, "a") as f:  # one short write per line: lines do not interleave
             f.write(json.dumps(entry) + "\n")
     return call_next(msg, context)
 
