@@ -15,8 +15,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAvg
 
-from fednot.integrations.flower import UnlearningStrategy  # fednot
-from fednot.store.ledger import DeletionLedger  # fednot
+from fednot.integrations.flower import DeletionLedger, UnlearningStrategy  # fednot
 from fednot.unlearning import NoT  # fednot
 from pytorchexample.task import Net, load_centralized_dataset, test
 
