@@ -79,6 +79,14 @@ class DamagedFileError(FedNotError):
         self.reason = reason
 
 
+class LedgerError(FedNotError):
+    """A deletion ledger cannot be read, is damaged, or changed after fednot wrote it.
+
+    Never recovered silently: a ledger read as empty would let forgotten clients train again.
+    The message names the file, what is wrong with it and what to do (restore it from a backup).
+    """
+
+
 class FedNotWarning(UserWarning):
     """Base class of fednot's warnings."""
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from fednot.cli import commands, listings
 from fednot.cli.arguments import add_config_arguments, add_selection_arguments, scenario_help
 from fednot.cli.flower import register_cli as register_flower
+from fednot.cli.ledger import register_cli as register_ledger
 from fednot.cli.tune import register_cli as register_tune
 from fednot.errors import FedNotError
 from fednot.version import __version__
@@ -186,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=listings.presets)
 
     register_flower(sub)  # `fednot flower up`; imports flwr only when it runs
+    register_ledger(sub)  # `fednot ledger show`
     return parser
 
 

@@ -66,18 +66,42 @@ def atomic_save(obj: object, path: Path) -> None:
             os.unlink(tmp)
 
 
-def atomic_write_text(text: str, path: Path) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder."""
+def atomic_write_text(text: str, path: Path, *, durable: bool = False) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder.
+
+    ``durable``: flush the file to the disk before the rename and the folder after it
+    (`os.fsync`), so that once this returns the new content survives a power cut, not only a
+    crash of the process (the deletion ledger needs this; a result file does not).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.chmod(tmp, file_mode())
         os.replace(tmp, path)
+        if durable:
+            _sync_folder(path.parent)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _sync_folder(folder: Path) -> None:
+    """`os.fsync` a folder, so that a rename in it is on disk (a no-op where not supported)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def file_mode() -> int:

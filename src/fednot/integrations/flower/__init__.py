@@ -5,6 +5,8 @@ The in-process engine with Flower as its back-end, on flwr's Message API:
 - `create_server_app` / `create_client_app`: the fednot ServerApp and ClientApp
   (`fednot.integrations.flower.apps` holds default instances for ``flwr run``);
 - `UnlearningStrategy`: NoT, FT or Retrain for any Flower app, around its own Strategy;
+  `DeletionLedger` keeps its forgotten clients across restarts, keyed by `query_identity` (the
+  app's own client identity) or `public_key_identity` (the SuperNode's key, with node auth);
 - `identify_clients`, `collect_requests`: the QUERY rounds that map node ids to fednot client ids
   and gather the clients' own forget requests (a request for another client's data is refused);
 - `negate_arrays`: NoT's negation on an `ArrayRecord`; `to_arrays`, `to_state`: conversions
@@ -35,18 +37,22 @@ from fednot.integrations.flower.identity import (
     identify_clients,
     screen_request,
 )
+from fednot.integrations.flower.ledger import public_key_identity, query_identity
 from fednot.integrations.flower.records import negate_arrays, to_arrays, to_state
 from fednot.integrations.flower.result import FlowerResult, Readings, ServedRequest
 from fednot.integrations.flower.server_app import create_server_app, run_fednot
 from fednot.integrations.flower.settings import RUN_CONFIG_DEFAULTS, FlowerSettings, parse_settings
 from fednot.integrations.flower.unlearning_strategy import UnlearningResult, UnlearningStrategy
+from fednot.store.ledger import DeletionLedger, Receipt
 
 __all__ = [
     "RUN_CONFIG_DEFAULTS",
     "ClientMap",
+    "DeletionLedger",
     "FlowerResult",
     "FlowerSettings",
     "Readings",
+    "Receipt",
     "ServedRequest",
     "UnlearningResult",
     "UnlearningStrategy",
@@ -57,6 +63,8 @@ __all__ = [
     "identify_clients",
     "negate_arrays",
     "parse_settings",
+    "public_key_identity",
+    "query_identity",
     "run_fednot",
     "screen_request",
     "to_arrays",

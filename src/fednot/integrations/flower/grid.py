@@ -12,10 +12,11 @@ from collections import Counter
 from collections.abc import Iterable
 
 from flwr.app import Message, RecordDict
+from flwr.proto.node_pb2 import NodeInfo  # pylint: disable=E0611
 from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 
-from fednot.errors import FedNotError
+from fednot.errors import ConfigError, FedNotError
 from fednot.integrations.flower.records import message_bytes
 
 
@@ -56,6 +57,11 @@ class MeteredGrid(Grid):
         """Delegate."""
         ids: Iterable[int] = self.grid.get_node_ids()
         return ids
+
+    def get_nodes(self) -> Iterable[NodeInfo]:
+        """Delegate (the nodes' details: public keys, names)."""
+        nodes: Iterable[NodeInfo] = self.grid.get_nodes()
+        return nodes
 
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
         """Count, then delegate."""
@@ -102,6 +108,43 @@ class MeteredGrid(Grid):
     def _count_received(self, replies: list[Message]) -> None:
         for reply in replies:
             self.received[reply.metadata.message_type] += message_bytes(reply)
+
+
+class WithoutNodes(MeteredGrid):
+    """A metered grid that hides the nodes ``hidden`` and refuses to message them.
+
+    ``hidden`` may be replaced between rounds (`UnlearningStrategy` adds the nodes it
+    recognises as forgotten, and those it cannot identify yet).
+    """
+
+    def __init__(self, grid: Grid, hidden: set[int]) -> None:
+        super().__init__(grid)
+        self.hidden = hidden
+
+    def get_node_ids(self) -> Iterable[int]:
+        """The connected nodes, but the hidden ones."""
+        return [n for n in super().get_node_ids() if n not in self.hidden]
+
+    def get_nodes(self) -> Iterable[NodeInfo]:
+        """The connected nodes' details, but the hidden ones'."""
+        return [n for n in super().get_nodes() if n.node_id not in self.hidden]
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        """Push, after checking that no message goes to a hidden node."""
+        return super().push_messages(self._checked(messages))
+
+    def send_and_receive(
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> Iterable[Message]:
+        """Send and receive, after checking that no message goes to a hidden node."""
+        return super().send_and_receive(self._checked(messages), timeout=timeout)
+
+    def _checked(self, messages: Iterable[Message]) -> list[Message]:
+        messages = list(messages)
+        bad = sorted({m.metadata.dst_node_id for m in messages} & self.hidden)
+        if bad:
+            raise ConfigError(f"The wrapped strategy addressed forgotten nodes {bad}.")
+        return messages
 
 
 def wait_for_nodes(grid: Grid, count: int, timeout: float, poll: float = 0.5) -> list[int]:

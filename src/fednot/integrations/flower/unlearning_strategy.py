@@ -21,6 +21,14 @@ minimums (``min_available_nodes`` and the like: flwr's sampling would wait for t
 raises `TooFewNodesError` if not, unless ``adapt_minimums=True`` lowers them. Each step is logged
 on flwr's logger, so it shows in ``flwr run --stream`` and ``flwr log``.
 
+The deletion ledger: with ``ledger=DeletionLedger(path)``, the forgotten clients outlive the
+ServerApp. Nodes are keyed by an identity that survives restarts (``identify``: the app's own by
+default, or the SuperNode's public key; `fednot.integrations.flower.ledger`). Every round, nodes
+not seen before are identified, and those the ledger lists are left out like this run's
+forgotten ones; a node without an identity gets no message but the identity query. `unlearn`
+writes the request's receipt as ``"started"`` before the method's step (the identities are on
+disk before any recovery message goes out) and completes it after the recovery rounds.
+
 Only methods that need nothing from the clients beyond ordinary training qualify (their
 ``Requirements()`` are empty): the recovery rounds are the app's own ``train`` messages.
 
@@ -43,10 +51,12 @@ from flwr.serverapp.strategy import Result, Strategy
 from torch import nn
 
 from fednot.errors import ConfigError, TooFewNodesError
-from fednot.integrations.flower.grid import MeteredGrid
+from fednot.integrations.flower.grid import MeteredGrid, WithoutNodes
+from fednot.integrations.flower.ledger import Identify, query_identity
 from fednot.integrations.flower.node_count import lower_minimums, node_need
 from fednot.integrations.flower.records import to_arrays, to_state
 from fednot.seeding import SeedStreams
+from fednot.store.ledger import DeletionLedger, Receipt, state_digest
 from fednot.types import ForgetRequest
 from fednot.unlearning.base import Requirements, Unlearner
 from fednot.unlearning.context import UnlearnContext
@@ -68,6 +78,7 @@ class UnlearningResult:
         bytes_sent: the unlearning's message bytes from the server, by message type.
         bytes_received: the replies' bytes, by message type.
         seconds: wall time of the step and the rounds.
+        receipt: the request's receipt in the ledger (with a ledger).
     """
 
     arrays: ArrayRecord
@@ -78,36 +89,7 @@ class UnlearningResult:
     bytes_sent: dict[str, int] = field(default_factory=dict)
     bytes_received: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
-
-
-class _Without(MeteredGrid):
-    """A metered grid that hides the forgotten nodes and refuses to message them."""
-
-    def __init__(self, grid: Grid, forgotten: set[int]) -> None:
-        super().__init__(grid)
-        self.forgotten = forgotten
-
-    def get_node_ids(self) -> Iterable[int]:
-        """The connected nodes, but the forgotten ones."""
-        return [n for n in super().get_node_ids() if n not in self.forgotten]
-
-    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
-        """Push, after checking that no message goes to a forgotten node."""
-        messages = self._checked(messages)
-        return super().push_messages(messages)
-
-    def send_and_receive(
-        self, messages: Iterable[Message], *, timeout: float | None = None
-    ) -> Iterable[Message]:
-        """Send and receive, after checking that no message goes to a forgotten node."""
-        return super().send_and_receive(self._checked(messages), timeout=timeout)
-
-    def _checked(self, messages: Iterable[Message]) -> list[Message]:
-        messages = list(messages)
-        bad = sorted({m.metadata.dst_node_id for m in messages} & self.forgotten)
-        if bad:
-            raise ConfigError(f"The wrapped strategy addressed forgotten nodes {bad}.")
-        return messages
+    receipt: Receipt | None = None
 
 
 class UnlearningStrategy(Strategy):
@@ -120,6 +102,11 @@ class UnlearningStrategy(Strategy):
         model: the app's model (its architecture: NoT resolves its layers on it).
         initial_arrays: the model training started from (Retrain's start).
         seed: seeds the method's own streams.
+        ledger: a `DeletionLedger` that keeps the forgotten clients across restarts: nodes whose
+            identity it lists get no message but the identity query, and each `unlearn` leaves
+            a receipt in it (see "The deletion ledger" in the module docstring).
+        identify: how a node's identity is learnt (with ``ledger``); default: the app's own,
+            `query_identity` (``query.identify``); or `public_key_identity`.
     """
 
     def __init__(
@@ -130,6 +117,8 @@ class UnlearningStrategy(Strategy):
         model: nn.Module,
         initial_arrays: ArrayRecord | None = None,
         seed: int = 0,
+        ledger: DeletionLedger | None = None,
+        identify: Identify | None = None,
     ) -> None:
         if method.requirements != Requirements():
             raise ConfigError(
@@ -144,6 +133,9 @@ class UnlearningStrategy(Strategy):
         self.initial_arrays = initial_arrays
         self.seed = seed
         self.forgotten: set[int] = set()
+        self.ledger = ledger
+        self.identify = identify or query_identity()
+        self.identity_of: dict[int, str] = {}  # node id -> identity, in this run
 
     # -- the wrapped strategy, minus the forgotten nodes -------------------------------------
 
@@ -208,11 +200,13 @@ class UnlearningStrategy(Strategy):
             )
         if rounds < 0:
             raise ConfigError(f"Expected `rounds` to be >= 0, got {rounds}.")
-        context, left = self._context(nodes), len(connected - self.forgotten - set(nodes))
+        hidden = self._hidden(grid)
+        context, left = self._context(nodes), len(connected - hidden - set(nodes))
         self._check_nodes(nodes, left, adapt=adapt_minimums)
         start = time.perf_counter()
+        receipt = self._begin(nodes, arrays)  # on disk before anything changes
         self.forgotten.update(nodes)
-        metered = _Without(grid, self.forgotten)
+        metered = WithoutNodes(grid, self.forgotten | hidden)
         result = self.method.unlearn(to_state(arrays), context)
         title = self.method.title or self.method.name
         logger.info("%s forgets nodes %s: %s.", title, nodes, _step(self.method, result.notes))
@@ -239,8 +233,28 @@ class UnlearningStrategy(Strategy):
             out.arrays = out.recovery.arrays
         out.bytes_sent, out.bytes_received = dict(metered.sent), dict(metered.received)
         out.seconds = time.perf_counter() - start
+        if self.ledger is not None and receipt is not None:
+            out.receipt = self.ledger.finish(
+                receipt,
+                step=out.notes,
+                recovery_rounds=len(out.recovery.train_metrics_clientapp) if out.recovery else 0,
+                bytes_sent=out.bytes_sent,
+                bytes_received=out.bytes_received,
+                digest_after=state_digest(to_state(out.arrays)),
+            )
         logger.info("%s done in %.1f s; forgotten nodes: %s.", title, out.seconds, out.forgotten)
         return out
+
+    def nodes_of(self, grid: Grid, identities: Iterable[str]) -> list[int]:
+        """The connected nodes with these identities (for requests that name clients, not nodes).
+
+        Needs a ledger (its ``identify``); new nodes are identified first. An identity already
+        forgotten has no node here (its node gets no message).
+        """
+        if self.ledger is None:
+            raise ConfigError("nodes_of() needs UnlearningStrategy(..., ledger=...).")
+        hidden, wanted = self._hidden(grid), set(identities)
+        return sorted(n for n, i in self.identity_of.items() if i in wanted and n not in hidden)
 
     def _check_nodes(self, nodes: list[int], left: int, *, adapt: bool) -> None:
         """Refuse (or, with ``adapt``, lower the minimums) if ``left`` nodes are too few."""
@@ -272,11 +286,62 @@ class UnlearningStrategy(Strategy):
         )
 
     def _grid(self, grid: Grid) -> Grid:
-        return (
-            grid
-            if not self.forgotten or isinstance(grid, _Without)
-            else _Without(grid, self.forgotten)
+        """``grid`` without the forgotten nodes (and, with a ledger, the unidentified ones)."""
+        hidden = self._hidden(grid)
+        if isinstance(grid, WithoutNodes):
+            grid.hidden = hidden
+            return grid
+        return WithoutNodes(grid, hidden) if hidden else grid
+
+    def _hidden(self, grid: Grid) -> set[int]:
+        """The nodes to leave out: the forgotten ones and, with a ledger, the unidentified ones.
+
+        With a ledger, nodes not seen before are identified first, and a node whose identity
+        the ledger lists is forgotten.
+        """
+        if self.ledger is None:
+            return set(self.forgotten)
+        raw = grid.grid if isinstance(grid, MeteredGrid) else grid  # queries are not unlearning
+        connected = list(raw.get_node_ids())
+        new = [n for n in connected if n not in self.identity_of]
+        if new:
+            self.identity_of.update(self.identify(raw, new))
+            if not any(n in self.identity_of for n in connected):
+                raise ConfigError(
+                    f"No node told its identity (nodes {new}), so none can be checked against "
+                    f"the deletion ledger {self.ledger.path}. Answer the identity query in the "
+                    "ClientApp (fednot.integrations.flower.ledger.query_identity shows how), or "
+                    "pass identify=public_key_identity where SuperNode authentication is on."
+                )
+        gone = self.ledger.forgotten
+        self.forgotten.update(n for n, i in self.identity_of.items() if i in gone)
+        unknown = {n for n in connected if n not in self.identity_of}
+        if unknown:
+            logger.warning("Nodes %s have no identity yet: they get no message.", sorted(unknown))
+        return self.forgotten | unknown
+
+    def _begin(self, nodes: list[int], arrays: ArrayRecord) -> Receipt | None:
+        """With a ledger: record the request as started (identities on disk) and return it."""
+        if self.ledger is None:
+            return None
+        unknown = [n for n in nodes if n not in self.identity_of]
+        if unknown:
+            raise ConfigError(f"Cannot record nodes {unknown} in the ledger: no identity.")
+        identities = sorted({self.identity_of[n] for n in nodes})
+        receipt = self.ledger.begin(
+            identities,
+            nodes,
+            self.method.name,
+            settings=self.method.options(),
+            digest_before=state_digest(to_state(arrays)),
         )
+        logger.info(
+            "Ledger %s: forgetting %s (request %s).",
+            self.ledger.path,
+            identities,
+            receipt.request_id,
+        )
+        return receipt
 
     def _context(self, nodes: list[int]) -> UnlearnContext:
         """The context on the server of an app: the model and the request, no client data."""

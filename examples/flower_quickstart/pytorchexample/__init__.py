@@ -1,0 +1,1 @@
+"""pytorchexample: Flower's PyTorch quickstart app, with fednot's deletion ledger."""
