@@ -54,7 +54,9 @@ def main(grid: Grid, context: Context) -> None:
         nodes = strategy.nodes_of(grid, forget)  # fednot
         rounds = int(context.run_config["recovery-rounds"])  # fednot
         train_config = ConfigRecord({"lr": lr})  # fednot
-        unlearned = strategy.unlearn(grid, final, nodes, rounds=rounds, train_config=train_config)  # fednot
+        unlearned = strategy.unlearn(  # fednot
+            grid, final, nodes, rounds=rounds, train_config=train_config  # fednot
+        )  # fednot
         final = unlearned.arrays  # fednot
 
     print("\nSaving final model to disk...")
