@@ -26,13 +26,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from flwr.serverapp import Grid
 
 from fednot.errors import ConfigError
+from fednot.integrations.flower.grid import MeteredGrid
 from fednot.integrations.flower.identity import query
 from fednot.integrations.flower.records import config_in
+from fednot.store.ledger import DeletionLedger, Receipt, state_digest
+from fednot.types import StateDict
+from fednot.unlearning.base import Unlearner
 
 logger = logging.getLogger("flwr.fednot")  # under flwr's logger: it reaches `flwr run --stream`
 
@@ -43,8 +48,12 @@ IDENTITY_KEY = "identity"
 """The key of the identity in the ``"config"`` record of a ``query.identify`` reply."""
 
 
-def query_identity(*, action: str = "identify", timeout: float = 60.0) -> Identify:
+def query_identity(*, action: str = "identify", timeout: float = 600.0) -> Identify:
     """Identities the ClientApp declares, answering an empty ``query.<action>`` message.
+
+    ``timeout``: seconds to wait for the replies (it returns as soon as every node answered; a
+    node's first message may wait for its ClientApp to start, which takes minutes on a loaded
+    machine). A node that does not answer in time stays unidentified and is asked again.
 
     The ClientApp's handler (plain Flower)::
 
@@ -86,3 +95,89 @@ def public_key_identity(grid: Grid, nodes: Sequence[int]) -> dict[int, str]:
             "own identity instead (identify=query_identity())."
         )
     return {n: f"key:{hashlib.sha256(keys[n]).hexdigest()[:32]}" for n in nodes if n in keys}
+
+
+class NodeRegister:
+    """Who each node of this run is, against the ledger: `UnlearningStrategy`'s ledger side.
+
+    Args:
+        ledger: the deletion ledger.
+        identify: how nodes are identified (default: `query_identity`).
+    """
+
+    def __init__(self, ledger: DeletionLedger, identify: Identify | None = None) -> None:
+        self.ledger = ledger
+        self.identify = identify or query_identity()
+        self.identity_of: dict[int, str] = {}  # node id -> identity, in this run
+
+    def sort(self, grid: Grid) -> tuple[set[int], set[int]]:
+        """``(forgotten, unidentified)`` nodes of ``grid``, identifying new nodes first.
+
+        Raises:
+            ConfigError: no connected node told its identity (the ClientApp lacks the handler).
+        """
+        raw = grid.grid if isinstance(grid, MeteredGrid) else grid  # queries are not unlearning
+        connected = list(raw.get_node_ids())
+        new = [n for n in connected if n not in self.identity_of]
+        if new:
+            self.identity_of.update(self.identify(raw, new))
+            if not any(n in self.identity_of for n in connected):
+                raise ConfigError(
+                    f"No node told its identity (nodes {new}), so none can be checked against "
+                    f"the deletion ledger {self.ledger.path}. Answer the identity query in the "
+                    "ClientApp (fednot.integrations.flower.ledger.query_identity shows how; if "
+                    "the nodes answer it but slowly, give query_identity a longer timeout), or "
+                    "pass identify=public_key_identity where SuperNode authentication is on."
+                )
+        gone = self.ledger.forgotten
+        forgotten = {n for n, i in self.identity_of.items() if i in gone}
+        unknown = {n for n in connected if n not in self.identity_of}
+        if unknown:
+            logger.warning("Nodes %s have no identity yet: they get no message.", sorted(unknown))
+        return forgotten, unknown
+
+    def nodes_of(self, identities: Iterable[str]) -> list[int]:
+        """The nodes identified so far with these identities."""
+        wanted = set(identities)
+        return sorted(n for n, i in self.identity_of.items() if i in wanted)
+
+    def begin(self, nodes: list[int], method: Unlearner, state: StateDict) -> Receipt:
+        """Record the request of ``nodes`` as started (their identities on disk); return it."""
+        unknown = [n for n in nodes if n not in self.identity_of]
+        if unknown:
+            raise ConfigError(f"Cannot record nodes {unknown} in the ledger: no identity.")
+        identities = sorted({self.identity_of[n] for n in nodes})
+        receipt = self.ledger.begin(
+            identities,
+            nodes,
+            method.name,
+            settings=method.options(),
+            digest_before=state_digest(state),
+        )
+        logger.info(
+            "Ledger %s: forgetting %s (request %s).",
+            self.ledger.path,
+            identities,
+            receipt.request_id,
+        )
+        return receipt
+
+    def finish(
+        self,
+        receipt: Receipt,
+        *,
+        notes: dict[str, Any],
+        rounds: int,
+        sent: dict[str, int],
+        received: dict[str, int],
+        state: StateDict,
+    ) -> Receipt:
+        """Complete ``receipt`` with the step's notes, the recovery's rounds and bytes, the model."""
+        return self.ledger.finish(
+            receipt,
+            step=notes,
+            recovery_rounds=rounds,
+            bytes_sent=sent,
+            bytes_received=received,
+            digest_after=state_digest(state),
+        )

@@ -51,12 +51,12 @@ from flwr.serverapp.strategy import Result, Strategy
 from torch import nn
 
 from fednot.errors import ConfigError, TooFewNodesError
-from fednot.integrations.flower.grid import MeteredGrid, WithoutNodes
-from fednot.integrations.flower.ledger import Identify, query_identity
+from fednot.integrations.flower.grid import WithoutNodes
+from fednot.integrations.flower.ledger import Identify, NodeRegister
 from fednot.integrations.flower.node_count import lower_minimums, node_need
 from fednot.integrations.flower.records import to_arrays, to_state
 from fednot.seeding import SeedStreams
-from fednot.store.ledger import DeletionLedger, Receipt, state_digest
+from fednot.store.ledger import DeletionLedger, Receipt
 from fednot.types import ForgetRequest
 from fednot.unlearning.base import Requirements, Unlearner
 from fednot.unlearning.context import UnlearnContext
@@ -134,8 +134,7 @@ class UnlearningStrategy(Strategy):
         self.seed = seed
         self.forgotten: set[int] = set()
         self.ledger = ledger
-        self.identify = identify or query_identity()
-        self.identity_of: dict[int, str] = {}  # node id -> identity, in this run
+        self.register = None if ledger is None else NodeRegister(ledger, identify)
 
     # -- the wrapped strategy, minus the forgotten nodes -------------------------------------
 
@@ -204,7 +203,9 @@ class UnlearningStrategy(Strategy):
         context, left = self._context(nodes), len(connected - hidden - set(nodes))
         self._check_nodes(nodes, left, adapt=adapt_minimums)
         start = time.perf_counter()
-        receipt = self._begin(nodes, arrays)  # on disk before anything changes
+        receipt = None  # with a ledger: the request on disk before anything changes
+        if self.register is not None:
+            receipt = self.register.begin(nodes, self.method, to_state(arrays))
         self.forgotten.update(nodes)
         metered = WithoutNodes(grid, self.forgotten | hidden)
         result = self.method.unlearn(to_state(arrays), context)
@@ -233,14 +234,15 @@ class UnlearningStrategy(Strategy):
             out.arrays = out.recovery.arrays
         out.bytes_sent, out.bytes_received = dict(metered.sent), dict(metered.received)
         out.seconds = time.perf_counter() - start
-        if self.ledger is not None and receipt is not None:
-            out.receipt = self.ledger.finish(
+        if self.register is not None and receipt is not None:
+            ran = rounds if out.recovery is not None else 0
+            out.receipt = self.register.finish(
                 receipt,
-                step=out.notes,
-                recovery_rounds=len(out.recovery.train_metrics_clientapp) if out.recovery else 0,
-                bytes_sent=out.bytes_sent,
-                bytes_received=out.bytes_received,
-                digest_after=state_digest(to_state(out.arrays)),
+                notes=out.notes,
+                rounds=ran,
+                sent=out.bytes_sent,
+                received=out.bytes_received,
+                state=to_state(out.arrays),
             )
         logger.info("%s done in %.1f s; forgotten nodes: %s.", title, out.seconds, out.forgotten)
         return out
@@ -251,10 +253,10 @@ class UnlearningStrategy(Strategy):
         Needs a ledger (its ``identify``); new nodes are identified first. An identity already
         forgotten has no node here (its node gets no message).
         """
-        if self.ledger is None:
+        if self.register is None:
             raise ConfigError("nodes_of() needs UnlearningStrategy(..., ledger=...).")
-        hidden, wanted = self._hidden(grid), set(identities)
-        return sorted(n for n, i in self.identity_of.items() if i in wanted and n not in hidden)
+        hidden = self._hidden(grid)
+        return [n for n in self.register.nodes_of(identities) if n not in hidden]
 
     def _check_nodes(self, nodes: list[int], left: int, *, adapt: bool) -> None:
         """Refuse (or, with ``adapt``, lower the minimums) if ``left`` nodes are too few."""
@@ -299,49 +301,11 @@ class UnlearningStrategy(Strategy):
         With a ledger, nodes not seen before are identified first, and a node whose identity
         the ledger lists is forgotten.
         """
-        if self.ledger is None:
+        if self.register is None:
             return set(self.forgotten)
-        raw = grid.grid if isinstance(grid, MeteredGrid) else grid  # queries are not unlearning
-        connected = list(raw.get_node_ids())
-        new = [n for n in connected if n not in self.identity_of]
-        if new:
-            self.identity_of.update(self.identify(raw, new))
-            if not any(n in self.identity_of for n in connected):
-                raise ConfigError(
-                    f"No node told its identity (nodes {new}), so none can be checked against "
-                    f"the deletion ledger {self.ledger.path}. Answer the identity query in the "
-                    "ClientApp (fednot.integrations.flower.ledger.query_identity shows how), or "
-                    "pass identify=public_key_identity where SuperNode authentication is on."
-                )
-        gone = self.ledger.forgotten
-        self.forgotten.update(n for n, i in self.identity_of.items() if i in gone)
-        unknown = {n for n in connected if n not in self.identity_of}
-        if unknown:
-            logger.warning("Nodes %s have no identity yet: they get no message.", sorted(unknown))
+        gone, unknown = self.register.sort(grid)
+        self.forgotten |= gone
         return self.forgotten | unknown
-
-    def _begin(self, nodes: list[int], arrays: ArrayRecord) -> Receipt | None:
-        """With a ledger: record the request as started (identities on disk) and return it."""
-        if self.ledger is None:
-            return None
-        unknown = [n for n in nodes if n not in self.identity_of]
-        if unknown:
-            raise ConfigError(f"Cannot record nodes {unknown} in the ledger: no identity.")
-        identities = sorted({self.identity_of[n] for n in nodes})
-        receipt = self.ledger.begin(
-            identities,
-            nodes,
-            self.method.name,
-            settings=self.method.options(),
-            digest_before=state_digest(to_state(arrays)),
-        )
-        logger.info(
-            "Ledger %s: forgetting %s (request %s).",
-            self.ledger.path,
-            identities,
-            receipt.request_id,
-        )
-        return receipt
 
     def _context(self, nodes: list[int]) -> UnlearnContext:
         """The context on the server of an app: the model and the request, no client data."""
