@@ -172,7 +172,7 @@ class NodeRegister:
         received: dict[str, int],
         state: StateDict,
     ) -> Receipt:
-        """Complete ``receipt`` with the step's notes, the recovery's rounds and bytes, the model."""
+        """Complete ``receipt``: the step's notes, the recovery's rounds and bytes, the model."""
         return self.ledger.finish(
             receipt,
             step=notes,
