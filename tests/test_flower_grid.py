@@ -363,3 +363,20 @@ def test_the_clientapps_pixel_cache_is_sealed_and_rebuilt_when_damaged(tmp_path:
         rebuilt = read_splits(data, str(tmp_path))
     assert torch.equal(rebuilt.train.labels, first.train.labels)
     assert torch.equal(read_splits(data, str(tmp_path)).train.images, first.train.images)
+
+
+
+def test_a_client_that_left_never_trains_in_a_later_requests_recovery() -> None:
+    """Two requests served one after another: client 1 leaves, then client 2 forgets a class."""
+    result, grid = _run(tiny_config(num_clients=4), **{"forget-requests": "1:client 2:classes=0"})
+
+    first, second = result.requests
+    assert first.request.clients == (1,) and second.request.classes == (0,)
+    assert second.excluded == (1,)  # the client that left is still out
+    assert second.outcome.log.rounds and all(1 not in r.clients for r in second.outcome.log.rounds)
+    trained = [
+        list(m.content["config"]["stream"])[1]
+        for m in grid.delivered
+        if m.metadata.dst_node_id == result.clients[1] and m.metadata.message_type == "train"
+    ]
+    assert trained and set(trained) == {"pretrain"}  # it trained before it left, never after

@@ -8,9 +8,10 @@ The flow of one run (`run_fednot`), driven by the server as Flower requires:
    (`fednot.integrations.flower.backend`), or a fednot checkpoint (``stage="unlearn"``);
 3. ``query.request``: every client may file a request for its own data; a request naming
    another client is refused (logged, recorded, ignored);
-4. for each accepted request: the engine's `Experiment.unlearn`: the method's own step (NoT:
-   negation on the server), then recovery on the retained side of the request, with the
-   engine's stop rules and cost accounting;
+4. for each accepted request, one after another: the engine's `Experiment.unlearn`: the
+   method's own step (NoT: negation on the server), then recovery on the retained side of the
+   request, with the engine's stop rules and cost accounting; a client that left with an
+   earlier request is out of every later one (`Experiment.without`);
 5. test accuracy on the server, forget accuracy on the targets (``evaluate`` to them only), a
    ``result.json`` and the final model in ``out``, and one ``FEDNOT_DONE`` log line.
 """
@@ -82,10 +83,14 @@ def run_fednot(grid: Grid, settings: FlowerSettings) -> FlowerResult:
     if settings.stage == "pretrain":
         return _finish(session, exp, result)
     filed, result.refused = collect_requests(session.grid, clients, timeout=settings.node_timeout)
+    gone: list[int] = []  # clients that left with an earlier request: out of every later one
     for request in merge_requests(filed, separate=method.requirements.target_participation):
         current = replace(trained, state=result.state)  # requests are served one after another
-        outcome, result.state = serve(session, exp, method, current, request)
+        view = exp.without(gone) if gone else exp
+        outcome, result.state = serve(session, view, method, current, request)
         result.requests.append(outcome)
+        if request.kind == "client":
+            gone += request.clients
     return _finish(session, exp, result)
 
 
