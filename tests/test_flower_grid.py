@@ -365,7 +365,6 @@ def test_the_clientapps_pixel_cache_is_sealed_and_rebuilt_when_damaged(tmp_path:
     assert torch.equal(read_splits(data, str(tmp_path)).train.images, first.train.images)
 
 
-
 def test_a_client_that_left_never_trains_in_a_later_requests_recovery() -> None:
     """Two requests served one after another: client 1 leaves, then client 2 forgets a class."""
     result, grid = _run(tiny_config(num_clients=4), **{"forget-requests": "1:client 2:classes=0"})
