@@ -12,6 +12,7 @@ import sys
 import textwrap
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -233,3 +234,59 @@ def test_deploy_refuses_methods_it_cannot_serve_before_starting_anything(
         with pytest.raises(ConfigError, match="one SuperNode process per client"):
             deploy(toml, clients, workdir=tmp_path)
     assert list(tmp_path.iterdir()) == []  # nothing was written or started
+
+
+def test_flower_up_refuses_a_ledger_with_several_methods_before_starting_anything(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    records,  # type: ignore[no-untyped-def]
+) -> None:
+    from fednot.cli.app import main
+    from fednot.integrations.flower.local.deploy import check_methods
+
+    ledger, work = tmp_path / "ledger.json", tmp_path / "work"
+    argv = ["flower", "up", "--ledger", str(ledger), "--method", "not", "--method", "ft"]
+    assert main([*argv, "--out", str(work)]) == 2
+    out, err = capsys.readouterr()
+    assert "records the requests of one method" in err and "one --method per ledger" in err
+    assert "Starting" not in out and not ledger.exists() and not work.exists()
+    check_methods(("not",), False, ledger)  # one method per ledger: both modes
+    check_methods(("not",), True, ledger)
+    check_methods(("not", "ft"), False)  # several methods without a ledger
+
+
+def test_deploy_hands_every_run_the_ledger_as_an_absolute_path(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    records,  # type: ignore[no-untyped-def]
+) -> None:
+    """No process starts: a stand-in deployment records what each run was given."""
+    from fednot.configio import to_toml
+    from fednot.integrations.flower.local import deploy as module
+    from fednot.testing import tiny_config
+
+    runs: list[tuple[Path, dict[str, Any]]] = []
+
+    class Stand:
+        def __init__(self, nodes: object, workdir: Path) -> None: ...
+        def __enter__(self) -> Stand:
+            return self
+
+        def __exit__(self, *exc: object) -> None: ...
+        def run(self, app: Path, overrides: dict[str, Any], timeout: float, echo: bool) -> Any:
+            runs.append((app, overrides))
+            Path(overrides["out"]).mkdir(parents=True)
+            (Path(overrides["out"]) / "result.json").write_text("{}")
+            return module.RunOutput(0, "", 0.0)
+
+    monkeypatch.setattr(module, "LocalDeployment", Stand)
+    monkeypatch.chdir(tmp_path)
+    for single_run, stages in [(False, ["pretrain", "unlearn"]), (True, ["all"])]:
+        runs.clear()
+        work = tmp_path / f"work-{single_run}"
+        module.deploy(
+            to_toml(tiny_config()), 3, workdir=work, single_run=single_run, ledger=Path("l.json")
+        )
+        assert [o["stage"] for _, o in runs] == stages
+        config = tomllib.loads((runs[0][0] / "pyproject.toml").read_text())
+        assert config["tool"]["flwr"]["app"]["config"]["ledger"] == str(tmp_path / "l.json")

@@ -15,7 +15,7 @@ import torch
 
 from fednot.cli.app import main
 from fednot.errors import LedgerError
-from fednot.store.ledger import DeletionLedger, Receipt, state_digest
+from fednot.store.ledger import DeletionLedger, Receipt, _checksum, state_digest
 
 
 def _served(path: Path) -> DeletionLedger:
@@ -43,7 +43,30 @@ def test_receipts_round_trip_and_a_started_request_still_forgets(tmp_path: Path)
     assert (done.status, started.status) == ("done", "started")
     assert done.step == {"negated_parameters": ["conv1.weight"]} and done.recovery_rounds == 2
     assert done.settings == {"layers": "first"} and done.node_ids == (77,)
+    assert (done.kind, done.request) == ("client", {})  # the defaults: a client-wise request
     assert Receipt.from_dict(json.loads(json.dumps(done.to_dict()))) == done
+
+
+def test_a_class_wise_receipt_does_not_forget_its_client(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "ledger.json"
+    ledger = DeletionLedger(path)
+    request = {"kind": "class", "clients": [2], "classes": [0, 3], "indices": None}
+    receipt = ledger.begin(["2"], [80], "not", kind="class", request=request)
+    ledger.finish(receipt, digest_after="sha256:c")
+
+    read = DeletionLedger(path, create=False)
+    assert read.forgotten == frozenset()  # client 2's classes are gone; client 2 stays
+    assert (read.receipts[0].kind, read.receipts[0].request) == ("class", request)
+    assert main(["ledger", "show", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "1 request(s); forgotten: none" in out
+    assert "kind:        class (clients 2; classes 0, 3)" in out and "data of:     2" in out
+    ledger.begin(["2"], [80], "not", kind="client", request={"kind": "client", "clients": [2]})
+    assert DeletionLedger(path).forgotten == {"2"}  # a client-wise request does forget it
+    with pytest.raises(ValueError, match="request kind"):
+        ledger.begin(["4"], [81], "not", kind="node")
 
 
 def test_a_missing_file_is_a_new_ledger_unless_create_is_false(tmp_path: Path) -> None:
@@ -70,6 +93,10 @@ def _damage(path: Path, how: str) -> None:
         path.write_text(json.dumps(document))
     elif how == "not-a-ledger":
         path.write_text(json.dumps({"receipts": []}))
+    elif how == "bad-kind":  # a kind fednot never writes, under a checksum that matches
+        document["receipts"][0]["kind"] = "node"
+        document["checksum"] = _checksum(document["receipts"])
+        path.write_text(json.dumps(document))
 
 
 @pytest.mark.parametrize(
@@ -81,6 +108,7 @@ def _damage(path: Path, how: str) -> None:
         ("edited", "does not match its checksum"),
         ("version", "format version 99"),
         ("not-a-ledger", "not a fednot deletion ledger"),
+        ("bad-kind", "malformed receipt"),
     ],
 )
 def test_a_damaged_ledger_is_refused_never_read_as_empty(
@@ -128,6 +156,7 @@ def test_ledger_show_prints_each_receipt(
     assert main(["ledger", "show", str(tmp_path / "ledger.json")]) == 0
     out = capsys.readouterr().out
     assert "2 request(s); forgotten: 3, 5" in out
+    assert "kind:        client\n  forgotten:   3  (node ids then: 77)" in out
     assert "negated_parameters: conv1.weight" in out and "method:      not (layers=first)" in out
     assert "recovery:    2 rounds; bytes sent train=1000, received train=900" in out
     assert "before sha256:a" in out and "after  sha256:b" in out

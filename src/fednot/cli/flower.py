@@ -52,6 +52,12 @@ def register_cli(subparsers: Any) -> None:
         "training history); default: one pre-training run and a checkpoint every method starts "
         "from",
     )
+    up.add_argument(
+        "--ledger",
+        metavar="FILE",
+        help="deletion ledger keyed by client id: clients it forgot take no part, each request "
+        "served leaves a receipt (one --method only; docs/flower.md)",
+    )
     up.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per run")
     up.set_defaults(handler=flower_up)
 
@@ -70,9 +76,12 @@ def parse_forget(items: list[str]) -> dict[int, str]:
 def flower_up(args: argparse.Namespace) -> int:
     """Handler of ``fednot flower up``."""
     try:
-        from fednot.integrations.flower.local.deploy import deploy
+        from fednot.integrations.flower.local.deploy import check_methods, deploy
     except ImportError as e:
         raise FedNotError(str(e)) from e
+    methods = tuple(args.methods or ("not",))
+    ledger = Path(args.ledger) if args.ledger else None
+    check_methods(methods, args.single_run, ledger)  # before anything starts
     config = load_config(args.config, args.overrides, preset=args.preset)
     if config.threads is None:  # N SuperNodes share this machine's cores
         config = load_config(args.config, [*args.overrides, "threads=1"], preset=args.preset)
@@ -82,12 +91,13 @@ def flower_up(args: argparse.Namespace) -> int:
         to_toml(config),
         config.data.num_clients,
         seed=args.seed,
-        methods=tuple(args.methods or ("not",)),
+        methods=methods,
         forget=forget,
         workdir=Path(args.out) if args.out else None,
         single_run=args.single_run,
         timeout=args.timeout,
         echo=True,
+        ledger=ledger,
     )
     print(
         f"Federation up in {done.up_seconds:.1f} s; runs took "
@@ -98,6 +108,8 @@ def flower_up(args: argparse.Namespace) -> int:
         f"Everything stopped. Results: {done.workdir / 'out'}/<method>/result.json; logs: "
         f"{done.workdir / 'logs'}"
     )
+    if ledger:
+        print(f"Receipts: fednot ledger show {ledger}")
     return 0
 
 

@@ -6,7 +6,13 @@ outlives the ServerApp. It holds a format tag and version, the receipts in the o
 requests were served, and the SHA-256 of the receipts' canonical JSON::
 
     {"format": "fednot-deletion-ledger", "version": 1, "checksum": "sha256:...",
-     "receipts": [{"request_id": "...", "status": "done", "identities": ["3"], ...}]}
+     "receipts": [{"request_id": "...", "status": "done", "kind": "client",
+                   "identities": ["3"], ...}]}
+
+A receipt's ``kind`` is the request's: ``"client"`` (the client leaves: its identities are
+forgotten), ``"class"`` or ``"instance"`` (some of the client's data is removed, the client
+stays and may train again). `DeletionLedger.forgotten` lists the identities of client-wise
+receipts only.
 
 A file that exists but is empty, is not JSON, has another format or version, or whose checksum
 does not match its receipts (truncated, edited by hand) raises `LedgerError`: it is never read
@@ -42,6 +48,7 @@ from fednot.store.cache import atomic_write_text
 FORMAT = "fednot-deletion-ledger"
 VERSION = 1
 STARTED, DONE = "started", "done"
+KINDS = ("client", "class", "instance")
 _RESTORE = (
     "Refusing to read it as an empty ledger, which would let forgotten clients train again: "
     "restore the file from a backup, or pass another ledger file"
@@ -55,7 +62,8 @@ class Receipt:
     Attributes:
         request_id: a random id (UUID4 hex) of the request.
         time: when the request was recorded (UTC, ISO 8601), before anything changed.
-        identities: the forgotten clients' stable identities (what the ledger is keyed by).
+        identities: the requesting clients' stable identities (what the ledger is keyed by);
+            forgotten as clients where ``kind`` is ``"client"``.
         node_ids: their Flower node ids at the time (valid in that run only).
         method: the method's registry name; ``settings``: its constructor's settings.
         status: ``"started"`` (recorded, not finished) or ``"done"``.
@@ -64,6 +72,10 @@ class Receipt:
         bytes_sent / bytes_received: the unlearning's message bytes, by message type.
         digest_before / digest_after: `state_digest` of the model before and after.
         finished: when the request was completed (UTC, ISO 8601; empty while started).
+        kind: the request's kind: ``"client"`` (the client leaves), ``"class"`` or
+            ``"instance"`` (data is removed, the client stays).
+        request: the request as `fednot.types.ForgetRequest.to_dict` writes it (``{}`` where
+            the server does not know it, e.g. `UnlearningStrategy`'s node-wise requests).
     """
 
     request_id: str
@@ -80,6 +92,8 @@ class Receipt:
     digest_before: str = ""
     digest_after: str = ""
     finished: str = ""
+    kind: str = "client"
+    request: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The receipt as JSON-ready data (tuples as lists)."""
@@ -95,10 +109,15 @@ class Receipt:
             raise ValueError(f"expected the keys {sorted(names)}, got {sorted(data)}")
         receipt = cls(**{**data, "identities": tuple(data["identities"])})
         receipt = dataclasses.replace(receipt, node_ids=tuple(int(n) for n in data["node_ids"]))
-        if receipt.status not in (STARTED, DONE) or not all(
-            isinstance(i, str) for i in receipt.identities
+        if (
+            receipt.status not in (STARTED, DONE)
+            or receipt.kind not in KINDS
+            or not isinstance(receipt.request, dict)
+            or not all(isinstance(i, str) for i in receipt.identities)
         ):
-            raise ValueError(f"receipt {receipt.request_id!r} has a bad status or identity")
+            raise ValueError(
+                f"receipt {receipt.request_id!r} has a bad status, kind, request or identity"
+            )
         return receipt
 
 
@@ -155,8 +174,12 @@ class DeletionLedger:
 
     @property
     def forgotten(self) -> frozenset[str]:
-        """The identities of every client forgotten, by finished and unfinished requests."""
-        return frozenset(i for r in self._receipts for i in r.identities)
+        """The identities of every client forgotten, by finished and unfinished requests.
+
+        Only client-wise receipts forget their clients: a class- or instance-wise request
+        removes data, and its client stays.
+        """
+        return forgotten_identities(self._receipts)
 
     def begin(
         self,
@@ -166,8 +189,16 @@ class DeletionLedger:
         *,
         settings: Mapping[str, Any] | None = None,
         digest_before: str = "",
+        kind: str = "client",
+        request: Mapping[str, Any] | None = None,
     ) -> Receipt:
-        """Record a request as started, on disk, before anything changes; return its receipt."""
+        """Record a request as started, on disk, before anything changes; return its receipt.
+
+        ``kind``: ``"client"``, ``"class"`` or ``"instance"``; ``request``: the request's
+        `fednot.types.ForgetRequest.to_dict` (``{}`` where unknown).
+        """
+        if kind not in KINDS:
+            raise ValueError(f"Expected a request kind in {KINDS}, got {kind!r}.")
         receipt = Receipt(
             request_id=uuid.uuid4().hex,
             time=_now(),
@@ -176,6 +207,8 @@ class DeletionLedger:
             method=method,
             settings=json.loads(json.dumps(dict(settings or {}), default=str)),
             digest_before=digest_before,
+            kind=kind,
+            request=json.loads(json.dumps(dict(request or {}), default=str)),
         )
         self._write([*self._receipts, receipt])
         return receipt
@@ -238,18 +271,25 @@ def _damaged(path: Path, what: str) -> LedgerError:
     return LedgerError(f"Deletion ledger {path} {what}. {_RESTORE}.")
 
 
+def forgotten_identities(receipts: Iterable[Receipt]) -> frozenset[str]:
+    """The identities the client-wise receipts among ``receipts`` forgot."""
+    return frozenset(i for r in receipts if r.kind == "client" for i in r.identities)
+
+
 def describe_ledger(receipts: Sequence[Receipt]) -> str:
     """The receipts as readable text (``fednot ledger show``)."""
-    forgotten = sorted({i for r in receipts for i in r.identities})
+    forgotten = sorted(forgotten_identities(receipts))
     lines = [f"{len(receipts)} request(s); forgotten: {', '.join(forgotten) or 'none'}"]
     for n, r in enumerate(receipts, 1):
         state = "done" if r.status == DONE else "STARTED, NOT FINISHED (serve it again)"
         settings = ", ".join(f"{k}={v}" for k, v in r.settings.items()) or "defaults"
         step = "; ".join(f"{k}: {_text(v)}" for k, v in r.step.items()) or "no server-side step"
+        who = "forgotten:  " if r.kind == "client" else "data of:    "  # a class-wise client stays
         lines += [
             f"Request {n}  {r.request_id}  [{state}]",
             f"  time:        {r.time}" + (f" (finished {r.finished})" if r.finished else ""),
-            f"  forgotten:   {', '.join(r.identities)}  (node ids then: {_text(r.node_ids)})",
+            f"  kind:        {r.kind}" + (f" ({_request_text(r.request)})" if r.request else ""),
+            f"  {who} {', '.join(r.identities)}  (node ids then: {_text(r.node_ids)})",
             f"  method:      {r.method} ({settings})",
             f"  step:        {step}",
             f"  recovery:    {r.recovery_rounds} rounds; bytes sent {_text(r.bytes_sent)}, "
@@ -258,6 +298,11 @@ def describe_ledger(receipts: Sequence[Receipt]) -> str:
             f"               after  {r.digest_after or '-'}",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _request_text(request: Mapping[str, Any]) -> str:
+    """``clients 2; classes 0, 3`` (the request's entries but its kind and its empty ones)."""
+    return "; ".join(f"{k} {_text(v)}" for k, v in request.items() if k != "kind" and v is not None)
 
 
 def _text(value: Any) -> str:

@@ -1,4 +1,7 @@
-"""Who a node is across restarts: the identities `UnlearningStrategy` keys its ledger by.
+"""Who a node is across restarts: the identities a deletion ledger is keyed by.
+
+`NodeRegister` is `UnlearningStrategy`'s side of the ledger (other people's apps);
+`ClientLedger` is fednot's own apps' side (`run_fednot`), keyed by fednot client ids.
 
 Flower's node ids are random and new whenever a SuperNode registers, and a simulation draws new
 ones every run, so a deletion ledger (`fednot.store.ledger.DeletionLedger`) cannot be keyed by
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -35,8 +39,10 @@ from fednot.errors import ConfigError
 from fednot.integrations.flower.grid import MeteredGrid
 from fednot.integrations.flower.identity import query
 from fednot.integrations.flower.records import config_in
+from fednot.integrations.flower.result import ServedRequest
+from fednot.integrations.flower.session import ServerSession
 from fednot.store.ledger import DeletionLedger, Receipt, state_digest
-from fednot.types import StateDict
+from fednot.types import ForgetRequest, StateDict
 from fednot.unlearning.base import Unlearner
 
 logger = logging.getLogger("flwr.fednot")  # under flwr's logger: it reaches `flwr run --stream`
@@ -181,3 +187,82 @@ class NodeRegister:
             bytes_received=received,
             digest_after=state_digest(state),
         )
+
+
+class ClientLedger:
+    """fednot's own apps' side of the ledger: identities are fednot client ids (``"3"``).
+
+    A node tells its client id (its ``partition-id``) when the run identifies it, so the ledger
+    needs no identity of its own. `run_fednot` leaves the `forgotten` clients out of the whole
+    run (no training, no request query) and records every request it serves (`record`).
+
+    Args:
+        path: the ledger file (``""``: no ledger; nothing is read or recorded).
+
+    Raises:
+        LedgerError: the file is damaged (never read as an empty ledger).
+    """
+
+    def __init__(self, path: str) -> None:
+        self.ledger = DeletionLedger(path) if path else None
+
+    def forgotten(self, clients: Sequence[int]) -> list[int]:
+        """Those of ``clients`` that a client-wise request in the ledger forgot.
+
+        Raises:
+            ConfigError: the ledger forgot every one of ``clients``: none is left to train.
+        """
+        if self.ledger is None:
+            return []
+        gone = sorted(c for c in clients if str(c) in self.ledger.forgotten)
+        if gone and len(gone) == len(clients):
+            raise ConfigError(f"The ledger {self.ledger.path} forgot every client: none can train.")
+        if gone:
+            logger.info(
+                "Ledger %s: clients %s were forgotten; they take no part.", self.ledger.path, gone
+            )
+        return gone
+
+    def record(
+        self,
+        session: ServerSession,
+        method: Unlearner,
+        request: ForgetRequest,
+        state: StateDict,
+        serve: Callable[[], tuple[ServedRequest, StateDict]],
+    ) -> tuple[ServedRequest, StateDict]:
+        """``serve()`` the request from ``state``, its receipt begun before and finished after.
+
+        The receipt: the requesting clients' ids and nodes, the method and its options, the
+        request's kind and entries, the model's digest before and after, the step's notes, the
+        recovery rounds, and the bytes the serving added to the grid's counts (by message type).
+        """
+        if self.ledger is None:
+            return serve()
+        receipt = self.ledger.begin(
+            [str(c) for c in request.clients],
+            session.clients.nodes(request.clients),
+            method.name,
+            settings=method.options(),
+            digest_before=state_digest(state),
+            kind=request.kind,
+            request=request.to_dict(),
+        )
+        logger.info(
+            "Ledger %s: %s request of clients %s (request %s).",
+            self.ledger.path,
+            request.kind,
+            list(request.clients),
+            receipt.request_id,
+        )
+        sent, received = Counter(session.grid.sent), Counter(session.grid.received)
+        served, after = serve()
+        self.ledger.finish(
+            receipt,
+            step=served.outcome.notes,
+            recovery_rounds=len(served.outcome.log.rounds),
+            bytes_sent=dict(session.grid.sent - sent),
+            bytes_received=dict(session.grid.received - received),
+            digest_after=state_digest(after),
+        )
+        return served, after

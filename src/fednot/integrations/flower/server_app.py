@@ -2,6 +2,8 @@
 
 The flow of one run (`run_fednot`), driven by the server as Flower requires:
 
+0. with a deletion ledger (run-config ``ledger``): read it (a damaged file stops the run before
+   anything trains); the clients it lists as forgotten are out of the whole run;
 1. ``query.identify``: wait for one node per client and map node ids to fednot client ids;
 2. pre-training: the engine's own `Experiment.pretrain` (FedAvg from the run's initial weights,
    its participants, streams and history), its clients' training as messages
@@ -11,7 +13,8 @@ The flow of one run (`run_fednot`), driven by the server as Flower requires:
 4. for each accepted request, one after another: the engine's `Experiment.unlearn`: the
    method's own step (NoT: negation on the server), then recovery on the retained side of the
    request, with the engine's stop rules and cost accounting; a client that left with an
-   earlier request is out of every later one (`Experiment.without`);
+   earlier request is out of every later one (`Experiment.without`); with a ledger, each
+   request's receipt is begun before it is served and finished after (`ClientLedger.record`);
 5. test accuracy on the server, forget accuracy on the targets (``evaluate`` to them only), a
    ``result.json`` and the final model in ``out``, and one ``FEDNOT_DONE`` log line.
 """
@@ -22,6 +25,7 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from flwr.app import Context
@@ -34,7 +38,8 @@ from fednot.errors import ConfigError
 from fednot.federation.fedavg import TrainLog
 from fednot.federation.outcome import Trained
 from fednot.integrations.flower.backend import server_experiment, test_accuracy
-from fednot.integrations.flower.identity import collect_requests, merge_requests
+from fednot.integrations.flower.identity import ClientMap, collect_requests, merge_requests
+from fednot.integrations.flower.ledger import ClientLedger
 from fednot.integrations.flower.result import FlowerResult, Readings, ServedRequest
 from fednot.integrations.flower.session import ServerSession
 from fednot.integrations.flower.settings import ConfigValue, FlowerSettings, parse_settings
@@ -58,6 +63,7 @@ def create_server_app(defaults: Mapping[str, ConfigValue] | None = None) -> Serv
 
 def run_fednot(grid: Grid, settings: FlowerSettings) -> FlowerResult:
     """Run the whole flow of the module docstring on ``grid``."""
+    ledger = ClientLedger(settings.ledger)  # first: a damaged ledger stops the run here
     session = ServerSession(grid, settings)
     exp = server_experiment(session)
     method = create_unlearner(settings.method, settings.config.options.get(settings.method))
@@ -71,6 +77,8 @@ def run_fednot(grid: Grid, settings: FlowerSettings) -> FlowerResult:
             "unlearn.recovery_rounds."
         )
     clients = session.clients
+    gone = ledger.forgotten(clients.ids)  # forgotten in an earlier run: out of this one
+    exp = exp.without(gone) if gone else exp
     trained = _pretrain(session, exp, method)
     result = FlowerResult(
         settings.seed,
@@ -82,15 +90,22 @@ def run_fednot(grid: Grid, settings: FlowerSettings) -> FlowerResult:
     )
     if settings.stage == "pretrain":
         return _finish(session, exp, result)
-    filed, result.refused = collect_requests(session.grid, clients, timeout=settings.node_timeout)
-    gone: list[int] = []  # clients that left with an earlier request: out of every later one
+    asked = ClientMap({c: n for c, n in clients.node_of.items() if c not in gone})
+    filed, result.refused = collect_requests(session.grid, asked, timeout=settings.node_timeout)
+    left: list[int] = []  # clients that left with an earlier request: out of every later one
     for request in merge_requests(filed, separate=method.requirements.target_participation):
         current = replace(trained, state=result.state)  # requests are served one after another
-        view = exp.without(gone) if gone else exp
-        outcome, result.state = serve(session, view, method, current, request)
+        view = exp.without(left) if left else exp
+        outcome, result.state = ledger.record(
+            session,
+            method,
+            request,
+            current.state,
+            partial(serve, session, view, method, current, request),
+        )
         result.requests.append(outcome)
         if request.kind == "client":
-            gone += request.clients
+            left += request.clients
     return _finish(session, exp, result)
 
 

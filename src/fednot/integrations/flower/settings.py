@@ -51,6 +51,7 @@ RUN_CONFIG_DEFAULTS: dict[str, ConfigValue] = {
     "poll-interval": 0.05,  # seconds between the server's pulls for replies (Flower's: 3)
     "validate": False,  # federated validation after every round (forced by a stop rule)
     "cache-dir": "",  # where ClientApps cache decoded data sets ("" = no cache)
+    "ledger": "",  # a deletion ledger on the ServerApp's host, keyed by client id ("" = none)
 }
 """Every key of the Flower run configuration and its default."""
 
@@ -75,6 +76,7 @@ class FlowerSettings:
     poll_interval: float = 0.05
     validate: bool = False
     cache_dir: str = ""
+    ledger: str = ""
 
     @property
     def num_clients(self) -> int:
@@ -136,6 +138,7 @@ def parse_settings(
         poll_interval=_positive(values["poll-interval"], "poll-interval"),
         validate=bool(values["validate"]),
         cache_dir=str(values["cache-dir"]),
+        ledger=str(values["ledger"]),
     )
 
 

@@ -9,6 +9,10 @@ method's run pre-trains itself, which the methods that read the training history
 
 Each SuperNode reads its forget request from a file (``forget-file`` in its node config) at
 every request round, so a data owner can file a request after training without a restart.
+
+With a deletion ledger (``ledger``) every run reads it, so the clients it forgot take no part
+(the pre-training run too), and the unlearning run records a receipt per request. One method
+only: a second method's run would read the first one's receipts, and find its clients gone.
 """
 
 from __future__ import annotations
@@ -27,7 +31,15 @@ from fednot.integrations.flower.local.processes import LocalDeployment, RunOutpu
 from fednot.integrations.flower.settings import ConfigValue
 from fednot.unlearning.registry import unlearner_class
 
-__all__ = ["DeployResult", "LocalDeployment", "RunOutput", "deploy", "read_result", "temp_workdir"]
+__all__ = [
+    "DeployResult",
+    "LocalDeployment",
+    "RunOutput",
+    "check_methods",
+    "deploy",
+    "read_result",
+    "temp_workdir",
+]
 
 
 @dataclass
@@ -64,6 +76,7 @@ def deploy(
     timeout: float = 1800.0,
     extra: Mapping[str, ConfigValue] | None = None,
     echo: bool = False,
+    ledger: Path | None = None,
 ) -> DeployResult:
     """Start a local deployment, pre-train, file the ``forget`` requests, unlearn, stop.
 
@@ -80,14 +93,16 @@ def deploy(
         timeout: seconds allowed per ``flwr run``.
         extra: further run-config defaults (e.g. ``data-source``).
         echo: print each run's streamed log as it comes.
+        ledger: a deletion ledger (run-config ``ledger``), read by every run and written by
+            the run that serves the requests; needs exactly one method.
 
     Raises:
         ConfigError: for no method, a repeated or unknown one, one that serves no client's
             request, (without ``single_run``) one that reads the training history, which only
-            a run that pre-trains records, or more clients than `MAX_LOCAL_NODES`; all before
-            any process starts.
+            a run that pre-trains records, several methods with a ``ledger``, or more clients
+            than `MAX_LOCAL_NODES`; all before any process starts.
     """
-    _check_methods(methods, single_run)
+    check_methods(methods, single_run, ledger)
     if not 1 <= num_clients <= MAX_LOCAL_NODES:
         raise ConfigError(
             f"A local deployment starts one SuperNode process per client on this machine, each "
@@ -106,6 +121,7 @@ def deploy(
             "method": methods[0],
             "cache-dir": str(workdir / "cache"),
             "checkpoint": str(workdir / "pretrained.pt"),
+            "ledger": str(ledger.expanduser().resolve()) if ledger else "",
             **(extra or {}),
         },
     )
@@ -144,10 +160,17 @@ def deploy(
     return DeployResult(workdir, runs, {m: read_result(out / m) for m in methods}, up)
 
 
-def _check_methods(methods: Sequence[str], single_run: bool) -> None:
+def check_methods(methods: Sequence[str], single_run: bool, ledger: Path | None = None) -> None:
     """Fail before any process starts (see `deploy`'s Raises)."""
     if not methods or len(set(methods)) != len(methods):
         raise ConfigError(f"Expected one or more distinct methods, got {list(methods)}.")
+    if ledger is not None and len(methods) > 1:
+        raise ConfigError(
+            f"A deletion ledger ({ledger}) records the requests of one method: with methods "
+            f"{list(methods)}, each method's run would read the previous one's receipts and find "
+            "the requesting clients already forgotten. Run one --method per ledger (or compare "
+            "methods without --ledger)."
+        )
     for name in methods:
         cls = unlearner_class(name)
         if not cls.scenarios & {"client", "class", "instance"}:  # what a client can request
