@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from fednot.benchmark.plots import method_style, pyplot, save_figure
 from fednot.benchmark.report import describe_setup, tuned_values
@@ -169,60 +170,99 @@ def _between(config: RunConfig) -> str:
     return f"{rounds} rounds of FedAvg" if rounds else "no training"
 
 
+def _gap_series(
+    summaries: Sequence[Sequence[MethodSummary]], method: str
+) -> list[tuple[int, Interval]]:
+    """``(request number, average gap)`` of ``method`` at each request it served."""
+    out = []
+    for k, summary in enumerate(summaries, 1):
+        row = next((r for r in summary if r.method == method), None)
+        if row is not None and row.avg_gap is not None:
+            out.append((k, row.avg_gap))
+    return out
+
+
+OFF_SCALE = 4.0
+"""A method whose gap exceeds this many times the median method's is drawn off the scale."""
+
+
 def sequence_chart(
     config: RunConfig,
     chains: Sequence[Chain],
     summaries: Sequence[Sequence[MethodSummary]],
     path: Path,
 ) -> list[Path]:
-    """Average gap per request with 95 % bands, and cumulative communication per request."""
+    """Average gap per request with 95 % bands, and cumulative communication per request.
+
+    A method far worse than the others (mean gap above `OFF_SCALE` times the median method's)
+    would flatten every other curve: the axis stops above the others, and its legend entry
+    gives its values (its band is not drawn).
+    """
     plt = pyplot()
-    fig, (gap_ax, comm_ax) = plt.subplots(1, 2, figsize=(11, 4.6))
+    fig, (gap_ax, comm_ax) = plt.subplots(1, 2, figsize=(11, 4.8))
     count = len(summaries)
     x = list(range(1, count + 1))
     methods = [m for m in _by_method(chains) if m != REFERENCE]
+    series = {m: _gap_series(summaries, m) for m in methods}
+    peaks = {m: max(g.mean for _, g in s) for m, s in series.items() if s}
+    median = sorted(peaks.values())[len(peaks) // 2] if peaks else 0.0
+    off = {m for m, peak in peaks.items() if peak > OFF_SCALE * max(median, 0.25)}
+    top = max(
+        (g.high if g.n > 1 else g.mean for m in peaks if m not in off for _, g in series[m]),
+        default=1.0,
+    )
+    titles = {r.method: r.title for s in summaries for r in s}
     for index, method in enumerate(methods):
-        style = method_style(index, method)
-        stats: list[Interval | None] = []
-        for summary in summaries:
-            row = next((r for r in summary if r.method == method), None)
-            stats.append(None if row is None else row.avg_gap)
-        xs = [i for i, s in zip(x, stats, strict=True) if s is not None]
-        ys = [s for s in stats if s is not None]
-        if not ys:
+        points = series[method]
+        if not points:
             continue
-        title = next(r.title for s in summaries for r in s if r.method == method)
+        style = method_style(index, method)
+        xs, ys = [k for k, _ in points], [g for _, g in points]
+        label = titles[method]
+        if method in off:
+            label += f" (off scale: {', '.join(f'{g.mean:.1f}' for g in ys)})"
         line = "--" if method == RETRAIN_FLOOR else "-"
-        gap_ax.plot(xs, [s.mean for s in ys], line, marker="o", label=title, **style)
-        low = [s.low if s.n > 1 else s.mean for s in ys]
-        high = [s.high if s.n > 1 else s.mean for s in ys]
-        gap_ax.fill_between(xs, low, high, color=style["color"], alpha=0.12, linewidth=0)
+        gap_ax.plot(xs, [g.mean for g in ys], line, marker="o", label=label, **style)
+        if method in off:  # its band would cover the panel
+            continue
+        low = [g.low if g.n > 1 else g.mean for g in ys]
+        high = [g.high if g.n > 1 else g.mean for g in ys]
+        gap_ax.fill_between(xs, low, high, color=style["color"], alpha=0.1, linewidth=0)
     ticks = [f"{k}\n(client {t})" for k, t in zip(x, config.unlearn.forget_clients, strict=True)]
     gap_ax.set_xlabel("request")
     gap_ax.set_ylabel("average gap to its Retrain (95 % CI)")
     gap_ax.set_xticks(x, ticks)
-    gap_ax.set_ylim(bottom=0)
+    gap_ax.set_ylim(0, 1.15 * top)
     gap_ax.legend(fontsize=7, ncol=2)
-    drawn = [m for m in _by_method(chains) if m != RETRAIN_FLOOR]
-    for index, method in enumerate(_by_method(chains)):
+    _cumulative(comm_ax, chains, count)
+    comm_ax.set_xticks(x, ticks)
+    title = f"Deletion requests over time\n{describe_setup(config, short=True)}"
+    return save_figure(fig, path, title)
+
+
+def _cumulative(ax: Any, chains: Sequence[Chain], count: int) -> None:
+    """Each method's cumulative unlearning traffic (mean over seeds that served every request)."""
+    methods = [m for m in _by_method(chains) if m != RETRAIN_FLOOR]
+    for index, method in enumerate(methods):
         group = [c for c in chains if c.method == method and _complete(c, count)]
-        if not group or method == RETRAIN_FLOOR:
+        if not group:
             continue
         # methods of equal cost would hide each other: each is shifted a little sideways
-        shift = 0.25 * (drawn.index(method) / max(1, len(drawn) - 1) - 0.5)
-        style = method_style(index - 1, method) if method != REFERENCE else {"color": "grey"}
+        shift = 0.25 * (index / max(1, len(methods) - 1) - 0.5)
         cumulative = [
             sum(sum(p.record.comm_bytes for p in c.points[: k + 1]) for c in group)
             / len(group)
             / 1e6
             for k in range(count)
         ]
-        label = f"{count} Retrains" if method == REFERENCE else group[0].points[0].record.title
-        comm_ax.plot([i + shift for i in x], cumulative, marker="o", label=label, **style)
-    comm_ax.set_xlabel("request (mean over seeds; methods shifted sideways)")
-    comm_ax.set_ylabel("unlearning traffic, cumulative (MB)")
-    comm_ax.set_xticks(x, ticks)
-    comm_ax.set_ylim(bottom=0)
-    comm_ax.legend(fontsize=7, ncol=2)
-    title = f"Deletion requests over time\n{describe_setup(config, short=True)}"
-    return save_figure(fig, path, title)
+        xs = [k + 1 + shift for k in range(count)]
+        if method == REFERENCE:
+            style = {"color": "dimgray", "linestyle": "--", "marker": "s"}
+            ax.plot(xs, cumulative, label=f"{count} Retrains", **style)
+        else:
+            title = group[0].points[0].record.title
+            ax.plot(xs, cumulative, marker="o", label=title, **method_style(index, method))
+    ax.set_xlabel("request (mean over seeds; methods shifted sideways)")
+    ax.set_ylabel("unlearning traffic, cumulative (MB)")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=7, ncol=2)
