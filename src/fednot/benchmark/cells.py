@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from multiprocessing.pool import AsyncResult
 from typing import Any
@@ -93,6 +93,13 @@ def cell_title(cell: Cell, methods: Mapping[str, Unlearner]) -> str:
     return type(method).title or method.name
 
 
+def check_methods(exp: Experiment, methods: Iterable[Unlearner]) -> None:
+    """Refuse, before any training, a method whose options or server slice ``exp`` cannot meet."""
+    for method in methods:
+        method.validate(exp.model)
+        server_data_for(method, exp.federation)  # the server's slice, if it needs one
+
+
 class CellRunner:
     """Runs cells of one configuration in this process, one experiment and original per seed.
 
@@ -121,9 +128,7 @@ class CellRunner:
         """The seed's experiment, after checking the methods and the request against it."""
         if seed not in self._experiments:
             exp = Experiment(self.config, seed, progress=self.progress)
-            for method in self.methods.values():  # fail before any training
-                method.validate(exp.model)
-                server_data_for(method, exp.federation)  # the server's slice, if it needs one
+            check_methods(exp, self.methods.values())
             exp.check_request()
             self._experiments[seed] = exp
         return self._experiments[seed]

@@ -103,6 +103,26 @@ def create_methods(config: RunConfig) -> dict[str, Unlearner]:
     return methods
 
 
+def applicable_methods(
+    config: RunConfig, progress: Progress
+) -> tuple[dict[str, Unlearner], dict[str, str]]:
+    """The configured methods that serve the scenario, and the others with the reason.
+
+    Each method left out is reported on ``progress`` ("skipping ...").
+    """
+    methods = create_methods(config)
+    kind = shared_kind(config.scenario.kind)
+    skipped = {
+        name: reason
+        for name, method in methods.items()
+        if (reason := method.not_applicable(kind)) is not None
+    }
+    for name, reason in skipped.items():
+        progress.info(f"skipping {name}: {reason}")
+        del methods[name]
+    return methods, skipped
+
+
 class Run:
     """Executes a `RunConfig` into a run directory; see the module docstring.
 
@@ -154,16 +174,7 @@ class Run:
         Everything that can be checked is checked before the run folder is written: the
         methods, their options against the model, the first pending seed's data and request.
         """
-        methods = create_methods(self.config)
-        kind = shared_kind(self.config.scenario.kind)
-        self.not_applicable = {
-            name: reason
-            for name, method in methods.items()
-            if (reason := method.not_applicable(kind)) is not None
-        }
-        for name, reason in self.not_applicable.items():
-            self.progress.info(f"skipping {name}: {reason}")
-            del methods[name]
+        methods, self.not_applicable = applicable_methods(self.config, self.progress)
         order = cell_order(list(methods), self.config.eval.retrain_floor)
         cells = [
             Cell(seed, name)

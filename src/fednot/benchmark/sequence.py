@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fednot.benchmark.cells import FLOOR_TITLE, FLOOR_TRAINING_SEED, make_record
+from fednot.benchmark.cells import FLOOR_TITLE, FLOOR_TRAINING_SEED, check_methods, make_record
 from fednot.benchmark.experiment import Experiment
 from fednot.benchmark.results import REFERENCE, RETRAIN_FLOOR, Record
 from fednot.config import RunConfig
@@ -37,7 +37,6 @@ from fednot.federation.outcome import Trained
 from fednot.progress import Progress, Silent
 from fednot.types import ForgetRequest, StateDict
 from fednot.unlearning.base import Unlearner
-from fednot.unlearning.provide import server_data_for
 
 HISTORY_AFTER_FIRST = (
     "serves the first request only: its stored history records the original training, not "
@@ -154,9 +153,7 @@ class SequenceRunner:
         """The seed's experiment, after checking the methods and every request against it."""
         if seed not in self._experiments:
             exp = Experiment(self.config, seed, progress=self.progress)
-            for method in self.methods.values():  # fail before any training
-                method.validate(exp.model)
-                server_data_for(method, exp.federation)
+            check_methods(exp, self.methods.values())
             for k, target in enumerate(self.targets):
                 view = exp.without(self.targets[:k])
                 view.check_request(ForgetRequest(clients=(target,)))

@@ -29,8 +29,7 @@ import torch
 from fednot.benchmark.cells import FLOOR_TITLE
 from fednot.benchmark.comparison import summarize
 from fednot.benchmark.results import REFERENCE, RETRAIN_FLOOR, Record, json_safe, with_gaps
-from fednot.benchmark.runner import create_methods, history_union
-from fednot.benchmark.scenarios import shared_kind
+from fednot.benchmark.runner import applicable_methods, history_union
 from fednot.benchmark.sequence import HISTORY_AFTER_FIRST, Chain, SequenceRunner, check_sequence
 from fednot.benchmark.sequence_report import sequence_chart, sequence_markdown
 from fednot.benchmark.summary import MethodSummary, summary_json
@@ -83,16 +82,13 @@ class SequenceRun:
 
     def execute(self) -> list[list[MethodSummary]]:
         """Run every chain not yet done; return the summary of each request."""
-        methods = create_methods(self.config)
-        kind = shared_kind(self.config.scenario.kind)
-        for name, method in list(methods.items()):
-            reason = method.not_applicable(kind)
-            if reason is not None:
-                self.not_applicable[name] = reason
-                self.progress.info(f"skipping {name}: {reason}")
-                del methods[name]
-            elif method.requirements.history and len(self.config.unlearn.forget_clients) > 1:
-                self.first_only[name] = HISTORY_AFTER_FIRST
+        methods, self.not_applicable = applicable_methods(self.config, self.progress)
+        if len(self.config.unlearn.forget_clients) > 1:
+            self.first_only = {
+                name: HISTORY_AFTER_FIRST
+                for name, method in methods.items()
+                if method.requirements.history
+            }
         names = [REFERENCE, *([RETRAIN_FLOOR] if self.config.eval.retrain_floor else [])]
         names += [n for n in methods if n != REFERENCE]
         order = [(seed, name) for name in names for seed in self.config.seeds]
