@@ -103,6 +103,11 @@ class ValidationBench:
         """Validation seed → Retrain's four gap metrics (the seeds prepared so far)."""
         return {seed: _gap_metrics(cell.retrain) for seed, cell in self._cells.items()}
 
+    def prepared(self, seed: int) -> tuple[Experiment, Trained, Record]:
+        """Seed ``seed``'s experiment, pre-trained model and Retrain's record (cached)."""
+        cell = self._cell(seed)
+        return cell.experiment, cell.trained, cell.retrain
+
     def _cell(self, seed: int) -> _Cell:
         cell = self._cells.get(seed)
         if cell is not None:
@@ -117,11 +122,14 @@ class ValidationBench:
         self._cells[seed] = cell = _Cell(exp, trained, record)
         return cell
 
-    def run(self, method: str, params: Mapping[str, Any]) -> TrialResult:
+    def run(
+        self, method: str, params: Mapping[str, Any], seeds: Sequence[int] | None = None
+    ) -> TrialResult:
         """Unlearn with ``method`` at ``params`` on every validation seed; the mean gap.
 
         ``params`` holds constructor options and, for a method with recovery,
-        ``recovery_lr`` (`fednot.tune.validation.trial_config`).
+        ``recovery_lr`` (`fednot.tune.validation.trial_config`). ``seeds`` runs only these of
+        the configuration's seeds (`fednot analyze sensitivity` runs one seed per call).
         """
         config = trial_config(self.config, method, params)
         unlearner = create_unlearner(method, config.options.get(method))
@@ -130,7 +138,7 @@ class ValidationBench:
         metrics: dict[int, dict[str, float]] = {}
         start = time.perf_counter()
         try:
-            for seed in self.config.seeds:
+            for seed in self.config.seeds if seeds is None else seeds:
                 cell = self._cell(seed)
                 exp = _with_config(cell.experiment, config)
                 outcome = exp.unlearn(
