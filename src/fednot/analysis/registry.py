@@ -39,6 +39,10 @@ def _wholes(text: str) -> list[int]:
     return [int(n) for n in _names(text)]
 
 
+def _numbers(text: str) -> list[float]:
+    return [float(n) for n in _names(text)]
+
+
 # The --param keys each analysis reads: (what a value must be, how to read it).
 _PARAMS: dict[tuple[str, str], dict[str, tuple[str, Callable[[str], object]]]] = {
     ("ablate", "layers"): {},
@@ -53,6 +57,11 @@ _PARAMS: dict[tuple[str, str], dict[str, tuple[str, Callable[[str], object]]]] =
     },
     ("analyze", "recovery"): {"within": ("a number of points, e.g. 1.0", _number)},
     ("analyze", "cka"): {"samples": ("a whole number of samples, e.g. 1000", _whole)},
+    ("analyze", "sensitivity"): {
+        "methods": ("comma-separated methods followed by recovery, e.g. ft,not", _names),
+        "lrs": ("comma-separated learning rates, e.g. 0.005,0.01,0.02", _numbers),
+        "jobs": ("a whole number of worker processes, e.g. 2", _whole),
+    },
     ("analyze", "lwo"): {
         "rounds": ("a whole number of rounds", _whole),
         "tol_ab": ("a number of points", _number),
@@ -85,6 +94,7 @@ _MODULES = {
     ("analyze", "recovery"): "fednot.analysis.recovery",
     ("analyze", "cka"): "fednot.analysis.cka",
     ("analyze", "lwo"): "fednot.analysis.lwo",
+    ("analyze", "sensitivity"): "fednot.analysis.sensitivity",
 }
 
 

@@ -90,7 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     for group, kinds, text in (
         ("ablate", ("layers", "perturbation", "forget-ratio"), "ablations of NoT, as figures"),
-        ("analyze", ("recovery", "cka", "lwo"), "analyses of why NoT works, as figures"),
+        (
+            "analyze",
+            ("recovery", "cka", "lwo", "sensitivity"),
+            "analyses of why NoT works, and of the recovery learning rate, as figures",
+        ),
     ):
         p = sub.add_parser(group, help=text)
         p.add_argument("kind", choices=kinds)
