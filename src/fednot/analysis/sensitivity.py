@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from fednot.config import TUNED_RECOVERY_LR, RunConfig
 from fednot.configio import to_dict
 from fednot.environment import use_threads
 from fednot.errors import ConfigError
+from fednot.metrics.gaps import GAP_METRICS
 from fednot.progress import Silent
 from fednot.tune.objective import ValidationBench
 from fednot.tune.validation import ValidationRequest, validation_config
@@ -206,7 +207,10 @@ def _run(
     context = multiprocessing.get_context("spawn")
     with context.Pool(workers, initializer=_start, initargs=(config, methods, threads)) as pool:
         # pre-train and run Retrain on each seed once, in parallel, before its cells
-        list(pool.imap_unordered(_prepare, sorted({j.seed for j in jobs})))
+        seeds = sorted({j.seed for j in jobs})
+        study.progress.phase(f"pre-training and Retrain on seeds {seeds} (cached)")
+        for seed in pool.imap_unordered(_prepare, seeds):
+            study.progress.info(f"seed {seed}: pre-trained, Retrain done")
         yield from pool.imap(_work, jobs)
 
 
@@ -231,9 +235,7 @@ def _cell(bench: ValidationBench, job: Job) -> Done:
     return Done(job, result.gaps[job.seed], result.metrics[job.seed])
 
 
-def _four(metrics: dict[str, float]) -> dict[str, float]:
-    from fednot.metrics.gaps import GAP_METRICS
-
+def _four(metrics: Mapping[str, float]) -> dict[str, float]:
     return {m: float(metrics[m]) for m in GAP_METRICS}
 
 

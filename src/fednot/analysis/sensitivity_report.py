@@ -30,7 +30,7 @@ class Point:
 
     @property
     def interval(self) -> Interval | None:
-        """Mean gap and 95 % CI over the seeds that finished; ``None`` if any diverged or none ran."""
+        """Mean gap and 95 % CI over the finished seeds; ``None`` if one diverged or none ran."""
         if self.diverged or not self.gaps:
             return None
         return mean_ci(list(self.gaps.values()))
@@ -102,7 +102,7 @@ def reference_method(methods: Sequence[str]) -> str:
     return "not" if "not" in methods else methods[0]
 
 
-def tests(best: Mapping[str, Point | None], reference: str) -> list[Test]:
+def comparisons(best: Mapping[str, Point | None], reference: str) -> list[Test]:
     """Every method against ``reference`` at each one's best rate; Holm over the comparisons."""
     ref = best.get(reference)
     if ref is None:
@@ -142,33 +142,46 @@ def plot(study: Study, data: Mapping[str, Any], best: Mapping[str, Point | None]
     """The average gap against the rate, one curve per method with its 95 % band."""
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(8, 5))
-    top = 0.0
-    for method in data["methods"]:
+    means: list[float] = []
+    flagged = False
+    for row, method in enumerate(data["methods"]):
         readings = points(data, method)
         fine = [(p.lr, p.interval) for p in readings if p.interval is not None]
+        color = None
         if fine:
             lrs = [lr for lr, _ in fine]
-            means = [i.mean for _, i in fine]
+            centre = [i.mean for _, i in fine]
             lows = [i.mean if math.isnan(i.low) else i.low for _, i in fine]
             highs = [i.mean if math.isnan(i.high) else i.high for _, i in fine]
-            (line,) = axis.plot(lrs, means, marker="o", label=_title(method))
-            axis.fill_between(lrs, lows, highs, color=line.get_color(), alpha=0.18)
-            top = max(top, *highs)
+            (line,) = axis.plot(lrs, centre, marker="o", label=_title(method))
+            color = line.get_color()
+            axis.fill_between(lrs, lows, highs, color=color, alpha=0.18)
+            means += centre
             chosen = best.get(method)
             if chosen is not None and chosen.interval is not None:
                 axis.plot(
-                    [chosen.lr], [chosen.interval.mean], marker="*", markersize=16,
-                    color=line.get_color(), markeredgecolor="black", linestyle="none",
+                    [chosen.lr],
+                    [chosen.interval.mean],
+                    marker="*",
+                    markersize=16,
+                    color=color,
+                    markeredgecolor="black",
+                    linestyle="none",
                 )
-        for p in readings:
-            if p.diverged:
-                axis.annotate(
-                    f"{_title(method)}: {len(p.diverged)}/{len(p.diverged) + len(p.gaps)} "
-                    "diverged",
-                    (p.lr, 1.0), xycoords=("data", "axes fraction"), rotation=90,
-                    ha="center", va="top", fontsize=7,
-                )
-                axis.axvline(p.lr, color="grey", linestyle=":", linewidth=0.8)
+        diverged = [p.lr for p in readings if p.diverged]
+        if diverged:  # along the top edge, one row per method, in its colour
+            axis.plot(
+                diverged,
+                [0.96 - 0.05 * row] * len(diverged),
+                marker="x",
+                markersize=9,
+                linestyle="none",
+                color=color or "black",
+                transform=axis.get_xaxis_transform(),
+            )
+            flagged = True
+    if flagged:
+        axis.plot([], [], marker="x", linestyle="none", color="black", label="a seed diverged")
     reference = floor(data)
     if reference is not None:
         low = reference.mean if math.isnan(reference.low) else reference.low
@@ -178,14 +191,18 @@ def plot(study: Study, data: Mapping[str, Any], best: Mapping[str, Point | None]
     axis.set_xscale("log", base=2)
     axis.set_xticks(data["lrs"], [f"{lr:.3g}" for lr in data["lrs"]])
     axis.minorticks_off()
-    axis.set_ylim(bottom=0, top=max(top, 0.5) * 1.08)
+    # the bands of a few seeds can be wide: the axis shows the means, and the floor
+    top = max([*means, 0.0 if reference is None else reference.mean, 0.25]) * 1.5
+    axis.set_ylim(bottom=0, top=top)
     axis.set_xlabel("recovery learning rate (log scale)")
     axis.set_ylabel("average gap to Retrain (pp; mean, 95 % CI band)")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8, title="★ best rate", title_fontsize=8)
     seeds = complete(data)
     axis.set_title(
-        f"Recovery learning-rate sensitivity, {len(seeds)} seeds\n{study.setting()}", fontsize=9
+        f"Recovery learning-rate sensitivity, {len(seeds)} seeds (bands: 95 % CI, cut at the "
+        f"top edge)\n{study.setting()}",
+        fontsize=9,
     )
     study.save_figure(figure, "sensitivity")
 
@@ -226,10 +243,10 @@ def report(study: Study, data: Mapping[str, Any], best: Mapping[str, Point | Non
             f"| {_title(method)} | {at.lr:.4g} | {format_interval(at.interval)} | {span} |"
         )
     ref = reference_method(methods)
-    found = tests(best, ref)
+    found = comparisons(best, ref)
     lines += [
         "",
-        f"Best rates: the lowest mean gap among rates where no seed diverged. Rates not "
+        "Best rates: the lowest mean gap among rates where no seed diverged. Rates not "
         "distinguishable: a paired t-test over seeds against the best rate, p >= 0.05, "
         "unadjusted (a description of the good range, not a claim).",
         "",
@@ -242,7 +259,8 @@ def report(study: Study, data: Mapping[str, Any], best: Mapping[str, Point | Non
     for test in found:
         diff = test.difference
         if test.p_holm < ALPHA:
-            reading = f"{'closer to' if diff.mean < 0 else 'farther from'} Retrain than {_title(ref)}"
+            side = "closer to" if diff.mean < 0 else "farther from"
+            reading = f"{side} Retrain than {_title(ref)}"
         else:
             reading = "not distinguishable"
         lines.append(
