@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from fednot.benchmark.experiment import Experiment
 from fednot.config import DataConfig
+from fednot.configio import load_config, to_toml
 from fednot.data import partition as P
 from fednot.data.forget import split_request
 from fednot.data.registry import build_federation, load_federation, make_partition, read_dataset
@@ -89,6 +92,40 @@ def test_client_samples_caps_each_share_with_a_seeded_subset() -> None:
     assert capped.test is not None and np.array_equal(capped.test, full.test)  # test unchanged
 
 
+def test_holdout_test_takes_the_test_set_from_the_training_split() -> None:
+    train = synthetic_images(500, num_classes=5)
+    own_test = synthetic_images(100, num_classes=5, seed=1)
+    splits = DatasetSplits("synthetic", train, own_test)
+    plain, held = DataConfig(num_clients=4), DataConfig(num_clients=4, holdout_test=True)
+    reported = build_federation(plain, splits, make_partition(plain, splits, SeedStreams(0)))
+    assert reported.test.source is own_test  # a control: the data set's own test split
+    partition = make_partition(held, splits, SeedStreams(0))
+    federation = build_federation(held, splits, partition)
+    assert federation.test.source is train and federation.test.source is not own_test
+    assert partition.test is not None and len(partition.test) == 100  # stratified 20 % of 500
+    clients = np.concatenate([*partition.train, *partition.val])
+    assert not set(clients.tolist()) & set(partition.test.tolist())
+    assert len(clients) + len(partition.test) == 500  # the rest of the training split
+    assert federation.fingerprint() != reported.fingerprint()  # and so the cache keys
+    other = make_partition(held, splits, SeedStreams(1))  # another seed holds out other samples
+    assert other.test is not None and not np.array_equal(other.test, partition.test)
+    with pytest.raises(ConfigError, match="data.holdout_test is set"):
+        build_federation(held, splits, make_partition(plain, splits, SeedStreams(0)))
+
+
+def test_holdout_test_reaches_the_cache_keys_and_round_trips(tmp_path: Path) -> None:
+    config = load_config(overrides=["data.holdout_test=true", "data.num_clients=3"])
+    assert config.data.holdout_test
+    path = tmp_path / "c.toml"
+    path.write_text(to_toml(config))
+    assert load_config(path) == config
+    plain = replace(config, data=replace(config.data, holdout_test=False))
+    # mnist5k has no test split: the same samples, but a key of its own all the same
+    assert Experiment(config, 0).cache_key("pretrain") != Experiment(plain, 0).cache_key("pretrain")
+    with pytest.raises(ConfigError, match="holdout_test"):
+        load_config(overrides=['data.holdout_test="yes"'])
+
+
 def test_embedded_mnist5k_federation() -> None:
     federation, partition = load_federation(DataConfig(), SeedStreams(0))
     assert federation.input_shape == (1, 28, 28) and federation.num_classes == 10
@@ -112,7 +149,6 @@ def test_preprocess_normalises_and_augments_reproducibly() -> None:
     images = federation.clients[0].train.source.images
     x = prep(images)
     assert abs(float(x.mean())) < 1e-4 and abs(float(x.std()) - 1) < 1e-2
-    from dataclasses import replace
 
     aug = replace(prep, augment=True, flip=True, pad=2)
     a = aug(images[:8], torch.Generator().manual_seed(0))

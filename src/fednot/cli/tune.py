@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -16,15 +17,19 @@ from fednot.cli.commands import check_cache, client_ids, config_of, setup_run
 from fednot.environment import use_threads
 from fednot.errors import ConfigError
 from fednot.paths import check_writable_dir
+from fednot.tune.plan import DEFAULT_TRIALS_PER_KNOB, REFINE_CAP
 
-DESCRIPTION = """\
-Tune every method's hyperparameters with the same budget: --trials Optuna TPE trials per method
-(the first at the published values), each scored by the mean average gap to Retrain on a
+DESCRIPTION = f"""\
+Tune every method's hyperparameters by one budget rule: a method of d knobs (its search space,
+plus the recovery learning rate where recovery follows its step) gets K·d Optuna trials (K =
+--trials-per-knob; the first at the published values, then random, then TPE), then up to
+{REFINE_CAP} trials refining its recovery learning rate until no untried gap wider than a factor
+2 is left around the best. Each trial is scored by the mean average gap to Retrain on a
 validation request: another target client (--target, default: the next one after the reported
-targets) and other seeds (--seeds, default: 1000,1001), never the request the bench reports.
-Methods followed by recovery also get the recovery learning rate. Writes tune.json (every trial,
-rewritten after each) and <preset>-tuned.toml, which `fednot bench --preset PATH` runs. Running
-the same command on the same --out resumes.
+targets), other seeds (--seeds, default: 1000,1001,1002) and a test set held out of the training
+split, never the request or test split the bench reports; a setting that diverges on a validation
+seed is rejected. Writes tune.json (every trial, rewritten after each) and <preset>-tuned.toml,
+which `fednot bench --preset PATH` runs. Running the same command on the same --out resumes.
 """
 
 
@@ -44,7 +49,11 @@ def register_cli(sub: Any, common: Callable[[argparse.ArgumentParser], None]) ->
         "--methods", help="comma-separated methods to tune (default: the preset's, but Retrain)"
     )
     p.add_argument(
-        "--trials", type=int, default=8, help="trials per method, the same for all (default: 8)"
+        "--trials-per-knob",
+        type=int,
+        default=DEFAULT_TRIALS_PER_KNOB,
+        help="K: a method of d knobs gets K·d search trials, then the recovery-rate refinement "
+        f"(default: {DEFAULT_TRIALS_PER_KNOB})",
     )
     p.add_argument(
         "--target",
@@ -53,7 +62,8 @@ def register_cli(sub: Any, common: Callable[[argparse.ArgumentParser], None]) ->
     )
     p.add_argument(
         "--seeds",
-        help="comma-separated validation seeds, none of the reported (default: 1000,1001)",
+        help="comma-separated validation seeds, none of the reported; fewer than 3 run with a "
+        "warning (default: 1000,1001,1002)",
     )
     p.add_argument(
         "--sampler-seed", type=int, default=0, help="the TPE sampler's seed (default: 0)"
@@ -74,7 +84,7 @@ def tune(args: argparse.Namespace) -> int:
     from fednot.tune.preset import tuned_name
     from fednot.tune.study import TuneSettings
     from fednot.tune.study import tune as run_tune
-    from fednot.tune.validation import validation_request
+    from fednot.tune.validation import seeds_warning, validation_request
 
     args.preset = args.preset or "mnist5k-cnn"
     loaded = config_of(args)
@@ -88,7 +98,9 @@ def tune(args: argparse.Namespace) -> int:
     out = Path(args.out or Path(config.out_dir) / f"tune-{tuned_name(args.preset)}")
     check_writable_dir(out, "the tuning folder", "--out")
     check_cache(config)
-    settings = TuneSettings(trials=args.trials, seed=args.sampler_seed)
+    settings = TuneSettings(trials_per_knob=args.trials_per_knob, seed=args.sampler_seed)
+    if warning := seeds_warning(request.seeds):
+        print(f"warning: {warning}", file=sys.stderr)
     if args.jobs > 1:  # every trial, and the pre-training it reads, with threads // jobs
         use_threads(max(1, torch.get_num_threads() // args.jobs))
     outcome = run_tune(
@@ -117,22 +129,25 @@ def summary_table(log_path: Path) -> str:
 
     data = json.loads(log_path.read_text())
     lines = [
-        "| method | trials | avg gap, published (trial 1) | avg gap, best | best values |",
-        "|---|---|---|---|---|",
+        "| method | trials (search + refinement) | avg gap, published (trial 1) | avg gap, best "
+        "| best values | recovery lr refinement |",
+        "|---|---|---|---|---|---|",
     ]
     for name, entry in data["methods"].items():
-        trials, best = entry["trials"], entry["best"]
+        trials, best, refined = entry["trials"], entry["best"], entry["refinement"]
         first = trials[0]["objective"] if trials else None
         values = ", ".join(f"{k} = {v!r}" for k, v in (best or {}).get("params", {}).items())
+        refine = sum(t["phase"] == "refine" for t in trials)
         lines.append(
-            f"| {name} | {entry['n_trials']} | {_gap(first)} | "
-            f"{_gap(best and best['objective'])} | {values or '— (every trial diverged)'} |"
+            f"| {name} | {entry['n_trials'] - refine} + {refine} | {_gap(first)} | "
+            f"{_gap(best and best['objective'])} | {values or '— (every trial rejected)'} | "
+            f"{'—' if refined is None else refined['status']} |"
         )
     return "\n".join(lines)
 
 
 def _gap(value: float | None) -> str:
-    return "diverged" if value is None else f"{value:.3f}"
+    return "rejected" if value is None else f"{value:.3f}"
 
 
 def _seeds(text: str | None) -> tuple[int, ...] | None:

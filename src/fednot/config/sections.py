@@ -54,7 +54,12 @@ class DataConfig:
     root: str | None = None  # folder holding the data set's files; unused for mnist5k
     # resize to this size (caltech101: None = 224; imagefolder; user loaders that accept it)
     image_size: int | None = None
-    test_fraction: float = 0.2  # seeded hold-out where the format has no test split (paper: 20 %)
+    # seeded, stratified hold-out of the training split as the test set, where the format has no
+    # test split or holdout_test is set (paper: 20 %)
+    test_fraction: float = 0.2
+    # hold out test_fraction of the training split as the test set even where the data set has a
+    # test split of its own, which is then never read (`fednot tune`'s validation: docs/tuning.md)
+    holdout_test: bool = False
     num_clients: int = 10  # paper: 10
     partition: PartitionScheme = "iid"  # paper: IID unless stated
     alpha: float = 0.1  # Dirichlet concentration; smaller means more label skew (ours: 0.1)

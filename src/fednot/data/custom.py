@@ -109,15 +109,17 @@ def partition_dataset(
     """Split one data set among clients, seeded, exactly as `Experiment` would split it.
 
     Uses ``config``'s num_clients, partition (iid, dirichlet, shards), alpha, shards_per_client,
-    min_client_samples, val_fraction, test_fraction (the hold-out when ``test`` is ``None``),
-    server_samples and augment, with the streams of `SeedStreams(seed)`, so the result equals the
-    federation ``Experiment(RunConfig(data=config), seed)`` builds when ``data.dataset`` loads the
-    same data. ``config.dataset`` only supplies augmentation defaults (none for mnist5k, the
-    default, and for image folders and loaders); ``config.augment`` overrides them.
+    min_client_samples, val_fraction, test_fraction (the hold-out when ``test`` is ``None`` or
+    holdout_test is set), holdout_test, server_samples and augment, with the streams of
+    `SeedStreams(seed)`, so the result equals the federation
+    ``Experiment(RunConfig(data=config), seed)`` builds when ``data.dataset`` loads the same data.
+    ``config.dataset`` only supplies augmentation defaults (none for mnist5k, the default, and for
+    image folders and loaders); ``config.augment`` overrides them.
 
     Args:
         train: the training pool, in any form `image_set` accepts (or `DatasetSplits`).
-        test: the test set, or ``None`` for a seeded, stratified hold-out of ``train``.
+        test: the test set, or ``None`` for a seeded, stratified hold-out of ``train`` (with
+            ``config.holdout_test``, the hold-out is taken and ``test`` is never read).
         config: how to split (default: `DataConfig()`, 10 IID clients).
         seed: the run seed.
 

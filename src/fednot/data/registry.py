@@ -182,10 +182,15 @@ def read_dataset(name: str, root: str | None, image_size: int | None) -> Dataset
 
 
 def make_partition(config: DataConfig, splits: DatasetSplits, streams: SeedStreams) -> Partition:
-    """Hold out a test set if the format has none, then split the rest among clients, seeded."""
+    """Hold out a test set, then split the rest among clients, seeded.
+
+    The test set is a seeded, stratified ``config.test_fraction`` of the training split where the
+    format has no test split, or where ``config.holdout_test`` asks for it (the data set's own
+    test split is then never read); otherwise the data set's test split (``test`` is ``None``).
+    """
     labels = splits.train.labels.numpy()
     pool, test = np.arange(len(labels)), None
-    if splits.test is None:
+    if splits.test is None or config.holdout_test:
         pool, test = partitioners.stratified_holdout(
             labels, config.test_fraction, streams.numpy("split")
         )
@@ -244,6 +249,11 @@ def build_federation(config: DataConfig, splits: DatasetSplits, partition: Parti
             f"{config.num_clients}."
         )
     if partition.test is None:
+        if config.holdout_test:
+            raise ConfigError(
+                "data.holdout_test is set but the partition holds out no test set (was it saved "
+                "without data.holdout_test?): partition again with this configuration."
+            )
         if splits.test is None:
             raise ConfigError(f"{config.dataset} has no test split and the partition none either.")
         test = Samples(splits.test, torch.arange(len(splits.test)))

@@ -5,7 +5,8 @@ Pre-training and Retrain run once per seed (through the model cache, so a resume
 reuses them); each trial then unlearns with the method at the trial's values, evaluates, and takes
 the average gap to that seed's Retrain exactly as ``fednot bench`` does
 (`fednot.benchmark.results.with_gaps` over `fednot.benchmark.cells.make_record`). A trial whose step
-or recovery diverges scores +inf.
+or recovery diverges on a validation seed stops there, scores +inf and names that seed
+(`TrialResult.diverged_seed`): the tuner rejects it (docs/tuning.md, "Rejection").
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ class TrialResult:
         metrics: validation seed → the four gap metrics (retain, forget, test accuracy, MIA).
         seconds: wall time of the trial.
         error: why the trial failed ("": it did not).
+        diverged_seed: the validation seed on which the method diverged (the trial stopped
+            there), or None.
     """
 
     objective: float
@@ -51,6 +54,7 @@ class TrialResult:
     metrics: dict[int, dict[str, float]] = field(default_factory=dict)
     seconds: float = 0.0
     error: str = ""
+    diverged_seed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -137,8 +141,10 @@ class ValidationBench:
         gaps: dict[int, float] = {}
         metrics: dict[int, dict[str, float]] = {}
         start = time.perf_counter()
+        current: int | None = None
         try:
             for seed in self.config.seeds if seeds is None else seeds:
+                current = seed
                 cell = self._cell(seed)
                 exp = _with_config(cell.experiment, config)
                 outcome = exp.unlearn(
@@ -155,7 +161,7 @@ class ValidationBench:
                 metrics[seed] = _gap_metrics(scored)
         except DivergenceError as error:
             seconds = time.perf_counter() - start
-            return TrialResult(math.inf, gaps, metrics, seconds, str(error))
+            return TrialResult(math.inf, gaps, metrics, seconds, str(error), current)
         objective = sum(gaps.values()) / len(gaps)
         return TrialResult(objective, gaps, metrics, time.perf_counter() - start)
 

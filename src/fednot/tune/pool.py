@@ -14,7 +14,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from multiprocessing.pool import AsyncResult
 from typing import Any
 
@@ -25,8 +25,18 @@ from fednot.progress import Silent
 from fednot.tune.objective import TrialResult, ValidationBench
 from fednot.unlearning.base import Unlearner
 
-NextTrial = Callable[[str], "tuple[int, dict[str, Any]] | None"]
-"""A method's next trial number and parameters, or ``None`` when its trials are done."""
+
+@dataclass(frozen=True)
+class Pending:
+    """A trial asked for, not yet run: its number, phase and parameters."""
+
+    number: int
+    phase: str
+    params: dict[str, Any]
+
+
+NextTrial = Callable[[str], "Pending | None"]
+"""A method's next trial, or ``None`` when its trials are done."""
 
 
 def run_trials(
@@ -35,8 +45,8 @@ def run_trials(
     next_trial: NextTrial,
     *,
     jobs: int,
-) -> Iterator[tuple[str, int, dict[str, Any], TrialResult]]:
-    """Each finished trial: method, number, parameters, result (see the module docstring).
+) -> Iterator[tuple[str, Pending, TrialResult]]:
+    """Each finished trial: method, the trial asked for, result (see the module docstring).
 
     The caller must record each trial (so that ``next_trial`` sees it) before asking for the
     next. ``jobs = 1`` runs every trial in this process, method after method; ``jobs >= 1`` is
@@ -45,7 +55,7 @@ def run_trials(
     if jobs == 1:
         for name in names:
             while (trial := next_trial(name)) is not None:
-                yield name, trial[0], trial[1], bench.run(name, trial[1])
+                yield name, trial, bench.run(name, trial.params)
         return
     if not bench.config.cache_dir:
         raise ConfigError(
@@ -55,7 +65,7 @@ def run_trials(
     context = multiprocessing.get_context("spawn")
     init = (bench.config, bench.methods, use_threads(None))
     pool = context.Pool(jobs, initializer=_start_worker, initargs=init)
-    running: dict[str, tuple[int, dict[str, Any], AsyncResult[TrialResult]]] = {}
+    running: dict[str, tuple[Pending, AsyncResult[TrialResult]]] = {}
     finished: set[str] = set()
     try:
         while True:
@@ -68,15 +78,15 @@ def run_trials(
                 if trial is None:
                     finished.add(name)
                     continue
-                running[name] = (*trial, pool.apply_async(_run_in_worker, (name, trial[1])))
+                running[name] = (trial, pool.apply_async(_run_in_worker, (name, trial.params)))
             if not running:
                 break
-            done = [name for name, (_, _, result) in running.items() if result.ready()]
+            done = [name for name, (_, result) in running.items() if result.ready()]
             if not done:
                 time.sleep(0.05)
             for name in done:
-                number, params, result = running.pop(name)
-                yield name, number, params, result.get()
+                trial, result = running.pop(name)
+                yield name, trial, result.get()
         pool.close()
     finally:
         pool.terminate()

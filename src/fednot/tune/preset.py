@@ -56,9 +56,14 @@ def tuned_config(config: RunConfig, best: Mapping[str, Mapping[str, Any]]) -> Ru
     )
 
 
+def preset_name(preset: str) -> str:
+    """A shipped preset's name, or a preset path's file name without ``.toml``."""
+    return Path(preset).stem if is_preset_path(preset) else preset
+
+
 def tuned_name(preset: str) -> str:
     """``mnist5k-cnn`` -> ``mnist5k-cnn-tuned`` (a path's file name without ``.toml``)."""
-    base = Path(preset).stem if is_preset_path(preset) else preset
+    base = preset_name(preset)
     return base if base.endswith("-tuned") else f"{base}-tuned"
 
 
@@ -78,11 +83,14 @@ def write_tuned_preset(
     methods = ", ".join(best) or "no method"
     lead = [
         f"{name}: {preset} with the hyperparameters of {methods} tuned by `fednot tune`.",
-        f"fednot {__version__}, {date.today().isoformat()}: {settings.trials} Optuna TPE trials "
-        f"per method (sampler seed {settings.seed}), each scored by the mean average gap to "
-        f"Retrain on a validation request, clients {validation['forget_clients']} and seeds "
-        f"{validation['seeds']}, never the reported clients {validation['reported_forget_clients']}"
-        f" and seeds {validation['reported_seeds']}.",
+        f"fednot {__version__}, {date.today().isoformat()}: {settings.trials_per_knob} Optuna "
+        f"TPE trials per knob of each method's space (sampler seed {settings.seed}), then up to "
+        f"{settings.refine_cap} refinement trials of the recovery learning rate, each scored by "
+        "the mean average gap to Retrain on a validation request, clients "
+        f"{validation['forget_clients']} and seeds {validation['seeds']} on a test set held out "
+        f"of the training split, never the reported clients "
+        f"{validation['reported_forget_clients']} and seeds {validation['reported_seeds']}; a "
+        "setting that diverged on a validation seed was rejected.",
         "Marks: [tuned] a value the tuner chose, with its search range and the published value "
         "(the preset's, where it sets one); [tuned] lists the tuned keys per method, which "
         "results.json and results.md mark. Search log: tune.json. Protocol: docs/tuning.md.",

@@ -1,12 +1,16 @@
-"""The search behind ``fednot tune``: Optuna TPE, the same number of trials for every method.
+"""The search behind ``fednot tune``: Optuna TPE, trials per knob, then a learning-rate refinement.
 
 For each method the space is its ``search_space`` resolved on the model, plus the recovery
-learning rate (`RECOVERY_LR`, a log-range of a decade either side of the preset's) when the
-engine's recovery follows its step (``schedule == "recovery"``; FT's only knob). Trial 0 is the
-published setting (the values the preset runs); the next trials are drawn at random and the
-rest by TPE (`TuneSettings.startup`). Every trial's sampler is a TPE seeded by
-``(seed, method, trial number)`` and fed the logged trials, so a resumed search draws what an
-uninterrupted one draws. A diverged trial counts, with objective +inf.
+learning rate (`recovery_lr_space`, a log-range of a decade either side of the preset's) when
+the engine's recovery follows its step (``schedule == "recovery"``; FT's only knob). A method
+of d knobs gets K·d search trials (`TuneSettings`): trial 0 is the published setting (the
+values the preset runs); the next trials are drawn at random and the rest by TPE
+(`TuneSettings.startup`). Then its recovery learning rate is refined around the best value
+(`fednot.tune.refine`). Every search trial's sampler is a TPE seeded by ``(seed, data set,
+preset, method, trial number)`` and fed the logged trials, and the refinement is a function of
+the logged trials, so a resumed search runs what an uninterrupted one runs. A trial that
+diverges on a validation seed is rejected: it stops there, is fed to TPE with objective +inf,
+and is never chosen.
 
 `tune` writes ``tune.json`` after every trial (`fednot.tune.log`) and, at the end, the tuned
 preset (`fednot.tune.preset`). Protocol: docs/tuning.md.
@@ -28,11 +32,12 @@ from fednot.configio import to_dict
 from fednot.errors import ConfigError
 from fednot.progress import Progress, Silent
 from fednot.seeding import derive_seed
-from fednot.tune.log import MethodLog, Trial, TuneLog
+from fednot.tune.log import PUBLISHED, RANDOM, REFINE, TPE, MethodLog, Trial, TuneLog
 from fednot.tune.objective import ValidationBench
 from fednot.tune.plan import Plan, TuneSettings
-from fednot.tune.pool import run_trials
-from fednot.tune.preset import write_tuned_preset
+from fednot.tune.pool import Pending, run_trials
+from fednot.tune.preset import preset_name, write_tuned_preset
+from fednot.tune.refine import refine_params, refinement
 from fednot.tune.validation import ValidationRequest, validation_config
 from fednot.unlearning.base import Unlearner
 from fednot.unlearning.registry import create_unlearner
@@ -46,6 +51,7 @@ __all__ = [
     "plans",
     "published_values",
     "recovery_lr_space",
+    "search_phase",
     "tune",
 ]
 
@@ -95,15 +101,32 @@ def plans(
     return out, skipped
 
 
-def ask(plan: Plan, done: Sequence[Trial], settings: TuneSettings, number: int) -> dict[str, Any]:
-    """Trial ``number``'s values: TPE seeded by (seed, method, number), fed the ``done`` trials."""
+def search_phase(number: int, n: int) -> str:
+    """The phase of search trial ``number`` of ``n``: published, random (startup) or TPE."""
+    if number == 0:
+        return PUBLISHED
+    return RANDOM if number < TuneSettings.startup(n) else TPE
+
+
+def ask(
+    plan: Plan,
+    done: Sequence[Trial],
+    settings: TuneSettings,
+    number: int,
+    scope: tuple[str, str],
+) -> dict[str, Any]:
+    """Trial ``number``'s values: TPE seeded by (seed, scope, method, number), fed ``done``.
+
+    ``scope`` is (data set, preset name): the same ``--sampler-seed`` draws other candidates on
+    another data set or preset.
+    """
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     distributions = {k: s.distribution() for k, s in plan.space.items()}
     sampler = optuna.samplers.TPESampler(
-        seed=derive_seed(settings.seed, "tune", plan.name, number) % 2**32,
-        n_startup_trials=settings.startup,
+        seed=derive_seed(settings.seed, "tune", *scope, plan.name, number) % 2**32,
+        n_startup_trials=settings.startup(settings.search_trials(plan)),
     )
     study = optuna.create_study(direction="minimize", sampler=sampler)
     for trial in done:
@@ -135,8 +158,9 @@ def tune(
         methods: entries of ``config.unlearn.methods`` to tune.
         request: the validation request (`fednot.tune.validation.validation_request`).
         out: the folder of ``tune.json`` and the tuned preset; an existing log there resumes.
-        settings: trials per method and the sampler's seed.
-        preset: the preset's name, for the tuned preset's name (``<preset>-tuned.toml``).
+        settings: the budget rule (trials per knob, refinement cap) and the sampler's seed.
+        preset: the preset's name or path, for the tuned preset's name
+            (``<preset>-tuned.toml``) and the sampler's seeds.
         progress: where progress lines go.
         jobs: methods whose trials run at once, in worker processes (`fednot.tune.pool`).
     """
@@ -162,6 +186,7 @@ def tune(
     bench = ValidationBench(val, list(runnable.values()), progress)
     searches, nothing = plans(val, runnable, bench)
     skipped.update(nothing)
+    scope = (config.data.dataset, preset_name(preset))
     header = {
         "config": to_dict(config),
         "preset": preset,
@@ -169,10 +194,11 @@ def tune(
             **request.to_dict(),
             "reported_forget_clients": list(config.unlearn.forget_clients),
             "reported_seeds": list(config.seeds),
+            "test_set": "a seeded hold-out of the training split (data.holdout_test): the data "
+            "set's own test split, which the bench reports on, is never read",
         },
-        "sampler": settings.to_dict(),
-        "n_trials": settings.trials,
-        "n_startup_trials": settings.startup,
+        "sampler": settings.sampler(*scope),
+        "budget": settings.budget(searches),
     }
     out.mkdir(parents=True, exist_ok=True)
     log = TuneLog.open(out, header)
@@ -180,33 +206,46 @@ def tune(
     start, before = time.perf_counter(), log.wall_seconds
     for name, reason in skipped.items():
         progress.info(f"not tuning {name}: {reason}")
+    plan_of = {plan.name: plan for plan in searches}
     entries = {
         plan.name: log.method(plan.name, describe_space(plan.space), plan.published)
         for plan in searches
     }
     for plan in searches:
-        pending = settings.trials - len(entries[plan.name].trials)
+        _record_budget(plan, entries[plan.name], settings)
+        n, entry = settings.search_trials(plan), entries[plan.name]
+        pending = max(n - sum(t.phase != REFINE for t in entry.trials), 0)
+        lr = TUNED_RECOVERY_LR in plan.space
         progress.phase(
-            f"tune {plan.name}: {max(pending, 0)} of {settings.trials} trials to run over "
-            + "; ".join(f"{k} {v}" for k, v in entries[plan.name].space.items())
+            f"tune {plan.name}: {pending} of {n} search trials ({plan.knobs} knob"
+            f"{'s' if plan.knobs != 1 else ''} × "
+            f"{settings.trials_per_knob}) to run"
+            + (f", then up to {settings.refine_cap} refining recovery_lr" if lr else "")
+            + " over "
+            + "; ".join(f"{k} {v}" for k, v in entry.space.items())
         )
-    if any(len(e.trials) < settings.trials for e in entries.values()):
+
+    def next_trial(name: str) -> Pending | None:
+        plan, trials = plan_of[name], entries[name].trials
+        n, number = settings.search_trials(plan), len(trials)
+        if sum(t.phase != REFINE for t in trials) < n:
+            asked = ask(plan, trials, settings, number, scope)
+            return Pending(number, search_phase(number, n), asked)
+        refined = refine_params(plan, trials, settings.refine_cap)
+        return None if refined is None else Pending(number, REFINE, refined)
+
+    if any(next_trial(name) is not None for name in plan_of):
         bench.prepare()  # pre-training and Retrain, once, outside the trials' seconds
         log.reference = {str(s): m for s, m in bench.reference().items()}
-    plan_of = {plan.name: plan for plan in searches}
-
-    def next_trial(name: str) -> tuple[int, dict[str, Any]] | None:
-        number = len(entries[name].trials)
-        if number >= settings.trials:
-            return None
-        return number, ask(plan_of[name], entries[name].trials, settings, number)
-
-    for name, number, params, result in run_trials(bench, list(plan_of), next_trial, jobs=jobs):
+    for name, pending_trial, result in run_trials(bench, list(plan_of), next_trial, jobs=jobs):
         entry = entries[name]
-        entry.trials.append(Trial(number, params, result))
+        entry.trials.append(
+            Trial(pending_trial.number, pending_trial.phase, pending_trial.params, result)
+        )
+        _record_budget(plan_of[name], entry, settings)
         log.wall_seconds = before + time.perf_counter() - start
         log.write()
-        progress.info(_trial_line(name, number, settings.trials, params, entry))
+        progress.info(f"{name}: {entry.progress_line(settings.search_trials(plan_of[name]))}")
     log.wall_seconds = before + time.perf_counter() - start
     log.write()
     best = {p.name: dict(b.params) for p in searches if (b := log.methods[p.name].best())}
@@ -214,17 +253,11 @@ def tune(
     return TuneOutcome(log.path, path, best, skipped)
 
 
-def _trial_line(
-    name: str, number: int, trials: int, params: Mapping[str, Any], entry: MethodLog
-) -> str:
-    """``not: trial 3/8  layers=block2.conv  recovery_lr=0.02  -> avg gap 0.412  best ...``."""
-    trial, best = entry.trials[-1], entry.best()
-    values = "  ".join(
-        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
-    )
-    score = f"avg gap {trial.result.objective:.3f}" if trial.ok else "diverged"
-    lead = "" if best is None else f"  best {best.result.objective:.3f} (trial {best.number + 1})"
-    return (
-        f"{name}: trial {number + 1}/{trials}  {values}  -> {score}{lead}  "
-        f"({trial.result.seconds:.1f} s)"
-    )
+def _record_budget(plan: Plan, entry: MethodLog, settings: TuneSettings) -> None:
+    """Set ``entry``'s budget for the log: knobs, search trials, refinement state."""
+    state = refinement(plan, entry.trials, settings.refine_cap)
+    entry.budget = {
+        "knobs": plan.knobs,
+        "search_trials": settings.search_trials(plan),
+        "refinement": None if state is None else state.to_dict(),
+    }

@@ -1,15 +1,17 @@
-"""The validation request the tuner searches on: another target client, other seeds.
+"""The validation request the tuner searches on: another target client, other seeds, own test set.
 
 The tuner never sees the request a bench reports. `validation_request` picks, by default, the
 next client ids after the reported targets (as many as there are targets) and the seeds
-`DEFAULT_SEEDS`, and refuses any overlap with the reported clients or seeds. The centralized
-scenario has one data holder: its validation request differs by seed only (each seed draws
-another forget set).
+`DEFAULT_SEEDS` (`MIN_SEEDS` of them; fewer are allowed, with `seeds_warning`), and refuses any
+overlap with the reported clients or seeds. The centralized scenario has one data holder: its
+validation request differs by seed only (each seed draws another forget set).
 
 `validation_config` is the configuration the trials run under: the reported one with the
-validation request and seeds, only the tuned methods (and Retrain), and two evaluation costs
-the objective does not read turned off: trajectories (``eval.curve_every = 0``) and the MIA's
-noise floor (``eval.mia_null_permutations = 0``). `trial_config` sets one trial's values.
+validation request and seeds, a test set held out of the training split (``data.holdout_test``,
+so the data set's own test split, which the bench reports on, is never read), only the tuned
+methods (and Retrain), and two evaluation costs the objective does not read turned off:
+trajectories (``eval.curve_every = 0``) and the MIA's noise floor
+(``eval.mia_null_permutations = 0``). `trial_config` sets one trial's values.
 """
 
 from __future__ import annotations
@@ -23,8 +25,11 @@ from fednot.benchmark.scenarios import shared_kind
 from fednot.config import TUNED_RECOVERY_LR, RunConfig
 from fednot.errors import ConfigError
 
-DEFAULT_SEEDS: tuple[int, ...] = (1000, 1001)
+DEFAULT_SEEDS: tuple[int, ...] = (1000, 1001, 1002)
 """Validation seeds unless ``--seeds`` says otherwise (no preset reports them)."""
+
+MIN_SEEDS = 3
+"""The validation seeds the protocol asks for; fewer run, with `seeds_warning` (docs/tuning.md)."""
 
 
 @dataclass(frozen=True)
@@ -34,9 +39,24 @@ class ValidationRequest:
     clients: tuple[int, ...]
     seeds: tuple[int, ...]
 
-    def to_dict(self) -> dict[str, list[int]]:
-        """JSON-ready form."""
-        return {"forget_clients": list(self.clients), "seeds": list(self.seeds)}
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, with the seeds warning ("" when there are enough seeds)."""
+        return {
+            "forget_clients": list(self.clients),
+            "seeds": list(self.seeds),
+            "seeds_warning": seeds_warning(self.seeds),
+        }
+
+
+def seeds_warning(seeds: Sequence[int]) -> str:
+    """Why ``seeds`` are too few for the protocol, or "" if they are not (`MIN_SEEDS`)."""
+    if len(seeds) >= MIN_SEEDS:
+        return ""
+    return (
+        f"{len(seeds)} validation seed{'s' if len(seeds) != 1 else ''}, fewer than the "
+        f"{MIN_SEEDS} the protocol asks for: the objective's spread over seeds is not measured "
+        "as documented (docs/tuning.md); use --seeds with at least 3 seeds for a tuning to ship."
+    )
 
 
 def validation_request(
@@ -101,6 +121,7 @@ def validation_config(
     return replace(
         config,
         seeds=request.seeds,
+        data=replace(config.data, holdout_test=True),
         unlearn=replace(
             unlearn,
             forget_clients=request.clients,
