@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -92,8 +93,10 @@ def test_a_cell_reads_what_the_tuners_objective_reads(studied: Path) -> None:
     from fednot.tune.validation import ValidationRequest, validation_config
     from fednot.unlearning.registry import create_unlearner
 
-    config = load_config(studied / "out" / "config.toml")
-    config = validation_config(config, ["ft"], ValidationRequest((0,), (0, 1)))
+    reported = load_config(studied / "out" / "config.toml")
+    config = validation_config(reported, ["ft"], ValidationRequest((0,), (0, 1)))
+    config = replace(config, data=reported.data)  # the reported test set, not the tuner's
+    assert not config.data.holdout_test
     bench = ValidationBench(config, [create_unlearner("ft")])
     result = bench.run("ft", {"recovery_lr": 0.05}, seeds=(1,))
     assert result.gaps == {1: _data(studied / "out")["runs"]["ft"]["0.05"]["1"]["gap"]}

@@ -5,9 +5,10 @@ lrs=...``; default: the configuration's rate times 2^k, k = -3..3) on every seed
 configuration, on its request, with that rate as the method's own recovery learning rate and
 its other values as configured. The reading is the bench's final average gap to the same seed's
 Retrain, computed as the tuner's objective computes it (`fednot.tune.objective.ValidationBench`:
-no trajectory, no noise floor). Retrain′, Retrain from another training seed, gives the floor: a
-retraining's own distance from Retrain. A (seed, rate) whose step or recovery diverges is kept
-as diverged, never averaged.
+no trajectory, no noise floor), but on the configuration's own test set: unlike the tuner, this
+study reads the reported request, as the bench does. Retrain′, Retrain from another training
+seed, gives the floor: a retraining's own distance from Retrain. A (seed, rate) whose step or
+recovery diverges is kept as diverged, never averaged.
 
 A method's best rate is the one of lowest mean gap among the rates at which no seed diverged.
 Each method is compared with NoT (or the first method) at each one's best rate: the paired
@@ -120,9 +121,9 @@ def analyze_sensitivity(study: Study) -> Path:
     if study.federation is not None:
         raise ConfigError("`analyze sensitivity` reads its data from the configuration.")
     methods, rates, jobs = _methods(study), _rates(study), _jobs(study)
-    config = validation_config(
-        study.config, methods, ValidationRequest(study.config.unlearn.forget_clients, study.seeds)
-    )
+    # the tuner's cells (no trajectory, no noise floor) on the reported request and its test set
+    request = ValidationRequest(study.config.unlearn.forget_clients, study.seeds)
+    config = replace(validation_config(study.config, methods, request), data=study.config.data)
     for name in methods:
         create_unlearner(name, config.options.get(name))  # bad options fail before training
     header = {
