@@ -15,7 +15,8 @@ model it started that round from, and p_u = n_u / Σ_k n_k its FedAvg weight in 
   their weights; the result is the last step taken without u's term, not renormalised.
 - ``"renormalize"``: θ' = (θ_T − p_u θ_u) / (1 − p_u), which removes u's term from the last
   FedAvg average. It equals PGD's reference model w_ref (Halimi et al.), the average of the other
-  clients' last local models, hence one FedAvg round without u: FT shifted by one round.
+  clients' last local models, hence the last FedAvg round redone without u (measured: after
+  recovery it is FT itself, not FT one round later; docs/methods.md, "NegSub").
 - ``"p_u"``: θ' = θ_T − p_u θ_u.
 - ``"one"``: θ' = θ_T − θ_u, the abstract's literal "subtracting local model parameters".
 
