@@ -38,7 +38,7 @@ from fednot.analysis.sensitivity_report import best_rates, plot, report
 from fednot.benchmark.cells import FLOOR_TITLE, FLOOR_TRAINING_SEED, make_record
 from fednot.benchmark.results import REFERENCE, RETRAIN_FLOOR, with_gaps
 from fednot.config import TUNED_RECOVERY_LR, RunConfig
-from fednot.configio import to_dict
+from fednot.configio import from_dict, to_dict
 from fednot.environment import use_threads
 from fednot.errors import ConfigError
 from fednot.metrics.gaps import GAP_METRICS
@@ -169,12 +169,21 @@ def _open(path: Path, header: dict[str, Any]) -> dict[str, Any]:
         stored = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise ConfigError(f"{path} is not a readable sensitivity.json ({e}); move it away.") from e
-    if stored.get("format") != FORMAT or stored.get("config") != header["config"]:
+    if stored.get("format") != FORMAT or _settled(stored.get("config")) != header["config"]:
         raise ConfigError(
             f"{path} holds a sensitivity study of another configuration: use another --out."
         )
     # other methods, rates or seeds: keep what matches and run the rest
     return {**stored, "methods": header["methods"], "lrs": header["lrs"], "seeds": header["seeds"]}
+
+
+def _settled(config: Any) -> Any:
+    """A stored configuration as this version writes it (fields added since take defaults)."""
+    try:
+        data = {**config, "seeds": [0]}  # seeds are compared apart
+        return {k: v for k, v in to_dict(from_dict(RunConfig, data)).items() if k != "seeds"}
+    except (TypeError, ValueError, ConfigError):
+        return config
 
 
 def _has(data: dict[str, Any], job: Job) -> bool:
