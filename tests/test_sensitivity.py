@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from fednot.analysis.sensitivity_report import Point, best_rates, comparisons, good_range
+from fednot.analysis.common import Study
+from fednot.analysis.sensitivity_report import Point, best_rates, comparisons, good_range, report
 from fednot.cli.app import main
-from fednot.testing import set_args
+from fednot.testing import set_args, tiny_config
 from fednot.tune.objective import ValidationBench
 
 TINY = [
@@ -82,7 +83,7 @@ def test_every_method_rate_and_seed_is_read_and_divergence_is_kept(studied: Path
     # the rate changes the outcome: a test that the rate reaches the recovery
     assert data["runs"]["ft"]["0.01"]["0"]["gap"] != data["runs"]["ft"]["0.05"]["0"]["gap"]
     report = (studied / "out" / "sensitivity.md").read_text()
-    assert "*2/2 div.*" in report and "sensitivity.png" in report
+    assert "| *2/2 div.* |" in report and "sensitivity.png" in report
     assert (studied / "out" / "sensitivity.png").stat().st_size > 10_000
     assert (studied / "out" / "config.toml").exists()
 
@@ -187,3 +188,6 @@ def test_the_best_rate_skips_a_rate_where_a_seed_diverged() -> None:
     assert test.p_holm == test.p  # one comparison: Holm changes nothing
     assert good_range(data, "ft", best["ft"]) == [0.04]  # 0.01 is clearly worse
     assert 0.01 in good_range(data, "not", Point(0.01, {"0": 0.5, "1": 0.6, "2": 0.4}, ()))
+    study = Study(tiny_config(), Path("unused"))
+    row = next(line for line in report(study, data, best).splitlines() if line.startswith("| FT"))
+    assert row == "| FT | 2.10 ± 0.25 | *1/3 div.* (the others: 0.10) | 1.13 ± 0.38 |"

@@ -214,7 +214,8 @@ def report(study: Study, data: Mapping[str, Any], best: Mapping[str, Point | Non
         "Each method's own recovery learning rate varies; everything else is the configuration's. "
         "Cells: average gap to the same seed's Retrain at the end of the recovery budget, mean ± "
         f"95 % CI half-width over the seeds ({len(complete(data))} complete: "
-        f"{', '.join(complete(data))}); *k/n div.*: k of n seeds diverged (no mean).",
+        f"{', '.join(complete(data))}); *k/n div.*: k of n seeds diverged (no interval; the "
+        "others' mean beside it).",
         "",
         "![average gap against the recovery learning rate](sensitivity.png)",
         "",
@@ -225,9 +226,11 @@ def report(study: Study, data: Mapping[str, Any], best: Mapping[str, Point | Non
         cells = []
         for p in points(data, method):
             n = len(p.gaps) + len(p.diverged)
-            cells.append(
-                f"*{len(p.diverged)}/{n} div.*" if p.diverged else format_interval(p.interval)
-            )
+            if not p.diverged:
+                cells.append(format_interval(p.interval))
+                continue
+            others = f" (the others: {sum(p.gaps.values()) / len(p.gaps):.2f})" if p.gaps else ""
+            cells.append(f"*{len(p.diverged)}/{n} div.*{others}")
         lines.append(f"| {_title(method)} | " + " | ".join(cells) + " |")
     reference = floor(data)
     lines += ["", f"Retrain′ (Retrain from another training seed): {format_interval(reference)}."]
