@@ -377,8 +377,11 @@ class Experiment:
         )
 
     def _key_parts(self, **extra: Any) -> dict[str, Any]:
+        data = to_dict(self.config.data)
+        if not data["holdout_test"]:  # off: the keys made before the option existed stay valid
+            del data["holdout_test"]
         return {
-            "data": to_dict(self.config.data),
+            "data": data,
             "federation": self._fingerprint,
             "model": to_dict(self.config.model),
             "train": to_dict(self.config.train),
