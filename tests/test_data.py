@@ -122,6 +122,9 @@ def test_holdout_test_reaches_the_cache_keys_and_round_trips(tmp_path: Path) -> 
     plain = replace(config, data=replace(config.data, holdout_test=False))
     # mnist5k has no test split: the same samples, but a key of its own all the same
     assert Experiment(config, 0).cache_key("pretrain") != Experiment(plain, 0).cache_key("pretrain")
+    # off (the default), the option is not in the key: models cached before it existed are found
+    parts = Experiment(plain, 0)._key_parts()  # noqa: SLF001 - what the key hashes
+    assert "holdout_test" not in parts["data"] and parts["data"]["num_clients"] == 3
     with pytest.raises(ConfigError, match="holdout_test"):
         load_config(overrides=['data.holdout_test="yes"'])
 
