@@ -12,22 +12,11 @@ import pytest
 from fednot.analysis.common import Study
 from fednot.analysis.sensitivity_report import Point, best_rates, comparisons, good_range, report
 from fednot.cli.app import main
-from fednot.testing import set_args, tiny_config
+from fednot.testing import tiny_cli_settings, tiny_config
 from fednot.tune.objective import ValidationBench
 
 TINY = [
-    *set_args(
-        "data.num_clients=3",
-        "data.server_samples=0",
-        "model.name=mlp",
-        "model.options.hidden=[32, 16]",
-        "train.rounds=1",
-        "train.batch_size=64",
-        "unlearn.recovery_rounds=1",
-        "eval.mia_repeats=2",
-        "eval.mia_folds=2",
-        "seeds=[0, 1]",
-    ),
+    *tiny_cli_settings((0, 1)),
     "-q",
 ]
 RATES = "0.01,0.05,1e6"  # 1e6 diverges

@@ -24,7 +24,13 @@ from fednot.configio import load_config, to_toml
 from fednot.data.registry import read_dataset
 from fednot.errors import ConfigError, DivergenceError
 from fednot.models.registry import create_model
-from fednot.testing import check_unlearner, set_args, tiny_config, tiny_federation
+from fednot.testing import (
+    check_unlearner,
+    set_args,
+    tiny_cli_settings,
+    tiny_config,
+    tiny_federation,
+)
 from fednot.tune import Choice, IntRange, LayerChoice, Range
 from fednot.tune.log import Trial
 from fednot.tune.objective import TrialResult, ValidationBench
@@ -39,19 +45,8 @@ from fednot.unlearning.registry import unlearner_class, unlearner_names
 
 REPORTED_SEEDS = (0, 1)
 TINY = [
-    *set_args(
-        "data.num_clients=3",
-        "data.server_samples=0",
-        "model.name=mlp",
-        "model.options.hidden=[32, 16]",
-        "train.rounds=1",
-        "train.batch_size=64",
-        "unlearn.recovery_rounds=1",
-        "eval.mia_repeats=2",
-        "eval.mia_folds=2",
-        f"seeds={list(REPORTED_SEEDS)}",
-        'unlearn.methods=["retrain", "ft", "not"]',
-    ),
+    *tiny_cli_settings(REPORTED_SEEDS),
+    *set_args('unlearn.methods=["retrain", "ft", "not"]'),
     "--threads",
     "1",
     "-q",

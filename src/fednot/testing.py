@@ -92,6 +92,27 @@ def set_args(*settings: str) -> list[str]:
     return [part for setting in settings for part in ("--set", setting)]
 
 
+def tiny_cli_settings(seeds: tuple[int, ...]) -> list[str]:
+    """``--set`` arguments for a tiny run from the command line (mnist5k, an MLP, one round).
+
+    Three clients, no server slice, a 32-16 MLP, one training and one recovery round, batch 64,
+    a 2-repeat, 2-fold MIA, and ``seeds``: what `fednot tune` and `fednot analyze sensitivity`
+    tests run.
+    """
+    return set_args(
+        "data.num_clients=3",
+        "data.server_samples=0",
+        "model.name=mlp",
+        "model.options.hidden=[32, 16]",
+        "train.rounds=1",
+        "train.batch_size=64",
+        "unlearn.recovery_rounds=1",
+        "eval.mia_repeats=2",
+        "eval.mia_folds=2",
+        f"seeds={list(seeds)}",
+    )
+
+
 def sample_record(method: str, seed: int, **fields: Any) -> Record:
     """A measured `Record` for tests, read as `Record.from_dict` reads a results.json record.
 

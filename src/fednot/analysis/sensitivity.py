@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -41,9 +41,8 @@ from fednot.config import TUNED_RECOVERY_LR, RunConfig
 from fednot.configio import from_dict, to_dict
 from fednot.environment import use_threads
 from fednot.errors import ConfigError
-from fednot.metrics.gaps import GAP_METRICS
 from fednot.progress import Silent
-from fednot.tune.objective import ValidationBench
+from fednot.tune.objective import ValidationBench, gap_metrics
 from fednot.tune.validation import ValidationRequest, validation_config
 from fednot.unlearning.registry import create_unlearner, unlearner_class
 
@@ -238,15 +237,11 @@ def _cell(bench: ValidationBench, job: Job) -> Done:
             RETRAIN_FLOOR, FLOOR_TITLE, exp, exp.evaluate(outcome.state), outcome, None, "none"
         )
         scored = with_gaps([retrain, record])[1]
-        return Done(job, scored.avg_gap, _four(scored.metrics))
+        return Done(job, scored.avg_gap, gap_metrics(scored))
     result = bench.run(job.method, {TUNED_RECOVERY_LR: job.lr}, seeds=(job.seed,))
     if result.error:
         return Done(job, None, {}, result.error)
     return Done(job, result.gaps[job.seed], result.metrics[job.seed])
-
-
-def _four(metrics: Mapping[str, float]) -> dict[str, float]:
-    return {m: float(metrics[m]) for m in GAP_METRICS}
 
 
 _WORKER: ValidationBench | None = None

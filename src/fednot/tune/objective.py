@@ -105,7 +105,7 @@ class ValidationBench:
 
     def reference(self) -> dict[int, dict[str, float]]:
         """Validation seed → Retrain's four gap metrics (the seeds prepared so far)."""
-        return {seed: _gap_metrics(cell.retrain) for seed, cell in self._cells.items()}
+        return {seed: gap_metrics(cell.retrain) for seed, cell in self._cells.items()}
 
     def prepared(self, seed: int) -> tuple[Experiment, Trained, Record]:
         """Seed ``seed``'s experiment, pre-trained model and Retrain's record (cached)."""
@@ -158,7 +158,7 @@ class ValidationBench:
                 scored = with_gaps([cell.retrain, record])[1]
                 assert scored.avg_gap is not None
                 gaps[seed] = scored.avg_gap
-                metrics[seed] = _gap_metrics(scored)
+                metrics[seed] = gap_metrics(scored)
         except DivergenceError as error:
             seconds = time.perf_counter() - start
             return TrialResult(math.inf, gaps, metrics, seconds, str(error), current)
@@ -181,5 +181,6 @@ def _with_config(experiment: Experiment, config: RunConfig) -> Experiment:
     return twin
 
 
-def _gap_metrics(record: Record) -> dict[str, float]:
+def gap_metrics(record: Record) -> dict[str, float]:
+    """A record's four gap metrics (retain, forget, test accuracy, MIA) by name."""
     return {m: record.value(m) for m in GAP_METRICS}
